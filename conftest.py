@@ -1,0 +1,81 @@
+"""Test harness: a real 3-member etcd cluster, real PostgreSQL (via DATABASE_URL) and Redis.
+
+`make test` sets DATABASE_URL to the local PostgreSQL. The session cluster is shared; tests that
+kill or pause members ask for `etcd_cluster_factory` and get a cluster of their own.
+"""
+
+import os
+import uuid
+
+import pytest
+from django.conf import settings
+
+from etcdgateway import cluster_gateway, reset_gateways
+from etcdgateway.localcluster import LocalEtcdCluster
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _point_settings_at(cluster: LocalEtcdCluster) -> None:
+    settings.ETCD_ENDPOINTS = list(cluster.client_urls)
+    reset_gateways()
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(tmp_path_factory):
+    """The session's 3-member cluster (v2 enabled); settings.ETCD_ENDPOINTS points at it."""
+    cluster = LocalEtcdCluster(tmp_path_factory.mktemp("etcd-session")).start()
+    previous = settings.ETCD_ENDPOINTS
+    _point_settings_at(cluster)
+    yield cluster
+    settings.ETCD_ENDPOINTS = previous
+    reset_gateways()
+    cluster.remove()
+
+
+@pytest.fixture(autouse=True)
+def _use_session_cluster(request, etcd_cluster):
+    """Every test talks to the session cluster unless it starts its own."""
+    own_cluster = "etcd_cluster_factory" in request.fixturenames
+    if not own_cluster and etcd_cluster.client_urls != settings.ETCD_ENDPOINTS:
+        _point_settings_at(etcd_cluster)
+    yield
+
+
+@pytest.fixture
+def etcd_cluster_factory(tmp_path):
+    """Start private clusters (for fault tests); each is killed by PID when the test ends."""
+    started: list[LocalEtcdCluster] = []
+
+    def start(size: int = 3, *, point_settings: bool = True, **kwargs) -> LocalEtcdCluster:
+        cluster = LocalEtcdCluster(tmp_path / f"etcd-{len(started)}", size=size, **kwargs)
+        started.append(cluster)
+        cluster.start()
+        if point_settings:
+            _point_settings_at(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.remove()
+    reset_gateways()
+
+
+@pytest.fixture
+def kv_prefix(etcd_cluster):
+    """A key prefix of this test's own in the session cluster, deleted afterwards."""
+    prefix = f"/etcdmonitor-test/{uuid.uuid4().hex[:10]}/"
+    yield prefix
+    cluster_gateway().kv(lambda client: client.delete_prefix(prefix))
+
+
+@pytest.fixture
+def redis_url():
+    """The local Redis (a test database number), flushed before and after."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=2)
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+    client.close()

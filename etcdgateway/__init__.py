@@ -1,0 +1,67 @@
+"""The one module that talks to etcd.
+
+Apps call `cluster_gateway()` (the configured cluster) or `cluster_gateway(config)` (any other,
+e.g. a user's KV tab) and never build clients themselves. Failures surface as `EtcdError`
+subclasses that the API's exception handler maps to 503/504/403/404/4xx.
+"""
+
+import threading
+
+from etcdgateway.client import EtcdClient, MemberInfo, MemberStatus
+from etcdgateway.cluster import ClusterGateway, EndpointHealth
+from etcdgateway.config import ClusterConfig, normalise_endpoint, split_endpoint
+from etcdgateway.errors import (
+    EtcdAuthFailed,
+    EtcdError,
+    EtcdInvalidRequest,
+    EtcdNotFound,
+    EtcdPermissionDenied,
+    EtcdPreconditionFailed,
+    EtcdSpaceExceeded,
+    EtcdTimeout,
+    EtcdUnavailable,
+)
+
+_gateways: dict[ClusterConfig, ClusterGateway] = {}
+_gateways_lock = threading.Lock()
+
+
+def cluster_gateway(config: ClusterConfig | None = None) -> ClusterGateway:
+    """The shared gateway for `config` (default: the cluster configured by ETCD_* settings)."""
+    config = config or ClusterConfig.from_settings()
+    with _gateways_lock:
+        gateway = _gateways.get(config)
+        if gateway is None:
+            gateway = _gateways[config] = ClusterGateway(config)
+    return gateway
+
+
+def reset_gateways() -> None:
+    """Close every cached client (after fork, or when settings change in tests)."""
+    with _gateways_lock:
+        for gateway in _gateways.values():
+            gateway.close()
+        _gateways.clear()
+
+
+__all__ = [
+    "ClusterConfig",
+    "ClusterGateway",
+    "EndpointHealth",
+    "EtcdAuthFailed",
+    "EtcdClient",
+    "EtcdError",
+    "EtcdInvalidRequest",
+    "EtcdNotFound",
+    "EtcdPermissionDenied",
+    "EtcdPreconditionFailed",
+    "EtcdSpaceExceeded",
+    "EtcdTimeout",
+    "EtcdUnavailable",
+    "MemberInfo",
+    "MemberStatus",
+    "cluster_gateway",
+    "normalise_endpoint",
+    "reset_gateways",
+    "split_endpoint",
+]

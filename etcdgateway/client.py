@@ -1,0 +1,209 @@
+"""A v3 client bound to one etcd endpoint, with pyetcd's measured quirks worked around.
+
+- endpoints are built with `time_retry=0`: pyetcd otherwise refuses a node for 300 s after an error;
+- `call_credentials` are cleared: grpcio refuses them on plaintext channels, the token travels as
+  metadata instead (which also works over TLS);
+- an expired simple-token is renewed once and the call retried;
+- raw stub calls (MoveLeader, HashKV, Status) get the token metadata and our timeout;
+- every failure leaves this module as an `EtcdError` subclass.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+import pyetcd
+from google.protobuf.unknown_fields import UnknownFieldSet
+from pyetcd import etcdrpc
+
+from etcdgateway.config import ClusterConfig, split_endpoint
+from etcdgateway.errors import EtcdUnavailable, is_invalid_token, translate
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Reconnect quickly after a member comes back (gRPC's default backoff grows to 120 s), and allow
+# large ranges: the default 4 MiB receive limit is a known failure of other etcd UIs.
+GRPC_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+]
+
+
+def _unknown_varints(message) -> dict[int, int]:
+    """Fields newer than pyetcd's 3.3-era protos (e.g. isLearner) survive as unknown fields."""
+    return {f.field_number: f.data for f in UnknownFieldSet(message) if f.wire_type == 0}
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """One entry of MemberList. `id` is etcd's uint64 member id."""
+
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    is_learner: bool
+
+    @property
+    def id_str(self) -> str:
+        """The decimal string the API uses for member ids."""
+        return str(self.id)
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """The Status RPC of one member."""
+
+    member_id: int
+    leader_id: int
+    version: str
+    db_size: int
+    db_size_in_use: int | None
+    raft_index: int
+    raft_term: int
+    raft_applied_index: int | None
+    is_learner: bool
+    revision: int
+
+    @property
+    def is_leader(self) -> bool:
+        return self.member_id == self.leader_id and self.leader_id != 0
+
+
+class EtcdClient:
+    """A pyetcd client for exactly one endpoint (`http(s)://host:port`)."""
+
+    def __init__(self, endpoint: str, config: ClusterConfig, *, timeout: float | None = None):
+        self.endpoint = endpoint
+        self.config = config
+        self.timeout = timeout if timeout is not None else config.request_timeout
+        self._raw: pyetcd.MultiEndpointEtcd3Client | None = None
+        self._lock = threading.Lock()
+
+    def _channel_options(self) -> list[tuple[str, object]]:
+        options = list(GRPC_OPTIONS)
+        if self.config.server_name:
+            options.append(("grpc.ssl_target_name_override", self.config.server_name))
+        return options
+
+    def _build(self) -> pyetcd.MultiEndpointEtcd3Client:
+        host, port, secure = split_endpoint(self.endpoint)
+        credentials = None
+        if secure:
+            ca_bundle, client_key, client_cert = self.config.read_tls_files()
+            credentials = grpc.ssl_channel_credentials(ca_bundle, client_key, client_cert)
+        endpoint = pyetcd.Endpoint(
+            host,
+            port,
+            secure=secure,
+            creds=credentials,
+            time_retry=0,
+            opts=self._channel_options(),
+        )
+        raw = pyetcd.MultiEndpointEtcd3Client(
+            endpoints=[endpoint],
+            timeout=self.config.connect_timeout,  # bounds the Authenticate call made here
+            user=self.config.username or None,
+            password=self.config.password or None,
+        )
+        raw.timeout = self.timeout
+        raw.call_credentials = None
+        return raw
+
+    @property
+    def raw(self) -> pyetcd.MultiEndpointEtcd3Client:
+        """The underlying pyetcd client, built (and authenticated) on first use."""
+        if self._raw is None:
+            with self._lock:
+                if self._raw is None:
+                    try:
+                        self._raw = self._build()
+                    except Exception as exc:
+                        raise translate(exc, endpoint=self.endpoint) from exc
+        return self._raw
+
+    def _reauthenticate(self) -> None:
+        request = etcdrpc.AuthenticateRequest(
+            name=self.config.username, password=self.config.password
+        )
+        response = self.raw.authstub.Authenticate(request, self.config.connect_timeout)
+        self.raw.metadata = (("token", response.token),)
+        logger.info("re-authenticated to etcd at %s", self.endpoint)
+
+    def call(self, operation: Callable[[pyetcd.MultiEndpointEtcd3Client], T]) -> T:
+        """Run `operation(raw_client)`, translating failures and renewing an expired token once."""
+        try:
+            try:
+                return operation(self.raw)
+            except grpc.RpcError as exc:
+                if not (self.config.has_auth and is_invalid_token(exc)):
+                    raise
+                self._reauthenticate()
+                return operation(self.raw)
+        except Exception as exc:
+            error = translate(exc, endpoint=self.endpoint)
+            if isinstance(error, EtcdUnavailable):
+                # A channel in reconnect backoff keeps failing after the member is back; a
+                # fresh one connects at once (connection refused costs ~2 ms).
+                self.close()
+            if error is exc:
+                raise
+            raise error from exc
+
+    def stub(self, stub_name: str, method: str, request, *, timeout: float | None = None):
+        """A raw gRPC stub call (e.g. maintenancestub.MoveLeader) with our timeout and token."""
+
+        def invoke(raw):
+            bound = getattr(getattr(raw, stub_name), method)
+            return bound(request, timeout or self.timeout, metadata=raw.metadata)
+
+        return self.call(invoke)
+
+    # --- the calls every app needs ------------------------------------------------------------
+
+    def status(self, *, timeout: float | None = None) -> MemberStatus:
+        """Status of the member behind this endpoint (raw stub: no extra MemberList RPC)."""
+        response = self.stub("maintenancestub", "Status", etcdrpc.StatusRequest(), timeout=timeout)
+        extra = _unknown_varints(response)
+        return MemberStatus(
+            member_id=response.header.member_id,
+            leader_id=response.leader,
+            version=response.version,
+            db_size=response.dbSize,
+            raft_index=response.raftIndex,
+            raft_term=response.raftTerm,
+            raft_applied_index=extra.get(7),
+            db_size_in_use=extra.get(9),
+            is_learner=bool(extra.get(10, 0)),
+            revision=response.header.revision,
+        )
+
+    def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
+        """MemberList, with isLearner recovered from the wire."""
+        response = self.stub(
+            "clusterstub", "MemberList", etcdrpc.MemberListRequest(), timeout=timeout
+        )
+        return [
+            MemberInfo(
+                id=member.ID,
+                name=member.name,
+                peer_urls=tuple(member.peerURLs),
+                client_urls=tuple(member.clientURLs),
+                is_learner=bool(_unknown_varints(member).get(5, 0)),
+            )
+            for member in response.members
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.close()

@@ -1,0 +1,176 @@
+"""Endpoint health and failover across the configured endpoints of one cluster."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+import pyetcd
+
+from etcdgateway.client import EtcdClient, MemberInfo, MemberStatus
+from etcdgateway.config import ClusterConfig, normalise_endpoint
+from etcdgateway.errors import EtcdError, EtcdUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+HEALTH_MAX_AGE = 15.0  # seconds a probe result is trusted (the reference re-probes every 15 s)
+PROBE_TIMEOUT = 3.0
+
+
+@dataclass
+class EndpointHealth:
+    healthy: bool | None = None  # None: never probed
+    checked_at: float = 0.0
+    error: str = ""
+
+
+class ClusterGateway:
+    """Clients for one cluster: one per endpoint, reused, with health-ordered failover."""
+
+    def __init__(self, config: ClusterConfig):
+        self.config = config
+        self._clients: dict[tuple[str, float], EtcdClient] = {}
+        self._health = {endpoint: EndpointHealth() for endpoint in config.endpoints}
+        self._lock = threading.Lock()
+
+    # --- clients ------------------------------------------------------------------------------
+
+    def client_for(self, endpoint: str, *, timeout: float | None = None) -> EtcdClient:
+        """A client bound to one endpoint (a configured one or a member's advertised URL)."""
+        endpoint = normalise_endpoint(endpoint)
+        key = (endpoint, timeout if timeout is not None else self.config.request_timeout)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = EtcdClient(endpoint, self.config, timeout=key[1])
+        return client
+
+    def member_client(self, member: MemberInfo, *, timeout: float | None = None) -> EtcdClient:
+        """A client bound to one member: its first client URL, which must not fail over."""
+        if not member.client_urls:
+            raise EtcdUnavailable(f"member {member.name or member.id_str} has no client URL")
+        return self.client_for(member.client_urls[0], timeout=timeout)
+
+    # --- health -------------------------------------------------------------------------------
+
+    def _probe_one(self, endpoint: str) -> EndpointHealth:
+        client = self.client_for(endpoint)
+        try:
+            client.status(timeout=min(PROBE_TIMEOUT, self.config.connect_timeout))
+            return EndpointHealth(healthy=True, checked_at=time.monotonic())
+        except EtcdError as exc:
+            return EndpointHealth(healthy=False, checked_at=time.monotonic(), error=exc.message)
+
+    def probe(self) -> dict[str, EndpointHealth]:
+        """Probe every configured endpoint concurrently (Status RPC) and log transitions."""
+        with ThreadPoolExecutor(max_workers=len(self.config.endpoints)) as pool:
+            results = dict(
+                zip(
+                    self.config.endpoints,
+                    pool.map(self._probe_one, self.config.endpoints),
+                    strict=True,
+                )
+            )
+        for endpoint, result in results.items():
+            previous = self._health[endpoint].healthy
+            if previous is not None and previous != result.healthy:
+                if result.healthy:
+                    logger.info("etcd endpoint recovered: %s", endpoint)
+                else:
+                    logger.warning(
+                        "etcd endpoint became unhealthy: %s (%s)", endpoint, result.error
+                    )
+            self._health[endpoint] = result
+        return dict(results)
+
+    def health(self, *, max_age: float = HEALTH_MAX_AGE) -> dict[str, EndpointHealth]:
+        """Health of each endpoint, re-probed when the last probe is older than `max_age`."""
+        now = time.monotonic()
+        if any(h.healthy is None or now - h.checked_at > max_age for h in self._health.values()):
+            return self.probe()
+        return dict(self._health)
+
+    def is_available(self, *, max_age: float = HEALTH_MAX_AGE) -> bool:
+        return any(h.healthy for h in self.health(max_age=max_age).values())
+
+    def _mark(self, endpoint: str, healthy: bool, error: str = "") -> None:
+        self._health[endpoint] = EndpointHealth(healthy, time.monotonic(), error)
+
+    def _endpoints_in_order(self) -> list[str]:
+        # Known-healthy first, then unknown, then known-bad, each in configured order.
+        rank = {True: 0, None: 1, False: 2}
+        return sorted(self.config.endpoints, key=lambda e: rank[self._health[e].healthy])
+
+    def call(self, operation: Callable[[EtcdClient], T]) -> T:
+        """Run `operation(client)` on the first endpoint that answers.
+
+        Fails over only on "unavailable" (nothing reached the server, so retrying is safe even
+        for writes); any other error, timeouts included, is the answer.
+        """
+        failures = []
+        for endpoint in self._endpoints_in_order():
+            client = self.client_for(endpoint)
+            try:
+                result = operation(client)
+            except EtcdUnavailable as exc:
+                self._mark(endpoint, False, exc.message)
+                failures.append(exc.message.removeprefix("etcd unavailable: "))
+                continue
+            except EtcdError as exc:
+                if exc.status_code == 504:
+                    self._mark(endpoint, False, exc.message)
+                raise
+            if self._health[endpoint].healthy is not True:
+                self._mark(endpoint, True)
+            return result
+        raise EtcdUnavailable("; ".join(failures) or "no endpoint configured")
+
+    # --- calls used across apps ---------------------------------------------------------------
+
+    def members(self) -> list[MemberInfo]:
+        return self.call(lambda client: client.members())
+
+    def status(self) -> MemberStatus:
+        """Status of whichever member answers first."""
+        return self.call(lambda client: client.status())
+
+    def kv(self, operation: Callable[[pyetcd.MultiEndpointEtcd3Client], T]) -> T:
+        """Run a pyetcd call with failover, e.g. `gateway.kv(lambda c: c.get(key))`."""
+        return self.call(lambda client: client.call(operation))
+
+    def http_client(self, *, timeout: float | None = None) -> httpx.Client:
+        """An httpx client for /metrics, /health and v2 with this cluster's TLS and credentials.
+
+        trust_env=False: the machine's REQUESTS_CA_BUNDLE/proxy variables must not override the
+        cluster's CA (a measured pitfall). The caller closes it (use it as a context manager).
+        """
+        auth = (
+            httpx.BasicAuth(self.config.username, self.config.password)
+            if self.config.has_auth
+            else None
+        )
+        verify = (
+            self.config.ssl_context
+            if any(e.startswith("https://") for e in self.config.endpoints)
+            else True
+        )
+        return httpx.Client(
+            timeout=httpx.Timeout(
+                timeout or self.config.request_timeout, connect=self.config.connect_timeout
+            ),
+            verify=verify,
+            auth=auth,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -1,0 +1,94 @@
+"""How to reach one etcd cluster: endpoints, credentials, TLS and timeouts."""
+
+import ssl
+from dataclasses import dataclass, field
+from functools import cached_property
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+
+def normalise_endpoint(url: str) -> str:
+    """`HTTP://Host:2379/` → `http://host:2379`; a bare `host:port` is taken as http."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def split_endpoint(url: str) -> tuple[str, int, bool]:
+    """(host, port, secure) of a client URL; the port defaults to 2379."""
+    parts = urlsplit(normalise_endpoint(url))
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported etcd endpoint scheme: {parts.scheme!r}")
+    return parts.hostname or "127.0.0.1", parts.port or 2379, parts.scheme == "https"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Connection settings of one cluster. Hashable: gateways are cached per config."""
+
+    endpoints: tuple[str, ...]
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_cert: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    insecure_skip_verify: bool = False
+    server_name: str = ""
+    connect_timeout: float = 5.0
+    request_timeout: float = 30.0
+    metrics_path: str = "/metrics"
+
+    def __post_init__(self):
+        if not self.endpoints:
+            raise ValueError("a cluster needs at least one endpoint")
+        object.__setattr__(self, "endpoints", tuple(normalise_endpoint(e) for e in self.endpoints))
+        for endpoint in self.endpoints:
+            split_endpoint(endpoint)
+        if bool(self.client_cert) != bool(self.client_key):
+            raise ValueError("ETCD_TLS_CERT and ETCD_TLS_KEY must be set together")
+
+    @classmethod
+    def from_settings(cls) -> "ClusterConfig":
+        """The monitored cluster, from the ETCD_* / KV_* settings."""
+        return cls(
+            endpoints=tuple(settings.ETCD_ENDPOINTS),
+            username=settings.ETCD_USERNAME,
+            password=settings.ETCD_PASSWORD,
+            ca_cert=settings.ETCD_TLS_CA_CERT,
+            client_cert=settings.ETCD_TLS_CERT,
+            client_key=settings.ETCD_TLS_KEY,
+            insecure_skip_verify=settings.ETCD_TLS_INSECURE_SKIP_VERIFY,
+            server_name=settings.ETCD_TLS_SERVER_NAME,
+            connect_timeout=settings.KV_CONNECT_TIMEOUT,
+            request_timeout=settings.KV_REQUEST_TIMEOUT,
+            metrics_path=settings.ETCD_METRICS_PATH,
+        )
+
+    @property
+    def has_auth(self) -> bool:
+        return bool(self.username)
+
+    def read_tls_files(self) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """(CA bundle, client key, client cert chain) as bytes, for gRPC channel credentials."""
+
+        def read(path: str) -> bytes | None:
+            if not path:
+                return None
+            with open(path, "rb") as handle:
+                return handle.read()
+
+        return read(self.ca_cert), read(self.client_key), read(self.client_cert)
+
+    @cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        """TLS context for plain-HTTP calls (/metrics, /health, v2) to https endpoints."""
+        context = ssl.create_default_context(cafile=self.ca_cert or None)
+        if self.insecure_skip_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.client_cert:
+            context.load_cert_chain(self.client_cert, self.client_key)
+        return context

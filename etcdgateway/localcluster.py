@@ -1,0 +1,213 @@
+"""Start a local multi-member etcd cluster from the `etcd` binary (tests and `make run`).
+
+Members listen on loopback only, with v2 enabled and fast raft timers. Processes are tracked by
+PID and stopped with SIGKILL (a graceful stop of a whole cluster takes 5-9 s; data is throwaway).
+
+    python -m etcdgateway.localcluster --data-dir data/dev-etcd --client-ports 2379,22379,32379
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def etcd_binary() -> str:
+    found = shutil.which("etcd") or ("/usr/bin/etcd" if os.path.exists("/usr/bin/etcd") else None)
+    if not found:
+        raise RuntimeError("etcd binary not found (apt-get install etcd-server)")
+    return found
+
+
+def is_healthy(client_url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{client_url}/health", timeout=timeout) as response:
+            return b'"true"' in response.read()
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalMember:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class LocalEtcdCluster:
+    """A throwaway etcd cluster on free (or given) loopback ports under `base_dir`."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        size: int = 3,
+        client_ports: list[int] | None = None,
+        enable_v2: bool = True,
+        extra_args: list[str] | None = None,
+    ):
+        self.base_dir = Path(base_dir)
+        self.token = f"etcdmonitor-{uuid.uuid4().hex[:12]}"
+        self.enable_v2 = enable_v2
+        ports = client_ports or [free_port() for _ in range(size)]
+        self.members = [
+            LocalMember(
+                name=f"m{i + 1}",
+                client_port=port,
+                peer_port=free_port(),
+                data_dir=self.base_dir / f"m{i + 1}.etcd",
+                log_path=self.base_dir / f"m{i + 1}.log",
+                extra_args=list(extra_args or []),
+            )
+            for i, port in enumerate(ports)
+        ]
+
+    @property
+    def client_urls(self) -> list[str]:
+        return [m.client_url for m in self.members]
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(self.client_urls)
+
+    def _command(self, member: LocalMember, state: str) -> list[str]:
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        return [
+            etcd_binary(),
+            "--name",
+            member.name,
+            "--data-dir",
+            str(member.data_dir),
+            "--listen-client-urls",
+            member.client_url,
+            "--advertise-client-urls",
+            member.client_url,
+            "--listen-peer-urls",
+            member.peer_url,
+            "--initial-advertise-peer-urls",
+            member.peer_url,
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-state",
+            state,
+            "--initial-cluster-token",
+            self.token,
+            f"--enable-v2={str(self.enable_v2).lower()}",
+            "--logger=zap",
+            "--log-outputs=stderr",
+            "--heartbeat-interval=20",
+            "--election-timeout=200",
+            *member.extra_args,
+        ]
+
+    def start_member(self, member: LocalMember, *, detach: bool = False) -> None:
+        state = "existing" if member.data_dir.exists() else "new"
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        log = open(member.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        member.process = subprocess.Popen(
+            self._command(member, state),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,
+        )
+        log.close()
+
+    def start(self, *, timeout: float = 30.0, detach: bool = False) -> "LocalEtcdCluster":
+        for member in self.members:
+            self.start_member(member, detach=detach)
+        self.wait_healthy(timeout=timeout)
+        return self
+
+    def wait_healthy(self, members: list[LocalMember] | None = None, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(members or self.members)
+        while pending:
+            pending = [m for m in pending if not is_healthy(m.client_url, timeout=0.5)]
+            if not pending:
+                return
+            for member in pending:
+                if member.process is not None and member.process.poll() is not None:
+                    raise RuntimeError(f"etcd {member.name} exited; see {member.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"etcd members not healthy: {[m.name for m in pending]}")
+            time.sleep(0.1)
+
+    def kill_member(self, member: LocalMember) -> None:
+        if member.running:
+            member.process.send_signal(signal.SIGKILL)
+            member.process.wait()
+
+    def pause_member(self, member: LocalMember) -> None:
+        """SIGSTOP: the member keeps its sockets open but never answers (a hung node)."""
+        member.process.send_signal(signal.SIGSTOP)
+
+    def resume_member(self, member: LocalMember) -> None:
+        member.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        for member in self.members:
+            if member.running:
+                member.process.send_signal(signal.SIGCONT)
+            self.kill_member(member)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--client-ports", default="2379,22379,32379")
+    args = parser.parse_args(argv)
+    ports = [int(p) for p in args.client_ports.split(",")]
+    cluster = LocalEtcdCluster(args.data_dir, client_ports=ports)
+    if all(m.data_dir.exists() for m in cluster.members):
+        # Restarting an existing dev cluster: keep the peer ports it was created with.
+        saved = (args.data_dir / "peer-ports").read_text().split(",")
+        for member, peer_port in zip(cluster.members, saved, strict=True):
+            member.peer_port = int(peer_port)
+    else:
+        shutil.rmtree(args.data_dir, ignore_errors=True)
+        args.data_dir.mkdir(parents=True)
+        (args.data_dir / "peer-ports").write_text(
+            ",".join(str(m.peer_port) for m in cluster.members)
+        )
+    cluster.start(detach=True)
+    (args.data_dir / "pids").write_text(" ".join(str(m.process.pid) for m in cluster.members))
+    print(f"dev etcd cluster healthy at {cluster.endpoints} (pids in {args.data_dir / 'pids'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The one place API errors become responses: `{"error": "<message>"}` with the right status.
+
+Domain errors (etcd unavailable → 503, permission denied → 403, not found → 404, timeout → 504),
+DRF's own errors (validation → 400, auth → 401, too large → 413) and anything unexpected (500,
+logged with its traceback server-side, never shown to the client).
+"""
+
+import logging
+
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from etcdgateway import EtcdError
+
+logger = logging.getLogger("etcdmonitor.api")
+
+
+class ApiError(drf_exceptions.APIException):
+    """A client-facing error with a status and an optional machine-readable code and extras."""
+
+    def __init__(self, message: str, *, status_code: int = 400, code: str = "", **extra):
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.error_code = code
+        self.extra = extra
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            inner = _first_message(value)
+            return inner if field in ("non_field_errors", "detail") else f"{field}: {inner}"
+        return "invalid request"
+    if isinstance(detail, list):
+        return _first_message(detail[0]) if detail else "invalid request"
+    return str(detail)
+
+
+def error_body(message: str, code: str = "", **extra) -> dict:
+    body = {"error": message}
+    if code:
+        body["code"] = code
+    body.update(extra)
+    return body
+
+
+def api_exception_handler(exc, context):
+    """DRF EXCEPTION_HANDLER: every failure of an API view ends here."""
+    if isinstance(exc, ApiError):
+        return Response(
+            error_body(exc.message, exc.error_code, **exc.extra), status=exc.status_code
+        )
+    if isinstance(exc, EtcdError):
+        logger.warning("etcd error on %s: %s", _path(context), exc.message)
+        return Response(error_body(exc.message, exc.code), status=exc.status_code)
+    if isinstance(exc, Http404):
+        return Response(error_body("not found"), status=404)
+    response = drf_exception_handler(exc, context)
+    if response is not None:
+        if isinstance(exc, drf_exceptions.ParseError):
+            message = "invalid JSON"
+        elif isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+            message = "not authenticated"
+        else:
+            message = _first_message(exc.detail)
+        response.data = error_body(message)
+        return response
+    logger.exception("unhandled error on %s", _path(context))
+    return Response(error_body("internal server error"), status=500)
+
+
+def _path(context) -> str:
+    request = context.get("request")
+    return getattr(request, "path", "?")
+
+
+def json_not_found(request, exception=None):
+    """handler404 for /api/ paths: JSON instead of an HTML page."""
+    return JsonResponse(error_body("not found"), status=404)
+
+
+def json_server_error(request):
+    """handler500: no traceback and no HTML page ever reaches an API client."""
+    return JsonResponse(error_body("internal server error"), status=500)

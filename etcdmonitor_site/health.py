@@ -1,0 +1,55 @@
+"""GET /healthz: is each dependency reachable? Public, always 200, never raises."""
+
+import logging
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from etcdgateway import EtcdError, cluster_gateway
+
+logger = logging.getLogger(__name__)
+
+
+def database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception as exc:  # noqa: BLE001 - a health check reports, it never raises
+        logger.warning("health: database unreachable: %s", type(exc).__name__)
+        return False
+
+
+def etcd_ok() -> bool:
+    try:
+        return cluster_gateway().is_available(max_age=5)
+    except (EtcdError, ValueError) as exc:
+        logger.warning("health: etcd check failed: %s", exc)
+        return False
+
+
+def broker_ok() -> bool | None:
+    """None in embedded mode (there is no broker)."""
+    if settings.EMBEDDED_MODE:
+        return None
+    try:
+        client = redis.Redis.from_url(
+            settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1
+        )
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("health: broker unreachable: %s", type(exc).__name__)
+        return False
+
+
+@require_GET
+def healthz(request):
+    return JsonResponse(
+        {"status": "ok", "database": database_ok(), "etcd": etcd_ok(), "broker": broker_ok()}
+    )

@@ -1,0 +1,246 @@
+"""The one settings file of etcdmonitor.
+
+Everything comes from the environment (or a `.env` file at the project root) through
+django-environ. The variable names are the configuration contract in the README; `.env.example`
+lists each with its default. With no environment at all the app runs in *embedded mode*: SQLite
+under DATA_DIR, a secret key generated once into DATA_DIR, and the periodic jobs run in-process.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from etcdmonitor_site import __version__
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    env.read_env(BASE_DIR / ".env")
+
+APP_VERSION = __version__
+
+# --- runtime files -------------------------------------------------------------------------------
+DATA_DIR = Path(env.str("DATA_DIR", default="./data")).expanduser().resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+# The data dir holds the initial admin password and the secret key: owner-only.
+os.chmod(DATA_DIR, 0o700)
+
+# --- Celery / embedded mode ----------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+EMBEDDED_MODE = not CELERY_BROKER_URL
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL or None)
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_ALWAYS_EAGER = EMBEDDED_MODE  # no broker: .delay() runs in the calling process
+CELERY_TASK_ACKS_LATE = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
+CELERY_TIMEZONE = "UTC"
+
+
+def _secret_key() -> str:
+    from_env = env.str("DJANGO_SECRET_KEY", default="")
+    if from_env:
+        return from_env
+    if not EMBEDDED_MODE:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when CELERY_BROKER_URL is set (web, worker and beat "
+            "must share one key)"
+        )
+    key_file = DATA_DIR / "secret-key"
+    if not key_file.exists():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Peers whose X-Forwarded-For is believed when finding the client IP.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
+# --- etcd (the monitored cluster) ----------------------------------------------------------------
+ETCD_ENDPOINTS = [
+    url.strip().rstrip("/")
+    for url in env.str("ETCD_ENDPOINTS", default="http://127.0.0.1:2379").split(",")
+    if url.strip()
+] or ["http://127.0.0.1:2379"]
+ETCD_USERNAME = env.str("ETCD_USERNAME", default="")
+ETCD_PASSWORD = env.str("ETCD_PASSWORD", default="")
+ETCD_METRICS_PATH = env.str("ETCD_METRICS_PATH", default="/metrics")
+ETCD_TLS_CA_CERT = env.str("ETCD_TLS_CA_CERT", default="")
+ETCD_TLS_CERT = env.str("ETCD_TLS_CERT", default="")
+ETCD_TLS_KEY = env.str("ETCD_TLS_KEY", default="")
+ETCD_TLS_INSECURE_SKIP_VERIFY = env.bool("ETCD_TLS_INSECURE_SKIP_VERIFY", default=False)
+ETCD_TLS_SERVER_NAME = env.str("ETCD_TLS_SERVER_NAME", default="")
+
+# --- collector, retention, ops, auth, KV ---------------------------------------------------------
+COLLECTOR_INTERVAL = env.int("COLLECTOR_INTERVAL", default=30)
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
+OPS_ENABLED = env.bool("OPS_ENABLED", default=True)
+SESSION_TIMEOUT = env.int("SESSION_TIMEOUT", default=3600)
+LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=5)
+LOCKOUT_DURATION_SECONDS = env.int("LOCKOUT_DURATION_SECONDS", default=900)
+MIN_PASSWORD_LENGTH = env.int("MIN_PASSWORD_LENGTH", default=8)
+KV_SEPARATOR = env.str("KV_SEPARATOR", default="/")
+KV_MAX_VALUE_SIZE = env.int("KV_MAX_VALUE_SIZE", default=2 * 1024 * 1024)
+KV_CONNECT_TIMEOUT = env.float("KV_CONNECT_TIMEOUT", default=5)
+KV_REQUEST_TIMEOUT = env.float("KV_REQUEST_TIMEOUT", default=30)
+
+# Periodic jobs: the one list both schedulers read. Celery beat gets it as CELERY_BEAT_SCHEDULE,
+# `runmonitor` in embedded mode runs the same tasks in-process (etcdmonitor_site.scheduler).
+PERIODIC_JOBS = {
+    "probe-etcd-endpoints": {"task": "monitoring.tasks.probe_etcd_endpoints", "interval": 15},
+}
+CELERY_BEAT_SCHEDULE = {
+    name: {
+        "task": job["task"],
+        "schedule": float(job["interval"]),
+        # A backlog never runs stale twice: a queued run expires before the next one is due.
+        "options": {"expires": max(1.0, job["interval"] * 0.9)},
+    }
+    for name, job in PERIODIC_JOBS.items()
+}
+
+# --- Django --------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "accounts",
+    "monitoring",
+    "kvmanager",
+    "ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "etcdmonitor_site.middleware.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "etcdmonitor_site.urls"
+WSGI_APPLICATION = "etcdmonitor_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'etcdmonitor.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the dashboard read while the in-process collector writes.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    # A restarted PostgreSQL must not leave dead persistent connections behind.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS: list = []  # policy (MIN_PASSWORD_LENGTH) is enforced by accounts.services
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Serve straight from the app folders too, so `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+# --- security headers (the reference's set; cookies/HSTS switchable for HTTPS deployments) -------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
+    else None
+)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "etcdmonitor_site.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "etcdmonitor API",
+    "DESCRIPTION": "Health, keyspace and maintenance of an etcd cluster.",
+    "VERSION": APP_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},  # our exception handler logs API failures itself
+        "grpc": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,1 @@
+"""DRF viewsets of the kvmanager app."""

@@ -1,0 +1,1 @@
+"""Writes and etcd calls of the kvmanager app."""

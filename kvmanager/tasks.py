@@ -1,0 +1,1 @@
+"""Celery tasks of the kvmanager app: thin wrappers over services."""

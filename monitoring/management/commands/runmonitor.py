@@ -1,0 +1,92 @@
+"""`manage.py runmonitor --bind HOST:PORT`: serve etcdmonitor with gunicorn (a real WSGI server).
+
+Embedded mode (no CELERY_BROKER_URL): one gunicorn worker process with threads, and the periodic
+jobs run in that worker by the in-process scheduler. With a broker: web only, several workers;
+Celery beat and workers run the jobs.
+"""
+
+import logging
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+from gunicorn.app.base import BaseApplication
+
+logger = logging.getLogger(__name__)
+
+
+class MonitorServer(BaseApplication):
+    """gunicorn, configured from code instead of a config file or its own command line."""
+
+    def __init__(self, options: dict):
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from etcdmonitor_site.wsgi import application
+
+        return application
+
+
+def _start_scheduler(worker):
+    """gunicorn post_worker_init hook: the jobs live in the (single) worker process."""
+    from etcdmonitor_site.scheduler import InProcessScheduler
+
+    worker.etcdmonitor_scheduler = InProcessScheduler().start()
+
+
+def _reset_after_fork(server, worker):
+    """gRPC channels must not cross a fork: every worker builds its own."""
+    from etcdgateway import reset_gateways
+
+    reset_gateways()
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bind", default="127.0.0.1:9090", help="HOST:PORT to listen on")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("WEB_CONCURRENCY", 2)),
+            help="worker processes when a broker is configured (embedded: 1)",
+        )
+        parser.add_argument("--threads", type=int, default=8, help="threads per worker")
+
+    def handle(self, *args, bind, workers, threads, **options):
+        if ":" not in bind:
+            raise CommandError("--bind must be HOST:PORT")
+        embedded = settings.EMBEDDED_MODE
+        self._bootstrap()
+        connections.close_all()  # nothing opened here may be shared with forked workers
+        server_options = {
+            "bind": bind,
+            "workers": 1 if embedded else workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            # gthread's timeout is a liveness heartbeat, not a per-request limit, so long
+            # snapshot downloads are fine; keep-alive matches the reference's idle timeout.
+            "timeout": 60,
+            "graceful_timeout": 10,
+            "keepalive": 60,
+            "limit_request_field_size": 1024 * 1024,
+            "accesslog": "-",
+            "errorlog": "-",
+            "loglevel": settings.LOG_LEVEL.lower(),
+            "post_fork": _reset_after_fork,
+        }
+        if embedded:
+            server_options["post_worker_init"] = _start_scheduler
+        mode = "embedded (jobs in-process)" if embedded else "web only (jobs on Celery)"
+        self.stdout.write(f"etcdmonitor {settings.APP_VERSION} on http://{bind} - {mode}")
+        MonitorServer(server_options).run()
+
+    def _bootstrap(self) -> None:
+        """Start-up steps that need the database (e.g. the initial admin)."""

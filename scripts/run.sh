@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make run`: migrate, start a dev etcd cluster if there is none, serve on 127.0.0.1:9090.
+set -euo pipefail
+PY=.venv/bin/python
+DATA_DIR=${DATA_DIR:-./data}
+BIND=${BIND:-127.0.0.1:9090}
+export DATA_DIR
+
+$PY manage.py migrate --noinput
+
+if [ -z "${ETCD_ENDPOINTS:-}" ]; then
+  if curl -sf --max-time 2 http://127.0.0.1:2379/health >/dev/null 2>&1; then
+    echo "using the etcd that answers on 127.0.0.1:2379"
+  else
+    $PY -m etcdgateway.localcluster --data-dir "$DATA_DIR/dev-etcd" --client-ports 2379,22379,32379
+    export ETCD_ENDPOINTS=http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379
+    # The dev cluster lives as long as the server: stop it by the PIDs it recorded.
+    trap 'kill -9 $(cat "$DATA_DIR/dev-etcd/pids") 2>/dev/null || true' EXIT
+  fi
+fi
+$PY manage.py runmonitor --bind "$BIND"

@@ -1,0 +1,105 @@
+"""/healthz, the Celery round trip through Redis, and the in-process scheduler."""
+
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from etcdgateway import EtcdUnavailable, cluster_gateway
+from etcdmonitor_site import celery_app
+from etcdmonitor_site.exceptions import api_exception_handler
+from etcdmonitor_site.scheduler import InProcessScheduler
+
+
+@pytest.mark.django_db
+def test_tests_run_on_postgresql():
+    assert connection.vendor == "postgresql", "make test runs the suite against PostgreSQL"
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_etcd_and_broker(settings, redis_url, etcd_cluster):
+    settings.EMBEDDED_MODE = False
+    settings.CELERY_BROKER_URL = redis_url
+
+    response = Client().get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": True, "etcd": True, "broker": True}
+
+
+@pytest.mark.django_db
+def test_healthz_in_embedded_mode_has_no_broker(settings):
+    settings.EMBEDDED_MODE = True
+
+    assert Client().get("/healthz").json()["broker"] is None
+
+
+@pytest.mark.django_db
+def test_healthz_says_etcd_false_when_every_member_is_down(settings, etcd_cluster_factory):
+    cluster = etcd_cluster_factory()
+    cluster.stop()
+    settings.EMBEDDED_MODE = False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+
+    response = Client().get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": True, "etcd": False, "broker": False}
+
+
+def test_etcd_errors_become_json_with_their_status():
+    response = api_exception_handler(EtcdUnavailable("all endpoints down"), {})
+
+    assert response.status_code == 503
+    assert response.data == {
+        "error": "etcd unavailable: all endpoints down",
+        "code": "etcd_unavailable",
+    }
+
+
+def test_unexpected_errors_become_a_bare_500_body():
+    response = api_exception_handler(RuntimeError("secret detail"), {})
+
+    assert response.status_code == 500
+    assert response.data == {"error": "internal server error"}
+
+
+def test_celery_task_round_trips_through_redis(redis_url, etcd_cluster):
+    from celery.contrib.testing.worker import start_worker
+
+    from monitoring.tasks import probe_etcd_endpoints
+
+    celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            result = probe_etcd_endpoints.delay().get(timeout=20)
+    finally:
+        celery_app.conf.update(task_always_eager=True)
+
+    assert result == {url: True for url in etcd_cluster.client_urls}
+
+
+def test_in_process_scheduler_runs_the_same_task_without_a_broker(etcd_cluster):
+    health = cluster_gateway()._health
+    seen = set()
+    scheduler = InProcessScheduler(
+        {"probe": {"task": "monitoring.tasks.probe_etcd_endpoints", "interval": 0.05}}
+    )
+
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(seen) < 3 and time.monotonic() < deadline:
+            seen.add(health[etcd_cluster.client_urls[0]].checked_at)
+            time.sleep(0.02)
+    finally:
+        scheduler.stop()
+
+    assert len(seen) >= 3, "the probe job ran repeatedly, each run refreshing endpoint health"
+
+
+def test_a_failing_job_does_not_stop_the_scheduler():
+    scheduler = InProcessScheduler({"bad": {"task": "no.such.task", "interval": 1}})
+
+    scheduler.run_once("bad")  # logged, not raised

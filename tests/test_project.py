@@ -1,0 +1,205 @@
+"""Project-level promises: configuration contract, embedded defaults, the runmonitor server."""
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACT_VARIABLES = [
+    "ETCD_ENDPOINTS",
+    "ETCD_USERNAME",
+    "ETCD_PASSWORD",
+    "ETCD_METRICS_PATH",
+    "ETCD_TLS_CA_CERT",
+    "ETCD_TLS_CERT",
+    "ETCD_TLS_KEY",
+    "ETCD_TLS_INSECURE_SKIP_VERIFY",
+    "ETCD_TLS_SERVER_NAME",
+    "DATA_DIR",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "COLLECTOR_INTERVAL",
+    "RETENTION_DAYS",
+    "AUDIT_RETENTION_DAYS",
+    "OPS_ENABLED",
+    "SESSION_TIMEOUT",
+    "LOCKOUT_THRESHOLD",
+    "LOCKOUT_DURATION_SECONDS",
+    "MIN_PASSWORD_LENGTH",
+    "KV_SEPARATOR",
+    "KV_MAX_VALUE_SIZE",
+    "KV_CONNECT_TIMEOUT",
+    "KV_REQUEST_TIMEOUT",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "TRUSTED_PROXIES",
+]
+
+
+def clean_env(**overrides) -> dict:
+    """The environment of a fresh shell: nothing of ours set except what the test gives."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CONTRACT_VARIABLES and not k.startswith(("DJANGO_", "CELERY_"))
+    }
+    env.update(overrides)
+    return env
+
+
+def test_env_example_lists_every_variable_settings_reads():
+    settings_source = (ROOT / "etcdmonitor_site/settings.py").read_text()
+    read = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', settings_source))
+    listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+
+    assert set(CONTRACT_VARIABLES) <= read, "settings read every contract variable"
+    assert read <= listed, f"missing from .env.example: {sorted(read - listed)}"
+
+
+def test_embedded_defaults_use_sqlite_and_a_kept_secret_key(tmp_path):
+    data_dir = tmp_path / "data"
+    probe = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='etcdmonitor_site.settings';"
+        "django.setup(); from django.conf import settings as s; import json;"
+        "print(json.dumps([s.DATABASES['default']['ENGINE'], str(s.DATABASES['default']"
+        "['NAME']), s.EMBEDDED_MODE, s.SECRET_KEY, s.ETCD_ENDPOINTS, s.CELERY_TASK_ALWAYS_EAGER]))"
+    )
+
+    def run():
+        return json.loads(
+            subprocess.check_output(
+                [sys.executable, "-c", probe], cwd=ROOT, env=clean_env(DATA_DIR=str(data_dir))
+            )
+        )
+
+    engine, name, embedded, secret, endpoints, eager = run()
+
+    assert engine == "django.db.backends.sqlite3"
+    assert name == str(data_dir / "etcdmonitor.sqlite3")
+    assert embedded is True and eager is True
+    assert endpoints == ["http://127.0.0.1:2379"]
+    assert len(secret) >= 50 and run()[3] == secret, "the generated key is kept"
+    assert stat.S_IMODE((data_dir / "secret-key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+
+
+def test_a_broker_without_a_secret_key_is_a_configuration_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=clean_env(DATA_DIR=str(tmp_path), CELERY_BROKER_URL="redis://127.0.0.1:6379/0"),
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_check_deploy_is_clean_with_production_like_env(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=clean_env(
+            DATA_DIR=str(tmp_path),
+            DJANGO_SECRET_KEY="x" * 64 + "-production-like-secret-key",
+            DJANGO_SECURE_COOKIES="true",
+            DJANGO_SECURE_HSTS_SECONDS="31536000",
+            DJANGO_SECURE_HSTS_PRELOAD="true",
+            DJANGO_SECURE_SSL_REDIRECT="true",
+            DJANGO_ALLOWED_HOSTS="etcdmonitor.example.com",
+        ),
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get_json(url: str, timeout: float = 5.0) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _wait_for(url: str, deadline: float) -> dict:
+    while True:
+        try:
+            return _get_json(url)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def runmonitor(tmp_path):
+    """Start `manage.py runmonitor` (embedded mode, fresh SQLite) and stop it by PID."""
+    processes = []
+
+    def start(endpoints: str) -> str:
+        env = clean_env(
+            DATA_DIR=str(tmp_path / "data"), ETCD_ENDPOINTS=endpoints, COLLECTOR_INTERVAL="2"
+        )
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        port = _free_port()
+        log = open(tmp_path / "runmonitor.log", "wb")  # noqa: SIM115
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "runmonitor", "--bind", f"127.0.0.1:{port}"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_runmonitor_serves_healthz_and_survives_etcd_failures(runmonitor, etcd_cluster_factory):
+    cluster = etcd_cluster_factory(point_settings=False)
+    base = runmonitor(cluster.endpoints)
+
+    health = _wait_for(f"{base}/healthz", time.monotonic() + 30)
+    assert health == {"status": "ok", "database": True, "etcd": True, "broker": None}
+
+    cluster.kill_member(cluster.members[0])
+    assert _get_json(f"{base}/healthz")["etcd"] is True
+
+    cluster.stop()
+    deadline = time.monotonic() + 15
+    while _get_json(f"{base}/healthz")["etcd"] is not False:
+        assert time.monotonic() < deadline, "healthz noticed that etcd is gone"
+        time.sleep(0.5)
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        _get_json(f"{base}/api/no-such-route")
+    assert raised.value.code in (401, 403, 404)
+    assert _get_json(f"{base}/healthz")["status"] == "ok", "the server is still up"

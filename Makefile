@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/etcdmonitor
+TEST_DATA_DIR ?= $(CURDIR)/.test-data
 
 .PHONY: run test test-system lint bench venv system-deps services clean
 
@@ -24,10 +25,10 @@ run: venv system-deps
 	scripts/run.sh
 
 test: venv services
-	DATABASE_URL=$(TEST_DATABASE_URL) DATA_DIR=$(CURDIR)/.test-data $(PY) -m pytest -m "not system"
+	DATABASE_URL=$(TEST_DATABASE_URL) DATA_DIR=$(TEST_DATA_DIR) $(PY) -m pytest -m "not system"
 
 test-system: venv services
-	DATABASE_URL=$(TEST_DATABASE_URL) DATA_DIR=$(CURDIR)/.test-data $(PY) -m pytest -m system
+	DATABASE_URL=$(TEST_DATABASE_URL) DATA_DIR=$(TEST_DATA_DIR) $(PY) -m pytest -m system
 
 lint: venv
 	$(VENV)/bin/ruff check .

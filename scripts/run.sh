@@ -7,6 +7,7 @@ BIND=${BIND:-127.0.0.1:9090}
 export DATA_DIR
 
 $PY manage.py migrate --noinput
+$PY manage.py collectstatic --noinput -v0
 
 if [ -z "${ETCD_ENDPOINTS:-}" ]; then
   if curl -sf --max-time 2 http://127.0.0.1:2379/health >/dev/null 2>&1; then
@@ -15,7 +16,9 @@ if [ -z "${ETCD_ENDPOINTS:-}" ]; then
     $PY -m etcdgateway.localcluster --data-dir "$DATA_DIR/dev-etcd" --client-ports 2379,22379,32379
     export ETCD_ENDPOINTS=http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379
     # The dev cluster lives as long as the server: stop it by the PIDs it recorded.
-    trap 'kill -9 $(cat "$DATA_DIR/dev-etcd/pids") 2>/dev/null || true' EXIT
+    stop_dev_cluster() { kill -9 $(cat "$DATA_DIR/dev-etcd/pids") 2>/dev/null || true; }
+    trap stop_dev_cluster EXIT
+    trap 'exit 130' INT TERM
   fi
 fi
 $PY manage.py runmonitor --bind "$BIND"

@@ -81,6 +81,8 @@ class Command(BaseCommand):
             "errorlog": "-",
             "loglevel": settings.LOG_LEVEL.lower(),
             "post_fork": _reset_after_fork,
+            # One shared control socket path per user would collide between instances.
+            "control_socket_disable": True,
         }
         if embedded:
             server_options["post_worker_init"] = _start_scheduler

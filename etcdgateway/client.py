@@ -9,6 +9,8 @@
 """
 
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from typing import TypeVar
 
 import grpc
 import pyetcd
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from google.protobuf.unknown_fields import UnknownFieldSet
 from pyetcd import etcdrpc
 
@@ -35,6 +39,32 @@ GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
 ]
+
+
+def presented_certificate(host: str, port: int, config: ClusterConfig) -> tuple[bytes, str]:
+    """(PEM, a name it is valid for) of the certificate the server presents, unverified."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if config.client_cert:
+        context.load_cert_chain(config.client_cert, config.client_key)
+    try:
+        with (
+            socket.create_connection((host, port), timeout=config.connect_timeout) as sock,
+            context.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except OSError as exc:
+        raise EtcdUnavailable(f"{host}:{port}: TLS handshake failed ({exc})") from exc
+    certificate = x509.load_der_x509_certificate(der)
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        dns_names = names.value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        dns_names = []
+    common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    name = dns_names[0] if dns_names else (str(common_names[0].value) if common_names else host)
+    return ssl.DER_cert_to_PEM_cert(der).encode(), name
 
 
 def _unknown_varints(message) -> dict[int, int]:
@@ -88,25 +118,23 @@ class EtcdClient:
         self._raw: pyetcd.MultiEndpointEtcd3Client | None = None
         self._lock = threading.Lock()
 
-    def _channel_options(self) -> list[tuple[str, object]]:
-        options = list(GRPC_OPTIONS)
-        if self.config.server_name:
-            options.append(("grpc.ssl_target_name_override", self.config.server_name))
-        return options
-
     def _build(self) -> pyetcd.MultiEndpointEtcd3Client:
         host, port, secure = split_endpoint(self.endpoint)
         credentials = None
+        options = list(GRPC_OPTIONS)
+        server_name = self.config.server_name
         if secure:
             ca_bundle, client_key, client_cert = self.config.read_tls_files()
+            if self.config.insecure_skip_verify:
+                # gRPC cannot switch verification off: trust whatever certificate the server
+                # presents right now, under the name it carries.
+                ca_bundle, presented_name = presented_certificate(host, port, self.config)
+                server_name = server_name or presented_name
             credentials = grpc.ssl_channel_credentials(ca_bundle, client_key, client_cert)
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
         endpoint = pyetcd.Endpoint(
-            host,
-            port,
-            secure=secure,
-            creds=credentials,
-            time_retry=0,
-            opts=self._channel_options(),
+            host, port, secure=secure, creds=credentials, time_retry=0, opts=options
         )
         raw = pyetcd.MultiEndpointEtcd3Client(
             endpoints=[endpoint],

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -33,9 +34,93 @@ def etcd_binary() -> str:
     return found
 
 
-def is_healthy(client_url: str, timeout: float = 1.0) -> bool:
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for an https member: server cert/key, the CA, and a client cert for mTLS."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
+
+
+def make_test_certificates(directory: Path) -> TlsFiles:
+    """A throwaway CA, a server cert for 127.0.0.1/localhost and a client cert (openssl CLI)."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    )
+    (directory / "san.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    for name, subject in (("server", "/CN=localhost"), ("client", "/CN=etcdmonitor-client")):
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subject,
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            f"{name}.pem",
+        )
+    return TlsFiles(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
+
+
+def is_healthy(
+    client_url: str, timeout: float = 1.0, context: ssl.SSLContext | None = None
+) -> bool:
     try:
-        with urllib.request.urlopen(f"{client_url}/health", timeout=timeout) as response:
+        with urllib.request.urlopen(
+            f"{client_url}/health", timeout=timeout, context=context
+        ) as response:
             return b'"true"' in response.read()
     except OSError:
         return False
@@ -50,10 +135,11 @@ class LocalMember:
     log_path: Path
     process: subprocess.Popen | None = None
     extra_args: list[str] = field(default_factory=list)
+    scheme: str = "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -74,8 +160,10 @@ class LocalEtcdCluster:
         client_ports: list[int] | None = None,
         enable_v2: bool = True,
         extra_args: list[str] | None = None,
+        tls: TlsFiles | None = None,
     ):
         self.base_dir = Path(base_dir)
+        self.tls = tls
         self.token = f"etcdmonitor-{uuid.uuid4().hex[:12]}"
         self.enable_v2 = enable_v2
         ports = client_ports or [free_port() for _ in range(size)]
@@ -87,6 +175,7 @@ class LocalEtcdCluster:
                 data_dir=self.base_dir / f"m{i + 1}.etcd",
                 log_path=self.base_dir / f"m{i + 1}.log",
                 extra_args=list(extra_args or []),
+                scheme="https" if tls else "http",
             )
             for i, port in enumerate(ports)
         ]
@@ -126,8 +215,17 @@ class LocalEtcdCluster:
             "--log-outputs=stderr",
             "--heartbeat-interval=20",
             "--election-timeout=200",
+            *self._tls_args(),
             *member.extra_args,
         ]
+
+    def _tls_args(self) -> list[str]:
+        if not self.tls:
+            return []
+        return [
+            "--cert-file", str(self.tls.server_cert), "--key-file", str(self.tls.server_key),
+            "--trusted-ca-file", str(self.tls.ca), "--client-cert-auth",
+        ]  # fmt: skip
 
     def start_member(self, member: LocalMember, *, detach: bool = False) -> None:
         state = "existing" if member.data_dir.exists() else "new"
@@ -152,7 +250,10 @@ class LocalEtcdCluster:
         deadline = time.monotonic() + timeout
         pending = list(members or self.members)
         while pending:
-            pending = [m for m in pending if not is_healthy(m.client_url, timeout=0.5)]
+            context = self.tls.client_context() if self.tls else None
+            pending = [
+                m for m in pending if not is_healthy(m.client_url, timeout=0.5, context=context)
+            ]
             if not pending:
                 return
             for member in pending:

@@ -1,0 +1,147 @@
+"""The gateway against etcd with auth enabled and against an mTLS-only member."""
+
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from etcdgateway import (
+    ClusterConfig,
+    EtcdAuthFailed,
+    EtcdPermissionDenied,
+    EtcdUnavailable,
+    cluster_gateway,
+)
+from etcdgateway.localcluster import make_test_certificates
+
+
+def etcdctl(endpoint: str, *args: str, user: str | None = None) -> None:
+    command = ["etcdctl", f"--endpoints={endpoint}", *args]
+    if user:
+        command.insert(1, f"--user={user}")
+    subprocess.run(command, check=True, capture_output=True, env={"ETCDCTL_API": "3"})
+
+
+@pytest.fixture
+def auth_cluster(etcd_cluster_factory):
+    """One member with auth on: root, and `app` who may only read/write under /allowed/."""
+    cluster = etcd_cluster_factory(size=1, point_settings=False, extra_args=["--auth-token-ttl=1"])
+    url = cluster.client_urls[0]
+    etcdctl(url, "user", "add", "root:rootpw")
+    etcdctl(url, "role", "add", "app-role")
+    etcdctl(url, "role", "grant-permission", "app-role", "--prefix=true", "readwrite", "/allowed/")
+    etcdctl(url, "user", "add", "app:apppw")
+    etcdctl(url, "user", "grant-role", "app", "app-role")
+    etcdctl(url, "auth", "enable")
+    return cluster
+
+
+def test_username_password_work_over_a_plaintext_channel(auth_cluster):
+    gateway = cluster_gateway(
+        ClusterConfig(endpoints=tuple(auth_cluster.client_urls), username="root", password="rootpw")
+    )
+
+    assert len(gateway.members()) == 1
+    gateway.kv(lambda c: c.put("/anything", b"v"))
+    assert gateway.kv(lambda c: c.get("/anything"))[0] == b"v"
+
+
+def test_expired_auth_token_is_renewed_transparently(auth_cluster):
+    config = ClusterConfig(
+        endpoints=tuple(auth_cluster.client_urls), username="root", password="rootpw"
+    )
+    client = cluster_gateway(config).client_for(auth_cluster.client_urls[0])
+    client.call(lambda c: c.put("/k", b"1"))
+    first_token = client.raw.metadata
+
+    time.sleep(2.5)  # --auth-token-ttl=1: the simple token has expired
+    assert client.call(lambda c: c.get("/k"))[0] == b"1"
+
+    assert client.raw.metadata != first_token, "a new token was fetched"
+
+
+def test_wrong_etcd_password_is_auth_failed_without_echoing_it(auth_cluster):
+    gateway = cluster_gateway(
+        ClusterConfig(
+            endpoints=tuple(auth_cluster.client_urls), username="root", password="not-the-password"
+        )
+    )
+
+    with pytest.raises(EtcdAuthFailed) as raised:
+        gateway.members()
+
+    assert raised.value.status_code == 403
+    assert "not-the-password" not in raised.value.message
+    assert "not-the-password" not in repr(gateway.config)
+
+
+def test_permission_denied_outside_the_granted_prefix(auth_cluster):
+    gateway = cluster_gateway(
+        ClusterConfig(endpoints=tuple(auth_cluster.client_urls), username="app", password="apppw")
+    )
+    gateway.kv(lambda c: c.put("/allowed/x", b"1"))
+
+    with pytest.raises(EtcdPermissionDenied) as raised:
+        gateway.kv(lambda c: c.put("/forbidden/x", b"1"))
+
+    assert raised.value.status_code == 403
+    assert "permission denied" in raised.value.message
+
+
+@pytest.fixture
+def tls_cluster(etcd_cluster_factory, tmp_path):
+    files = make_test_certificates(tmp_path / "pki")
+    cluster = etcd_cluster_factory(size=1, point_settings=False, tls=files)
+    return cluster, files
+
+
+def test_mtls_member_over_grpc_and_https(tls_cluster):
+    cluster, files = tls_cluster
+    config = ClusterConfig(
+        endpoints=tuple(cluster.client_urls),
+        ca_cert=str(files.ca),
+        client_cert=str(files.client_cert),
+        client_key=str(files.client_key),
+    )
+    gateway = cluster_gateway(config)
+
+    assert gateway.status().version.startswith("3.")
+    with gateway.http_client() as http:
+        response = http.get(f"{cluster.client_urls[0]}/metrics")
+    assert response.status_code == 200 and "etcd_server_has_leader" in response.text
+
+
+def test_mtls_member_without_a_client_certificate_is_unavailable(tls_cluster):
+    cluster, files = tls_cluster
+    gateway = cluster_gateway(
+        ClusterConfig(endpoints=tuple(cluster.client_urls), ca_cert=str(files.ca))
+    )
+
+    with pytest.raises(EtcdUnavailable):
+        gateway.status()
+    with gateway.http_client() as http, pytest.raises(httpx.TransportError):
+        http.get(f"{cluster.client_urls[0]}/metrics")
+
+
+def test_untrusted_server_certificate_is_refused_unless_verification_is_skipped(tls_cluster):
+    cluster, files = tls_cluster
+    common = dict(
+        endpoints=tuple(cluster.client_urls),
+        client_cert=str(files.client_cert),
+        client_key=str(files.client_key),
+    )
+
+    # The system CAs do not know our test CA.
+    with (
+        cluster_gateway(ClusterConfig(**common)).http_client() as http,
+        pytest.raises(httpx.ConnectError),
+    ):
+        http.get(f"{cluster.client_urls[0]}/health")
+    with pytest.raises(EtcdUnavailable):
+        cluster_gateway(ClusterConfig(**common)).status()
+
+    skipping = cluster_gateway(ClusterConfig(**common, insecure_skip_verify=True))
+    with skipping.http_client() as http:
+        assert http.get(f"{cluster.client_urls[0]}/health").status_code == 200
+    assert skipping.status().version.startswith("3.")

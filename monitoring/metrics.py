@@ -1,0 +1,480 @@
+"""Prometheus text parsing and the derivation of every stored metric (pure functions, no I/O).
+
+`parse_metrics(text)` turns an etcd `/metrics` page into `{sample_name: [(labels, value), ...]}`.
+`derive_snapshot(samples, previous=...)` produces the stored keys of the reference's §2.3 with our
+corrections: histogram quantiles from the *change* of bucket counts since the previous scrape
+(summed per `le` across label sets, e.g. peer RTT), rates that skip counter resets, active peers
+counted over every series, top gRPC methods with their names, NaN/±Inf dropped.
+
+Our own parser, not prometheus_client's: on the real etcd 3.4 scrape it is several times faster
+(bench/run_monitoring.py measures both) and keeps etcd's counter names (prometheus_client renames
+`etcd_server_health_success`/`_failures` to `..._total`).
+"""
+
+import math
+import re
+from dataclasses import dataclass, field
+
+Labels = dict[str, str]
+Samples = dict[str, list[tuple[Labels, float]]]
+
+_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+_ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+_ESCAPE = re.compile(r"\\[\\\"n]")
+_NO_LABELS: Labels = {}
+
+
+def _unescape(value: str) -> str:
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], value) if "\\" in value else value
+
+
+def _parse_labels(section: str) -> Labels:
+    """`a="x",b="y"` → {"a": "x", "b": "y"}; a fast split unless an escape is present."""
+    if "\\" in section:
+        return {key: _unescape(value) for key, value in _LABEL.findall(section)}
+    labels = {}
+    for part in section.split('",'):
+        key, sep, value = part.partition('="')
+        if sep:
+            labels[key.strip(" ,")] = value.rstrip('"')
+    return labels
+
+
+def parse_metrics(text: str) -> Samples:
+    """Parse the Prometheus text format (0.0.4) into samples keyed by sample name.
+
+    Comment and blank lines are skipped; an optional trailing timestamp is ignored; lines that
+    do not parse are dropped (one bad line never loses the scrape).
+    """
+    samples: Samples = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        brace = line.find("{")
+        if brace == -1:
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            name, labels, value_text = parts[0], _NO_LABELS, parts[1]
+        else:
+            # Values may hold "}" but the sample value and timestamp never do.
+            end = line.rfind("}")
+            rest = line[end + 1 :].split()
+            if end < brace or not rest:
+                continue
+            name = line[:brace].strip()
+            labels = _parse_labels(line[brace + 1 : end])
+            value_text = rest[0]
+        try:
+            value = float(value_text)
+        except ValueError:
+            continue
+        series = samples.get(name)
+        if series is None:
+            samples[name] = [(labels, value)]
+        else:
+            series.append((labels, value))
+    return samples
+
+
+# --- helpers over parsed samples ------------------------------------------------------------------
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def first_value(samples: Samples, name: str) -> float | None:
+    """The first sample of `name` (the reference's rule for single-series families)."""
+    series = samples.get(name)
+    return series[0][1] if series else None
+
+
+def sum_values(samples: Samples, name: str) -> float | None:
+    """The sum over every series of `name`, or None when the family is absent."""
+    series = samples.get(name)
+    if not series:
+        return None
+    return math.fsum(value for _, value in series if math.isfinite(value))
+
+
+def histogram_buckets(samples: Samples, family: str) -> list[tuple[float, float]]:
+    """Cumulative `(le, count)` pairs of a histogram, summed per `le` across label sets."""
+    totals: dict[float, float] = {}
+    for labels, value in samples.get(f"{family}_bucket", ()):
+        le_text = labels.get("le")
+        if le_text is None or not math.isfinite(value):
+            continue
+        try:
+            le = float(le_text)
+        except ValueError:
+            continue
+        totals[le] = totals.get(le, 0.0) + value
+    return sorted(totals.items())
+
+
+def bucket_delta(
+    current: list[tuple[float, float]], previous: list[tuple[float, float]] | None
+) -> list[tuple[float, float]] | None:
+    """Observations between two scrapes per bucket; None without a comparable previous scrape.
+
+    A decrease anywhere means the member restarted: its counts since the restart are the delta.
+    """
+    if previous is None:
+        return None
+    before = dict(previous)
+    if set(before) != {le for le, _ in current}:
+        return None  # bucket layout changed (different etcd version): nothing comparable
+    delta = [(le, count - before[le]) for le, count in current]
+    if any(count < 0 for _, count in delta):
+        return list(current)
+    return delta
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Linear interpolation inside the bucket holding rank q·total (lower bound of the first = 0).
+
+    A rank in the +Inf bucket answers the largest finite bound; an empty histogram answers None.
+    """
+    if not buckets:
+        return None
+    total = buckets[-1][1]
+    if total <= 0:
+        return None
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return lower_bound
+            if count == lower_count:
+                return le
+            return lower_bound + (le - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = le, count
+    return lower_bound
+
+
+# --- the stored metric list -----------------------------------------------------------------------
+
+FIRST_VALUE_KEYS = (
+    "etcd_server_has_leader",
+    "etcd_server_is_leader",
+    "etcd_server_leader_changes_seen_total",
+    "etcd_server_proposals_committed_total",
+    "etcd_server_proposals_applied_total",
+    "etcd_server_proposals_pending",
+    "etcd_server_proposals_failed_total",
+    "etcd_server_slow_apply_total",
+    "etcd_server_slow_read_indexes_total",
+    "etcd_server_quota_backend_bytes",
+    "etcd_server_heartbeat_send_failures_total",
+    "etcd_server_read_indexes_failed_total",
+    "etcd_server_health_failures",
+    "etcd_server_health_success",
+    "etcd_disk_wal_write_bytes_total",
+    "etcd_mvcc_db_total_size_in_bytes",
+    "etcd_mvcc_db_total_size_in_use_in_bytes",
+    "etcd_mvcc_put_total",
+    "etcd_mvcc_delete_total",
+    "etcd_mvcc_txn_total",
+    "etcd_mvcc_range_total",
+    "etcd_network_client_grpc_sent_bytes_total",
+    "etcd_network_client_grpc_received_bytes_total",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "go_goroutines",
+    "go_memstats_alloc_bytes",
+    "go_memstats_sys_bytes",
+)
+
+# Stored `etcd_mvcc_<suffix>` read from etcd 3.4's `etcd_debugging_mvcc_<suffix>` (3.5+ renamed
+# several of them, so the plain name is the fallback).
+DEBUGGING_MVCC_SUFFIXES = (
+    "keys_total",
+    "watch_stream_total",
+    "watcher_total",
+    "slow_watcher_total",
+    "db_open_read_transactions",
+    "compact_revision",
+    "current_revision",
+    "events_total",
+    "pending_events_total",
+    "total_put_size_in_bytes",
+    "db_compaction_keys_total",
+)
+
+# stored key → (candidate source names, first one present wins)
+RENAMED_KEYS: dict[str, tuple[str, ...]] = {
+    **{
+        f"etcd_mvcc_{suffix}": (f"etcd_debugging_mvcc_{suffix}", f"etcd_mvcc_{suffix}")
+        for suffix in DEBUGGING_MVCC_SUFFIXES
+    },
+    "etcd_lease_granted_total": ("etcd_debugging_lease_granted_total",),
+    "etcd_lease_revoked_total": ("etcd_debugging_lease_revoked_total",),
+    "etcd_lease_renewed_total": ("etcd_debugging_lease_renewed_total",),
+    "etcd_lease_expired_total": ("etcd_debugging_server_lease_expired_total",),
+}
+
+SUMMED_KEYS = (
+    "etcd_network_peer_sent_bytes_total",
+    "etcd_network_peer_received_bytes_total",
+    "etcd_network_peer_sent_failures_total",
+    "etcd_network_peer_received_failures_total",
+    "grpc_server_started_total",
+    "grpc_server_msg_received_total",
+    "grpc_server_msg_sent_total",
+)
+
+# stored prefix → (source histogram family, scale to seconds)
+HISTOGRAMS: dict[str, tuple[str, float]] = {
+    "etcd_disk_wal_fsync_duration_seconds": ("etcd_disk_wal_fsync_duration_seconds", 1.0),
+    "etcd_disk_backend_commit_duration_seconds": (
+        "etcd_disk_backend_commit_duration_seconds",
+        1.0,
+    ),
+    "etcd_disk_backend_defrag_duration_seconds": (
+        "etcd_disk_backend_defrag_duration_seconds",
+        1.0,
+    ),
+    "etcd_disk_backend_snapshot_duration_seconds": (
+        "etcd_disk_backend_snapshot_duration_seconds",
+        1.0,
+    ),
+    "etcd_snap_db_fsync_duration_seconds": ("etcd_snap_db_fsync_duration_seconds", 1.0),
+    "etcd_snap_db_save_total_duration_seconds": (
+        "etcd_snap_db_save_total_duration_seconds",
+        1.0,
+    ),
+    "etcd_disk_commit_rebalance_duration_seconds": (
+        "etcd_debugging_disk_backend_commit_rebalance_duration_seconds",
+        1.0,
+    ),
+    "etcd_disk_commit_spill_duration_seconds": (
+        "etcd_debugging_disk_backend_commit_spill_duration_seconds",
+        1.0,
+    ),
+    "etcd_disk_commit_write_duration_seconds": (
+        "etcd_debugging_disk_backend_commit_write_duration_seconds",
+        1.0,
+    ),
+    "etcd_mvcc_hash_duration_seconds": ("etcd_mvcc_hash_duration_seconds", 1.0),
+    "etcd_mvcc_hash_rev_duration_seconds": ("etcd_mvcc_hash_rev_duration_seconds", 1.0),
+    "etcd_mvcc_db_compaction_pause_duration": (
+        "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
+        0.001,
+    ),
+    "etcd_mvcc_db_compaction_total_duration": (
+        "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds",
+        0.001,
+    ),
+    "etcd_network_peer_round_trip_time_seconds": (
+        "etcd_network_peer_round_trip_time_seconds",
+        1.0,
+    ),
+}
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+
+SUMMARIES = ("go_gc_duration_seconds",)
+
+RATE_KEYS = (
+    "etcd_network_peer_sent_bytes_total",
+    "etcd_network_peer_received_bytes_total",
+    "etcd_network_peer_sent_failures_total",
+    "etcd_network_peer_received_failures_total",
+    "grpc_server_handled_total",
+    "grpc_server_handled_ok_total",
+    "grpc_server_handled_error_total",
+    "grpc_server_started_total",
+    "etcd_network_client_grpc_sent_bytes_total",
+    "etcd_network_client_grpc_received_bytes_total",
+    "etcd_mvcc_put_total",
+    "etcd_mvcc_delete_total",
+    "etcd_mvcc_txn_total",
+    "etcd_mvcc_range_total",
+    "etcd_lease_granted_total",
+    "etcd_lease_revoked_total",
+    "etcd_lease_renewed_total",
+    "etcd_lease_expired_total",
+    "grpc_server_msg_sent_total",
+    "grpc_server_msg_received_total",
+    "etcd_server_heartbeat_send_failures_total",
+    "etcd_server_health_failures",
+    "etcd_server_read_indexes_failed_total",
+    "etcd_mvcc_db_compaction_keys_total",
+    "etcd_mvcc_events_total",
+)
+RATE_PREFIXES = ("etcd_server_client_requests_",)
+# Counters whose derived per-second value has its own name in the reference.
+NAMED_RATES = {
+    "etcd_server_proposals_failed_total": "etcd_server_proposals_failed_rate",
+}
+TOP_GRPC_METHODS = 10
+
+
+@dataclass
+class Snapshot:
+    """One member's derived values for one scrape, plus what the next scrape needs."""
+
+    values: dict[str, float]
+    grpc_methods: list[dict] = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+
+
+def _client_request_keys(samples: Samples) -> dict[str, float]:
+    series = samples.get("etcd_server_client_requests_total")
+    if not series:
+        return {}
+    out = {"etcd_server_client_requests_total": 0.0}
+    for labels, value in series:
+        if not math.isfinite(value):
+            continue
+        version = labels.get("client_api_version") or "unknown"
+        key = "etcd_server_client_requests_" + version.replace(".", "")
+        out[key] = out.get(key, 0.0) + value
+        out["etcd_server_client_requests_total"] += value
+    return out
+
+
+def _grpc_keys(samples: Samples) -> tuple[dict[str, float], list[dict]]:
+    series = samples.get("grpc_server_handled_total")
+    if not series:
+        return {}, []
+    total = ok = 0.0
+    per_method: dict[tuple[str, str], float] = {}
+    for labels, value in series:
+        if not math.isfinite(value):
+            continue
+        total += value
+        if labels.get("grpc_code") == "OK":
+            ok += value
+        method = (labels.get("grpc_service", ""), labels.get("grpc_method", ""))
+        per_method[method] = per_method.get(method, 0.0) + value
+    values = {
+        "grpc_server_handled_total": total,
+        "grpc_server_handled_ok_total": ok,
+        "grpc_server_handled_error_total": total - ok,
+    }
+    ranked = sorted(per_method.items(), key=lambda item: (-item[1], item[0]))[:TOP_GRPC_METHODS]
+    methods = []
+    for rank, ((service, method), count) in enumerate(ranked):
+        values[f"grpc_method_{rank}_count"] = count
+        methods.append({"rank": rank, "service": service, "method": method, "count": count})
+    return values, methods
+
+
+def _summary_keys(samples: Samples, family: str) -> dict[str, float]:
+    out = {}
+    for labels, value in samples.get(family, ()):
+        quantile = labels.get("quantile")
+        if quantile is not None:
+            out[f"{family}_q{quantile.replace('.', '', 1)}"] = value
+    return out
+
+
+def derive_snapshot(
+    samples: Samples,
+    *,
+    timestamp: float,
+    previous: dict | None = None,
+    extra: dict[str, float] | None = None,
+) -> Snapshot:
+    """Every stored key of one scrape.
+
+    `previous` is the `state` of the member's previous successful snapshot (or None): its
+    timestamp, counters and histogram buckets, for rates and interval quantiles. `extra` holds
+    values from RPCs (raft_term, raft_index, etcd_lease_count) that join the snapshot and may
+    feed derivations. Non-finite values never reach the result.
+    """
+    values: dict[str, float | None] = {"collector_up": 1.0}
+    for key in FIRST_VALUE_KEYS:
+        values[key] = first_value(samples, key)
+    for key, sources in RENAMED_KEYS.items():
+        values[key] = next(
+            (first_value(samples, s) for s in sources if s in samples),
+            None,
+        )
+    for key in SUMMED_KEYS:
+        values[key] = sum_values(samples, key)
+    values["etcd_network_active_peers"] = sum_values(samples, "etcd_network_active_peers")
+    values.update(_client_request_keys(samples))
+    grpc_values, grpc_methods = _grpc_keys(samples)
+    values.update(grpc_values)
+    for family in SUMMARIES:
+        values.update(_summary_keys(samples, family))
+    if extra:
+        values.update(extra)
+
+    previous = previous or {}
+    previous_buckets = previous.get("buckets", {})
+    buckets_state: dict[str, list[list[float]]] = {}
+    for prefix, (family, scale) in HISTOGRAMS.items():
+        buckets = histogram_buckets(samples, family)
+        if not buckets:
+            continue
+        values[f"{prefix}_count"] = buckets[-1][1]
+        buckets_state[prefix] = [[le, count] for le, count in buckets]
+        before = previous_buckets.get(prefix)
+        delta = bucket_delta(buckets, [tuple(b) for b in before] if before else None)
+        if delta is None:
+            continue
+        for suffix, q in QUANTILES:
+            quantile = histogram_quantile(q, delta)
+            if quantile is not None:
+                values[f"{prefix}_{suffix}"] = quantile * scale
+
+    committed = values.get("etcd_server_proposals_committed_total")
+    applied = values.get("etcd_server_proposals_applied_total")
+    if committed and applied and committed > 0 and applied > 0:
+        values["etcd_server_proposals_commit_apply_lag"] = committed - applied
+
+    counters = {
+        key: value
+        for key, value in values.items()
+        if _finite(value)
+        and (
+            key in RATE_KEYS
+            or key in NAMED_RATES
+            or key == "process_cpu_seconds_total"
+            or key.startswith(RATE_PREFIXES)
+        )
+    }
+    previous_ts = previous.get("ts")
+    previous_counters = previous.get("counters", {})
+    elapsed = timestamp - previous_ts if previous_ts is not None else 0.0
+    if elapsed > 0:
+        for key, value in counters.items():
+            before = previous_counters.get(key)
+            if before is None or value < before:
+                continue  # first scrape of this counter, or a reset: no honest rate
+            rate = (value - before) / elapsed
+            if key == "process_cpu_seconds_total":
+                values["process_cpu_usage_percent"] = rate * 100.0
+            elif key in NAMED_RATES:
+                values[NAMED_RATES[key]] = rate
+            if key in RATE_KEYS or key.startswith(RATE_PREFIXES):
+                values[f"{key}_rate"] = rate
+
+    clean = {key: float(value) for key, value in values.items() if _finite(value)}
+    return Snapshot(
+        values=clean,
+        grpc_methods=grpc_methods,
+        state={"ts": timestamp, "counters": counters, "buckets": buckets_state},
+    )
+
+
+def stored_key_names() -> list[str]:
+    """Every key a full etcd 3.4 scrape can produce (version-labelled keys aside)."""
+    names = ["collector_up", *FIRST_VALUE_KEYS, *RENAMED_KEYS, *SUMMED_KEYS]
+    names += ["etcd_network_active_peers", "etcd_server_client_requests_total"]
+    names += ["grpc_server_handled_total", "grpc_server_handled_ok_total"]
+    names += ["grpc_server_handled_error_total"]
+    names += [f"grpc_method_{i}_count" for i in range(TOP_GRPC_METHODS)]
+    names += [f"go_gc_duration_seconds_q{q}" for q in ("0", "025", "05", "075", "1")]
+    for prefix in HISTOGRAMS:
+        names += [f"{prefix}_{s}" for s, _ in QUANTILES] + [f"{prefix}_count"]
+    names += ["raft_term", "raft_index", "etcd_lease_count"]
+    names += ["etcd_server_proposals_commit_apply_lag", "etcd_server_proposals_failed_rate"]
+    names += ["process_cpu_usage_percent", "etcd_server_client_requests_total_rate"]
+    names += [f"{key}_rate" for key in RATE_KEYS]
+    return list(dict.fromkeys(names))

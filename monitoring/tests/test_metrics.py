@@ -1,0 +1,220 @@
+"""Parser and derivations against the real etcd 3.4.23 scrape and hand-computed fixtures."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from monitoring.metrics import (
+    bucket_delta,
+    derive_snapshot,
+    histogram_buckets,
+    histogram_quantile,
+    parse_metrics,
+    stored_key_names,
+)
+
+SCRAPE = (Path(__file__).parent / "data" / "etcd-3.4.23-metrics.txt").read_text()
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return parse_metrics(SCRAPE)
+
+
+def test_parser_reads_every_sample_of_the_real_scrape(samples):
+    assert sum(len(series) for series in samples.values()) == 1295
+    assert samples["etcd_server_is_leader"] == [({}, 1.0)]
+    assert len(samples["grpc_server_handled_total"]) == 697
+
+
+def test_parser_keeps_counter_names_that_lack_total(samples):
+    assert "etcd_server_health_success" in samples
+    assert "etcd_server_health_success_total" not in samples
+
+
+def test_parser_handles_escapes_braces_timestamps_and_bad_lines():
+    text = (
+        '# HELP x help with "quotes"\n'
+        'x{path="a}b",msg="say \\"hi\\"\\n",k="back\\\\slash"} 3 1700000000000\n'
+        "y 4.5e+06\n"
+        "garbage line without value\n"
+        'z{le="+Inf"} +Inf\n'
+        'broken{a="1"\n'
+    )
+    parsed = parse_metrics(text)
+
+    assert parsed["x"] == [({"path": "a}b", "msg": 'say "hi"\n', "k": "back\\slash"}, 3.0)]
+    assert parsed["y"] == [({}, 4.5e6)]
+    assert math.isinf(parsed["z"][0][1])
+    assert "garbage" not in parsed and "broken" not in parsed
+
+
+def test_quantile_interpolates_inside_the_bucket():
+    buckets = [(0.001, 10.0), (0.002, 30.0), (0.004, 40.0), (math.inf, 40.0)]
+
+    # p50: rank 20 lies halfway through (0.001, 0.002] which holds counts 10..30
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.0015)
+    # p90: rank 36 in (0.002, 0.004] holding 30..40 → 0.002 + 0.002 * 6/10
+    assert histogram_quantile(0.9, buckets) == pytest.approx(0.0032)
+    assert histogram_quantile(0.5, [(0.1, 0.0), (math.inf, 0.0)]) is None
+
+
+def test_quantile_in_the_inf_bucket_answers_the_largest_finite_bound():
+    assert histogram_quantile(0.99, [(1.0, 1.0), (2.0, 2.0), (math.inf, 10.0)]) == 2.0
+
+
+def test_histogram_buckets_are_summed_per_le_across_peers(samples):
+    buckets = dict(histogram_buckets(samples, "etcd_network_peer_round_trip_time_seconds"))
+
+    assert buckets[0.0004] == 2 + 2  # one peer has 2, the other 2
+    assert buckets[0.0008] == 8 + 8
+    assert buckets[math.inf] == 26 + 26
+
+
+def test_bucket_delta_uses_the_interval_and_treats_a_decrease_as_restart():
+    before = [(1.0, 100.0), (math.inf, 100.0)]
+    after = [(1.0, 100.0), (math.inf, 110.0)]
+
+    assert bucket_delta(after, before) == [(1.0, 0.0), (math.inf, 10.0)]
+    assert bucket_delta(after, None) is None
+    restarted = [(1.0, 3.0), (math.inf, 4.0)]
+    assert bucket_delta(restarted, before) == restarted
+
+
+def _hist(family, counts, les=("0.001", "0.002", "0.004", "+Inf")):
+    lines = [f'{family}_bucket{{le="{le}"}} {c}' for le, c in zip(les, counts, strict=True)]
+    lines.append(f"{family}_count {counts[-1]}")
+    return "\n".join(lines) + "\n"
+
+
+def test_interval_quantiles_come_from_bucket_deltas_not_totals():
+    family = "etcd_disk_wal_fsync_duration_seconds"
+    # 1000 old fast observations, then 10 slow ones in the interval, all in (0.002, 0.004]
+    first = derive_snapshot(parse_metrics(_hist(family, [1000, 1000, 1000, 1000])), timestamp=0)
+    second = derive_snapshot(
+        parse_metrics(_hist(family, [1000, 1000, 1010, 1010])),
+        timestamp=30,
+        previous=first.state,
+    )
+
+    assert f"{family}_p50" not in first.values  # no interval yet
+    assert second.values[f"{family}_p50"] == pytest.approx(0.003)
+    assert second.values[f"{family}_p99"] == pytest.approx(0.002 + 0.002 * 0.99)
+    assert second.values[f"{family}_count"] == 1010
+
+
+def test_millisecond_histograms_are_stored_in_seconds():
+    family = "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds"
+    les = ("1", "2", "4", "+Inf")
+    first = derive_snapshot(parse_metrics(_hist(family, [0, 0, 0, 0], les)), timestamp=0)
+    second = derive_snapshot(
+        parse_metrics(_hist(family, [0, 4, 4, 4], les)), timestamp=30, previous=first.state
+    )
+
+    assert second.values["etcd_mvcc_db_compaction_pause_duration_p50"] == pytest.approx(0.0015)
+    assert second.values["etcd_mvcc_db_compaction_pause_duration_count"] == 4
+
+
+def test_rates_are_per_second_and_skip_counter_resets():
+    first = derive_snapshot(
+        parse_metrics("etcd_mvcc_put_total 100\nprocess_cpu_seconds_total 10\n"), timestamp=0
+    )
+    second = derive_snapshot(
+        parse_metrics("etcd_mvcc_put_total 160\nprocess_cpu_seconds_total 13\n"),
+        timestamp=30,
+        previous=first.state,
+    )
+    reset = derive_snapshot(
+        parse_metrics("etcd_mvcc_put_total 5\nprocess_cpu_seconds_total 13.3\n"),
+        timestamp=60,
+        previous=second.state,
+    )
+
+    assert "etcd_mvcc_put_total_rate" not in first.values
+    assert second.values["etcd_mvcc_put_total_rate"] == pytest.approx(2.0)
+    assert second.values["process_cpu_usage_percent"] == pytest.approx(10.0)
+    assert "etcd_mvcc_put_total_rate" not in reset.values
+    assert reset.values["process_cpu_usage_percent"] == pytest.approx(1.0)
+
+
+def test_failed_rate_lag_and_client_request_versions():
+    text = (
+        "etcd_server_proposals_committed_total 120\n"
+        "etcd_server_proposals_applied_total 117\n"
+        "etcd_server_proposals_failed_total 2\n"
+        'etcd_server_client_requests_total{client_api_version="3.4",type="unary"} 10\n'
+        'etcd_server_client_requests_total{client_api_version="3.4",type="stream"} 5\n'
+        'etcd_server_client_requests_total{type="unary"} 1\n'
+    )
+    first = derive_snapshot(parse_metrics(text), timestamp=0)
+    second = derive_snapshot(
+        parse_metrics(text.replace("failed_total 2", "failed_total 8")),
+        timestamp=60,
+        previous=first.state,
+    )
+
+    assert first.values["etcd_server_proposals_commit_apply_lag"] == 3
+    assert first.values["etcd_server_client_requests_34"] == 15
+    assert first.values["etcd_server_client_requests_unknown"] == 1
+    assert first.values["etcd_server_client_requests_total"] == 16
+    assert second.values["etcd_server_proposals_failed_rate"] == pytest.approx(0.1)
+    assert second.values["etcd_server_client_requests_34_rate"] == 0
+
+
+def test_real_scrape_derives_the_reference_keys_with_our_corrections(samples):
+    snapshot = derive_snapshot(samples, timestamp=0)
+    values = snapshot.values
+
+    assert values["collector_up"] == 1
+    assert values["etcd_network_active_peers"] == 2  # both peers, not the first series only
+    assert values["etcd_network_peer_received_bytes_total"] == 28080 + 6461043 + 876867
+    assert values["etcd_mvcc_keys_total"] == samples["etcd_debugging_mvcc_keys_total"][0][1]
+    assert values["go_gc_duration_seconds_q05"] == 0.000142498
+    assert values["go_gc_duration_seconds_q025"] == 8.6582e-05
+    total = values["grpc_server_handled_total"]
+    assert (
+        values["grpc_server_handled_error_total"] == total - values["grpc_server_handled_ok_total"]
+    )
+    assert snapshot.grpc_methods[0] == {
+        "rank": 0,
+        "service": "etcdserverpb.Maintenance",
+        "method": "Status",
+        "count": 21.0,
+    }
+    assert values["grpc_method_0_count"] == 21
+    assert not any(key.endswith("_name") for key in values)
+
+
+def test_second_scrape_has_every_stored_key_the_scrape_can_feed(samples):
+    first = derive_snapshot(samples, timestamp=0)
+    grown = SCRAPE.replace(
+        'etcd_network_peer_round_trip_time_seconds_bucket{To="7b1db330a4c9da0d",le="+Inf"} 26',
+        'etcd_network_peer_round_trip_time_seconds_bucket{To="7b1db330a4c9da0d",le="+Inf"} 30',
+    )
+    second = derive_snapshot(
+        parse_metrics(grown),
+        timestamp=30,
+        previous=first.state,
+        extra={"raft_term": 2.0, "raft_index": 400.0, "etcd_lease_count": 0.0},
+    )
+
+    # Absent here: failure counters etcd only exports after a failure, and quantiles of
+    # histograms with no observation in the interval.
+    missing = {
+        key
+        for key in set(stored_key_names()) - set(second.values)
+        if "failures_total" not in key and not key.endswith(("_p50", "_p90", "_p99"))
+    }
+    assert missing == set()
+    assert "etcd_network_peer_round_trip_time_seconds_p99" in second.values
+
+
+def test_non_finite_values_are_dropped():
+    text = 'go_gc_duration_seconds{quantile="0.5"} NaN\ngo_goroutines +Inf\nprocess_open_fds 9\n'
+
+    values = derive_snapshot(parse_metrics(text), timestamp=0).values
+
+    assert "go_gc_duration_seconds_q05" not in values
+    assert "go_goroutines" not in values
+    assert values["process_open_fds"] == 9

@@ -222,6 +222,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "etcdmonitor_site.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # `?format=` is ours (e.g. the audit log's CSV export), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "etcdmonitor API",

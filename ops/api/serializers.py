@@ -1,1 +1,79 @@
-"""Input and output shapes of the ops API."""
+"""Input shapes of the ops API. Errors become `{"error": "<field>: <message>"}` (400)."""
+
+from datetime import UTC, datetime
+
+from rest_framework import serializers
+
+MAX_PAGE_SIZE = 500
+
+
+class MemberIdField(serializers.CharField):
+    """A decimal uint64 member id, given as a JSON string or number."""
+
+    default_error_messages = {"invalid": "must be the decimal member id"}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            self.fail("invalid")
+        text = str(data).strip()
+        if not text.isdigit() or len(text) > 20 or int(text) >= 2**64:
+            self.fail("invalid")
+        return int(text)
+
+
+class MemberTargetSerializer(serializers.Serializer):
+    member_id = MemberIdField()
+
+
+class SnapshotQuerySerializer(serializers.Serializer):
+    member_id = MemberIdField(required=False)
+
+
+class AlarmDisarmSerializer(serializers.Serializer):
+    member_id = MemberIdField()
+    alarm_type = serializers.CharField(max_length=32)
+
+
+class MoveLeaderSerializer(serializers.Serializer):
+    target_member_id = MemberIdField()
+
+
+class CompactSerializer(serializers.Serializer):
+    retain_count = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    physical = serializers.BooleanField(default=False)
+
+    def to_internal_value(self, data):
+        # JSON true is not a count of 1, and "5" is not a number: strict types only.
+        if isinstance(data, dict) and (isinstance(data.get("retain_count"), bool | str)):
+            raise serializers.ValidationError(
+                {"retain_count": "retain_count must be a positive integer"}
+            )
+        return super().to_internal_value(data)
+
+
+class UnixTimeField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        return datetime.fromtimestamp(super().to_internal_value(data), tz=UTC)
+
+
+class AuditQuerySerializer(serializers.Serializer):
+    """The reference's lenient paging (page <= 0 → 1, page_size <= 0 → 20), plus a 500 cap."""
+
+    page = serializers.IntegerField(required=False, default=1, max_value=10**6)
+    page_size = serializers.IntegerField(required=False, default=20)
+    operation = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
+    username = serializers.CharField(required=False, default="", allow_blank=True, max_length=150)
+    success = serializers.BooleanField(required=False, allow_null=True, default=None)
+    since = UnixTimeField(
+        required=False, default=None, allow_null=True, min_value=0, max_value=2**33
+    )
+    until = UnixTimeField(
+        required=False, default=None, allow_null=True, min_value=0, max_value=2**33
+    )
+    format = serializers.ChoiceField(choices=["json", "csv"], required=False, default="json")
+
+    def validate_page(self, value: int) -> int:
+        return value if value > 0 else 1
+
+    def validate_page_size(self, value: int) -> int:
+        return min(value, MAX_PAGE_SIZE) if value > 0 else 20

@@ -1,1 +1,100 @@
-"""DRF viewsets of the ops app."""
+"""DRF viewsets of the ops app: cluster maintenance and the audit log. Actions stay thin."""
+
+from django.http import StreamingHttpResponse
+from rest_framework import viewsets
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from accounts.selectors import audit_csv_lines, client_ip
+from ops import selectors, services
+from ops.api import serializers
+from ops.api.permissions import OpsEnabled
+
+
+def _actor(request) -> services.Actor:
+    return services.Actor(username=request.user.get_username(), client_ip=client_ip(request))
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class OpsViewSet(viewsets.ViewSet):
+    permission_classes = [IsAuthenticated, OpsEnabled]
+
+
+class MaintenanceViewSet(OpsViewSet):
+    """Defragment, snapshot, alarms, move-leader, HashKV and compaction."""
+
+    def defragment(self, request):
+        data = _valid(serializers.MemberTargetSerializer, request.data)
+        return Response(
+            services.member_defragment(member_id=data["member_id"], actor=_actor(request))
+        )
+
+    def snapshot(self, request):
+        data = _valid(serializers.SnapshotQuerySerializer, request.query_params)
+        stream = services.member_snapshot(member_id=data.get("member_id"), actor=_actor(request))
+        response = StreamingHttpResponse(stream.chunks, content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="{stream.filename}"'
+        response["X-Etcd-Member-Id"] = stream.member.id_str
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def alarms(self, request):
+        return Response({"alarms": services.alarms_list()})
+
+    def alarm_disarm(self, request):
+        data = _valid(serializers.AlarmDisarmSerializer, request.data)
+        alarm_type = services.parse_alarm_type(data["alarm_type"])
+        return Response(
+            services.alarm_disarm(
+                member_id=data["member_id"], alarm_type=alarm_type, actor=_actor(request)
+            )
+        )
+
+    def move_leader(self, request):
+        data = _valid(serializers.MoveLeaderSerializer, request.data)
+        return Response(
+            services.leader_move(target_member_id=data["target_member_id"], actor=_actor(request))
+        )
+
+    def hashkv(self, request):
+        return Response(services.cluster_hashkv(actor=_actor(request)))
+
+    def compact(self, request):
+        data = _valid(serializers.CompactSerializer, request.data)
+        return Response(
+            services.cluster_compact(
+                retain_count=data["retain_count"], physical=data["physical"], actor=_actor(request)
+            )
+        )
+
+    def compact_revision(self, request):
+        return Response({"revision": services.current_revision()})
+
+
+class AuditLogViewSet(OpsViewSet):
+    """The audit log: a page of JSON, or the whole filtered set as CSV."""
+
+    def list(self, request):
+        query = _valid(serializers.AuditQuerySerializer, request.query_params)
+        entries = selectors.audit_entries(
+            operation=query["operation"],
+            username=query["username"],
+            success=query["success"],
+            since=query["since"],
+            until=query["until"],
+        )
+        if query["format"] == "csv":
+            response = StreamingHttpResponse(
+                audit_csv_lines(entries.iterator(chunk_size=500)),
+                content_type="text/csv; charset=utf-8",
+            )
+            response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
+            return response
+        return Response(
+            selectors.audit_page(entries, page=query["page"], page_size=query["page_size"])
+        )

@@ -1,1 +1,347 @@
-"""Reads of the kvmanager app."""
+"""Reads of the kvmanager app: cluster info, key trees, one-level listings, search, single keys.
+
+Node JSON is the reference's: `{"key", "value"?, "dir", "ttl"?, "createdIndex"?, "modifiedIndex"?,
+"version"?, "nodes"?}`, plus `"encoding": "base64"` on values that are not UTF-8. Unlike the
+reference, a real key with an empty value carries `"value": ""` (empty values are values).
+"""
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+
+from django.conf import settings
+
+from etcdgateway import ClusterGateway, EtcdError, EtcdNotFound
+from etcdgateway.v2 import V2Keys
+from kvmanager.keyspace import (
+    count_range,
+    decode_key,
+    encode_key,
+    iter_range,
+    lease_ttls,
+    prefix_end,
+    range_page,
+    value_fields,
+)
+
+LIST_PAGE = 1000
+STREAM_DEPTH = 2  # tree levels streamed node by node; deeper subtrees are dumped in batches
+STREAM_BATCH = 512
+
+
+class InvalidCursor(ValueError):
+    """A `cursor` that this server did not hand out for this prefix."""
+
+
+def format_size(size: int) -> str:
+    """The reference's `size_str`: 1024-based, two decimals, `N B` below a KiB."""
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.2f} {unit}"
+    return f"{size} B"
+
+
+# --- v3 -------------------------------------------------------------------------------------
+
+
+def cluster_info(*, gateway: ClusterGateway) -> dict:
+    """`connect`: version, leader member name, DB size of the member that answered."""
+    status = gateway.status()
+    leader = next((m for m in gateway.members() if m.id == status.leader_id), None)
+    return {
+        "version": status.version,
+        "name": leader.name if leader else "",
+        "size": status.db_size,
+        "size_str": format_size(status.db_size),
+    }
+
+
+def _meta(kv) -> dict:
+    meta = {}
+    if kv.create_revision:
+        meta["createdIndex"] = kv.create_revision
+    if kv.mod_revision:
+        meta["modifiedIndex"] = kv.mod_revision
+    if kv.version:
+        meta["version"] = kv.version
+    return meta
+
+
+def key_get(*, gateway: ClusterGateway, key: str) -> dict:
+    """One key with value, remaining TTL and revisions; `EtcdNotFound` when absent."""
+    raw = encode_key(key)
+    page = range_page(gateway, raw, b"", limit=1, keys_only=False)
+    if not page.kvs:
+        raise EtcdNotFound(f"key not found: {key}")
+    kv = page.kvs[0]
+    node = {"key": decode_key(kv.key), **value_fields(kv.value), "dir": False, **_meta(kv)}
+    if kv.lease:
+        ttl = lease_ttls(gateway, {kv.lease})[kv.lease]
+        if ttl:
+            node["ttl"] = ttl
+    return node
+
+
+def _subtree_kvs(gateway: ClusterGateway, key: str, separator: str, *, keys_only: bool):
+    """The key itself and everything under `key + separator` (all keys for the root)."""
+    if key == separator:
+        yield from iter_range(gateway, b"\x00", b"\x00", keys_only=keys_only)
+        return
+    exact = range_page(gateway, encode_key(key), b"", limit=1, keys_only=keys_only)
+    yield from exact.kvs
+    base = encode_key(key + separator)
+    yield from iter_range(gateway, base, prefix_end(base), keys_only=keys_only)
+
+
+def key_tree(*, gateway: ClusterGateway, key: str, with_values: bool) -> dict:
+    """The tree under `key` on the separator boundary (`/a` never includes `/ab`).
+
+    Node keys are literal key prefixes, so a directory's key plus the separator is exactly the
+    prefix its children share: deleting a directory node deletes what the tree showed under it.
+    Keys without a leading separator hang under the root as their own top-level directories.
+    """
+    separator = settings.KV_SEPARATOR
+    is_root = key == separator
+    root: dict = {"key": key, "dir": True}
+    index: dict[str, dict] = {}
+    leased: list[tuple[dict, int]] = []
+    last_parent_key, last_parent = None, root
+
+    def parent_for(parent_key: str) -> dict:
+        if parent_key == key or (is_root and parent_key == ""):
+            return root
+        node = index.get(parent_key)
+        if node is None:
+            cut = parent_key.rfind(separator)
+            grand = parent_for(parent_key[:cut] if cut >= 0 else "")
+            node = index[parent_key] = {"key": parent_key, "dir": True}
+            grand.setdefault("nodes", []).append(node)
+        else:
+            node["dir"] = True
+        return node
+
+    for kv in _subtree_kvs(gateway, key, separator, keys_only=not with_values):
+        name = decode_key(kv.key)
+        node = {"key": name, "dir": False, **_meta(kv)}
+        if with_values:
+            node.update(value_fields(kv.value))
+        if name == key:
+            root.update(node, dir=True)
+            node = root
+        else:
+            cut = name.rfind(separator)
+            parent_key = name[:cut] if cut >= 0 else ""
+            if parent_key != last_parent_key:
+                last_parent_key, last_parent = parent_key, parent_for(parent_key)
+            last_parent["dir"] = True
+            last_parent.setdefault("nodes", []).append(node)
+            index[name] = node
+        if with_values and kv.lease:
+            leased.append((node, kv.lease))
+    if leased:
+        ttls = lease_ttls(gateway, {lease for _, lease in leased})
+        for node, lease in leased:
+            if ttls.get(lease):
+                node["ttl"] = ttls[lease]
+    return root
+
+
+def stream_tree_json(root: dict) -> Iterator[str]:
+    """`{"node": root}` as JSON chunks, so a 100 k-key tree is never one string in memory."""
+    yield '{"node":'
+    yield from _stream_node(root, 0)
+    yield "}"
+
+
+def _stream_node(node: dict, depth: int) -> Iterator[str]:
+    children = node.get("nodes")
+    if not children or depth >= STREAM_DEPTH:
+        yield json.dumps(node, ensure_ascii=False)
+        return
+    head = {k: v for k, v in node.items() if k != "nodes"}
+    yield json.dumps(head, ensure_ascii=False)[:-1] + ',"nodes":['
+    for start in range(0, len(children), STREAM_BATCH):
+        if start:
+            yield ","
+        batch = children[start : start + STREAM_BATCH]
+        if depth + 1 >= STREAM_DEPTH or not any("nodes" in child for child in batch):
+            yield json.dumps(batch, ensure_ascii=False)[1:-1]
+        else:
+            for position, child in enumerate(batch):
+                if position:
+                    yield ","
+                yield from _stream_node(child, depth + 1)
+    yield "]}"
+
+
+def encode_cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def decode_cursor(cursor: str, base: bytes) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise InvalidCursor("invalid cursor") from exc
+    if not raw.startswith(base) or raw == b"":
+        raise InvalidCursor("invalid cursor")
+    return raw
+
+
+def list_base(prefix: str, separator: str) -> str:
+    """The key prefix a listing's children share: `/a` → `/a/`; `""` (the root) stays empty."""
+    return prefix if prefix == "" or prefix.endswith(separator) else prefix + separator
+
+
+def key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit: int) -> dict:
+    """One level under `prefix`: child keys and child directories with their key counts.
+
+    Keys-only pages at one revision; once a child directory is seen its keys are skipped in the
+    page, and if it outlasts the page the next range starts past it (its remaining keys are
+    counted with a count-only range, never transferred).
+    """
+    separator = settings.KV_SEPARATOR
+    sep = encode_key(separator)
+    base_key = list_base(prefix, separator)
+    base = encode_key(base_key)
+    end = prefix_end(base) if base else b"\x00"
+    start = decode_cursor(cursor, base) if cursor else (base or b"\x00")
+    items: list[dict] = []
+    open_dir: dict | None = None
+    open_prefix = b""
+    next_cursor: bytes | None = None
+    revision = 0
+    while True:
+        page = range_page(gateway, start, end, limit=LIST_PAGE, keys_only=True, revision=revision)
+        revision = revision or page.revision
+        for kv in page.kvs:
+            if open_dir is not None and kv.key.startswith(open_prefix):
+                open_dir["count"] += 1
+                continue
+            open_dir = None
+            if len(items) >= limit:
+                next_cursor = kv.key
+                break
+            rest = kv.key[len(base) :]
+            cut = rest.find(sep)
+            if cut < 0:
+                items.append({"key": decode_key(kv.key), "dir": False, **_meta(kv)})
+                continue
+            dir_key = base + rest[:cut]
+            open_dir = {"key": decode_key(dir_key), "dir": True, "count": 1}
+            open_prefix = dir_key + sep
+            items.append(open_dir)
+        if next_cursor is not None or not page.more or not page.kvs:
+            break
+        if open_dir is not None:
+            jump = prefix_end(open_prefix)
+            rest_start = page.kvs[-1].key + b"\x00"
+            open_dir["count"] += count_range(gateway, rest_start, jump, revision=revision)
+            open_dir = None
+            start = jump
+            if end != b"\x00" and start >= end:
+                break
+        else:
+            start = page.kvs[-1].key + b"\x00"
+    return {
+        "prefix": prefix,
+        "nodes": items,
+        "next_cursor": encode_cursor(next_cursor) if next_cursor is not None else None,
+    }
+
+
+def key_search(
+    *, gateway: ClusterGateway, prefix: str, query: str, limit: int, cursor: str | None
+) -> dict:
+    """Keys under raw `prefix` containing `query` (case-insensitive), at most `limit` of them.
+
+    Streams keys-only pages and stops at the limit; `truncated` says that keys remain unscanned.
+    """
+    base = encode_key(prefix)
+    end = prefix_end(base) if base else b"\x00"
+    start = decode_cursor(cursor, base) if cursor else (base or b"\x00")
+    needle = query.lower()
+    matches: list[dict] = []
+    scanned = 0
+    next_cursor = None
+    for kv in iter_range(gateway, start, end, keys_only=True):
+        if len(matches) >= limit:
+            next_cursor = kv.key
+            break
+        scanned += 1
+        name = decode_key(kv.key)
+        if needle in name.lower():
+            matches.append({"key": name, "dir": False, **_meta(kv)})
+    return {
+        "prefix": prefix,
+        "q": query,
+        "nodes": matches,
+        "scanned": scanned,
+        "truncated": next_cursor is not None,
+        "next_cursor": encode_cursor(next_cursor) if next_cursor is not None else None,
+    }
+
+
+# --- v2 -------------------------------------------------------------------------------------
+
+
+def v2_node(raw: dict, *, with_values: bool = True) -> dict:
+    """A v2 API node in the reference's shape (children sorted by key, ttl only when > 0)."""
+    node: dict = {"key": raw.get("key", "/"), "dir": bool(raw.get("dir"))}
+    if with_values and not node["dir"]:
+        node["value"] = raw.get("value", "")
+    if raw.get("ttl", 0) > 0:
+        node["ttl"] = raw["ttl"]
+    for field in ("createdIndex", "modifiedIndex"):
+        if raw.get(field):
+            node[field] = raw[field]
+    children = raw.get("nodes") or []
+    if children:
+        node["nodes"] = [
+            v2_node(child, with_values=with_values)
+            for child in sorted(children, key=lambda c: c.get("key", ""))
+        ]
+    return node
+
+
+def v2_cluster_info(*, gateway: ClusterGateway) -> dict:
+    """`v2/connect`: proves v2 answers, then borrows v3 Status for version, leader and size."""
+    V2Keys(gateway).get(settings.KV_SEPARATOR)
+    try:
+        return cluster_info(gateway=gateway)
+    except EtcdError:
+        return {"version": "v2", "name": "", "size": 0, "size_str": "-"}
+
+
+def v2_key_get(*, gateway: ClusterGateway, key: str) -> dict:
+    return v2_node(V2Keys(gateway).get(key))
+
+
+def v2_key_tree(*, gateway: ClusterGateway, key: str, with_values: bool) -> dict:
+    """The recursive v2 tree under `key`; a missing key is an empty directory."""
+    try:
+        raw = V2Keys(gateway).get(key, recursive=True)
+    except EtcdNotFound:
+        return {"key": key, "dir": True}
+    return v2_node(raw, with_values=with_values)
+
+
+def v2_key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit: int) -> dict:
+    """One level of a v2 directory (native in v2), paginated by an opaque cursor."""
+    directory = prefix or "/"
+    try:
+        raw = V2Keys(gateway).get(directory)
+    except EtcdNotFound:
+        raw = {"key": directory, "dir": True}
+    children = sorted(raw.get("nodes") or [], key=lambda c: c.get("key", ""))
+    after = decode_cursor(cursor, b"").decode("utf-8", "replace") if cursor else None
+    if after is not None:
+        children = [c for c in children if c.get("key", "") >= after]
+    page = [v2_node(child, with_values=False) for child in children[:limit]]
+    more = len(children) > limit
+    return {
+        "prefix": directory,
+        "nodes": page,
+        "next_cursor": encode_cursor(encode_key(children[limit]["key"])) if more else None,
+    }

@@ -1,1 +1,112 @@
-"""Input and output shapes of the kvmanager API."""
+"""Input shapes of the kvmanager API. Types are strict: `"ttl": "5"` or `"ttl": true` is a 400."""
+
+from rest_framework import serializers
+
+from kvmanager.services import MAX_TTL
+
+LIST_MAX = 5000
+SEARCH_MAX = 1000
+
+
+class StrictStringField(serializers.Field):
+    """A JSON string, taken as is: no trimming, no number coercion; NUL allowed (values)."""
+
+    default_error_messages = {"invalid": "must be a string"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class KeyField(StrictStringField):
+    """An etcd key: a non-empty string without NUL characters or lone surrogates."""
+
+    default_error_messages = {
+        "invalid": "must be a string",
+        "blank": "is required",
+        "nul": "must not contain NUL characters",
+        "encoding": "must be valid Unicode text",
+    }
+
+    def to_internal_value(self, data):
+        key = super().to_internal_value(data)
+        if key == "":
+            self.fail("blank")
+        if "\x00" in key:
+            self.fail("nul")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail("encoding")
+        return key
+
+
+class StrictIntegerField(serializers.Field):
+    """A JSON integer (not a string, float or boolean) within [min_value, max_value]."""
+
+    default_error_messages = {
+        "invalid": "must be an integer",
+        "range": "must be between {min_value} and {max_value}",
+    }
+
+    def __init__(self, *, min_value: int, max_value: int, **kwargs):
+        self.min_value, self.max_value = min_value, max_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        if not self.min_value <= data <= self.max_value:
+            self.fail("range", min_value=self.min_value, max_value=self.max_value)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class StrictBooleanField(serializers.Field):
+    default_error_messages = {"invalid": "must be a boolean"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class PutSerializer(serializers.Serializer):
+    """`{"key", "value"?, "ttl"?, "encoding"?, "dir"?}`; absent/null ttl keeps the current TTL."""
+
+    key = KeyField()
+    value = StrictStringField(required=False, default="")
+    ttl = StrictIntegerField(min_value=0, max_value=MAX_TTL, required=False, allow_null=True)
+    encoding = serializers.ChoiceField(choices=["utf-8", "base64"], required=False, allow_null=True)
+    dir = StrictBooleanField(required=False, default=False)
+
+
+class DeleteSerializer(serializers.Serializer):
+    key = KeyField()
+    dir = StrictBooleanField(required=False, default=False)
+
+
+class KeyQuerySerializer(serializers.Serializer):
+    key = KeyField()
+
+
+class ListQuerySerializer(serializers.Serializer):
+    prefix = serializers.CharField(
+        required=False, default="", allow_blank=True, trim_whitespace=False
+    )
+    cursor = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    limit = serializers.IntegerField(required=False, default=500, min_value=1, max_value=LIST_MAX)
+
+
+class SearchQuerySerializer(ListQuerySerializer):
+    q = serializers.CharField(trim_whitespace=False, max_length=1024)
+    limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=SEARCH_MAX)

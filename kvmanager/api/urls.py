@@ -1,3 +1,34 @@
-"""HTTP routes of the kvmanager app, mounted under /api/ by the project urls."""
+"""HTTP routes of the kvmanager app, mounted under /api/ by the project urls.
 
-urlpatterns: list = []
+The reference's paths are fixed, so each action is routed explicitly (reads also answer GET on
+`connect`, as the reference does).
+"""
+
+from django.urls import path
+
+from kvmanager.api.views import KvV2ViewSet, KvV3ViewSet
+
+
+def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
+    actions = {
+        "connect": {"post": "connect", "get": "connect"},
+        "separator": {"get": "separator"},
+        "keys": {"get": "keys"},
+        "getpath": {"get": "getpath"},
+        "get": {"get": "get_key"},
+        "put": {"put": "put_key"},
+        "delete": {"post": "delete_key"},
+        "list": {"get": "list"},
+        "search": {"get": "search"},
+    }
+    names = [*list(actions)[:8], *extra]
+    return [
+        path(f"kv/{version}/{name}", viewset.as_view(actions[name]), name=f"kv-{version}-{name}")
+        for name in names
+    ]
+
+
+urlpatterns = [
+    *_routes("v3", KvV3ViewSet, extra=("search",)),
+    *_routes("v2", KvV2ViewSet),
+]

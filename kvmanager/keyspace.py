@@ -1,0 +1,129 @@
+"""Low-level v3 keyspace helpers shared by selectors and services: ranges, pages, value codec.
+
+Every range goes through raw `kvstub.Range` calls on the gateway (failover, timeouts, token) and is
+read page by page at one revision, so a listing is a consistent snapshot that never has to fit in
+one gRPC message.
+"""
+
+import base64
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pyetcd import etcdrpc
+
+from etcdgateway import ClusterGateway, EtcdError, EtcdSpaceExceeded
+
+KEYS_PAGE = 5000  # keys-only: ~40 B/key on the wire, far below any message limit
+VALUES_PAGE = 256  # with values: shrunk on demand when a page is too big for one message
+
+
+def encode_key(key: str) -> bytes:
+    return key.encode("utf-8")
+
+
+def decode_key(raw: bytes) -> str:
+    # Keys written by other tools may not be UTF-8; show them rather than fail the listing.
+    return raw.decode("utf-8", errors="replace")
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key that starts with `prefix` (etcd's range_end)."""
+    for index in range(len(prefix) - 1, -1, -1):
+        if prefix[index] < 0xFF:
+            return prefix[:index] + bytes([prefix[index] + 1])
+    return b"\x00"  # every key from `prefix` on
+
+
+def value_fields(raw: bytes) -> dict:
+    """`{"value": text}` for UTF-8 values, `{"value": b64, "encoding": "base64"}` otherwise."""
+    try:
+        return {"value": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"value": base64.b64encode(raw).decode("ascii"), "encoding": "base64"}
+
+
+def decode_value(value: str, encoding: str | None) -> bytes:
+    """The bytes a client sent: UTF-8 text, or base64 when `encoding` is "base64"."""
+    if encoding == "base64":
+        try:
+            return base64.b64decode(value.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise ValueError("value is not valid base64") from exc
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate from a "\\udXXX" JSON escape
+        raise ValueError("value is not valid UTF-8 text (send it base64-encoded)") from exc
+
+
+@dataclass(frozen=True)
+class Page:
+    kvs: list
+    more: bool
+    revision: int
+
+
+def range_page(
+    gateway: ClusterGateway,
+    start: bytes,
+    end: bytes,
+    *,
+    limit: int,
+    keys_only: bool,
+    revision: int = 0,
+) -> Page:
+    request = etcdrpc.RangeRequest(
+        key=start, range_end=end, limit=limit, keys_only=keys_only, revision=revision
+    )
+    response = gateway.call(lambda client: client.stub("kvstub", "Range", request))
+    return Page(list(response.kvs), response.more, response.header.revision)
+
+
+def count_range(gateway: ClusterGateway, start: bytes, end: bytes, *, revision: int = 0) -> int:
+    request = etcdrpc.RangeRequest(key=start, range_end=end, count_only=True, revision=revision)
+    return gateway.call(lambda client: client.stub("kvstub", "Range", request)).count
+
+
+def iter_range(
+    gateway: ClusterGateway,
+    start: bytes,
+    end: bytes,
+    *,
+    keys_only: bool,
+    page_size: int | None = None,
+) -> Iterator:
+    """Every KeyValue in [start, end) in key order, paged at the first page's revision."""
+    page_size = page_size or (KEYS_PAGE if keys_only else VALUES_PAGE)
+    revision = 0
+    while True:
+        try:
+            page = range_page(
+                gateway, start, end, limit=page_size, keys_only=keys_only, revision=revision
+            )
+        except EtcdSpaceExceeded as exc:
+            # RESOURCE_EXHAUSTED here means "larger than the receive limit": big values.
+            if page_size == 1 or "larger than max" not in exc.message:
+                raise
+            page_size = max(1, page_size // 4)
+            continue
+        revision = revision or page.revision
+        yield from page.kvs
+        if not page.more or not page.kvs:
+            return
+        start = page.kvs[-1].key + b"\x00"
+
+
+def lease_ttls(gateway: ClusterGateway, lease_ids: set[int]) -> dict[int, int]:
+    """Remaining TTL per lease: one TimeToLive per distinct lease (not one per key)."""
+    ttls = {}
+    for lease_id in lease_ids:
+        request = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id)
+        try:
+            response = gateway.call(
+                lambda client, r=request: client.stub("leasestub", "LeaseTimeToLive", r)
+            )
+        except EtcdError:
+            ttls[lease_id] = 0
+            continue
+        ttls[lease_id] = max(0, response.TTL)
+    return ttls

@@ -79,3 +79,63 @@ def redis_url():
     yield TEST_REDIS_URL
     client.flushdb()
     client.close()
+
+
+# --- accounts: an isolated DATA_DIR, the admin user and an authenticated API client ---------------
+
+ADMIN_TEST_PASSWORD = "admin-test-password"  # noqa: S105 - fixed test password
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_data_dir(tmp_path_factory):
+    """The test database's bootstrap (post_migrate) and every test write runtime files into a
+    throwaway DATA_DIR, never into the developer's ./data (its initial password would be lost)."""
+    previous = settings.DATA_DIR
+    data_dir = tmp_path_factory.mktemp("data-dir")
+    data_dir.chmod(0o700)
+    settings.DATA_DIR = data_dir
+    yield data_dir
+    settings.DATA_DIR = previous
+
+
+@pytest.fixture
+def admin_user(db):
+    """The `admin` user with password ADMIN_TEST_PASSWORD, no forced change, not locked."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import AccountProfile
+
+    user, _ = get_user_model().objects.get_or_create(
+        username="admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    user.set_password(ADMIN_TEST_PASSWORD)
+    user.is_active = user.is_staff = user.is_superuser = True
+    user.save()
+    AccountProfile.objects.update_or_create(
+        user=user,
+        defaults={"must_change_password": False, "failed_attempts": 0, "locked_until": None},
+    )
+    return user
+
+
+@pytest.fixture
+def auth_header():
+    """`auth_header(user)` → {"HTTP_AUTHORIZATION": "Bearer <token>"} for a real new session."""
+    from accounts.services import session_create
+
+    def make(user) -> dict:
+        token, _ = session_create(user=user)
+        return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def api_client(admin_user, auth_header):
+    """A DRF APIClient authenticated as `admin` by a real bearer token of the session service."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(**auth_header(admin_user))
+    client.user = admin_user
+    return client

@@ -1,6 +1,10 @@
-"""Models of the accounts app: the audit log (users and sessions join it in the accounts issue)."""
+"""Models of the accounts app: the audit log, account profiles, bearer sessions, panel configs."""
 
+from datetime import datetime
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class AuditLog(models.Model):
@@ -39,3 +43,72 @@ class AuditLog(models.Model):
             "success": self.success,
             "client_ip": self.client_ip,
         }
+
+
+class AccountProfile(models.Model):
+    """What the login flow needs beyond Django's user: forced change and the lockout counters.
+
+    `last_login` is Django's own field on the user. Created on first use by `profile_for()`.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_profile"
+    )
+    must_change_password = models.BooleanField(default=False)
+    failed_attempts = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "account profile"
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+    def lock_remaining_seconds(self, now: datetime | None = None) -> float:
+        """Seconds the lock still holds (0 when not locked or the lock has expired)."""
+        if self.locked_until is None:
+            return 0.0
+        return max(0.0, (self.locked_until - (now or timezone.now())).total_seconds())
+
+    def is_locked(self, now: datetime | None = None) -> bool:
+        return self.lock_remaining_seconds(now) > 0
+
+
+class UserSession(models.Model):
+    """A bearer session. Only the SHA-256 of the token is stored; the token itself is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_sessions"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)  # None: never
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"session of {self.user} from {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def expires_at_unix(self) -> int:
+        """The API's `expires_at`: Unix seconds, 0 for a session that never expires."""
+        return int(self.expires_at.timestamp()) if self.expires_at else 0
+
+
+class PanelConfig(models.Model):
+    """A user's dashboard layout: panel/card visibility and order (shape of §3.4)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="panel_config"
+    )
+    panels = models.JSONField(default=list)
+    cards = models.JSONField(null=True, blank=True)  # None: never saved (legacy shape)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"panel config of {self.user}"

@@ -1,1 +1,193 @@
-"""Reads of the accounts app."""
+"""Reads of the accounts app: the client IP, session lookup, etcd's auth state, panel configs,
+and the audit log's CSV shape."""
+
+import csv
+import io
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC
+
+from django.conf import settings
+
+from accounts.models import AuditLog, PanelConfig, UserSession
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "etcdmonitor_session"
+
+
+def _parse_ip(value: str):
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _is_trusted_proxy(address) -> bool:
+    for entry in settings.TRUSTED_PROXIES:
+        try:
+            if address in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+        except ValueError:
+            logger.warning("TRUSTED_PROXIES entry %r is not an IP or network", entry)
+    return False
+
+
+def client_ip(request) -> str | None:
+    """The client's IP: REMOTE_ADDR, unless that peer is a trusted proxy.
+
+    Behind trusted proxies, X-Forwarded-For is walked from the right and the first address that
+    is not itself a trusted proxy is the client (left-most entries are client-controlled).
+    """
+    remote = _parse_ip(request.META.get("REMOTE_ADDR", ""))
+    if remote is None:
+        return None
+    if not _is_trusted_proxy(remote):
+        return str(remote)
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed([part for part in forwarded.split(",") if part.strip()]):
+        address = _parse_ip(hop)
+        if address is None:
+            break  # garbage in the chain: trust nothing further left
+        if not _is_trusted_proxy(address):
+            return str(address)
+    return str(remote)
+
+
+def session_for_token(token: str) -> UserSession | None:
+    """The live session for a presented token, or None (unknown, expired or inactive user)."""
+    from accounts.services import token_hash
+
+    if not token or len(token) > 256:
+        return None
+    session = (
+        UserSession.objects.select_related("user").filter(token_hash=token_hash(token)).first()
+    )
+    if session is None or not session.user.is_active:
+        return None
+    if session.is_expired():
+        session.delete()  # lazily, as it is found; the hourly purge catches the rest
+        return None
+    return session
+
+
+def bearer_token(request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (exact, case-sensitive scheme)."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header.startswith("Bearer "):
+        return header[len("Bearer ") :].strip()
+    return None
+
+
+def session_for_request(request) -> UserSession | None:
+    """The session a request presents (header first, then cookie), without raising."""
+    token = bearer_token(request)
+    if token is None:
+        token = request.COOKIES.get(SESSION_COOKIE)
+    return session_for_token(token) if token else None
+
+
+# --- etcd's own auth (informational, shown by /api/auth/status) ----------------------------------
+
+ETCD_AUTH_CACHE_SECONDS = 300.0
+ETCD_AUTH_RETRY_SECONDS = 30.0  # after an etcd error the answer is a guess: ask again soon
+_etcd_auth: dict = {}
+_etcd_auth_lock = threading.Lock()
+
+
+def _probe_etcd_auth() -> tuple[bool, bool]:
+    """(auth enabled, definite). etcd 3.4 has no AuthStatus RPC (pyetcd's protos lack it too), so
+    an anonymous UserList decides: allowed only while auth is disabled."""
+    from pyetcd import etcdrpc
+
+    from etcdgateway import EtcdError, EtcdPermissionDenied, cluster_gateway
+
+    def anonymous_user_list(client):
+        # No token metadata on purpose: with auth on, etcd answers "user name is empty".
+        return client.call(lambda raw: raw.authstub.UserList(etcdrpc.AuthUserListRequest(), 3.0))
+
+    try:
+        cluster_gateway().call(anonymous_user_list)
+        return False, True
+    except EtcdPermissionDenied:  # includes EtcdAuthFailed ("user name is empty")
+        return True, True
+    except (EtcdError, ValueError) as exc:
+        logger.info("could not tell whether etcd auth is enabled: %s", exc)
+        return True, False
+
+
+def etcd_auth_required(*, refresh: bool = False) -> bool:
+    """Whether the monitored etcd has its own auth enabled; cached per process.
+
+    When etcd cannot be asked the answer is True (as the reference), cached only briefly.
+    """
+    key = tuple(settings.ETCD_ENDPOINTS)
+    now = time.monotonic()
+    with _etcd_auth_lock:
+        cached = _etcd_auth.get(key)
+        if cached and not refresh and now < cached[1]:
+            return cached[0]
+    value, definite = _probe_etcd_auth()
+    ttl = ETCD_AUTH_CACHE_SECONDS if definite else ETCD_AUTH_RETRY_SECONDS
+    with _etcd_auth_lock:
+        _etcd_auth[key] = (value, now + ttl)
+    return value
+
+
+# --- panel config --------------------------------------------------------------------------------
+
+
+def panel_config_for(user) -> dict:
+    """The user's stored layout merged with the registry's defaults (§3.4)."""
+    from monitoring.panels import default_panel_config, merge_panel_config
+
+    stored = PanelConfig.objects.filter(user=user).first()
+    if stored is None:
+        return default_panel_config()
+    return merge_panel_config({"panels": stored.panels, "cards": stored.cards})
+
+
+# --- audit log -----------------------------------------------------------------------------------
+
+AUDIT_CSV_COLUMNS = (
+    "id",
+    "timestamp",
+    "username",
+    "operation",
+    "target",
+    "params",
+    "result",
+    "duration_ms",
+    "success",
+    "client_ip",
+)
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_cell(value) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (OWASP: prefix a single quote)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+
+def audit_csv_rows(entries: Iterable[AuditLog]) -> Iterator[list[str]]:
+    """Header then one neutralised row per entry; timestamps as ISO 8601 UTC."""
+    yield list(AUDIT_CSV_COLUMNS)
+    for entry in entries:
+        row = entry.to_dict()
+        row["timestamp"] = entry.timestamp.astimezone(UTC).isoformat()
+        yield [csv_safe_cell(row[column]) for column in AUDIT_CSV_COLUMNS]
+
+
+def audit_csv_lines(entries: Iterable[AuditLog]) -> Iterator[str]:
+    """The CSV document line by line (for a StreamingHttpResponse)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in audit_csv_rows(entries):
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate(0)

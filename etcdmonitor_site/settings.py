@@ -99,6 +99,8 @@ KV_REQUEST_TIMEOUT = env.float("KV_REQUEST_TIMEOUT", default=30)
 # `runmonitor` in embedded mode runs the same tasks in-process (etcdmonitor_site.scheduler).
 PERIODIC_JOBS = {
     "probe-etcd-endpoints": {"task": "monitoring.tasks.probe_etcd_endpoints", "interval": 15},
+    "collect-metrics": {"task": "monitoring.tasks.collect_metrics", "interval": COLLECTOR_INTERVAL},
+    "purge-metrics": {"task": "monitoring.tasks.purge_metrics", "interval": 3600},
 }
 CELERY_BEAT_SCHEDULE = {
     name: {
@@ -180,6 +182,8 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS: list = []  # policy (MIN_PASSWORD_LENGTH) is enforced by accounts.services
+# The Django admin's login obeys the same lockout and forced-change rules as /api/auth/login.
+AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -215,7 +219,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

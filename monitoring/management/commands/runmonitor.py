@@ -92,3 +92,8 @@ class Command(BaseCommand):
 
     def _bootstrap(self) -> None:
         """Start-up steps that need the database (e.g. the initial admin)."""
+        from accounts.services import admin_bootstrap, initial_password_path
+
+        if admin_bootstrap() is not None or initial_password_path().exists():
+            # Only where the password is, never the password itself.
+            self.stdout.write(f"Initial admin password: see {initial_password_path()}")

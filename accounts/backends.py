@@ -1,0 +1,35 @@
+"""Django-admin login goes through the same lockout and forced-change rules as the API."""
+
+from django.contrib.auth.backends import ModelBackend
+
+from accounts import selectors, services
+
+
+class LockoutModelBackend(ModelBackend):
+    """ModelBackend whose password check is `services.credentials_check` (lockout, constant-time
+    unknown users, audit) and which refuses users who must change their password first."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None or password is None:
+            return None
+        client_ip = selectors.client_ip(request) if request is not None else None
+        try:
+            user = services.credentials_check(
+                username=username,
+                password=password,
+                operation="admin_login",
+                wrong=services.WRONG_CREDENTIALS,
+                client_ip=client_ip,
+            )
+        except services.AuthFailure:
+            return None
+        if services.profile_for(user).must_change_password or not self.user_can_authenticate(user):
+            return None
+        services.audit_record(
+            operation="admin_login",
+            username=username,
+            target=client_ip or "",
+            result="ok",
+            client_ip=client_ip,
+        )
+        return user

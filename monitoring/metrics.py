@@ -413,9 +413,10 @@ def derive_snapshot(
         if not buckets:
             continue
         values[f"{prefix}_count"] = buckets[-1][1]
-        buckets_state[prefix] = [[le, count] for le, count in buckets]
+        # le as text: the state is stored as JSON, which has no Infinity.
+        buckets_state[prefix] = [[repr(le), count] for le, count in buckets]
         before = previous_buckets.get(prefix)
-        delta = bucket_delta(buckets, [tuple(b) for b in before] if before else None)
+        delta = bucket_delta(buckets, [(float(le), c) for le, c in before] if before else None)
         if delta is None:
             continue
         for suffix, q in QUANTILES:

@@ -1,1 +1,148 @@
-"""Models of the monitoring app."""
+"""Models of the monitoring app: the monitored cluster, its members and their time series.
+
+Storage layout (sized in bench/run_monitoring.py): one `Sample` row per member and scrape holding
+every value in a compact array indexed by `MetricName.slot` (PostgreSQL `real[]`, SQLite JSON
+text), plus `SampleRollup` rows with per-bucket averages for the 300 s and 600 s tiers, so a 7-day
+chart reads ~1000 pre-aggregated rows instead of 20 000 raw ones. Exact latest values live in
+`Member.latest` (JSON), which `/api/current` serves.
+"""
+
+import json
+
+from django.db import models
+
+
+class MonitoredCluster(models.Model):
+    """An etcd cluster the collector scrapes. Today one row (`default`) built from settings."""
+
+    name = models.CharField(max_length=100, unique=True)
+    endpoints = models.JSONField(default=list)
+    last_member_sync = models.DateTimeField(null=True, blank=True)
+    last_reached_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_cycle_at = models.DateTimeField(null=True, blank=True)
+    # Collection lease: a collector owns the cluster while lock_until is in the future.
+    lock_until = models.DateTimeField(null=True, blank=True)
+    lock_token = models.CharField(max_length=64, blank=True, default="")
+    # {tier seconds: first bucket start not yet rolled up}
+    rollup_state = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Member(models.Model):
+    """One etcd member, keyed by its decimal id within a cluster (never by endpoint order)."""
+
+    # int4: it is part of every sample row's key, and four bytes there matter.
+    id = models.AutoField(primary_key=True)
+    cluster = models.ForeignKey(MonitoredCluster, on_delete=models.CASCADE, related_name="members")
+    member_id = models.CharField(max_length=20)
+    name = models.CharField(max_length=255, blank=True, default="")
+    client_urls = models.JSONField(default=list)
+    peer_urls = models.JSONField(default=list)
+    scrape_url = models.CharField(max_length=500, blank=True, default="")
+    in_cluster = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False)
+    is_leader = models.BooleanField(default=False)
+    is_learner = models.BooleanField(default=False)
+    collector_up = models.BooleanField(default=False)
+    etcd_version = models.CharField(max_length=32, blank=True, default="")
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_scrape_at = models.DateTimeField(null=True, blank=True)
+    last_scrape_error = models.TextField(blank=True, default="")
+    latest_ts = models.BigIntegerField(null=True, blank=True)
+    latest = models.JSONField(null=True, blank=True)
+    grpc_methods = models.JSONField(default=list)
+    # What the next scrape's rates and interval quantiles need (survives restarts).
+    scrape_state = models.JSONField(default=dict)
+    sample_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "member_id"], name="member_unique_id")
+        ]
+        ordering = ["cluster_id", "name", "member_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name or '?'} ({self.member_id})"
+
+    @property
+    def endpoint(self) -> str:
+        """The first advertised client URL (display only)."""
+        return self.client_urls[0] if self.client_urls else self.scrape_url
+
+    def to_info(self) -> dict:
+        """The reference's MemberInfo shape."""
+        return {
+            "id": self.member_id,
+            "name": self.name,
+            "client_urls": list(self.client_urls),
+            "peer_urls": list(self.peer_urls) or None,
+            "endpoint": self.endpoint,
+            "is_default": self.is_default,
+            "is_leader": self.is_leader,
+        }
+
+
+class MetricName(models.Model):
+    """The registry of stored metric names; `slot` is the position in every values array."""
+
+    slot = models.SmallAutoField(primary_key=True)
+    name = models.CharField(max_length=200, unique=True)
+
+    def __str__(self) -> str:
+        return f"{self.slot}:{self.name}"
+
+
+class ValuesArrayField(models.Field):
+    """A float array: `real[]` on PostgreSQL (4 B per value), JSON text elsewhere (SQLite).
+
+    Index i holds the value of MetricName slot i+1; NULL means "not measured in this scrape".
+    """
+
+    description = "compact array of floats"
+
+    def db_type(self, connection):
+        return "real[]" if connection.vendor == "postgresql" else "text"
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None:
+            return None
+        if connection.vendor == "postgresql":
+            return list(value)
+        return json.dumps(list(value), separators=(",", ":"))
+
+    def from_db_value(self, value, expression, connection):
+        if isinstance(value, str):
+            return json.loads(value)
+        return value
+
+
+class Sample(models.Model):
+    """All values of one member at one scrape (ts = the cycle's start, Unix seconds)."""
+
+    pk = models.CompositePrimaryKey("member_id", "ts")
+    ts = models.BigIntegerField()
+    member = models.ForeignKey(
+        Member, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
+    vals = ValuesArrayField()
+
+    def __str__(self) -> str:
+        return f"sample {self.member_id}@{self.ts}"
+
+
+class SampleRollup(models.Model):
+    """Per-slot averages of a member's samples over one bucket of `tier` seconds."""
+
+    pk = models.CompositePrimaryKey("member_id", "tier", "bucket")
+    bucket = models.BigIntegerField()
+    member = models.ForeignKey(
+        Member, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
+    tier = models.SmallIntegerField()
+    vals = ValuesArrayField()
+
+    def __str__(self) -> str:
+        return f"rollup {self.member_id}/{self.tier}@{self.bucket}"

@@ -1,10 +1,33 @@
-"""Writes and etcd calls of the monitoring app."""
+"""Writes and etcd calls of the monitoring app: member discovery, collection, rollups, retention."""
 
 import logging
+import threading
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from etcdgateway import cluster_gateway
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from google.protobuf.unknown_fields import UnknownFieldSet
+from pyetcd import etcdrpc
+
+from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
+from etcdgateway.errors import translate
+from monitoring import metrics, timeseries
+from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_CLUSTER = "default"
+MEMBER_SYNC_INTERVAL = 60.0
+SCRAPE_TIMEOUT = 10.0
+STATUS_TIMEOUT = 5.0
+LEASE_TIMEOUT = 5.0
+LOCK_SECONDS = 120  # longer than any cycle (timeouts above); a crashed owner frees it by then
+RETENTION_BATCH_SECONDS = 3600  # one statement deletes at most an hour of one member's rows
 
 
 def etcd_endpoints_probe() -> dict[str, bool]:
@@ -14,3 +37,387 @@ def etcd_endpoints_probe() -> dict[str, bool]:
     """
     health = cluster_gateway().probe()
     return {endpoint: bool(result.healthy) for endpoint, result in health.items()}
+
+
+def cluster_ensure() -> MonitoredCluster:
+    """The monitored cluster of ETCD_ENDPOINTS (one row; its endpoints follow the settings).
+
+    History hangs off member ids, so changing or re-ordering the endpoints wipes nothing.
+    """
+    endpoints = [normalise_endpoint(e) for e in settings.ETCD_ENDPOINTS]
+    cluster, _ = MonitoredCluster.objects.get_or_create(
+        name=DEFAULT_CLUSTER, defaults={"endpoints": endpoints}
+    )
+    if cluster.endpoints != endpoints:
+        cluster.endpoints = endpoints
+        cluster.save(update_fields=["endpoints"])
+    return cluster
+
+
+# --- collection lock ------------------------------------------------------------------------------
+
+
+def cluster_lock_acquire(*, cluster: MonitoredCluster, seconds: int = LOCK_SECONDS) -> str | None:
+    """Take the collection lease with one conditional UPDATE; None when another owner holds it."""
+    now = datetime.now(UTC)
+    token = uuid.uuid4().hex
+    taken = (
+        MonitoredCluster.objects.filter(pk=cluster.pk)
+        .filter(Q(lock_until__isnull=True) | Q(lock_until__lt=now))
+        .update(lock_until=now + timedelta(seconds=seconds), lock_token=token)
+    )
+    return token if taken else None
+
+
+def cluster_lock_release(*, cluster: MonitoredCluster, token: str) -> None:
+    MonitoredCluster.objects.filter(pk=cluster.pk, lock_token=token).update(
+        lock_until=None, lock_token=""
+    )
+
+
+# --- member discovery -----------------------------------------------------------------------------
+
+
+def _default_member_id(members, endpoints: list[str]) -> str | None:
+    """The member behind the first configured endpoint.
+
+    Matched by advertised client URL; otherwise (e.g. 127.0.0.1 vs an advertised hostname) by
+    asking that very endpoint who it is — never "whichever member answers first".
+    """
+    first = endpoints[0]
+    for member in members:
+        if first in {normalise_endpoint(u) for u in member.client_urls}:
+            return member.id_str
+    try:
+        return str(cluster_gateway().client_for(first, timeout=STATUS_TIMEOUT).status().member_id)
+    except EtcdError:
+        return None
+
+
+def members_sync(*, cluster: MonitoredCluster, force: bool = False) -> list[Member]:
+    """Refresh the member list from MemberList (at most every 60 s unless `force`).
+
+    A failed MemberList keeps the previous list. Members that left are kept (their history
+    stays readable) with in_cluster=False. Returns the members to scrape.
+    """
+    now = datetime.now(UTC)
+    current = list(cluster.members.filter(in_cluster=True))
+    fresh = (
+        cluster.last_member_sync is not None
+        and (now - cluster.last_member_sync).total_seconds() < MEMBER_SYNC_INTERVAL
+    )
+    if current and fresh and not force:
+        return current
+    try:
+        listed = cluster_gateway().members()
+    except EtcdError as exc:
+        logger.warning("member discovery failed for %s: %s", cluster.name, exc.message)
+        cluster.last_error = exc.message
+        cluster.save(update_fields=["last_error"])
+        return current
+    default_id = _default_member_id(listed, cluster.endpoints)
+    if default_id is None:
+        previous_default = next((m for m in current if m.is_default), None)
+        default_id = previous_default.member_id if previous_default else None
+    if default_id is None and listed:
+        default_id = listed[0].id_str
+    seen = []
+    with transaction.atomic():
+        for info in listed:
+            # A member added but not started yet has no client URL: nothing to scrape.
+            scrape_url = normalise_endpoint(info.client_urls[0]) if info.client_urls else ""
+            if info.id_str == default_id:
+                # The configured endpoint is reachable from here even when the advertised
+                # URL (a container hostname, say) is not.
+                scrape_url = cluster.endpoints[0]
+            member, _ = Member.objects.update_or_create(
+                cluster=cluster,
+                member_id=info.id_str,
+                defaults={
+                    "name": info.name,
+                    "client_urls": list(info.client_urls),
+                    "peer_urls": list(info.peer_urls),
+                    "scrape_url": scrape_url,
+                    "is_learner": info.is_learner,
+                    "is_default": info.id_str == default_id,
+                    "in_cluster": True,
+                },
+            )
+            seen.append(member.pk)
+        cluster.members.exclude(pk__in=seen).update(in_cluster=False, is_default=False)
+        cluster.last_member_sync = now
+        cluster.last_reached_at = now
+        cluster.last_error = ""
+        cluster.save(update_fields=["last_member_sync", "last_reached_at", "last_error"])
+    return list(cluster.members.filter(in_cluster=True))
+
+
+# --- one collection cycle -------------------------------------------------------------------------
+
+
+@dataclass
+class MemberResult:
+    """What one member's scrape produced (I/O only; parsing happens in the caller's thread)."""
+
+    member: Member
+    text: str = ""
+    status: object = None
+    error: str = ""
+
+
+@dataclass
+class CycleReport:
+    """Outcome of `collect_cluster`: per member, up or the error; skipped when locked out."""
+
+    ts: int
+    skipped: bool = False
+    members: list[dict] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+class _LeaseCount:
+    """The cycle's one LeaseLeases call, made by the first member that answered Status.
+
+    That member just proved it is alive, so no hung endpoint can stall the call, and the
+    other members wait for it at most one RPC.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._claimed = False
+        self._done = threading.Event()
+        self.value: int | None = None
+
+    def claim_and_count(self, url: str) -> None:
+        with self._lock:
+            if self._claimed:
+                return
+            self._claimed = True
+        try:
+            self.value = _lease_count(url)
+        finally:
+            self._done.set()
+
+    def get(self) -> int | None:
+        self._done.wait(LEASE_TIMEOUT + 1)
+        return self.value
+
+
+def _scrape(member: Member, http, metrics_path: str, leases: _LeaseCount) -> MemberResult:
+    result = MemberResult(member=member)
+    if not member.scrape_url:
+        result.error = "member has no client URL"
+        return result
+    try:
+        response = http.get(f"{member.scrape_url}{metrics_path}")
+        if response.status_code != 200:
+            result.error = f"/metrics answered HTTP {response.status_code}"
+            return result
+        result.text = response.text
+    except Exception as exc:  # noqa: BLE001 - any failure of one member only marks it down
+        result.error = translate(exc, endpoint=member.scrape_url).message
+        return result
+    try:
+        client = cluster_gateway().client_for(member.scrape_url, timeout=STATUS_TIMEOUT)
+        result.status = client.status()
+    except EtcdError as exc:
+        logger.info("status of %s failed: %s", member.scrape_url, exc.message)
+    else:
+        leases.claim_and_count(member.scrape_url)
+    return result
+
+
+def _lease_count(url: str) -> int | None:
+    """Number of leases (LeaseLeases, absent from pyetcd's protos: called on the raw channel)."""
+
+    def leases(raw):
+        method = raw.channel.unary_unary(
+            "/etcdserverpb.Lease/LeaseLeases",
+            request_serializer=lambda _: b"",
+            response_deserializer=etcdrpc.ResponseHeader.FromString,
+        )
+        return method(None, timeout=LEASE_TIMEOUT, metadata=raw.metadata)
+
+    try:
+        # Decoded as a bare message: every field is "unknown", field 2 repeats once per lease.
+        response = cluster_gateway().client_for(url, timeout=LEASE_TIMEOUT).call(leases)
+    except EtcdError as exc:
+        logger.info("lease count failed: %s", exc.message)
+        return None
+    return sum(1 for f in UnknownFieldSet(response) if f.field_number == 2)
+
+
+def _integral(value: float):
+    """Exact integers in the latest JSON (revisions, raft index and byte counters)."""
+    return int(value) if value.is_integer() and abs(value) < 2**63 else value
+
+
+def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) -> dict:
+    member = result.member
+    extra = {}
+    status = result.status
+    if status is not None:
+        extra = {"raft_term": float(status.raft_term), "raft_index": float(status.raft_index)}
+    if lease_count is not None:
+        extra["etcd_lease_count"] = float(lease_count)
+    samples = metrics.parse_metrics(result.text)
+    snapshot = metrics.derive_snapshot(
+        samples, timestamp=float(ts), previous=member.scrape_state or None, extra=extra
+    )
+    now = datetime.now(UTC)
+    fields = {
+        "collector_up": True,
+        "last_seen": now,
+        "last_scrape_at": now,
+        "last_scrape_error": "",
+        "latest_ts": ts,
+        "latest": {k: _integral(v) for k, v in snapshot.values.items()},
+        "grpc_methods": snapshot.grpc_methods,
+        "scrape_state": snapshot.state,
+        "is_leader": snapshot.values.get("etcd_server_is_leader") == 1.0,
+    }
+    if status is not None:
+        fields["is_leader"] = status.is_leader
+        fields["is_learner"] = status.is_learner
+        fields["etcd_version"] = status.version
+    _write_cycle(member, ts, timeseries.to_array(snapshot.values), fields)
+    return {"member_id": member.member_id, "name": member.name, "up": True, "keys": len(fields)}
+
+
+def _store_failure(result: MemberResult, *, ts: int) -> dict:
+    member = result.member
+    latest = dict(member.latest or {})
+    latest["collector_up"] = 0
+    fields = {
+        "collector_up": False,
+        "last_scrape_at": datetime.now(UTC),
+        "last_scrape_error": result.error[:2000],
+        "latest": latest,
+    }
+    _write_cycle(member, ts, timeseries.to_array({"collector_up": 0.0}), fields)
+    return {"member_id": member.member_id, "name": member.name, "up": False, "error": result.error}
+
+
+def _write_cycle(member: Member, ts: int, array: list, fields: dict) -> None:
+    """One member's cycle, atomically: its sample row and its latest state."""
+    with transaction.atomic():
+        created = Sample.objects.bulk_create(
+            [Sample(member_id=member.pk, ts=ts, vals=array)], ignore_conflicts=True
+        )
+        Member.objects.filter(pk=member.pk).update(
+            sample_count=F("sample_count") + len(created), **fields
+        )
+    for name, value in fields.items():
+        setattr(member, name, value)
+
+
+def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
+    """One collection cycle of a cluster: discover, scrape all members concurrently, store.
+
+    Each member is scraped (/metrics, then Status) in its own thread with timeouts, and stored
+    as soon as it answers, so a failed or hung member neither delays nor fails the others; it
+    gets collector_up=0 and its error. Lease count is one call per cycle. Overlapping runs for
+    one cluster are prevented by a database lease; a run that finds it taken is skipped.
+    """
+    started = time.monotonic()
+    cluster = cluster or cluster_ensure()
+    ts = int(time.time())
+    report = CycleReport(ts=ts)
+    token = cluster_lock_acquire(cluster=cluster)
+    if token is None:
+        report.skipped = True
+        return report
+    try:
+        members = members_sync(cluster=cluster)
+        gateway = cluster_gateway()
+        leases = _LeaseCount()
+        pool = ThreadPoolExecutor(max_workers=max(1, len(members)), thread_name_prefix="collect")
+        try:
+            with gateway.http_client(timeout=SCRAPE_TIMEOUT) as http:
+                pending = {
+                    pool.submit(_scrape, m, http, gateway.config.metrics_path, leases)
+                    for m in members
+                }
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        result = future.result()
+                        if result.error:
+                            report.members.append(_store_failure(result, ts=ts))
+                            continue
+                        report.members.append(
+                            _store_success(result, ts=ts, lease_count=leases.get())
+                        )
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if any(entry["up"] for entry in report.members):
+            cluster.last_reached_at = datetime.now(UTC)
+        cluster.last_cycle_at = datetime.now(UTC)
+        cluster.save(update_fields=["last_reached_at", "last_cycle_at"])
+        rollups_refresh(cluster=cluster)
+    finally:
+        cluster_lock_release(cluster=cluster, token=token)
+    report.duration_ms = (time.monotonic() - started) * 1000
+    return report
+
+
+# --- rollups and retention ------------------------------------------------------------------------
+
+
+def rollups_refresh(*, cluster: MonitoredCluster, now: float | None = None) -> dict[str, int]:
+    """Average every closed bucket of each rollup tier in the database (one INSERT…SELECT each).
+
+    A bucket is closed once wall-clock time passed its end; the cycle that writes its last
+    samples runs before this under the same lock, so no late row can miss it.
+    """
+    now = now if now is not None else time.time()
+    slots = timeseries.max_slot()
+    state = dict(cluster.rollup_state)
+    written = {}
+    if not slots:
+        return written
+    averages = [f"avg({timeseries.slot_expr(slot, 's.vals')})" for slot in range(1, slots + 1)]
+    for tier in timeseries.ROLLUP_TIERS:
+        start = int(state.get(str(tier), 0))
+        end = int(now) // tier * tier
+        if end <= start:
+            continue
+        # Only slot numbers from our registry are interpolated; values are parameters.
+        sql = (
+            "INSERT INTO monitoring_samplerollup (member_id, tier, bucket, vals) "  # noqa: S608
+            f"SELECT s.member_id, %s, (s.ts / %s) * %s, {timeseries.array_of(averages)} "
+            "FROM monitoring_sample s JOIN monitoring_member m ON m.id = s.member_id "
+            "WHERE m.cluster_id = %s AND s.ts >= %s AND s.ts < %s "
+            "GROUP BY s.member_id, (s.ts / %s) ON CONFLICT DO NOTHING"
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [tier, tier, tier, cluster.pk, start, end, tier])
+            written[str(tier)] = cursor.rowcount
+            state[str(tier)] = end
+            MonitoredCluster.objects.filter(pk=cluster.pk).update(rollup_state=state)
+    cluster.rollup_state = state
+    return written
+
+
+def metrics_purge(*, days: int | None = None, now: float | None = None) -> int:
+    """Delete samples and rollups older than RETENTION_DAYS, an hour of one member per statement.
+
+    Many short statements (each its own transaction, using the (member, ts) key) instead of one
+    long delete: readers and the collector never wait behind a big lock.
+    """
+    days = settings.RETENTION_DAYS if days is None else days
+    cutoff = int((now if now is not None else time.time()) - days * 86400)
+    deleted = 0
+    for member in Member.objects.all():
+        oldest = (
+            Sample.objects.filter(member_id=member.pk).order_by("ts").values_list("ts", flat=True)
+        ).first()
+        while oldest is not None and oldest < cutoff:
+            upper = min(cutoff, oldest + RETENTION_BATCH_SECONDS)
+            count, _ = Sample.objects.filter(member_id=member.pk, ts__lt=upper).delete()
+            if count:
+                Member.objects.filter(pk=member.pk).update(sample_count=F("sample_count") - count)
+            deleted += count
+            oldest = upper if upper < cutoff else None
+        SampleRollup.objects.filter(member_id=member.pk, bucket__lt=cutoff).delete()
+    return deleted

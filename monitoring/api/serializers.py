@@ -1,1 +1,64 @@
 """Input and output shapes of the monitoring API."""
+
+from rest_framework import serializers
+
+
+class MemberIdInputSerializer(serializers.Serializer):
+    member_id = serializers.CharField(required=False, allow_blank=True, max_length=20)
+
+
+class MemberInfoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    client_urls = serializers.ListField(child=serializers.CharField())
+    peer_urls = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    endpoint = serializers.CharField()
+    is_default = serializers.BooleanField()
+    is_leader = serializers.BooleanField()
+
+
+class MembersOutputSerializer(serializers.Serializer):
+    members = MemberInfoSerializer(many=True)
+    default_member_id = serializers.CharField()
+    timestamp = serializers.IntegerField()
+
+
+class CurrentOutputSerializer(serializers.Serializer):
+    timestamp = serializers.IntegerField()
+    member_id = serializers.CharField()
+    metrics = serializers.DictField(child=serializers.FloatField(), allow_null=True)
+    grpc_methods = serializers.ListField(child=serializers.DictField())
+
+
+class PointSerializer(serializers.Serializer):
+    ts = serializers.IntegerField()
+    value = serializers.FloatField()
+
+
+class RangeOutputSerializer(serializers.Serializer):
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+    member_id = serializers.CharField()
+    metrics = serializers.DictField(child=PointSerializer(many=True), allow_null=True)
+
+
+class MonitorStatusOutputSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    app_version = serializers.CharField()
+    collector_up = serializers.BooleanField()
+    etcd_endpoint = serializers.CharField()
+    etcd_version = serializers.CharField()
+    collect_interval = serializers.IntegerField()
+    retention_days = serializers.IntegerField()
+    members = MemberInfoSerializer(many=True)
+    default_member_id = serializers.CharField()
+    member_count = serializers.IntegerField()
+    last_collected = serializers.IntegerField(allow_null=True)
+    timestamp = serializers.IntegerField()
+
+
+class DebugOutputSerializer(serializers.Serializer):
+    db_member_ids = serializers.DictField(child=serializers.IntegerField())
+    collector_members = serializers.ListField(child=serializers.DictField(), allow_null=True)
+    default_member_id = serializers.CharField()
+    timestamp = serializers.IntegerField()

@@ -1,3 +1,13 @@
-"""HTTP routes of the monitoring app, mounted under /api/ by the project urls."""
+"""HTTP routes of the monitoring app, mounted under /api/ (no trailing slash, as the reference)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from monitoring.api.views import DebugViewSet, MembersViewSet, MetricsViewSet, StatusViewSet
+
+urlpatterns = [
+    path("members", MembersViewSet.as_view({"get": "list"}), name="members"),
+    path("current", MetricsViewSet.as_view({"get": "current"}), name="metrics-current"),
+    path("range", MetricsViewSet.as_view({"get": "range"}), name="metrics-range"),
+    path("status", StatusViewSet.as_view({"get": "retrieve"}), name="status"),
+    path("debug", DebugViewSet.as_view({"get": "retrieve"}), name="debug"),
+]

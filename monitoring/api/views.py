@@ -1,1 +1,177 @@
-"""DRF viewsets of the monitoring app."""
+"""DRF viewsets of the monitoring app: members, metrics (current, range), status, debug.
+
+Everything is read from the database the collector writes, so any web process answers the
+same; nothing here calls etcd.
+"""
+
+import time
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
+from rest_framework.response import Response
+
+from etcdmonitor_site.exceptions import ApiError
+from monitoring import selectors
+from monitoring.api import serializers
+from monitoring.api.range import parse_metric_names, parse_window
+
+LOOPBACK = {"127.0.0.1", "::1"}
+NEVER_REACHED = "etcd unavailable: the cluster has not been reached yet"
+
+
+def _members_or_503():
+    cluster = selectors.cluster_default()
+    members = selectors.members_for_cluster(cluster)
+    if not members:
+        detail = cluster.last_error if cluster is not None and cluster.last_error else ""
+        raise ApiError(
+            f"{NEVER_REACHED} ({detail})" if detail else NEVER_REACHED,
+            status_code=503,
+            code="etcd_unavailable",
+        )
+    return cluster, members
+
+
+def _member_from(request, cluster, members):
+    query = serializers.MemberIdInputSerializer(data=request.query_params)
+    if not query.is_valid():
+        raise ApiError("invalid member_id")
+    member_id = query.validated_data.get("member_id")
+    if not member_id:
+        return selectors.member_default(members)
+    member = selectors.member_by_id(cluster, member_id)
+    if member is None:
+        raise ApiError("member not found", status_code=404)
+    return member
+
+
+def _default_id(members) -> str:
+    default = selectors.member_default(members)
+    return default.member_id if default else ""
+
+
+MEMBER_ID = OpenApiParameter("member_id", str, description="decimal member id (default member)")
+
+
+class MembersViewSet(viewsets.ViewSet):
+    """GET /api/members."""
+
+    @extend_schema(responses=serializers.MembersOutputSerializer)
+    def list(self, request):
+        _, members = _members_or_503()
+        return Response(
+            {
+                "members": [m.to_info() for m in members],
+                "default_member_id": _default_id(members),
+                "timestamp": int(time.time()),
+            }
+        )
+
+
+class MetricsViewSet(viewsets.ViewSet):
+    """GET /api/current and /api/range."""
+
+    @extend_schema(parameters=[MEMBER_ID], responses=serializers.CurrentOutputSerializer)
+    def current(self, request):
+        cluster, members = _members_or_503()
+        member = _member_from(request, cluster, members)
+        return Response(
+            {
+                "timestamp": int(time.time()),
+                "member_id": member.member_id,
+                "metrics": member.latest,
+                "grpc_methods": member.grpc_methods,
+            }
+        )
+
+    @extend_schema(
+        parameters=[
+            MEMBER_ID,
+            OpenApiParameter("metrics", str, required=True, description="m1,m2,..."),
+            OpenApiParameter("range", str, description="e.g. 30m, 1.5h, 7d, 30s"),
+            OpenApiParameter("start", int),
+            OpenApiParameter("end", int),
+        ],
+        responses=serializers.RangeOutputSerializer,
+    )
+    def range(self, request):
+        names = parse_metric_names(request.query_params)
+        window = parse_window(request.query_params, now=int(time.time()))
+        cluster, members = _members_or_503()
+        member = _member_from(request, cluster, members)
+        series = (
+            selectors.metric_series(
+                member=member,
+                names=names,
+                start=window.start,
+                end=window.end,
+                bucket=window.bucket,
+            )
+            if names is not None
+            else None
+        )
+        return Response(
+            {
+                "start": window.start,
+                "end": window.end,
+                "member_id": member.member_id,
+                "metrics": series,
+            }
+        )
+
+
+class StatusViewSet(viewsets.ViewSet):
+    """GET /api/status: collector and cluster state from storage (no live etcd call)."""
+
+    @extend_schema(responses=serializers.MonitorStatusOutputSerializer)
+    def retrieve(self, request):
+        cluster = selectors.cluster_default()
+        members = selectors.members_for_cluster(cluster)
+        default = selectors.member_default(members)
+        last = cluster.last_cycle_at if cluster is not None else None
+        return Response(
+            {
+                "status": "running",
+                "app_version": settings.APP_VERSION,
+                "collector_up": bool(default and default.collector_up),
+                "etcd_endpoint": ",".join(settings.ETCD_ENDPOINTS),
+                "etcd_version": default.etcd_version if default else "",
+                "collect_interval": settings.COLLECTOR_INTERVAL,
+                "retention_days": settings.RETENTION_DAYS,
+                "members": [m.to_info() for m in members],
+                "default_member_id": default.member_id if default else "",
+                "member_count": len(members),
+                "last_collected": int(last.timestamp()) if last else None,
+                "timestamp": int(time.time()),
+            }
+        )
+
+
+class DebugViewSet(viewsets.ViewSet):
+    """GET /api/debug: loopback clients (by REMOTE_ADDR, never X-Forwarded-For) or staff."""
+
+    @extend_schema(responses=serializers.DebugOutputSerializer)
+    def retrieve(self, request):
+        user = request.user
+        if request.META.get("REMOTE_ADDR") not in LOOPBACK and not getattr(user, "is_staff", False):
+            raise ApiError("debug endpoint restricted to localhost", status_code=403)
+        cluster = selectors.cluster_default()
+        members = selectors.members_for_cluster(cluster)
+        return Response(
+            {
+                "db_member_ids": selectors.sample_counts(cluster),
+                "collector_members": [
+                    {
+                        "id": m.member_id,
+                        "name": m.name,
+                        "endpoint": m.endpoint,
+                        "is_default": m.is_default,
+                    }
+                    for m in members
+                ]
+                or None,
+                "default_member_id": _default_id(members),
+                "timestamp": int(time.time()),
+            }
+        )

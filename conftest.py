@@ -30,6 +30,10 @@ def etcd_cluster(tmp_path_factory):
     yield cluster
     settings.ETCD_ENDPOINTS = previous
     reset_gateways()
+    for member in cluster.members:  # no test may kill a shared member: say which one died
+        if member.process is not None and member.process.poll() is not None:
+            log_tail = member.log_path.read_text(errors="replace")[-3000:]
+            print(f"\nsession etcd {member.name} exited ({member.process.returncode}):\n{log_tail}")
     cluster.remove()
 
 

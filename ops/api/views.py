@@ -1,6 +1,8 @@
 """DRF viewsets of the ops app: cluster maintenance and the audit log. Actions stay thin."""
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -28,12 +30,17 @@ class OpsViewSet(viewsets.ViewSet):
 class MaintenanceViewSet(OpsViewSet):
     """Defragment, snapshot, alarms, move-leader, HashKV and compaction."""
 
+    @extend_schema(request=serializers.MemberTargetSerializer, responses=OpenApiTypes.OBJECT)
     def defragment(self, request):
         data = _valid(serializers.MemberTargetSerializer, request.data)
         return Response(
             services.member_defragment(member_id=data["member_id"], actor=_actor(request))
         )
 
+    @extend_schema(
+        parameters=[serializers.SnapshotQuerySerializer],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
     def snapshot(self, request):
         data = _valid(serializers.SnapshotQuerySerializer, request.query_params)
         stream = services.member_snapshot(member_id=data.get("member_id"), actor=_actor(request))
@@ -43,9 +50,11 @@ class MaintenanceViewSet(OpsViewSet):
         response["Cache-Control"] = "no-store"
         return response
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def alarms(self, request):
         return Response({"alarms": services.alarms_list()})
 
+    @extend_schema(request=serializers.AlarmDisarmSerializer, responses=OpenApiTypes.OBJECT)
     def alarm_disarm(self, request):
         data = _valid(serializers.AlarmDisarmSerializer, request.data)
         alarm_type = services.parse_alarm_type(data["alarm_type"])
@@ -55,15 +64,18 @@ class MaintenanceViewSet(OpsViewSet):
             )
         )
 
+    @extend_schema(request=serializers.MoveLeaderSerializer, responses=OpenApiTypes.OBJECT)
     def move_leader(self, request):
         data = _valid(serializers.MoveLeaderSerializer, request.data)
         return Response(
             services.leader_move(target_member_id=data["target_member_id"], actor=_actor(request))
         )
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def hashkv(self, request):
         return Response(services.cluster_hashkv(actor=_actor(request)))
 
+    @extend_schema(request=serializers.CompactSerializer, responses=OpenApiTypes.OBJECT)
     def compact(self, request):
         data = _valid(serializers.CompactSerializer, request.data)
         return Response(
@@ -72,6 +84,7 @@ class MaintenanceViewSet(OpsViewSet):
             )
         )
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def compact_revision(self, request):
         return Response({"revision": services.current_revision()})
 
@@ -79,6 +92,10 @@ class MaintenanceViewSet(OpsViewSet):
 class AuditLogViewSet(OpsViewSet):
     """The audit log: a page of JSON, or the whole filtered set as CSV."""
 
+    @extend_schema(
+        parameters=[serializers.AuditQuerySerializer],
+        responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+    )
     def list(self, request):
         query = _valid(serializers.AuditQuerySerializer, request.query_params)
         entries = selectors.audit_entries(

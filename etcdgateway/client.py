@@ -230,6 +230,24 @@ class EtcdClient:
             for member in response.members
         ]
 
+    def lease_count(self, *, timeout: float | None = None) -> int:
+        """Number of live leases (LeaseLeases, which pyetcd's protos lack: a raw channel call).
+
+        The reply is decoded as a bare message, so every field is "unknown"; field 2 (leases)
+        repeats once per lease.
+        """
+
+        def leases(raw):
+            method = raw.channel.unary_unary(
+                "/etcdserverpb.Lease/LeaseLeases",
+                request_serializer=lambda _: b"",
+                response_deserializer=etcdrpc.ResponseHeader.FromString,
+            )
+            return method(None, timeout=timeout or self.timeout, metadata=raw.metadata)
+
+        response = self.call(leases)
+        return sum(1 for f in UnknownFieldSet(response) if f.field_number == 2)
+
     def close(self) -> None:
         with self._lock:
             raw, self._raw = self._raw, None

@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
-from google.protobuf.unknown_fields import UnknownFieldSet
-from pyetcd import etcdrpc
 
 from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.errors import translate
@@ -228,23 +226,11 @@ def _scrape(member: Member, http, metrics_path: str, leases: _LeaseCount) -> Mem
 
 
 def _lease_count(url: str) -> int | None:
-    """Number of leases (LeaseLeases, absent from pyetcd's protos: called on the raw channel)."""
-
-    def leases(raw):
-        method = raw.channel.unary_unary(
-            "/etcdserverpb.Lease/LeaseLeases",
-            request_serializer=lambda _: b"",
-            response_deserializer=etcdrpc.ResponseHeader.FromString,
-        )
-        return method(None, timeout=LEASE_TIMEOUT, metadata=raw.metadata)
-
     try:
-        # Decoded as a bare message: every field is "unknown", field 2 repeats once per lease.
-        response = cluster_gateway().client_for(url, timeout=LEASE_TIMEOUT).call(leases)
+        return cluster_gateway().client_for(url, timeout=LEASE_TIMEOUT).lease_count()
     except EtcdError as exc:
         logger.info("lease count failed: %s", exc.message)
         return None
-    return sum(1 for f in UnknownFieldSet(response) if f.field_number == 2)
 
 
 def _integral(value: float):

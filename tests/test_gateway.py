@@ -152,3 +152,14 @@ def test_cluster_config_rejects_bad_endpoints_and_half_mtls():
     with pytest.raises(ValueError):
         ClusterConfig(endpoints=("https://x:1",), client_cert="/c.pem")
     assert ClusterConfig(endpoints=("HTTP://Host:2379/",)).endpoints == ("http://host:2379",)
+
+
+def test_lease_count_counts_live_leases(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=1)
+    client = cluster_gateway().client_for(cluster.client_urls[0])
+    assert client.lease_count() == 0
+
+    leases = [client.call(lambda c: c.lease(60)) for _ in range(3)]
+    client.call(lambda c: c.revoke_lease(leases[0].id))
+
+    assert client.lease_count() == 2

@@ -7,12 +7,13 @@ reference, a real key with an empty value carries `"value": ""` (empty values ar
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Iterator
 
 from django.conf import settings
 
-from etcdgateway import ClusterGateway, EtcdError, EtcdNotFound
+from etcdgateway import ClusterGateway, EtcdError, EtcdNotFound, EtcdPermissionDenied
 from etcdgateway.v2 import V2Keys
 from kvmanager.keyspace import (
     count_range,
@@ -88,8 +89,9 @@ def _subtree_kvs(gateway: ClusterGateway, key: str, separator: str, *, keys_only
     if key == separator:
         yield from iter_range(gateway, b"\x00", b"\x00", keys_only=keys_only)
         return
-    exact = range_page(gateway, encode_key(key), b"", limit=1, keys_only=keys_only)
-    yield from exact.kvs
+    # A user granted `/app/` may not read the key `/app` itself; its subtree still shows.
+    with contextlib.suppress(EtcdPermissionDenied):
+        yield from range_page(gateway, encode_key(key), b"", limit=1, keys_only=keys_only).kvs
     base = encode_key(key + separator)
     yield from iter_range(gateway, base, prefix_end(base), keys_only=keys_only)
 
@@ -197,6 +199,9 @@ def list_base(prefix: str, separator: str) -> str:
 def key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit: int) -> dict:
     """One level under `prefix`: child keys and child directories with their key counts.
 
+    `prefix` "" is the whole keyspace's top level (keys without a leading separator included);
+    each directory item carries the `prefix` to list it with.
+
     Keys-only pages at one revision; once a child directory is seen its keys are skipped in the
     page, and if it outlasts the page the next range starts past it (its remaining keys are
     counted with a count-only range, never transferred).
@@ -229,8 +234,14 @@ def key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit:
                 items.append({"key": decode_key(kv.key), "dir": False, **_meta(kv)})
                 continue
             dir_key = base + rest[:cut]
-            open_dir = {"key": decode_key(dir_key), "dir": True, "count": 1}
             open_prefix = dir_key + sep
+            # `prefix` is what to list next; the key "" (all `/…` keys under the root) shows as "/".
+            open_dir = {
+                "key": decode_key(dir_key) or separator,
+                "dir": True,
+                "count": 1,
+                "prefix": decode_key(open_prefix),
+            }
             items.append(open_dir)
         if next_cursor is not None or not page.more or not page.kvs:
             break

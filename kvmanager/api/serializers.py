@@ -1,5 +1,7 @@
 """Input shapes of the kvmanager API. Types are strict: `"ttl": "5"` or `"ttl": true` is a 400."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kvmanager.services import MAX_TTL
@@ -8,6 +10,7 @@ LIST_MAX = 5000
 SEARCH_MAX = 1000
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class StrictStringField(serializers.Field):
     """A JSON string, taken as is: no trimming, no number coercion; NUL allowed (values)."""
 
@@ -22,6 +25,7 @@ class StrictStringField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class KeyField(StrictStringField):
     """An etcd key: a non-empty string without NUL characters or lone surrogates."""
 
@@ -45,6 +49,7 @@ class KeyField(StrictStringField):
         return key
 
 
+@extend_schema_field(OpenApiTypes.INT64)
 class StrictIntegerField(serializers.Field):
     """A JSON integer (not a string, float or boolean) within [min_value, max_value]."""
 
@@ -68,6 +73,7 @@ class StrictIntegerField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.BOOL)
 class StrictBooleanField(serializers.Field):
     default_error_messages = {"invalid": "must be a boolean"}
 

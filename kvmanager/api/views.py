@@ -7,6 +7,8 @@ import logging
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import viewsets
 from rest_framework.response import Response
@@ -63,6 +65,7 @@ def _reshape(exc: Exception) -> Exception:
     return exc
 
 
+@extend_schema(responses=OpenApiTypes.OBJECT)
 class KvViewSet(viewsets.ViewSet):
     """Shared plumbing: cluster resolution (`?tab_id=`), input validation, error bodies."""
 
@@ -119,16 +122,20 @@ class KvViewSet(viewsets.ViewSet):
             raise kv_error("key is required", status_code=400, code="invalid_request")
         return self.query(serializers.KeyQuerySerializer)["key"]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def separator(self, request):
         return Response({"separator": settings.KV_SEPARATOR})
 
 
+@extend_schema(tags=["kv v3"], responses=OpenApiTypes.OBJECT)
 class KvV3ViewSet(KvViewSet):
     """The v3 keyspace."""
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def connect(self, request):
         return Response(selectors.cluster_info(gateway=self.gateway()))
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def keys(self, request):
         gateway = self.gateway()
         root = selectors.key_tree(gateway=gateway, key=settings.KV_SEPARATOR, with_values=False)
@@ -136,15 +143,18 @@ class KvV3ViewSet(KvViewSet):
             selectors.stream_tree_json(root), content_type="application/json"
         )
 
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
     def getpath(self, request):
         key = self.key_param(default=settings.KV_SEPARATOR)
         node = selectors.key_tree(gateway=self.gateway(), key=key, with_values=True)
         return Response({"node": node})
 
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get_key(self, request):
         key = self.key_param()
         return Response({"node": selectors.key_get(gateway=self.gateway(), key=key)})
 
+    @extend_schema(parameters=[serializers.ListQuerySerializer], responses=OpenApiTypes.OBJECT)
     def list(self, request):
         params = self.query(serializers.ListQuerySerializer)
         return Response(
@@ -156,6 +166,7 @@ class KvV3ViewSet(KvViewSet):
             )
         )
 
+    @extend_schema(parameters=[serializers.SearchQuerySerializer], responses=OpenApiTypes.OBJECT)
     def search(self, request):
         params = self.query(serializers.SearchQuerySerializer)
         return Response(
@@ -168,6 +179,7 @@ class KvV3ViewSet(KvViewSet):
             )
         )
 
+    @extend_schema(request=serializers.PutSerializer, responses=OpenApiTypes.OBJECT)
     def put_key(self, request):
         data = self.body(serializers.PutSerializer)
         try:
@@ -183,6 +195,7 @@ class KvV3ViewSet(KvViewSet):
         )
         return Response({"node": node})
 
+    @extend_schema(request=serializers.DeleteSerializer, responses=OpenApiTypes.OBJECT)
     def delete_key(self, request):
         data = self.body(serializers.DeleteSerializer)
         deleted = services.kv_delete(
@@ -191,28 +204,34 @@ class KvV3ViewSet(KvViewSet):
         return Response({"message": "ok", "deleted": deleted})
 
 
+@extend_schema(tags=["kv v2"], responses=OpenApiTypes.OBJECT)
 class KvV2ViewSet(KvViewSet):
     """The v2 keyspace (etcd started with --enable-v2); availability is checked on every call."""
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def connect(self, request):
         return Response(selectors.v2_cluster_info(gateway=self.gateway()))
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def keys(self, request):
         node = selectors.v2_key_tree(
             gateway=self.gateway(), key=settings.KV_SEPARATOR, with_values=False
         )
         return Response({"node": node})
 
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
     def getpath(self, request):
         key = self.key_param(default=settings.KV_SEPARATOR)
         return Response(
             {"node": selectors.v2_key_tree(gateway=self.gateway(), key=key, with_values=True)}
         )
 
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get_key(self, request):
         key = self.key_param()
         return Response({"node": selectors.v2_key_get(gateway=self.gateway(), key=key)})
 
+    @extend_schema(parameters=[serializers.ListQuerySerializer], responses=OpenApiTypes.OBJECT)
     def list(self, request):
         params = self.query(serializers.ListQuerySerializer)
         return Response(
@@ -224,6 +243,7 @@ class KvV2ViewSet(KvViewSet):
             )
         )
 
+    @extend_schema(request=serializers.PutSerializer, responses=OpenApiTypes.OBJECT)
     def put_key(self, request):
         data = self.body(serializers.PutSerializer)
         try:
@@ -246,6 +266,7 @@ class KvV2ViewSet(KvViewSet):
         )
         return Response({"node": node})
 
+    @extend_schema(request=serializers.DeleteSerializer, responses=OpenApiTypes.OBJECT)
     def delete_key(self, request):
         data = self.body(serializers.DeleteSerializer)
         services.v2_delete(

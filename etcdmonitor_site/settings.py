@@ -101,6 +101,8 @@ PERIODIC_JOBS = {
     "probe-etcd-endpoints": {"task": "monitoring.tasks.probe_etcd_endpoints", "interval": 15},
     "collect-metrics": {"task": "monitoring.tasks.collect_metrics", "interval": COLLECTOR_INTERVAL},
     "purge-metrics": {"task": "monitoring.tasks.purge_metrics", "interval": 3600},
+    "purge-audit-log": {"task": "accounts.tasks.purge_audit_log", "interval": 3600},
+    "purge-expired-sessions": {"task": "accounts.tasks.purge_expired_sessions", "interval": 3600},
 }
 CELERY_BEAT_SCHEDULE = {
     name: {

@@ -103,3 +103,14 @@ def test_a_failing_job_does_not_stop_the_scheduler():
     scheduler = InProcessScheduler({"bad": {"task": "no.such.task", "interval": 1}})
 
     scheduler.run_once("bad")  # logged, not raised
+
+
+def test_every_periodic_job_is_a_registered_celery_task_with_an_expiry(settings):
+    from django.utils.module_loading import import_string
+
+    for name, job in settings.PERIODIC_JOBS.items():
+        task = import_string(job["task"])
+        assert task.name == job["task"], f"{name}: beat sends the name the worker knows"
+        assert task.name in celery_app.tasks
+        entry = settings.CELERY_BEAT_SCHEDULE[name]
+        assert entry["options"]["expires"] < entry["schedule"]

@@ -238,3 +238,21 @@ def test_collect_once_prints_one_line_per_member(etcd_cluster, capsys):
     out = capsys.readouterr().out.splitlines()
     assert sum(": up" in line for line in out) == 3
     assert out[-1].startswith("cycle took")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_task_collects_through_a_real_celery_worker_and_redis(etcd_cluster, redis_url):
+    from celery.contrib.testing.worker import start_worker
+
+    from etcdmonitor_site import celery_app
+    from monitoring.tasks import collect_metrics
+
+    celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            summary = collect_metrics.apply_async(expires=25).get(timeout=30)
+    finally:
+        celery_app.conf.update(task_always_eager=True)
+
+    assert summary["skipped"] is False and len(summary["members"]) == 3
+    assert Sample.objects.filter(ts=summary["ts"]).count() == 3

@@ -7,14 +7,14 @@ one gRPC message.
 
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from pyetcd import etcdrpc
 
 from etcdgateway import ClusterGateway, EtcdError, EtcdSpaceExceeded
 
-KEYS_PAGE = 5000  # keys-only: ~40 B/key on the wire, far below any message limit
+KEYS_PAGE = 20000  # keys-only: ~40 B/key, ~1 MB a page; etcd 3.4 counts the rest per page
 VALUES_PAGE = 256  # with values: shrunk on demand when a page is too big for one message
 
 
@@ -23,8 +23,11 @@ def encode_key(key: str) -> bytes:
 
 
 def decode_key(raw: bytes) -> str:
-    # Keys written by other tools may not be UTF-8; show them rather than fail the listing.
-    return raw.decode("utf-8", errors="replace")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        # Keys written by other tools may not be UTF-8; show them rather than fail the listing.
+        return raw.decode("utf-8", errors="replace")
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -58,7 +61,7 @@ def decode_value(value: str, encoding: str | None) -> bytes:
 
 @dataclass(frozen=True)
 class Page:
-    kvs: list
+    kvs: Sequence  # the response's repeated field, not copied
     more: bool
     revision: int
 
@@ -76,7 +79,7 @@ def range_page(
         key=start, range_end=end, limit=limit, keys_only=keys_only, revision=revision
     )
     response = gateway.call(lambda client: client.stub("kvstub", "Range", request))
-    return Page(list(response.kvs), response.more, response.header.revision)
+    return Page(response.kvs, response.more, response.header.revision)
 
 
 def count_range(gateway: ClusterGateway, start: bytes, end: bytes, *, revision: int = 0) -> int:

@@ -111,21 +111,37 @@ def key_tree(*, gateway: ClusterGateway, key: str, with_values: bool) -> dict:
     last_parent_key, last_parent = None, root
 
     def parent_for(parent_key: str) -> dict:
-        if parent_key == key or (is_root and parent_key == ""):
-            return root
-        node = index.get(parent_key)
-        if node is None:
-            cut = parent_key.rfind(separator)
-            grand = parent_for(parent_key[:cut] if cut >= 0 else "")
-            node = index[parent_key] = {"key": parent_key, "dir": True}
-            grand.setdefault("nodes", []).append(node)
-        else:
-            node["dir"] = True
+        # Iterative on purpose: a self-recursive closure is a reference cycle that kept each
+        # 100 k-node tree alive until the next cyclic GC.
+        missing = []
+        probe = parent_key
+        while True:
+            if probe == key or (is_root and probe == ""):
+                node = root
+                break
+            node = index.get(probe)
+            if node is not None:
+                break
+            missing.append(probe)
+            cut = probe.rfind(separator)
+            probe = probe[:cut] if cut >= 0 else ""
+        node["dir"] = True
+        for probe in reversed(missing):
+            child = index[probe] = {"key": probe, "dir": True}
+            node.setdefault("nodes", []).append(child)
+            node = child
         return node
 
     for kv in _subtree_kvs(gateway, key, separator, keys_only=not with_values):
+        # The hot loop of a 100 k-key tree: existing keys always have all three revisions.
         name = decode_key(kv.key)
-        node = {"key": name, "dir": False, **_meta(kv)}
+        node = {
+            "key": name,
+            "dir": False,
+            "createdIndex": kv.create_revision,
+            "modifiedIndex": kv.mod_revision,
+            "version": kv.version,
+        }
         if with_values:
             node.update(value_fields(kv.value))
         if name == key:

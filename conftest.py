@@ -47,7 +47,7 @@ def _use_session_cluster(request, etcd_cluster):
 
 
 @pytest.fixture
-def etcd_cluster_factory(tmp_path):
+def etcd_cluster_factory(tmp_path, etcd_cluster):
     """Start private clusters (for fault tests); each is killed by PID when the test ends."""
     started: list[LocalEtcdCluster] = []
 
@@ -62,7 +62,8 @@ def etcd_cluster_factory(tmp_path):
     yield start
     for cluster in started:
         cluster.remove()
-    reset_gateways()
+    # Module fixtures set up before the next test's autouse fixture must not see a dead cluster.
+    _point_settings_at(etcd_cluster)
 
 
 @pytest.fixture

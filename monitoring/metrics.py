@@ -28,8 +28,24 @@ def _unescape(value: str) -> str:
     return _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], value) if "\\" in value else value
 
 
+# etcd repeats the same ~1,300 label sets on every scrape: parse each once. Parsed dicts are
+# shared between scrapes and must be treated as read-only.
+_LABEL_CACHE: dict[str, Labels] = {}
+_LABEL_CACHE_MAX = 50_000
+
+
 def _parse_labels(section: str) -> Labels:
-    """`a="x",b="y"` → {"a": "x", "b": "y"}; a fast split unless an escape is present."""
+    """`a="x",b="y"` → {"a": "x", "b": "y"} (memoised; the result is read-only)."""
+    labels = _LABEL_CACHE.get(section)
+    if labels is None:
+        if len(_LABEL_CACHE) >= _LABEL_CACHE_MAX:
+            _LABEL_CACHE.clear()  # e.g. a member exposing unbounded label values
+        labels = _LABEL_CACHE[section] = _parse_label_section(section)
+    return labels
+
+
+def _parse_label_section(section: str) -> Labels:
+    """A fast split unless an escape is present."""
     if "\\" in section:
         return {key: _unescape(value) for key, value in _LABEL.findall(section)}
     labels = {}

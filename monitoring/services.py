@@ -276,6 +276,8 @@ def _store_failure(result: MemberResult, *, ts: int) -> dict:
     latest["collector_up"] = 0
     fields = {
         "collector_up": False,
+        # A member we cannot reach is not shown as leader: a new one has likely been elected.
+        "is_leader": False,
         "last_scrape_at": datetime.now(UTC),
         "last_scrape_error": result.error[:2000],
         "latest": latest,

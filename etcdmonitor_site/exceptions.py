@@ -20,10 +20,10 @@ logger = logging.getLogger("etcdmonitor.api")
 class ApiError(drf_exceptions.APIException):
     """A client-facing error with a status and an optional machine-readable code and extras."""
 
-    def __init__(self, message: str, *, status_code: int = 400, code: str = "", **extra):
-        super().__init__(message)
+    def __init__(self, text: str, *, status_code: int = 400, code: str = "", **extra):
+        super().__init__(text)
         self.status_code = status_code
-        self.message = message
+        self.message = text
         self.error_code = code
         self.extra = extra
 
@@ -39,8 +39,9 @@ def _first_message(detail) -> str:
     return str(detail)
 
 
-def error_body(message: str, code: str = "", **extra) -> dict:
-    body = {"error": message}
+def error_body(text: str, code: str = "", **extra) -> dict:
+    """The contract's error shape; `extra` may add fields such as KV's "message"."""
+    body = {"error": text}
     if code:
         body["code"] = code
     body.update(extra)

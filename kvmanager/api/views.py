@@ -13,6 +13,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import viewsets
 from rest_framework.response import Response
 
+from accounts.selectors import client_ip
 from etcdgateway import (
     ClusterGateway,
     EtcdError,
@@ -92,8 +93,7 @@ class KvViewSet(viewsets.ViewSet):
         user = self.request.user
         return services.Actor(
             username=getattr(user, "username", "") or "anonymous",
-            # TODO(accounts): switch to the trusted-proxy-aware client IP helper.
-            client_ip=self.request.META.get("REMOTE_ADDR"),
+            client_ip=client_ip(self.request),
             tab_id=self.request.query_params.get("tab_id") or "default",
         )
 

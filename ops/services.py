@@ -80,6 +80,57 @@ def _reachable_status(member: MemberInfo):
         ) from exc
 
 
+def _run_audited(
+    operation: str,
+    actor: Actor,
+    call,
+    *,
+    target: str,
+    params: str,
+    failure: str | None = None,
+    failure_extra: dict | None = None,
+) -> int:
+    """Run `call()`, time it, audit the outcome (success or the etcd error), return the ms.
+
+    On failure the EtcdError is re-raised, or, with `failure`, turned into an ApiError
+    "<failure>: <reason>" with the same status, `duration_ms` and `failure_extra` fields.
+    """
+    started = time.monotonic()
+    try:
+        call()
+    except EtcdError as exc:
+        duration = _elapsed_ms(started)
+        audit_record(
+            operation=operation,
+            username=actor.username,
+            target=target,
+            params=params,
+            result=exc.message,
+            duration_ms=duration,
+            success=False,
+            client_ip=actor.client_ip,
+        )
+        if failure is None:
+            raise
+        raise ApiError(
+            f"{failure}: {exc.message}",
+            status_code=exc.status_code,
+            **(failure_extra or {}),
+            duration_ms=duration,
+        ) from exc
+    duration = _elapsed_ms(started)
+    audit_record(
+        operation=operation,
+        username=actor.username,
+        target=target,
+        params=params,
+        result="success",
+        duration_ms=duration,
+        client_ip=actor.client_ip,
+    )
+    return duration
+
+
 def member_defragment(*, member_id: int, actor: Actor) -> dict:
     """Defragment exactly one member (a client bound to its endpoint, long timeout)."""
     member = member_find(member_id)
@@ -87,37 +138,14 @@ def member_defragment(*, member_id: int, actor: Actor) -> dict:
     if status.leader_id == 0:
         raise ApiError("the cluster has no leader; defragment refused", status_code=409)
     client = cluster_gateway().member_client(member, timeout=DEFRAGMENT_TIMEOUT)
-    started = time.monotonic()
-    try:
-        client.call(lambda raw: raw.defragment())
-    except EtcdError as exc:
-        duration = _elapsed_ms(started)
-        audit_record(
-            operation="defragment",
-            username=actor.username,
-            target=_member_label(member),
-            params=member.id_str,
-            result=exc.message,
-            duration_ms=duration,
-            success=False,
-            client_ip=actor.client_ip,
-        )
-        raise ApiError(
-            f"defragment failed: {exc.message}",
-            status_code=exc.status_code,
-            member_id=member.id_str,
-            member_name=member.name,
-            duration_ms=duration,
-        ) from exc
-    duration = _elapsed_ms(started)
-    audit_record(
-        operation="defragment",
-        username=actor.username,
+    duration = _run_audited(
+        "defragment",
+        actor,
+        lambda: client.call(lambda raw: raw.defragment()),
         target=_member_label(member),
         params=member.id_str,
-        result="success",
-        duration_ms=duration,
-        client_ip=actor.client_ip,
+        failure="defragment failed",
+        failure_extra={"member_id": member.id_str, "member_name": member.name},
     )
     return {
         "message": "defragment completed",
@@ -245,31 +273,14 @@ def alarm_disarm(*, member_id: int, alarm_type: str, actor: Actor) -> dict:
     request = etcdrpc.AlarmRequest(
         action=etcdrpc.AlarmRequest.DEACTIVATE, memberID=member.id, alarm=ALARM_TYPES[alarm_type]
     )
-    started = time.monotonic()
-    try:
-        cluster_gateway().call(
+    _run_audited(
+        "alarm_disarm",
+        actor,
+        lambda: cluster_gateway().call(
             lambda c: c.stub("maintenancestub", "Alarm", request, timeout=ALARM_TIMEOUT)
-        )
-    except EtcdError as exc:
-        audit_record(
-            operation="alarm_disarm",
-            username=actor.username,
-            target=_member_label(member),
-            params=params,
-            result=exc.message,
-            duration_ms=_elapsed_ms(started),
-            success=False,
-            client_ip=actor.client_ip,
-        )
-        raise
-    audit_record(
-        operation="alarm_disarm",
-        username=actor.username,
+        ),
         target=_member_label(member),
         params=params,
-        result="success",
-        duration_ms=_elapsed_ms(started),
-        client_ip=actor.client_ip,
     )
     return {"message": "alarm disarmed"}
 
@@ -305,30 +316,15 @@ def leader_move(*, target_member_id: int, actor: Actor) -> dict:
     if leader.id == target.id:
         raise ApiError("target member is already the leader")
     client = cluster_gateway().member_client(leader, timeout=MOVE_LEADER_TIMEOUT)
-    started = time.monotonic()
-    try:
-        client.stub("maintenancestub", "MoveLeader", etcdrpc.MoveLeaderRequest(targetID=target.id))
-    except EtcdError as exc:
-        audit_record(
-            operation="move_leader",
-            username=actor.username,
-            target=_member_label(target),
-            params=target.id_str,
-            result=exc.message,
-            duration_ms=_elapsed_ms(started),
-            success=False,
-            client_ip=actor.client_ip,
-        )
-        raise ApiError(f"move leader failed: {exc.message}", status_code=exc.status_code) from exc
-    duration = _elapsed_ms(started)
-    audit_record(
-        operation="move_leader",
-        username=actor.username,
+    duration = _run_audited(
+        "move_leader",
+        actor,
+        lambda: client.stub(
+            "maintenancestub", "MoveLeader", etcdrpc.MoveLeaderRequest(targetID=target.id)
+        ),
         target=_member_label(target),
         params=target.id_str,
-        result="success",
-        duration_ms=duration,
-        client_ip=actor.client_ip,
+        failure="move leader failed",
     )
     return {
         "message": "leader moved",
@@ -418,40 +414,16 @@ def cluster_compact(*, retain_count: int, physical: bool, actor: Actor) -> dict:
     params = json.dumps(
         {"retain_count": retain_count, "physical": physical, "target_revision": target}
     )
-    started = time.monotonic()
-    try:
-        cluster_gateway().call(
-            lambda c: c.stub(
-                "kvstub",
-                "Compact",
-                etcdrpc.CompactionRequest(revision=target, physical=physical),
-                timeout=COMPACT_TIMEOUT,
-            )
-        )
-    except EtcdError as exc:
-        duration = _elapsed_ms(started)
-        audit_record(
-            operation="compact",
-            username=actor.username,
-            target="cluster",
-            params=params,
-            result=exc.message,
-            duration_ms=duration,
-            success=False,
-            client_ip=actor.client_ip,
-        )
-        raise ApiError(
-            f"compact failed: {exc.message}", status_code=exc.status_code, duration_ms=duration
-        ) from exc
-    duration = _elapsed_ms(started)
-    audit_record(
-        operation="compact",
-        username=actor.username,
+    request = etcdrpc.CompactionRequest(revision=target, physical=physical)
+    duration = _run_audited(
+        "compact",
+        actor,
+        lambda: cluster_gateway().call(
+            lambda c: c.stub("kvstub", "Compact", request, timeout=COMPACT_TIMEOUT)
+        ),
         target="cluster",
         params=params,
-        result="success",
-        duration_ms=duration,
-        client_ip=actor.client_ip,
+        failure="compact failed",
     )
     return {
         "message": "compact completed",

@@ -309,6 +309,23 @@ def test_compact_keeps_the_requested_revisions(ops_client, kv_prefix):
     }
 
 
+def test_compacting_an_already_compacted_revision_is_a_400_and_audited(ops_client, kv_prefix):
+    gateway = cluster_gateway()
+    for i in range(3):
+        gateway.kv(lambda c, i=i: c.put(f"{kv_prefix}k", str(i).encode()))
+    first = ops_client.post("/api/ops/compact", {"retain_count": 1}, format="json")
+    assert first.status_code == 200
+
+    again = ops_client.post("/api/ops/compact", {"retain_count": 1}, format="json")
+
+    assert again.status_code == 400
+    body = again.json()
+    assert body["error"].startswith("compact failed: ") and "compacted" in body["error"]
+    assert isinstance(body["duration_ms"], int)
+    entry = last_audit("compact")
+    assert entry.success is False and "compacted" in entry.result
+
+
 @pytest.mark.parametrize(
     "body",
     [

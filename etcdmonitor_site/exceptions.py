@@ -1,12 +1,14 @@
 """The one place API errors become responses: `{"error": "<message>"}` with the right status.
 
 Domain errors (etcd unavailable → 503, permission denied → 403, not found → 404, timeout → 504),
-DRF's own errors (validation → 400, auth → 401, too large → 413) and anything unexpected (500,
-logged with its traceback server-side, never shown to the client).
+DRF's own errors (validation → 400, auth → 401, too large → 413), a database that cannot be
+reached (503, e.g. during a PostgreSQL restart) and anything unexpected (500, logged with its
+traceback server-side, never shown to the client).
 """
 
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -59,6 +61,10 @@ def api_exception_handler(exc, context):
         return Response(error_body(exc.message, exc.code), status=exc.status_code)
     if isinstance(exc, Http404):
         return Response(error_body("not found"), status=404)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Connection-level failures only (integrity or SQL errors stay 500s with a traceback).
+        logger.warning("database unavailable on %s: %s", _path(context), type(exc).__name__)
+        return Response(error_body("database unavailable", "database_unavailable"), status=503)
     response = drf_exception_handler(exc, context)
     if response is not None:
         if isinstance(exc, drf_exceptions.ParseError):

@@ -1,6 +1,6 @@
 """KV at scale: our `keys`, `list` and `search` vs `etcdctl get --prefix --keys-only`, same run.
 
-    .venv/bin/python bench/kv_tree.py [--runs 5] [--keys 100000]
+    .venv/bin/python bench/kv_tree.py [--runs 5] [--keys 100000] [--json out.json]
 
 Starts a private 3-member etcd cluster, loads `--keys` keys in a Kubernetes-like mix
 (`/registry/<kind>/<ns>/<name>`, one directory of 10 000 children `/registry/pods/default/`),
@@ -13,6 +13,7 @@ Prints medians, ratios, and this process's peak RSS (the server side's memory fo
 """
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -78,6 +79,19 @@ def timed(function, runs: int) -> tuple[float, object]:
     return statistics.median(samples), result
 
 
+def timed_pair(ours, theirs, runs: int) -> tuple[float, object, float, object]:
+    """Both sides alternating, run by run, so drift on the shared machine hits both alike."""
+    mine, other, a, b = [], [], None, None
+    for _ in range(runs):
+        started = time.perf_counter()
+        a = ours()
+        mine.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        b = theirs()
+        other.append((time.perf_counter() - started) * 1000)
+    return statistics.median(mine), a, statistics.median(other), b
+
+
 ETCDCTL_RSS = [0.0]
 
 
@@ -109,6 +123,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="kv-bench-etcd-") as base:
@@ -143,10 +158,12 @@ def main() -> int:
                 assert response.status_code == 200
                 return response.json()["scanned"]
 
-            ours_keys, size = timed(keys, args.runs)
-            base_keys, base_size = timed(lambda: etcdctl(endpoint, ""), args.runs)
-            ours_list, listed = timed(list_page, args.runs)
-            base_list, _ = timed(lambda: etcdctl(endpoint, "/registry/pods/default/"), args.runs)
+            ours_keys, size, base_keys, base_size = timed_pair(
+                keys, lambda: etcdctl(endpoint, ""), args.runs
+            )
+            ours_list, listed, base_list, _ = timed_pair(
+                list_page, lambda: etcdctl(endpoint, "/registry/pods/default/"), args.runs
+            )
             ours_default, _ = timed(lambda: list_page(500), args.runs)
             ours_search, scanned = timed(search, args.runs)
             child_rss = ETCDCTL_RSS[0]
@@ -169,6 +186,25 @@ def main() -> int:
                 f"peak RSS     this process {peak_rss_mib():.0f} MiB "
                 f"(before the KV calls {rss_before:.0f} MiB); etcdctl {child_rss:.0f} MiB"
             )
+            if args.json:
+                figures = {
+                    "keys": args.keys,
+                    "runs": args.runs,
+                    "keys_tree_ms": ours_keys,
+                    "keys_tree_bytes": size,
+                    "etcdctl_keys_ms": base_keys,
+                    "etcdctl_keys_bytes": base_size,
+                    "keys_tree_ratio": ours_keys / base_keys,
+                    "list_page_5000_ms": ours_list,
+                    "etcdctl_dir_ms": base_list,
+                    "list_page_500_ms": ours_default,
+                    "search_full_scan_ms": ours_search,
+                    "search_scanned": scanned,
+                    "peak_rss_mib": peak_rss_mib(),
+                    "rss_before_kv_mib": rss_before,
+                    "etcdctl_peak_rss_mib": child_rss,
+                }
+                args.json.write_text(json.dumps(figures, indent=2))
         finally:
             reset_gateways()
             cluster.remove()

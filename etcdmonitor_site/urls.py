@@ -1,12 +1,19 @@
-"""Project URLs: every app's API under /api/, the admin, health and the OpenAPI schema."""
+"""Project URLs: the dashboard pages, every app's API under /api/, the admin, health and the
+OpenAPI schema."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from etcdmonitor_site import pages
 from etcdmonitor_site.health import healthz
 
 urlpatterns = [
+    path("", pages.dashboard_page, name="dashboard"),
+    path("kv", pages.dashboard_page, {"view": "kv"}, name="dashboard-kv"),
+    path("ops", pages.dashboard_page, {"view": "ops"}, name="dashboard-ops"),
+    path("login", pages.login_page, name="login"),
+    path("change-password", pages.change_password_page, name="change-password"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -16,5 +23,5 @@ urlpatterns = [
     path("api/", include("ops.api.urls")),
 ]
 
-handler404 = "etcdmonitor_site.exceptions.json_not_found"
+handler404 = "etcdmonitor_site.pages.not_found"
 handler500 = "etcdmonitor_site.exceptions.json_server_error"

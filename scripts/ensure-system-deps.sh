@@ -5,6 +5,8 @@ missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 if [ "${1:-}" = "--with-services" ]; then
+  # the browser tests drive Debian's Chromium through Playwright
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 fi

@@ -1,0 +1,479 @@
+// Monitor view: key-metrics banner, overview cards, the 27 panels and the panel settings dialog.
+// Each refresh asks /api/range only for the series of the panels that are visible.
+"use strict";
+
+const Monitor = (function () {
+  const { el, clear, $, api, format } = EM;
+  const registry = EM.jsonData("panel-registry");
+  const panelsById = Object.fromEntries(registry.panels.map((p) => [p.id, p]));
+  const cardsById = Object.fromEntries(registry.cards.map((c) => [c.id, c]));
+  const MAX_CARDS = registry.max_visible_cards;
+
+  let config = EM.jsonData("panel-config");
+  let members = [];
+  let memberId = "";
+  let latest = {};
+  let charts = {}; // panel id -> echarts instance
+  let timer = null;
+  let loadedOnce = false;
+  let inFlight = null;
+  let onMembers = () => {};
+
+  // --- layout from the saved config ---
+  function orderedEntries(list) {
+    return [...list].sort((a, b) => a.order - b.order);
+  }
+  function visiblePanels() {
+    return orderedEntries(config.panels).filter((p) => p.visible && panelsById[p.id]);
+  }
+  function visibleMetrics() {
+    const names = new Set();
+    for (const entry of visiblePanels()) {
+      for (const s of panelsById[entry.id].series) names.add(s.metric);
+    }
+    return [...names];
+  }
+
+  function renderLayout() {
+    for (const chart of Object.values(charts)) chart.dispose();
+    charts = {};
+    const root = clear($("panels"));
+    const visible = visiblePanels();
+    for (const section of registry.sections) {
+      const inSection = visible.filter((entry) => panelsById[entry.id].section === section.id);
+      if (!inSection.length) continue; // a section whose panels are all hidden shows no header
+      const grid = el("div", { className: "panel-grid" });
+      for (const entry of inSection) grid.appendChild(panelNode(panelsById[entry.id]));
+      root.appendChild(el("section", { className: "panel-section", dataset: { section: section.id } },
+        el("h2", { className: "section-title" }, section.title), grid));
+    }
+    for (const entry of visible) {
+      charts[entry.id] = echarts.init($(entry.id), null, { renderer: "canvas" });
+    }
+  }
+
+  function panelNode(panel) {
+    return el("div", { className: "panel", id: "panel-" + panel.id, dataset: { panelId: panel.id } },
+      el("div", { className: "panel-head" },
+        el("h3", {}, panel.title),
+        el("span", { className: "panel-tag" }, panel.tag),
+        el("button", { type: "button", className: "icon maximise", title: "Maximise", "aria-label": "Maximise " + panel.title,
+          onclick: () => toggleMaximise(panel.id) }, "⤢")),
+      el("div", { className: "chart", id: panel.id }));
+  }
+
+  // --- maximise ---
+  let maximised = null;
+  function toggleMaximise(id) {
+    if (maximised) return restore();
+    maximised = id;
+    $("panel-" + id).classList.add("maximised");
+    $("maximise-backdrop").hidden = false;
+    if (charts[id]) charts[id].resize();
+  }
+  function restore() {
+    if (!maximised) return;
+    const node = $("panel-" + maximised);
+    if (node) node.classList.remove("maximised");
+    $("maximise-backdrop").hidden = true;
+    if (charts[maximised]) charts[maximised].resize();
+    maximised = null;
+  }
+
+  // --- charts ---
+  function axisFormatter(unit) {
+    return (v) => (unit === "percent" ? v.toFixed(0) + " %" : format(unit, v));
+  }
+  function rgba(hex, alpha) {
+    const n = parseInt(hex.slice(1), 16);
+    return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+  }
+  function markLine(lines, colors) {
+    return {
+      silent: true, symbol: "none",
+      data: lines.map((l) => ({
+        yAxis: l.value, name: l.label,
+        lineStyle: { color: colors[l.color] || l.color, type: "dashed" },
+        label: { formatter: l.label, color: colors[l.color] || l.color, position: "insideEndTop" },
+      })),
+    };
+  }
+
+  function fragmentation(series) {
+    const total = new Map((series.etcd_mvcc_db_total_size_in_bytes || []).map((p) => [p.ts, p.value]));
+    const points = [];
+    for (const p of series.etcd_mvcc_db_total_size_in_use_in_bytes || []) {
+      const t = total.get(p.ts); // joined on timestamp, never on array position
+      if (t > 0) points.push([p.ts * 1000, Math.min(100, Math.max(0, (1 - p.value / t) * 100))]);
+    }
+    return points;
+  }
+
+  let window_ = {};
+  function chartOption(panel, series) {
+    const colors = EM.colors();
+    const axisStyle = {
+      axisLine: { lineStyle: { color: colors.grid } },
+      axisLabel: { color: colors.muted },
+      splitLine: { lineStyle: { color: colors.grid, opacity: 0.5 } },
+    };
+    const yAxis = [{ type: "value", ...axisStyle, axisLabel: { color: colors.muted, formatter: axisFormatter(panel.unit) },
+      max: panel.y_max, min: panel.y_max ? 0 : undefined }];
+    if (panel.right_unit) {
+      yAxis.push({ type: "value", ...axisStyle, splitLine: { show: false },
+        axisLabel: { color: colors.muted, formatter: axisFormatter(panel.right_unit) } });
+    }
+    let lines;
+    if (panel.derived === "fragmentation") {
+      lines = [{ name: "Fragmentation", type: "line", smooth: true, showSymbol: false, data: fragmentation(series) }];
+    } else {
+      lines = panel.series.map((s) => ({
+        name: s.label, type: "line", smooth: true, showSymbol: false, yAxisIndex: s.axis,
+        areaStyle: s.area ? { opacity: 0.15 } : undefined,
+        data: (series[s.metric] || []).map((p) => [p.ts * 1000, p.value]),
+      }));
+    }
+    const first = lines[0];
+    if (panel.mark_lines) first.markLine = markLine(panel.mark_lines, colors);
+    if (panel.quota_lines && latest.etcd_server_quota_backend_bytes > 0) {
+      const quota = latest.etcd_server_quota_backend_bytes;
+      first.markLine = markLine(panel.quota_lines.map((q) => ({ ...q, value: quota * q.fraction })), colors);
+    }
+    if (panel.right_mark_lines) {
+      const right = lines.find((l) => l.yAxisIndex === 1);
+      if (right) right.markLine = markLine(panel.right_mark_lines, colors);
+    }
+    if (panel.bands) {
+      first.markArea = {
+        silent: true,
+        data: panel.bands.map((b) => [
+          { yAxis: b.from, itemStyle: { color: rgba(colors[b.color], 0.08) } },
+          { yAxis: b.to === null ? Number.MAX_SAFE_INTEGER : b.to },
+        ]),
+      };
+      // Keep the axis on the data, not on the open-ended top band.
+      yAxis[0].max = (value) => Math.max(value.max * 1.1, 0.001);
+    }
+    const unitOf = (name) => {
+      const s = panel.series.find((x) => x.label === name);
+      return s && s.axis === 1 ? panel.right_unit : panel.unit;
+    };
+    return {
+      color: EM.palette(),
+      backgroundColor: "transparent",
+      animation: false,
+      textStyle: { color: colors.text },
+      grid: { left: 64, right: panel.right_unit ? 64 : 18, top: 36, bottom: 26 },
+      legend: { top: 0, type: "scroll", textStyle: { color: colors.muted } },
+      tooltip: {
+        trigger: "axis",
+        formatter: (items) => {
+          if (!items.length) return "";
+          const lines2 = [EM.clock(items[0].value[0] / 1000)];
+          for (const item of items) {
+            const v = item.value[1];
+            lines2.push(item.marker + " " + escapeText(item.seriesName) + ": " +
+              (panel.derived ? v.toFixed(1) + " %" : escapeText(format(unitOf(item.seriesName), v))));
+          }
+          return lines2.join("<br>");
+        },
+      },
+      xAxis: { type: "time", ...axisStyle, splitLine: { show: false }, min: window_.start * 1000 || undefined,
+        max: window_.end * 1000 || undefined,
+        axisLabel: { color: colors.muted, hideOverlap: true, formatter: window_.long ? "{MM}-{dd} {HH}:{mm}" : "{HH}:{mm}" } },
+      yAxis,
+      series: lines,
+    };
+  }
+  // Tooltip HTML is built by ECharts; series names come from our registry, but escape anyway.
+  function escapeText(s) {
+    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  }
+
+  function drawCharts(series) {
+    for (const [id, chart] of Object.entries(charts)) {
+      chart.setOption(chartOption(panelsById[id], series || {}), true);
+    }
+  }
+  let lastSeries = {};
+
+  // --- banner and cards ---
+  function metricBox(label, value, sub, cls, extra) {
+    return el("div", { className: "metric " + (extra || "") },
+      el("div", { className: "label" }, label),
+      el("div", { className: "value " + (cls || "") }, value),
+      sub ? el("div", { className: "sub" }, sub) : null);
+  }
+  function renderBanner(status) {
+    const m = latest;
+    const commit = m.etcd_disk_backend_commit_duration_seconds_p99;
+    clear($("banner")).append(
+      metricBox("Version", (status && status.etcd_version) || m.etcd_version || "–"),
+      metricBox("CPU Usage", m.process_cpu_usage_percent === undefined ? "–" : m.process_cpu_usage_percent.toFixed(1) + " %"),
+      metricBox("Memory", format("bytes", m.process_resident_memory_bytes)),
+      metricBox("DB Size", format("bytes", m.etcd_mvcc_db_total_size_in_bytes),
+        "In use: " + format("bytes", m.etcd_mvcc_db_total_size_in_use_in_bytes)),
+      metricBox("KV Total", format("integer", m.etcd_mvcc_keys_total)),
+      metricBox("Lease Total", format("integer", m.etcd_lease_count)),
+      metricBox("Backend Commit P99", format("duration", commit), "target < 25ms", commit > 0.025 ? "bad" : ""),
+    );
+  }
+
+  function fragRatio() {
+    const total = latest.etcd_mvcc_db_total_size_in_bytes;
+    const used = latest.etcd_mvcc_db_total_size_in_use_in_bytes;
+    if (!(total > 0) || used === undefined) return null;
+    return Math.min(1, Math.max(0, 1 - used / total));
+  }
+
+  function cardNode(card) {
+    const m = latest;
+    const value = card.metric ? m[card.metric] : undefined;
+    switch (card.id) {
+      case "cardLeader":
+        return metricBox(card.label, value === undefined ? "–" : value ? "YES" : "NO",
+          m.etcd_server_is_leader ? "This node IS leader" : "This node is follower", value ? "good" : "bad");
+      case "cardLeaderChanges":
+        return metricBox(card.label, format("count", value), "total elections");
+      case "cardMemberSize": {
+        const tip = el("div", { className: "member-tip" }, members.map((mem) =>
+          el("button", { type: "button", onclick: () => selectMember(mem.id) },
+            el("span", { className: "dot" + (mem.is_leader ? " leader" : "") }),
+            mem.name + " — " + mem.endpoint)));
+        const box = metricBox(card.label, String(members.length), "hover to list, click to switch", "", "card-members");
+        box.appendChild(tip);
+        return box;
+      }
+      case "cardRaftIndex":
+        return metricBox(card.label, format("integer", value), "commit index");
+      case "cardWAL":
+        return metricBox(card.label, format("duration", value), "target < 10ms", value > 0.01 ? "bad" : "");
+      case "cardFragmentationRatio": {
+        const r = fragRatio();
+        const cls = r === null ? "" : r > 0.6 ? "bad" : r >= 0.4 ? "warn" : r >= 0.3 ? "caution" : "good";
+        return metricBox(card.label, r === null ? "–" : (r * 100).toFixed(1) + " %", "1 − in use / total", cls);
+      }
+      case "cardPending":
+        return metricBox(card.label, format("count", value), "", value > 5 ? "bad" : "");
+      case "cardLag":
+        return metricBox(card.label, format("count", value), "", value > 50 ? "bad" : "");
+      case "cardFailedRate":
+        return metricBox(card.label, value === undefined ? "–" : value.toFixed(2) + "/s", "", value > 0 ? "bad" : "");
+      default:
+        return metricBox(card.label, format(card.unit, value));
+    }
+  }
+  function renderCards() {
+    const visible = orderedEntries(config.cards || []).filter((c) => c.visible && cardsById[c.id]).slice(0, MAX_CARDS);
+    const box = clear($("cards"));
+    box.style.gridTemplateColumns = `repeat(${Math.max(visible.length, 1)}, 1fr)`;
+    for (const entry of visible) {
+      const node = cardNode(cardsById[entry.id]);
+      node.id = entry.id;
+      box.appendChild(node);
+    }
+  }
+
+  // --- members ---
+  function renderMembers() {
+    const select = clear($("member-select"));
+    for (const m of members) {
+      select.appendChild(el("option", { value: m.id, selected: m.id === memberId },
+        `${m.name} (${m.endpoint})` + (m.is_leader ? " ★" : "")));
+    }
+    onMembers(members);
+  }
+  function selectMember(id) {
+    memberId = id;
+    $("member-select").value = id;
+    refresh();
+  }
+
+  function setBadge(up) {
+    const badge = $("conn-badge");
+    badge.className = "badge " + (up ? "ok" : "down");
+    badge.textContent = up ? "Connected" : "Disconnected";
+  }
+
+  // --- refresh ---
+  async function refresh() {
+    if (inFlight) return inFlight;
+    inFlight = (async () => {
+      try {
+        const membersResp = await api("GET", "/api/members");
+        members = membersResp.members || [];
+        if (!memberId || !members.some((m) => m.id === memberId)) memberId = membersResp.default_member_id;
+        renderMembers();
+        const q = "member_id=" + encodeURIComponent(memberId);
+        const metrics = visibleMetrics();
+        const range = $("range-select").value;
+        const [current, status, rangeResp] = await Promise.all([
+          api("GET", "/api/current?" + q),
+          api("GET", "/api/status"),
+          metrics.length
+            ? api("GET", `/api/range?${q}&range=${encodeURIComponent(range)}&metrics=${metrics.map(encodeURIComponent).join(",")}`)
+            : Promise.resolve({ metrics: {} }),
+        ]);
+        latest = current.metrics || {};
+        setBadge(status.collector_up);
+        renderBanner(status);
+        renderCards();
+        lastSeries = rangeResp.metrics || {};
+        window_ = { start: rangeResp.start, end: rangeResp.end, long: rangeResp.end - rangeResp.start > 86400 };
+        drawCharts(lastSeries);
+        $("loading").hidden = true;
+        loadedOnce = true;
+      } catch (err) {
+        if (err.status === 401) return;
+        setBadge(false);
+        if (!loadedOnce) $("loading").textContent = "Cannot load data: " + err.message;
+        else EM.toast(err.message, "error");
+      } finally {
+        inFlight = null;
+      }
+    })();
+    return inFlight;
+  }
+
+  function schedule() {
+    if (timer) clearInterval(timer);
+    timer = null;
+    const seconds = parseInt($("refresh-select").value, 10);
+    if (seconds > 0) timer = setInterval(refresh, seconds * 1000);
+  }
+
+  // --- panel settings dialog ---
+  function dragList(list) {
+    let dragged = null;
+    list.addEventListener("dragstart", (e) => {
+      dragged = e.target.closest("li");
+      if (!dragged) return;
+      dragged.classList.add("dragging");
+      e.dataTransfer.effectAllowed = "move";
+      e.dataTransfer.setData("text/plain", dragged.dataset.id);
+    });
+    list.addEventListener("dragend", () => {
+      if (dragged) dragged.classList.remove("dragging");
+      list.querySelectorAll(".drop").forEach((n) => n.classList.remove("drop"));
+      dragged = null;
+    });
+    list.addEventListener("dragover", (e) => {
+      const target = e.target.closest("li");
+      if (!dragged || !target || target.parentNode !== list) return; // only within this section
+      e.preventDefault();
+      list.querySelectorAll(".drop").forEach((n) => n.classList.remove("drop"));
+      target.classList.add("drop");
+    });
+    list.addEventListener("drop", (e) => {
+      const target = e.target.closest("li");
+      if (!dragged || !target || target.parentNode !== list || target === dragged) return;
+      e.preventDefault();
+      const after = dragged.compareDocumentPosition(target) & Node.DOCUMENT_POSITION_FOLLOWING;
+      list.insertBefore(dragged, after ? target.nextSibling : target);
+    });
+  }
+  function settingsItem(id, label, visible, onToggle) {
+    const box = el("input", { type: "checkbox", id: "set-" + id, checked: visible, onchange: onToggle });
+    const move = (dir) => (e) => {
+      const li = e.currentTarget.closest("li");
+      const sibling = dir < 0 ? li.previousElementSibling : li.nextElementSibling;
+      if (sibling) li.parentNode.insertBefore(li, dir < 0 ? sibling : sibling.nextSibling);
+    };
+    return el("li", { draggable: "true", dataset: { id } },
+      el("span", { className: "handle", title: "Drag to reorder" }, "⠿"),
+      box, el("label", { for: "set-" + id }, label),
+      el("button", { type: "button", title: "Move up", "aria-label": "Move " + label + " up", onclick: move(-1) }, "↑"),
+      el("button", { type: "button", title: "Move down", "aria-label": "Move " + label + " down", onclick: move(1) }, "↓"));
+  }
+  function updateCardCounter() {
+    const boxes = [...$("settings-cards").querySelectorAll("input[type=checkbox]")];
+    const n = boxes.filter((b) => b.checked).length;
+    $("cards-counter").textContent = `${n} / ${MAX_CARDS} selected`;
+    for (const b of boxes) b.disabled = !b.checked && n >= MAX_CARDS;
+  }
+  function fillSettings(cfg) {
+    const cardList = clear($("settings-cards"));
+    for (const entry of orderedEntries(cfg.cards)) {
+      if (cardsById[entry.id]) cardList.appendChild(settingsItem(entry.id, cardsById[entry.id].label, entry.visible, updateCardCounter));
+    }
+    updateCardCounter();
+    const groups = clear($("settings-panels"));
+    for (const section of registry.sections) {
+      const list = el("ul", { className: "settings-list", dataset: { section: section.id } });
+      for (const entry of orderedEntries(cfg.panels)) {
+        const panel = panelsById[entry.id];
+        if (panel && panel.section === section.id) list.appendChild(settingsItem(panel.id, panel.title, entry.visible));
+      }
+      dragList(list);
+      groups.appendChild(el("div", { className: "settings-group" }, el("h3", {}, section.title), list));
+    }
+  }
+  function defaultsConfig() {
+    return {
+      panels: registry.panels.map((p) => ({ id: p.id, visible: p.default_visible, order: p.default_order })),
+      cards: registry.cards.map((c, i) => ({ id: c.id, visible: c.default_visible, order: i })),
+    };
+  }
+  function readSettings() {
+    const cards = [...$("settings-cards").children].map((li, i) => ({
+      id: li.dataset.id, visible: li.querySelector("input").checked, order: i,
+    }));
+    const panels = [];
+    for (const list of $("settings-panels").querySelectorAll("ul")) {
+      for (const li of list.children) {
+        panels.push({ id: li.dataset.id, visible: li.querySelector("input").checked, order: panels.length });
+      }
+    }
+    return { panels, cards };
+  }
+  async function saveSettings() {
+    const next = readSettings();
+    if (next.cards.filter((c) => c.visible).length > MAX_CARDS) {
+      EM.toast(`At most ${MAX_CARDS} overview cards can be shown.`, "error");
+      return;
+    }
+    try {
+      await api("PUT", "/api/user/panel-config", next);
+      config = next;
+      $("settings-dialog").close();
+      restore();
+      renderLayout();
+      renderCards();
+      EM.toast("Panel settings saved", "success");
+      refresh();
+    } catch (err) {
+      EM.toast("Saving failed: " + err.message, "error");
+    }
+  }
+
+  function init(options) {
+    onMembers = (options && options.onMembers) || onMembers;
+    renderLayout();
+    $("member-select").addEventListener("change", (e) => selectMember(e.target.value));
+    $("range-select").addEventListener("change", refresh);
+    $("refresh-select").addEventListener("change", schedule);
+    $("refresh-now").addEventListener("click", refresh);
+    $("panel-settings-btn").addEventListener("click", () => {
+      fillSettings(config);
+      $("settings-dialog").showModal();
+    });
+    $("settings-cancel").addEventListener("click", () => $("settings-dialog").close());
+    $("settings-reset").addEventListener("click", () => fillSettings(defaultsConfig()));
+    $("settings-save").addEventListener("click", saveSettings);
+    $("maximise-backdrop").addEventListener("click", restore);
+    document.addEventListener("keydown", (e) => { if (e.key === "Escape") restore(); });
+    window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
+    schedule();
+    return refresh();
+  }
+
+  function activate() {
+    Object.values(charts).forEach((c) => c.resize());
+  }
+  function themeChanged() {
+    renderLayout();
+    drawCharts(lastSeries);
+  }
+
+  return { init, refresh, activate, themeChanged, members: () => members, memberId: () => memberId, latest: () => latest };
+})();

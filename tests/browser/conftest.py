@@ -1,0 +1,145 @@
+"""Browser tests: Playwright drives Debian's Chromium against `manage.py runmonitor`.
+
+Each server is a real subprocess (embedded mode: its own SQLite under a temp DATA_DIR, the
+in-process collector every 2 s) pointed at the session etcd cluster, exactly what `make run`
+serves. Nothing is mocked.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.test_project import clean_env
+
+# Sync Playwright runs an event loop in the test thread; Django fixtures must still work.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# The suite shares 2 cores with etcd, Postgres and the collector: be patient, not flaky.
+expect.set_options(timeout=15_000)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {
+        **browser_context_args,
+        "viewport": {"width": 1440, "height": 900},
+        "accept_downloads": True,
+    }
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen
+
+    def initial_password(self) -> str:
+        return (self.data_dir / "initial-admin-password").read_text().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, deadline: float) -> None:
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("runmonitor did not become healthy")
+        time.sleep(0.25)
+
+
+@pytest.fixture
+def dashboard_server(etcd_cluster, tmp_path):
+    """Start runmonitor servers on the session cluster; each is stopped by its PID afterwards."""
+    started: list[Server] = []
+
+    def start(**env_overrides) -> Server:
+        data_dir = tmp_path / f"data{len(started)}"
+        env = clean_env(
+            DATA_DIR=str(data_dir),
+            ETCD_ENDPOINTS=",".join(etcd_cluster.client_urls),
+            COLLECTOR_INTERVAL="2",
+            **env_overrides,
+        )
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        port = _free_port()
+        log = open(tmp_path / f"runmonitor{len(started)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runmonitor", "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        server = Server(url=f"http://127.0.0.1:{port}", data_dir=data_dir, process=process)
+        started.append(server)
+        _wait_healthy(server.url, process, time.monotonic() + 60)
+        return server
+
+    yield start
+    for server in started:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture
+def page_errors(page):
+    """Uncaught page errors; a test asserts none happened."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
+def save_screenshot(page, name: str, tmp_path: Path) -> Path:
+    """Into the test's tmp dir; also into docs/screenshots when UPDATE_SCREENSHOTS=1."""
+    target = tmp_path / name
+    page.screenshot(path=str(target))
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(target, SCREENSHOTS / name)
+    return target

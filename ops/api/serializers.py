@@ -52,8 +52,15 @@ class CompactSerializer(serializers.Serializer):
 
 
 class UnixTimeField(serializers.IntegerField):
+    """Unix seconds in, an aware datetime out; min/max are checked on the number."""
+
     def to_internal_value(self, data):
-        return datetime.fromtimestamp(super().to_internal_value(data), tz=UTC)
+        seconds = super().to_internal_value(data)
+        super().run_validators(seconds)
+        return datetime.fromtimestamp(seconds, tz=UTC)
+
+    def run_validators(self, value):
+        """Already run on the seconds: the numeric validators cannot compare a datetime."""
 
 
 class AuditQuerySerializer(serializers.Serializer):

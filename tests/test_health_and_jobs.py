@@ -72,8 +72,8 @@ def test_celery_task_round_trips_through_redis(redis_url, etcd_cluster):
 
     celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            result = probe_etcd_endpoints.delay().get(timeout=20)
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=60):
+            result = probe_etcd_endpoints.delay().get(timeout=90)
     finally:
         celery_app.conf.update(task_always_eager=True)
 

@@ -249,8 +249,8 @@ def test_beat_task_collects_through_a_real_celery_worker_and_redis(etcd_cluster,
 
     celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            summary = collect_metrics.apply_async(expires=25).get(timeout=30)
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=60):
+            summary = collect_metrics.apply_async(expires=85).get(timeout=90)
     finally:
         celery_app.conf.update(task_always_eager=True)
 

@@ -1,5 +1,6 @@
 """Input and output shapes of the monitoring API."""
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 
@@ -17,6 +18,8 @@ class MemberInfoSerializer(serializers.Serializer):
     is_leader = serializers.BooleanField()
 
 
+# The view is a ViewSet `list` action, which the schema would otherwise wrap in an array.
+@extend_schema_serializer(many=False)
 class MembersOutputSerializer(serializers.Serializer):
     members = MemberInfoSerializer(many=True)
     default_member_id = serializers.CharField()

@@ -63,34 +63,62 @@ def parse_metrics(text: str) -> Samples:
     do not parse are dropped (one bad line never loses the scrape).
     """
     samples: Samples = {}
+    heads = _HEAD_CACHE
+    if len(heads) >= _LABEL_CACHE_MAX:
+        heads.clear()
     for line in text.splitlines():
         if not line or line[0] == "#":
             continue
-        brace = line.find("{")
-        if brace == -1:
-            parts = line.split()
-            if len(parts) < 2:
+        # Fast path: the `name{labels}` before the value was seen in an earlier scrape.
+        head, _, value_text = line.rpartition(" ")
+        known = heads.get(head)
+        if known is not None:
+            try:
+                value = float(value_text)
+            except ValueError:
                 continue
-            name, labels, value_text = parts[0], _NO_LABELS, parts[1]
-        else:
-            # Values may hold "}" but the sample value and timestamp never do.
-            end = line.rfind("}")
-            rest = line[end + 1 :].split()
-            if end < brace or not rest:
-                continue
-            name = line[:brace].strip()
-            labels = _parse_labels(line[brace + 1 : end])
-            value_text = rest[0]
+            series = samples.get(known[0])
+            if series is None:
+                samples[known[0]] = [(known[1], value)]
+            else:
+                series.append((known[1], value))
+            continue
+        parsed = _parse_line(line)
+        if parsed is None:
+            continue
+        name, labels, value_text_parsed, has_timestamp = parsed
         try:
-            value = float(value_text)
+            value = float(value_text_parsed)
         except ValueError:
             continue
+        if not has_timestamp and value_text_parsed == value_text:
+            heads[head] = (name, labels)
         series = samples.get(name)
         if series is None:
             samples[name] = [(labels, value)]
         else:
             series.append((labels, value))
     return samples
+
+
+# `name{labels}` text → (name, labels) of lines without a timestamp (read-only, shared).
+_HEAD_CACHE: dict[str, tuple[str, Labels]] = {}
+
+
+def _parse_line(line: str) -> tuple[str, Labels, str, bool] | None:
+    """(name, labels, value text, has a timestamp) of one sample line, or None."""
+    brace = line.find("{")
+    if brace == -1:
+        parts = line.split()
+        if len(parts) < 2:
+            return None
+        return parts[0], _NO_LABELS, parts[1], len(parts) > 2
+    # Values may hold "}" but the sample value and timestamp never do.
+    end = line.rfind("}")
+    rest = line[end + 1 :].split()
+    if end < brace or not rest:
+        return None
+    return line[:brace].strip(), _parse_labels(line[brace + 1 : end]), rest[0], len(rest) > 1
 
 
 # --- helpers over parsed samples ------------------------------------------------------------------
@@ -114,6 +142,9 @@ def sum_values(samples: Samples, name: str) -> float | None:
     return math.fsum(value for _, value in series if math.isfinite(value))
 
 
+_LE_CACHE: dict[str, float] = {}
+
+
 def histogram_buckets(samples: Samples, family: str) -> list[tuple[float, float]]:
     """Cumulative `(le, count)` pairs of a histogram, summed per `le` across label sets."""
     totals: dict[float, float] = {}
@@ -121,10 +152,14 @@ def histogram_buckets(samples: Samples, family: str) -> list[tuple[float, float]
         le_text = labels.get("le")
         if le_text is None or not math.isfinite(value):
             continue
-        try:
-            le = float(le_text)
-        except ValueError:
-            continue
+        le = _LE_CACHE.get(le_text)
+        if le is None:
+            try:
+                le = float(le_text)
+            except ValueError:
+                continue
+            if len(_LE_CACHE) < _LABEL_CACHE_MAX:
+                _LE_CACHE[le_text] = le
         totals[le] = totals.get(le, 0.0) + value
     return sorted(totals.items())
 

@@ -50,6 +50,26 @@ def test_parser_handles_escapes_braces_timestamps_and_bad_lines():
     assert "garbage" not in parsed and "broken" not in parsed
 
 
+def test_a_repeated_scrape_parses_the_same_as_a_first_one_with_new_values():
+    first = parse_metrics(SCRAPE)
+    changed = SCRAPE.replace("etcd_server_is_leader 1", "etcd_server_is_leader 0")
+    again = parse_metrics(changed)  # every name{labels} is now known from the first parse
+
+    assert again["etcd_server_is_leader"] == [({}, 0.0)]
+    assert {k: v for k, v in again.items() if k != "etcd_server_is_leader"} == {
+        k: v for k, v in first.items() if k != "etcd_server_is_leader"
+    }
+
+
+def test_a_known_series_with_a_timestamp_or_a_bad_value_is_read_as_before():
+    parse_metrics('w{a="1"} 2\nv 1\n')
+    parsed = parse_metrics('w{a="1"} 5 1700000000000\nv oops\nv 7\nw{a="1"} NaN\n')
+
+    assert parsed["w"][0] == ({"a": "1"}, 5.0)
+    assert math.isnan(parsed["w"][1][1])
+    assert parsed["v"] == [({}, 7.0)]
+
+
 def test_quantile_interpolates_inside_the_bucket():
     buckets = [(0.001, 10.0), (0.002, 30.0), (0.004, 40.0), (math.inf, 40.0)]
 

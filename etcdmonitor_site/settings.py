@@ -94,6 +94,8 @@ KV_SEPARATOR = env.str("KV_SEPARATOR", default="/")
 KV_MAX_VALUE_SIZE = env.int("KV_MAX_VALUE_SIZE", default=2 * 1024 * 1024)
 KV_CONNECT_TIMEOUT = env.float("KV_CONNECT_TIMEOUT", default=5)
 KV_REQUEST_TIMEOUT = env.float("KV_REQUEST_TIMEOUT", default=30)
+# Base64 of the 32-byte key that encrypts KV tab passwords; empty = DATA_DIR/kv_tabs.key.
+KV_TABS_KEY = env.str("KV_TABS_KEY", default="")
 
 # Periodic jobs: the one list both schedulers read. Celery beat gets it as CELERY_BEAT_SCHEDULE,
 # `runmonitor` in embedded mode runs the same tasks in-process (etcdmonitor_site.scheduler).
@@ -103,6 +105,7 @@ PERIODIC_JOBS = {
     "purge-metrics": {"task": "monitoring.tasks.purge_metrics", "interval": 3600},
     "purge-audit-log": {"task": "accounts.tasks.purge_audit_log", "interval": 3600},
     "purge-expired-sessions": {"task": "accounts.tasks.purge_expired_sessions", "interval": 3600},
+    "probe-kv-tabs": {"task": "kvmanager.tasks.probe_kv_tabs", "interval": 30},
 }
 CELERY_BEAT_SCHEDULE = {
     name: {

@@ -6,6 +6,7 @@ The reference's paths are fixed, so each action is routed explicitly (reads also
 
 from django.urls import path
 
+from kvmanager.api.tab_views import KvTabViewSet
 from kvmanager.api.views import KvV2ViewSet, KvV3ViewSet
 
 
@@ -31,4 +32,12 @@ def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
 urlpatterns = [
     *_routes("v3", KvV3ViewSet, extra=("search",)),
     *_routes("v2", KvV2ViewSet),
+    path("kv/tabs", KvTabViewSet.as_view({"get": "list", "post": "create"}), name="kv-tabs"),
+    path("kv/tabs/order", KvTabViewSet.as_view({"put": "order"}), name="kv-tabs-order"),
+    path(
+        "kv/tabs/<str:tab_id>",
+        KvTabViewSet.as_view({"patch": "partial_update", "delete": "destroy"}),
+        name="kv-tab",
+    ),
+    path("kv/tabs/<str:tab_id>/test", KvTabViewSet.as_view({"post": "test"}), name="kv-tab-test"),
 ]

@@ -23,9 +23,10 @@ from etcdgateway import (
 )
 from etcdgateway.v2 import EtcdV2Unavailable
 from etcdmonitor_site.exceptions import ApiError, _first_message
-from kvmanager import selectors, services
+from kvmanager import selectors, services, tab_services
 from kvmanager.api import serializers
 from kvmanager.keyspace import decode_value
+from kvmanager.tab_crypto import TabDecryptFailed, TabKeyMissing
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class KvViewSet(viewsets.ViewSet):
     """Shared plumbing: cluster resolution (`?tab_id=`), input validation, error bodies."""
 
     def handle_exception(self, exc):
+        if self.tab is not None and isinstance(exc, EtcdError):
+            tab_services.tab_mark_used(tab=self.tab, error=exc)
         exc = _reshape(exc)
         if isinstance(exc, ApiError):
             # The project handler's error_body() has a `message` parameter of its own, so the
@@ -80,21 +83,35 @@ class KvViewSet(viewsets.ViewSet):
             return Response({**exc.extra, **body}, status=exc.status_code)
         return super().handle_exception(exc)
 
+    tab = None  # the KvClusterTab behind `?tab_id=`, once gateway() resolved it
+
     def gateway(self) -> ClusterGateway:
+        """The configured cluster, or the requesting user's tab named by `?tab_id=`."""
         tab_id = self.request.query_params.get("tab_id", "")
-        if tab_id not in ("", "default"):
-            # Multi-cluster tabs (reference §4.6) plug in here once they exist.
+        if tab_id in ("", "default"):
+            return cluster_gateway()
+        actor = tab_services.TabActor(user=self.request.user, client_ip=client_ip(self.request))
+        tab = tab_services.tab_for_user(actor=actor, tab_id=tab_id, route=self.request.path)
+        try:
+            gateway = tab_services.tab_gateway(tab)
+        except (TabKeyMissing, TabDecryptFailed) as exc:
             raise kv_error(
-                "multi-cluster tabs not enabled", status_code=404, code="KV_TAB_NOT_FOUND"
-            )
-        return cluster_gateway()
+                f"tab credentials unavailable: {exc}", status_code=500, code="INTERNAL"
+            ) from None
+        self.tab = tab
+        return gateway
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if self.tab is not None and response.status_code < 400:
+            tab_services.tab_mark_used(tab=self.tab, error=None)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def actor(self) -> services.Actor:
         user = self.request.user
         return services.Actor(
             username=getattr(user, "username", "") or "anonymous",
             client_ip=client_ip(self.request),
-            tab_id=self.request.query_params.get("tab_id") or "default",
+            tab_id=str(self.tab.id) if self.tab is not None else "default",
         )
 
     def body(self, serializer_class) -> dict:

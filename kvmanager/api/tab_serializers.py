@@ -1,0 +1,60 @@
+"""Input shapes of the KV tab endpoints. Types are strict: a number for a string is a 400."""
+
+from rest_framework import serializers
+
+from kvmanager.api.serializers import StrictBooleanField, StrictStringField
+
+CA_CERT_MAX = 64 * 1024
+
+
+class BoundedString(StrictStringField):
+    default_error_messages = {"invalid": "must be a string", "long": "is too long"}
+
+    def __init__(self, *, max_length: int, **kwargs):
+        self.max_length = max_length
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) > self.max_length:
+            self.fail("long")
+        return value
+
+
+class TabCreateSerializer(serializers.Serializer):
+    """`{"endpoint", "name"?, "username"?, "password"?, "ca_cert"?, "insecure_skip_verify"?}`."""
+
+    endpoint = BoundedString(max_length=2048)
+    name = BoundedString(max_length=200, required=False, default="")
+    username = BoundedString(max_length=255, required=False, default="")
+    password = BoundedString(max_length=1024, required=False, default="")
+    ca_cert = BoundedString(max_length=CA_CERT_MAX, required=False, default="")
+    insecure_skip_verify = StrictBooleanField(required=False, default=False)
+
+    def validate_endpoint(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("is required")
+        return value
+
+
+class TabPatchSerializer(serializers.Serializer):
+    """Any of the create fields, plus `clear_password: true` to remove the stored password."""
+
+    endpoint = BoundedString(max_length=2048, required=False)
+    name = BoundedString(max_length=200, required=False)
+    username = BoundedString(max_length=255, required=False)
+    password = BoundedString(max_length=1024, required=False)
+    clear_password = StrictBooleanField(required=False, default=False)
+    ca_cert = BoundedString(max_length=CA_CERT_MAX, required=False)
+    insecure_skip_verify = StrictBooleanField(required=False)
+
+
+class TabTestSerializer(serializers.Serializer):
+    """Optional credentials to try instead of the stored ones (absent password = stored)."""
+
+    username = BoundedString(max_length=255, required=False)
+    password = BoundedString(max_length=1024, required=False)
+
+
+class TabOrderSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=BoundedString(max_length=64), min_length=1, max_length=64)

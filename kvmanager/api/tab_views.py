@@ -1,0 +1,94 @@
+"""DRF viewset of the KV tabs (`/api/kv/tabs…`, reference §1.4).
+
+Error bodies are `{"error", "code", …}` with the reference's `KV_TAB_*` / `BAD_REQUEST` /
+`INTERNAL` codes; a refused connection test is a 400, never a 401.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status, viewsets
+from rest_framework.response import Response
+
+from accounts.selectors import client_ip
+from etcdmonitor_site.exceptions import ApiError, _first_message
+from kvmanager import tab_selectors, tab_services
+from kvmanager.api import tab_serializers
+
+
+@extend_schema(tags=["kv tabs"], responses=OpenApiTypes.OBJECT)
+class KvTabViewSet(viewsets.ViewSet):
+    """A user's remote-cluster tabs: list, add, edit, close, test, reorder."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, drf_exceptions.ParseError):
+            exc = ApiError("invalid request body", status_code=400, code="BAD_REQUEST")
+        elif isinstance(exc, drf_exceptions.ValidationError):
+            exc = ApiError(_first_message(exc.detail), status_code=400, code="BAD_REQUEST")
+        response = super().handle_exception(exc)
+        # 401 keeps the project-wide body {"error": "not authenticated"} (the auth sweep pins
+        # it on every route), without the reference's "UNAUTHORIZED" code.
+        if response.status_code >= 500 and "code" not in response.data:
+            response.data["code"] = "INTERNAL"
+        return response
+
+    def actor(self) -> tab_services.TabActor:
+        return tab_services.TabActor(user=self.request.user, client_ip=client_ip(self.request))
+
+    def body(self, serializer_class, *, optional: bool = False) -> dict:
+        data = self.request.data
+        if optional and not data:
+            data = {}
+        if not isinstance(data, dict):
+            raise ApiError(
+                "request body must be a JSON object", status_code=400, code="BAD_REQUEST"
+            )
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def owned(self, tab_id: str):
+        return tab_services.tab_for_user(actor=self.actor(), tab_id=tab_id, route=self.request.path)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def list(self, request):
+        return Response({"tabs": tab_selectors.tabs_for_user(user=request.user)})
+
+    @extend_schema(request=tab_serializers.TabCreateSerializer, responses=OpenApiTypes.OBJECT)
+    def create(self, request):
+        data = self.body(tab_serializers.TabCreateSerializer)
+        tab, warning = tab_services.tab_create(actor=self.actor(), **data)
+        body = {"tab": tab.to_dict()}
+        if warning:
+            body["warning"] = warning
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=tab_serializers.TabPatchSerializer, responses=OpenApiTypes.OBJECT)
+    def partial_update(self, request, tab_id: str):
+        tab = self.owned(tab_id)
+        changes = self.body(tab_serializers.TabPatchSerializer)
+        tab, warning = tab_services.tab_update(actor=self.actor(), tab=tab, changes=changes)
+        body = {"tab": tab.to_dict()}
+        if warning:
+            body["warning"] = warning
+        return Response(body)
+
+    @extend_schema(request=None, responses={204: None})
+    def destroy(self, request, tab_id: str):
+        tab_services.tab_delete(actor=self.actor(), tab=self.owned(tab_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=tab_serializers.TabTestSerializer, responses=OpenApiTypes.OBJECT)
+    def test(self, request, tab_id: str):
+        tab = self.owned(tab_id)
+        data = self.body(tab_serializers.TabTestSerializer, optional=True)
+        result, error = tab_services.tab_test(tab=tab, **data)
+        if result != "ok":
+            return Response({"status": result, "error": error}, status=400)
+        return Response({"status": "ok"})
+
+    @extend_schema(request=tab_serializers.TabOrderSerializer, responses=OpenApiTypes.OBJECT)
+    def order(self, request):
+        data = self.body(tab_serializers.TabOrderSerializer)
+        tab_services.tabs_reorder(actor=self.actor(), ids=data["ids"], route=request.path)
+        return Response({"ok": True})

@@ -1,0 +1,70 @@
+"""Fixtures and helpers of the KV tab tests: a second etcd cluster, a second user."""
+
+import subprocess
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from etcdgateway import ClusterConfig, cluster_gateway
+from etcdgateway.localcluster import LocalEtcdCluster, free_port
+
+
+@pytest.fixture(scope="module")
+def remote_cluster(tmp_path_factory, etcd_cluster):
+    """A one-member cluster that is not the configured one (what a user adds as a tab)."""
+    cluster = LocalEtcdCluster(tmp_path_factory.mktemp("tabs-remote"), size=1).start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def remote_url(remote_cluster) -> str:
+    return remote_cluster.client_urls[0]
+
+
+def remote_get(url: str, key: str, **credentials):
+    """A key's value read straight from a cluster (not through the API)."""
+    gateway = cluster_gateway(ClusterConfig(endpoints=(url,), **credentials))
+    return gateway.kv(lambda c: c.get(key))[0]
+
+
+def dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def etcdctl(endpoint: str, *args: str, user: str | None = None) -> None:
+    command = ["etcdctl", f"--endpoints={endpoint}", *args]
+    if user:
+        command.insert(1, f"--user={user}")
+    subprocess.run(command, check=True, capture_output=True, env={"ETCDCTL_API": "3"})
+
+
+@pytest.fixture
+def auth_cluster(etcd_cluster_factory):
+    """A separate one-member cluster with etcd auth on: user root / rootpw."""
+    cluster = etcd_cluster_factory(size=1, point_settings=False)
+    url = cluster.client_urls[0]
+    etcdctl(url, "user", "add", "root:rootpw")
+    etcdctl(url, "auth", "enable")
+    return cluster
+
+
+@pytest.fixture
+def bob(db):
+    return get_user_model().objects.create_user(username="bob", password="b" * 12)
+
+
+@pytest.fixture
+def bob_client(bob, auth_header):
+    """A second dashboard user, authenticated by a real bearer token."""
+    client = APIClient()
+    client.credentials(**auth_header(bob))
+    client.user = bob
+    return client
+
+
+def add_tab(client, url: str, **fields) -> dict:
+    response = client.post("/api/kv/tabs", {"endpoint": url, **fields}, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()["tab"]

@@ -8,6 +8,7 @@ traceback server-side, never shown to the client).
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
@@ -61,6 +62,9 @@ def api_exception_handler(exc, context):
         return Response(error_body(exc.message, exc.code), status=exc.status_code)
     if isinstance(exc, Http404):
         return Response(error_body("not found"), status=404)
+    if isinstance(exc, RequestDataTooBig):
+        # Over DATA_UPLOAD_MAX_MEMORY_SIZE: Django refuses to read the body; so do we, clearly.
+        return Response(error_body("request body too large", "body_too_large"), status=413)
     if isinstance(exc, OperationalError | InterfaceError):
         # Connection-level failures only (integrity or SQL errors stay 500s with a traceback).
         logger.warning("database unavailable on %s: %s", _path(context), type(exc).__name__)

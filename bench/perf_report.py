@@ -114,7 +114,7 @@ def rows(result: dict) -> list[dict]:
             {
                 "key": "auth",
                 "figure": "auth overhead: 1 - req/s(/api/current) / req/s(/healthz)",
-                "ours": f"{api['auth_overhead'] * 100:.0f} %",
+                "ours": f"{api['auth_overhead'] * 100:.1f} %",
                 "baseline": "-",
                 "ratio": None,
                 "goal": "<= 30 %",

@@ -14,7 +14,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.system.conftest import collected_since, wait_until
+from tests.system.conftest import ADMIN_PASSWORD, collected_since, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -44,6 +44,7 @@ def test_every_operation_survives_generated_input(etcd_cluster_factory, monitor)
     checks = [not_a_server_error, content_type_conformance, response_schema_conformance]
     cluster = etcd_cluster_factory(point_settings=False)
     server = monitor(cluster.endpoints, OPS_ENABLED="true")
+    initial_password = (server.data_dir / "initial-admin-password").read_text().strip()
     token = server.login()
     auth = {"Authorization": f"Bearer {token}"}
     with server.client(token) as http:
@@ -104,3 +105,7 @@ def test_every_operation_survives_generated_input(etcd_cluster_factory, monitor)
     with server.client(token) as http:
         assert http.get("/api/status").status_code == 200, "the session survived the fuzz"
     assert server.alive() == {"web": True}
+    logs = server.logs()  # gunicorn access/error log and the app's own lines
+    assert "GET /api/status" in logs
+    for secret in (token, initial_password, ADMIN_PASSWORD):
+        assert secret not in logs

@@ -1,5 +1,6 @@
 """GET /healthz: is each dependency reachable? Public, always 200, never raises."""
 
+import functools
 import logging
 
 import redis
@@ -31,18 +32,18 @@ def etcd_ok() -> bool:
         return False
 
 
+@functools.cache
+def _broker_client(url: str) -> redis.Redis:
+    """One pooled client per broker URL: /healthz must not open a connection per request."""
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+
 def broker_ok() -> bool | None:
     """None in embedded mode (there is no broker)."""
     if settings.EMBEDDED_MODE:
         return None
     try:
-        client = redis.Redis.from_url(
-            settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1
-        )
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
+        return bool(_broker_client(settings.CELERY_BROKER_URL).ping())
     except Exception as exc:  # noqa: BLE001
         logger.warning("health: broker unreachable: %s", type(exc).__name__)
         return False

@@ -49,4 +49,6 @@
       if (views.ops) views.ops.membersChanged(members);
     },
   });
+  // Every control is wired from here on (browser tests wait for this before clicking).
+  document.documentElement.dataset.ready = "true";
 })();

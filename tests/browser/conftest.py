@@ -127,6 +127,11 @@ def dashboard_server(etcd_cluster, tmp_path):
             server.process.wait()
 
 
+def expect_dashboard_ready(page) -> None:
+    """Wait until app.js has wired the controls: a click before that is silently lost."""
+    expect(page.locator("html[data-ready='true']")).to_have_count(1)
+
+
 @pytest.fixture
 def page_errors(page):
     """Uncaught page errors; a test asserts none happened."""

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from etcdgateway import cluster_gateway
 from monitoring.metrics import stored_key_names
 from monitoring.panels import CARD_METRICS, CARDS, PANEL_CHARTS, PANELS, dashboard_registry
+from tests.browser.conftest import expect_dashboard_ready
 
 PAYLOAD = '<img src=x onerror="window.__xss=1">'
 PASSWORD = "safety-pass-1"
@@ -31,6 +32,7 @@ def _sign_in(page, server) -> None:
     page.fill("#password", PASSWORD)
     page.click("#login-submit")
     expect(page).to_have_url(server.url + "/")
+    expect_dashboard_ready(page)
 
 
 def _images(page, selector: str) -> int:
@@ -86,6 +88,7 @@ def test_ops_view_is_absent_when_ops_are_disabled(dashboard_server, page):
     expect(page.locator("#ops-view")).to_have_count(0)
     page.goto(server.url + "/ops")
     expect(page).to_have_url(server.url + "/")
+    expect_dashboard_ready(page)
     expect(page.locator("#monitor-view")).to_be_visible()
 
 

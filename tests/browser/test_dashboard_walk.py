@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
 from monitoring.panels import PANELS, panel_metrics
-from tests.browser.conftest import save_screenshot
+from tests.browser.conftest import expect_dashboard_ready, save_screenshot
 
 NEW_PASSWORD = "browser-pass-1"
 KEY_PANELS = ("chartRaftProposals", "chartDBSize", "chartMemory", "chartGoroutines", "chartFDs")
@@ -69,6 +69,7 @@ def _first_login(page, server) -> None:
     page.fill("#password", NEW_PASSWORD)
     page.click("#login-submit")
     expect(page).to_have_url(server.url + "/")
+    expect_dashboard_ready(page)
 
 
 def test_operator_walk_from_first_login_to_logout(
@@ -134,6 +135,7 @@ def test_operator_walk_from_first_login_to_logout(
     expect(page.locator("#panel-chartCPU")).to_have_count(0)
     page.wait_for_function("() => document.querySelectorAll('#panels .chart').length > 0")
     page.reload()
+    expect_dashboard_ready(page)
     expect(page.locator("html")).to_have_attribute("data-theme", "light")  # theme kept
     expect(page.locator("#loading")).to_be_hidden(timeout=20_000)
     expect(page.locator("#panel-chartCPU")).to_have_count(0)

@@ -36,6 +36,14 @@ def cluster_gateway(config: ClusterConfig | None = None) -> ClusterGateway:
     return gateway
 
 
+def forget_gateway(config: ClusterConfig) -> None:
+    """Close and drop the gateway of `config` (a KV tab that was deleted or re-configured)."""
+    with _gateways_lock:
+        gateway = _gateways.pop(config, None)
+    if gateway is not None:
+        gateway.close()
+
+
 def reset_gateways() -> None:
     """Close every cached client (after fork, or when settings change in tests)."""
     with _gateways_lock:
@@ -61,6 +69,7 @@ __all__ = [
     "MemberInfo",
     "MemberStatus",
     "cluster_gateway",
+    "forget_gateway",
     "normalise_endpoint",
     "reset_gateways",
     "split_endpoint",

@@ -14,6 +14,7 @@ import pyetcd
 from etcdgateway.client import EtcdClient, MemberInfo, MemberStatus
 from etcdgateway.config import ClusterConfig, normalise_endpoint
 from etcdgateway.errors import EtcdError, EtcdUnavailable
+from etcdgateway.scraper import MetricsScraper
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class ClusterGateway:
         self._clients: dict[tuple[str, float], EtcdClient] = {}
         self._health = {endpoint: EndpointHealth() for endpoint in config.endpoints}
         self._lock = threading.Lock()
+        self._scrapers: dict[float, MetricsScraper] = {}
 
     # --- clients ------------------------------------------------------------------------------
 
@@ -165,8 +167,24 @@ class ClusterGateway:
             trust_env=False,
         )
 
+    def scraper(self, *, timeout: float | None = None) -> MetricsScraper:
+        """The collector's long-lived /metrics client (thread-safe; closed with the gateway).
+
+        Kept across cycles so its connections are: reconnecting to every member on every cycle
+        showed up in the collector's CPU profile.
+        """
+        key = timeout or self.config.request_timeout
+        with self._lock:
+            scraper = self._scrapers.get(key)
+            if scraper is None:
+                scraper = self._scrapers[key] = MetricsScraper(self.config, timeout=key)
+        return scraper
+
     def close(self) -> None:
         with self._lock:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+            for scraper in self._scrapers.values():
+                scraper.close()
+            self._scrapers.clear()

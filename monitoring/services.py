@@ -1,6 +1,7 @@
 """Writes and etcd calls of the monitoring app: member discovery, collection, rollups, retention."""
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -67,10 +68,13 @@ def cluster_lock_acquire(*, cluster: MonitoredCluster, seconds: int = LOCK_SECON
     return token if taken else None
 
 
-def cluster_lock_release(*, cluster: MonitoredCluster, token: str) -> None:
+def cluster_lock_release(*, cluster: MonitoredCluster, token: str, **changes) -> None:
+    """Give the lease back, saving `changes` to the cluster row in the same statement."""
     MonitoredCluster.objects.filter(pk=cluster.pk, lock_token=token).update(
-        lock_until=None, lock_token=""
+        lock_until=None, lock_token="", **changes
     )
+    for name, value in changes.items():
+        setattr(cluster, name, value)
 
 
 # --- member discovery -----------------------------------------------------------------------------
@@ -201,17 +205,13 @@ class _LeaseCount:
         return self.value
 
 
-def _scrape(member: Member, http, metrics_path: str, leases: _LeaseCount) -> MemberResult:
+def _scrape(member: Member, scraper, metrics_path: str, leases: _LeaseCount) -> MemberResult:
     result = MemberResult(member=member)
     if not member.scrape_url:
         result.error = "member has no client URL"
         return result
     try:
-        response = http.get(f"{member.scrape_url}{metrics_path}")
-        if response.status_code != 200:
-            result.error = f"/metrics answered HTTP {response.status_code}"
-            return result
-        result.text = response.text
+        result.text = scraper.fetch(member.scrape_url, metrics_path)
     except Exception as exc:  # noqa: BLE001 - any failure of one member only marks it down
         result.error = translate(exc, endpoint=member.scrape_url).message
         return result
@@ -246,7 +246,7 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
         extra = {"raft_term": float(status.raft_term), "raft_index": float(status.raft_index)}
     if lease_count is not None:
         extra["etcd_lease_count"] = float(lease_count)
-    samples = metrics.parse_metrics(result.text)
+    samples = metrics.parse_metrics(result.text, only=metrics.SOURCE_NAMES)
     snapshot = metrics.derive_snapshot(
         samples, timestamp=float(ts), previous=member.scrape_state or None, extra=extra
     )
@@ -287,16 +287,57 @@ def _store_failure(result: MemberResult, *, ts: int) -> dict:
 
 
 def _write_cycle(member: Member, ts: int, array: list, fields: dict) -> None:
-    """One member's cycle, atomically: its sample row and its latest state."""
-    with transaction.atomic():
-        created = Sample.objects.bulk_create(
-            [Sample(member_id=member.pk, ts=ts, vals=array)], ignore_conflicts=True
-        )
-        Member.objects.filter(pk=member.pk).update(
-            sample_count=F("sample_count") + len(created), **fields
-        )
+    """One member's cycle, atomically: its sample row and its latest state.
+
+    On PostgreSQL one statement (a CTE inserting the sample and updating the member), so one
+    round trip per member per cycle; elsewhere a transaction of the same two writes.
+    """
+    if connection.vendor == "postgresql":
+        _write_cycle_one_statement(member, ts, array, fields)
+    else:
+        with transaction.atomic():
+            created = Sample.objects.bulk_create(
+                [Sample(member_id=member.pk, ts=ts, vals=array)], ignore_conflicts=True
+            )
+            Member.objects.filter(pk=member.pk).update(
+                sample_count=F("sample_count") + len(created), **fields
+            )
     for name, value in fields.items():
         setattr(member, name, value)
+
+
+def _write_cycle_one_statement(member: Member, ts: int, array: list, fields: dict) -> None:
+    columns, params = [], []
+    for name, value in fields.items():
+        model_field = Member._meta.get_field(name)
+        columns.append(f"{connection.ops.quote_name(model_field.column)} = %s")
+        params.append(model_field.get_db_prep_save(value, connection))
+    vals = Sample._meta.get_field("vals").get_db_prep_save(array, connection)
+    # Column names come from our model, never from input; every value is a parameter.
+    sql = (
+        "WITH inserted AS (INSERT INTO monitoring_sample (member_id, ts, vals) "  # noqa: S608
+        "VALUES (%s, %s, %s::real[]) ON CONFLICT DO NOTHING RETURNING 1) "
+        "UPDATE monitoring_member SET sample_count = sample_count + "
+        f"(SELECT count(*) FROM inserted), {', '.join(columns)} WHERE id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [member.pk, ts, vals, *params, member.pk])
+
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _scrape_pool() -> ThreadPoolExecutor:
+    """One scrape pool per process, made after any fork (a Celery prefork child builds its own).
+
+    Reused across cycles: starting a thread per member on every cycle cost measurable CPU.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=32, thread_name_prefix="collect"))
+        return _pool[1]
 
 
 def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
@@ -315,36 +356,31 @@ def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
     if token is None:
         report.skipped = True
         return report
+    finished = {}
     try:
         members = members_sync(cluster=cluster)
         gateway = cluster_gateway()
         leases = _LeaseCount()
-        pool = ThreadPoolExecutor(max_workers=max(1, len(members)), thread_name_prefix="collect")
-        try:
-            with gateway.http_client(timeout=SCRAPE_TIMEOUT) as http:
-                pending = {
-                    pool.submit(_scrape, m, http, gateway.config.metrics_path, leases)
-                    for m in members
-                }
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        result = future.result()
-                        if result.error:
-                            report.members.append(_store_failure(result, ts=ts))
-                            continue
-                        report.members.append(
-                            _store_success(result, ts=ts, lease_count=leases.get())
-                        )
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        if any(entry["up"] for entry in report.members):
-            cluster.last_reached_at = datetime.now(UTC)
-        cluster.last_cycle_at = datetime.now(UTC)
-        cluster.save(update_fields=["last_reached_at", "last_cycle_at"])
+        scraper = gateway.scraper(timeout=SCRAPE_TIMEOUT)
+        pending = {
+            _scrape_pool().submit(_scrape, m, scraper, gateway.config.metrics_path, leases)
+            for m in members
+        }
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                if result.error:
+                    report.members.append(_store_failure(result, ts=ts))
+                    continue
+                report.members.append(_store_success(result, ts=ts, lease_count=leases.get()))
         rollups_refresh(cluster=cluster)
+        now = datetime.now(UTC)
+        finished["last_cycle_at"] = now
+        if any(entry["up"] for entry in report.members):
+            finished["last_reached_at"] = now
     finally:
-        cluster_lock_release(cluster=cluster, token=token)
+        cluster_lock_release(cluster=cluster, token=token, **finished)
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
 
@@ -359,17 +395,18 @@ def rollups_refresh(*, cluster: MonitoredCluster, now: float | None = None) -> d
     samples runs before this under the same lock, so no late row can miss it.
     """
     now = now if now is not None else time.time()
-    slots = timeseries.max_slot()
     state = dict(cluster.rollup_state)
     written = {}
+    due = {
+        tier: (int(state.get(str(tier), 0)), int(now) // tier * tier)
+        for tier in timeseries.ROLLUP_TIERS
+    }
+    due = {tier: span for tier, span in due.items() if span[1] > span[0]}
+    slots = timeseries.max_slot() if due else 0
     if not slots:
         return written
     averages = [f"avg({timeseries.slot_expr(slot, 's.vals')})" for slot in range(1, slots + 1)]
-    for tier in timeseries.ROLLUP_TIERS:
-        start = int(state.get(str(tier), 0))
-        end = int(now) // tier * tier
-        if end <= start:
-            continue
+    for tier, (start, end) in due.items():
         # Only slot numbers from our registry are interpolated; values are parameters.
         sql = (
             "INSERT INTO monitoring_samplerollup (member_id, tier, bucket, vals) "  # noqa: S608

@@ -110,6 +110,8 @@ def test_mtls_member_over_grpc_and_https(tls_cluster):
     with gateway.http_client() as http:
         response = http.get(f"{cluster.client_urls[0]}/metrics")
     assert response.status_code == 200 and "etcd_server_has_leader" in response.text
+    # the collector's own client (urllib3) with the same TLS material
+    assert "etcd_server_has_leader" in gateway.scraper().fetch(cluster.client_urls[0], "/metrics")
 
 
 def test_mtls_member_without_a_client_certificate_is_unavailable(tls_cluster):
@@ -122,6 +124,8 @@ def test_mtls_member_without_a_client_certificate_is_unavailable(tls_cluster):
         gateway.status()
     with gateway.http_client() as http, pytest.raises(httpx.TransportError):
         http.get(f"{cluster.client_urls[0]}/metrics")
+    with pytest.raises(EtcdUnavailable):
+        gateway.scraper().fetch(cluster.client_urls[0], "/metrics")
 
 
 def test_untrusted_server_certificate_is_refused_unless_verification_is_skipped(tls_cluster):
@@ -140,8 +144,11 @@ def test_untrusted_server_certificate_is_refused_unless_verification_is_skipped(
         http.get(f"{cluster.client_urls[0]}/health")
     with pytest.raises(EtcdUnavailable):
         cluster_gateway(ClusterConfig(**common)).status()
+    with pytest.raises(EtcdUnavailable, match="TLS failed"):
+        cluster_gateway(ClusterConfig(**common)).scraper().fetch(cluster.client_urls[0], "/metrics")
 
     skipping = cluster_gateway(ClusterConfig(**common, insecure_skip_verify=True))
     with skipping.http_client() as http:
         assert http.get(f"{cluster.client_urls[0]}/health").status_code == 200
     assert skipping.status().version.startswith("3.")
+    assert "etcd_server_has_leader" in skipping.scraper().fetch(cluster.client_urls[0], "/metrics")

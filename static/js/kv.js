@@ -1,6 +1,6 @@
-// KV view: a lazy tree on the paginated one-level `list` endpoint (v3 and v2), server search,
-// a value editor (ACE) with format detection and pretty-print, and create/delete from a context
-// menu. Keys and values are only ever inserted as text.
+// KV view: per cluster tab (kv-tabs.js) and protocol, a lazy tree on the paginated one-level
+// `list` endpoint (v3 and v2), server search, a value editor (ACE) with format detection and
+// pretty-print, and create/delete from a context menu. Keys and values are only ever text.
 "use strict";
 
 const KV = (function () {
@@ -11,33 +11,56 @@ const KV = (function () {
   const EXT_MODES = { json: "json", yaml: "yaml", yml: "yaml", xml: "xml", toml: "toml", ini: "ini", conf: "ini",
     cfg: "ini", js: "javascript", lua: "lua" };
 
-  let proto = "v3";
-  let mode = "tree";
-  let root = null;
-  let selected = null; // {node, data}
+  const EVICT_AFTER_MS = 5 * 60 * 1000;
+
+  // Each tab keeps its protocol and layout and, per protocol, a view: its tree (held as detached
+  // DOM while another view is on screen), selection, search and scroll position. Every node
+  // knows its view, so a late answer lands in the tree (and tab) that asked for it.
+  const tabStates = new Map();
+  let activeTab = null;
+  let cur = null; // the view on screen
   let menuTarget = null;
   let editor = null;
   let started = false;
 
+  function tabState(id) {
+    if (!tabStates.has(id)) tabStates.set(id, { id, proto: "v3", mode: "tree", views: {} });
+    return tabStates.get(id);
+  }
+  function viewOf(state, proto) {
+    if (!state.views[proto]) {
+      state.views[proto] = { tabId: state.id, proto, root: null, selected: null, stash: null, scroll: 0,
+        searching: false, searchText: "", leftAt: 0 };
+    }
+    return state.views[proto];
+  }
+  // Every KV request of a non-default tab names the tab, so it goes to that tab's cluster.
+  function kvUrl(view, action, params) {
+    const query = new URLSearchParams(params || {});
+    if (view.tabId !== "default") query.set("tab_id", view.tabId);
+    const text = query.toString();
+    return `/api/kv/${view.proto}/${action}` + (text ? "?" + text : "");
+  }
+
   // --- tree model ---
-  function makeRoot() {
-    return { key: SEP, label: SEP, dir: true, prefix: proto === "v3" ? "" : SEP, parent: null, isRoot: true };
+  function makeRoot(view) {
+    return { key: SEP, label: SEP, dir: true, prefix: view.proto === "v3" ? "" : SEP, parent: null, isRoot: true, view };
   }
   function childBase(node) {
-    if (proto === "v3") return node.prefix;
+    if (node.view.proto === "v3") return node.prefix;
     return node.key.endsWith(SEP) ? node.key : node.key + SEP;
   }
   function labelFor(parent, key) {
     const base = childBase(parent);
     let label = base && key.startsWith(base) ? key.slice(base.length) : key;
-    if (proto === "v2" && label.startsWith(SEP) && label !== SEP) label = label.slice(SEP.length);
+    if (parent.view.proto === "v2" && label.startsWith(SEP) && label !== SEP) label = label.slice(SEP.length);
     return label || key;
   }
   function nodeFrom(parent, item) {
     return {
       key: item.key, dir: !!item.dir, count: item.count,
-      prefix: proto === "v3" ? item.prefix : item.key,
-      label: labelFor(parent, item.key), parent,
+      prefix: parent.view.proto === "v3" ? item.prefix : item.key,
+      label: labelFor(parent, item.key), parent, view: parent.view,
     };
   }
 
@@ -74,16 +97,16 @@ const KV = (function () {
   }
 
   async function loadLevel(node, cursor) {
-    const params = new URLSearchParams({ prefix: node.prefix, limit: String(PAGE) });
-    if (cursor) params.set("cursor", cursor);
-    const data = await api("GET", `/api/kv/${proto}/list?` + params.toString());
+    const params = { prefix: node.prefix, limit: String(PAGE) };
+    if (cursor) params.cursor = cursor;
+    const data = await api("GET", kvUrl(node.view, "list", params));
     if (!cursor) clear(node.childList);
     const old = node.childList.querySelector(":scope > li.more");
     if (old) old.remove();
     for (const item of data.nodes || []) node.childList.appendChild(renderNode(nodeFrom(node, item)));
     if (data.next_cursor) {
       const more = el("button", { type: "button", className: "kv-more",
-        onclick: () => loadLevel(node, data.next_cursor).catch(showError) }, "Load more…");
+        onclick: () => loadLevel(node, data.next_cursor).catch((err) => showError(err, node.view)) }, "Load more…");
       node.childList.appendChild(el("li", { className: "more" }, more));
     }
     if (!(data.nodes || []).length && !cursor) node.childList.appendChild(el("li", { className: "muted small empty" }, "(empty)"));
@@ -98,7 +121,7 @@ const KV = (function () {
       try {
         await loadLevel(node);
       } catch (err) {
-        showError(err);
+        showError(err, node.view);
       }
     }
   }
@@ -108,39 +131,61 @@ const KV = (function () {
     await toggle(node, true);
   }
 
-  function showError(err) {
+  // A failure on a remote tab may have changed its status: the strip re-reads it.
+  function showError(err, view) {
     if (err && err.status === 401) return;
     EM.toast(err.message || String(err), "error");
+    if (view && view.tabId !== "default") KVTabs.refreshSoon();
   }
 
-  async function buildTree() {
-    root = makeRoot();
-    const container = clear($("kv-tree"));
-    const top = el("ul", { role: "tree" }, renderNode(root));
-    container.appendChild(top);
-    clearDetail();
-    await toggle(root, true);
+  async function buildTree(view) {
+    view.root = makeRoot(view);
+    view.selected = null;
+    view.searching = false;
+    if (cur === view) {
+      clear($("kv-tree")).appendChild(el("ul", { role: "tree" }, renderNode(view.root)));
+      clearDetail();
+      $("kv-search-clear").hidden = true;
+    }
+    await toggle(view.root, true);
   }
 
   // --- info bar ---
-  async function loadInfo() {
-    const bar = clear($("kv-info"));
+  function tabName(view) {
+    const tab = KVTabs.get(view.tabId);
+    return tab ? tab.name : view.tabId;
+  }
+  async function loadInfo(view) {
+    const label = view.proto.toUpperCase();
+    if (cur === view) clear($("kv-info")).append(el("span", {}, "Cluster: ", el("b", {}, tabName(view))), el("span", {}, "Connecting…"));
     try {
-      const info = await api("POST", `/api/kv/${proto}/connect`);
-      bar.append(
-        el("span", {}, "Protocol: ", el("b", {}, proto.toUpperCase())),
+      const info = await api("POST", kvUrl(view, "connect"));
+      KVTabs.connected(view.tabId);
+      if (cur !== view) return;
+      clear($("kv-info")).append(
+        el("span", {}, "Cluster: ", el("b", {}, tabName(view))),
+        el("span", {}, "Protocol: ", el("b", {}, label)),
         el("span", {}, "Version: ", el("b", {}, info.version || "–")),
         el("span", {}, "Leader: ", el("b", {}, info.name || "–")),
         el("span", {}, "DB Size: ", el("b", {}, info.size_str || "–")));
     } catch (err) {
-      bar.append(el("span", { className: "error" }, `${proto.toUpperCase()} unavailable: ${err.message}`));
+      if (view.tabId !== "default") KVTabs.refreshSoon();
+      if (cur === view) {
+        const bar = clear($("kv-info"));
+        bar.append(el("span", {}, "Cluster: ", el("b", {}, tabName(view))),
+          el("span", { className: "error" }, `${label} unavailable: ${err.message}`));
+        if (view.tabId !== "default") {
+          bar.append(el("button", { type: "button", className: "ghost small", id: "kv-info-reenter",
+            onclick: () => KVTabs.reenter(view.tabId) }, "Re-enter credentials"));
+        }
+      }
       throw err;
     }
   }
 
   // --- selection and editor ---
+  // Empties the detail pane; the view's selection is the caller's business.
   function clearDetail() {
-    selected = null;
     $("kv-path").textContent = "Select a key";
     $("kv-meta").textContent = "";
     $("kv-editor-bar").hidden = true;
@@ -156,8 +201,9 @@ const KV = (function () {
       parts.push("Type: Key");
     }
     if (data) {
-      const created = proto === "v3" ? "CreateRev" : "CreatedIdx";
-      const modified = proto === "v3" ? "ModRev" : "ModifiedIdx";
+      const v3 = node.view.proto === "v3";
+      const created = v3 ? "CreateRev" : "CreatedIdx";
+      const modified = v3 ? "ModRev" : "ModifiedIdx";
       if (data.createdIndex) parts.push(`${created}: ${data.createdIndex}`);
       if (data.modifiedIndex) parts.push(`${modified}: ${data.modifiedIndex}`);
       if (data.version) parts.push(`Version: ${data.version}`);
@@ -207,9 +253,11 @@ const KV = (function () {
   }
 
   async function select(node) {
-    document.querySelectorAll(".kv-node.selected").forEach((n) => n.classList.remove("selected"));
+    const view = node.view;
+    if (view !== cur) return;
+    $("kv-tree").querySelectorAll(".kv-node.selected").forEach((n) => n.classList.remove("selected"));
     if (node.row) node.row.classList.add("selected");
-    selected = { node, data: null };
+    view.selected = { node, data: null };
     $("kv-path").textContent = node.key;
     if (node.dir) {
       $("kv-meta").textContent = metaText(node, null);
@@ -219,19 +267,23 @@ const KV = (function () {
     }
     $("kv-meta").textContent = "Loading…";
     let data;
+    const current = () => cur === view && view.selected && view.selected.node === node;
     try {
-      data = (await api("GET", `/api/kv/${proto}/get?key=` + encodeURIComponent(node.key))).node;
+      data = (await api("GET", kvUrl(view, "get", { key: node.key }))).node;
     } catch (err) {
       if (err.status === 404) {
         EM.toast("Key expired or deleted: " + node.key, "error");
         if (node.li) node.li.remove();
-        clearDetail();
+        if (view.selected && view.selected.node === node) {
+          view.selected = null;
+          if (cur === view) clearDetail();
+        }
         return;
       }
-      return showError(err);
+      return showError(err, view);
     }
-    if (!selected || selected.node !== node) return;
-    selected.data = data;
+    if (!current()) return;
+    view.selected.data = data;
     $("kv-meta").textContent = metaText(node, data);
     const value = data.value || "";
     $("kv-encoding").hidden = data.encoding !== "base64";
@@ -244,17 +296,19 @@ const KV = (function () {
   }
 
   async function save() {
+    const view = cur;
+    const selected = view && view.selected;
     if (!selected || !selected.data) return;
     const key = selected.node.key;
     const body = { key, value: ensureEditor().getValue() };
     // A binary value round-trips as base64, so saving it unchanged writes the same bytes.
     if (selected.data.encoding === "base64") body.encoding = "base64";
     try {
-      await api("PUT", `/api/kv/${proto}/put`, body); // no ttl: the key keeps its lease
+      await api("PUT", kvUrl(view, "put"), body); // no ttl: the key keeps its lease
       EM.toast("Saved " + key, "success");
-      await select(selected.node);
+      if (view.selected === selected) await select(selected.node);
     } catch (err) {
-      showError(err);
+      showError(err, view);
     }
   }
 
@@ -275,7 +329,7 @@ const KV = (function () {
   function openMenu(node, x, y) {
     menuTarget = node;
     const menu = $("kv-menu");
-    $("kv-menu-delete").disabled = !!node.isRoot && proto === "v2";
+    $("kv-menu-delete").disabled = !!node.isRoot && node.view.proto === "v2";
     menu.style.left = x + "px";
     menu.style.top = y + "px";
     menu.hidden = false;
@@ -285,13 +339,14 @@ const KV = (function () {
   }
 
   function createParent(node) {
-    if (!node) return root;
-    return node.dir ? node : node.parent || root;
+    if (!node) return cur && cur.root;
+    return node.dir ? node : node.parent || node.view.root;
   }
   function openCreate(node) {
     const parent = createParent(node);
+    if (!parent) return;
     const dialog = $("kv-create-dialog");
-    dialog.classList.toggle("proto-v2", proto === "v2");
+    dialog.classList.toggle("proto-v2", parent.view.proto === "v2");
     dialog.dataset.parentKey = parent.key;
     dialog._parent = parent;
     $("kv-create-prefix").value = childBase(parent);
@@ -304,15 +359,20 @@ const KV = (function () {
     dialog.showModal();
     $("kv-create-name").focus();
   }
+  function createProto() {
+    const parent = $("kv-create-dialog")._parent;
+    return parent ? parent.view.proto : "v3";
+  }
   function syncDirField() {
-    const isDir = proto === "v2" && $("kv-create-dir").checked;
+    const isDir = createProto() === "v2" && $("kv-create-dir").checked;
     $("kv-create-value").hidden = isDir;
     $("kv-create-value-label").hidden = isDir;
   }
   async function submitCreate(event) {
     event.preventDefault();
     const dialog = $("kv-create-dialog");
-    const parent = dialog._parent || root;
+    const parent = dialog._parent;
+    if (!parent) return;
     const name = $("kv-create-name").value;
     const error = $("kv-create-error");
     if (!name) {
@@ -321,12 +381,12 @@ const KV = (function () {
       return;
     }
     const ttl = parseInt($("kv-create-ttl").value, 10) || 0;
-    const isDir = proto === "v2" && $("kv-create-dir").checked;
+    const isDir = parent.view.proto === "v2" && $("kv-create-dir").checked;
     const body = { key: $("kv-create-prefix").value + name, value: isDir ? "" : $("kv-create-value").value };
     if (ttl > 0) body.ttl = ttl;
     if (isDir) body.dir = true;
     try {
-      await api("PUT", `/api/kv/${proto}/put`, body);
+      await api("PUT", kvUrl(parent.view, "put"), body);
       dialog.close();
       EM.toast("Created " + body.key, "success");
       await reloadLevel(parent);
@@ -341,29 +401,37 @@ const KV = (function () {
       ? `Delete the directory "${node.key}" and ALL keys under it? This cannot be undone.`
       : `Delete the key "${node.key}"?`;
     if (!(await EM.confirmAction("Remove Node", text, "Delete"))) return;
+    const view = node.view;
     try {
-      await api("POST", `/api/kv/${proto}/delete`, { key: node.key, dir: node.dir });
+      await api("POST", kvUrl(view, "delete"), { key: node.key, dir: node.dir });
       EM.toast("Deleted " + node.key, "success");
-      if (selected && selected.node === node) clearDetail();
+      if (view.selected && view.selected.node === node) {
+        view.selected = null;
+        if (cur === view) clearDetail();
+      }
       if (node.parent) await reloadLevel(node.parent);
-      else await buildTree();
+      else await buildTree(view);
     } catch (err) {
-      showError(err);
+      showError(err, view);
     }
   }
 
   // --- search (v3, server side) ---
   async function search(cursor) {
+    const view = cur;
+    if (!view) return;
     const q = $("kv-search").value;
     if (!q) return clearSearch();
-    if (proto !== "v3") {
+    if (view.proto !== "v3") {
       EM.toast("Server search is available for v3 keys only.", "error");
       return;
     }
-    const params = new URLSearchParams({ q, limit: "100" });
-    if (cursor) params.set("cursor", cursor);
+    const params = { q, limit: "100" };
+    if (cursor) params.cursor = cursor;
     try {
-      const data = await api("GET", "/api/kv/v3/search?" + params.toString());
+      const data = await api("GET", kvUrl(view, "search", params));
+      if (cur !== view) return;
+      view.searching = true;
       const box = $("kv-tree");
       let list = box.querySelector("ul.search-results");
       if (!cursor) {
@@ -375,7 +443,7 @@ const KV = (function () {
       const more = box.querySelector("button.kv-more");
       if (more) more.remove();
       for (const item of data.nodes || []) {
-        const node = { key: item.key, dir: false, label: item.key, parent: null };
+        const node = { key: item.key, dir: false, label: item.key, parent: null, view };
         list.appendChild(el("li", {}, nodeRow(node)));
       }
       const shown = list.children.length;
@@ -386,35 +454,125 @@ const KV = (function () {
       }
       $("kv-search-clear").hidden = false;
     } catch (err) {
-      showError(err);
+      showError(err, view);
     }
   }
   function clearSearch() {
     $("kv-search").value = "";
     $("kv-search-clear").hidden = true;
-    buildTree().catch(showError);
+    if (cur) buildTree(cur).catch((err) => showError(err, cur));
   }
 
-  async function switchProto(next) {
-    proto = next;
-    $("kv-v3").classList.toggle("active", proto === "v3");
-    $("kv-v2").classList.toggle("active", proto === "v2");
-    $("kv-search").disabled = proto !== "v3";
-    $("kv-search").placeholder = proto === "v3" ? "Search keys (server side)…" : "Search is available for v3";
-    $("kv-search-clear").hidden = true;
+  // --- tabs and protocols: leave a view (keep its DOM), enter one (restore or build it) ---
+  function leave() {
+    if (!cur) return;
+    const tree = $("kv-tree");
+    cur.scroll = tree.scrollTop;
+    cur.searchText = $("kv-search").value;
+    cur.leftAt = Date.now();
+    if (cur.root) {
+      const stash = document.createDocumentFragment();
+      while (tree.firstChild) stash.appendChild(tree.firstChild);
+      cur.stash = stash;
+    }
+    cur = null;
+  }
+
+  function syncToolbar(view) {
+    $("kv-v3").classList.toggle("active", view.proto === "v3");
+    $("kv-v2").classList.toggle("active", view.proto === "v2");
+    $("kv-search").disabled = view.proto !== "v3";
+    $("kv-search").placeholder = view.proto === "v3" ? "Search keys (server side)…" : "Search is available for v3";
+    $("kv-search").value = view.searchText || "";
+    $("kv-search-clear").hidden = !view.searching;
+    applyLayout(tabState(view.tabId).mode);
+  }
+
+  async function enter(view) {
+    cur = view;
+    syncToolbar(view);
+    const tree = clear($("kv-tree"));
+    clearDetail();
+    if (view.stash && view.root) {
+      tree.appendChild(view.stash);
+      view.stash = null;
+      tree.scrollTop = view.scroll;
+      if (view.selected) select(view.selected.node); // fresh value and TTL
+      loadInfo(view).catch(() => { /* shown in the info bar */ });
+      return;
+    }
+    await refreshView(view);
+  }
+
+  async function refreshView(view) {
     try {
-      await loadInfo();
-      await buildTree();
+      await loadInfo(view);
+      await buildTree(view);
     } catch (err) {
-      clear($("kv-tree")).appendChild(el("p", { className: "muted" }, "Cannot list keys: " + err.message));
+      view.root = null;
+      if (cur === view) clear($("kv-tree")).appendChild(el("p", { className: "muted" }, "Cannot list keys: " + err.message));
     }
   }
 
-  function setLayout(next) {
-    mode = next;
+  function showTab(id) {
+    if (cur && cur.tabId === id) return;
+    leave();
+    activeTab = id;
+    const state = tabState(id);
+    enter(viewOf(state, state.proto));
+  }
+
+  function switchProto(next) {
+    const state = tabState(activeTab);
+    if (cur && state.proto === next) return;
+    leave();
+    state.proto = next;
+    enter(viewOf(state, next));
+  }
+
+  function reload() {
+    if (!cur) return;
+    cur.searching = false;
+    $("kv-search").value = "";
+    $("kv-search-clear").hidden = true;
+    refreshView(cur);
+  }
+
+  function tabClosed(id) {
+    tabStates.delete(id);
+  }
+
+  // New credentials: the tab's trees were built with the old ones (or failed); start afresh.
+  function tabReconnected(id) {
+    const state = tabStates.get(id);
+    if (!state) return;
+    for (const view of Object.values(state.views)) {
+      if (view === cur) continue;
+      Object.assign(view, { root: null, stash: null, selected: null, searching: false });
+    }
+    if (cur && cur.tabId === id) reload();
+  }
+
+  // Trees of views not looked at for a while are dropped; entering them again rebuilds them.
+  function evict() {
+    const now = Date.now();
+    for (const state of tabStates.values()) {
+      for (const view of Object.values(state.views)) {
+        if (view !== cur && view.stash && now - view.leftAt > EVICT_AFTER_MS) {
+          Object.assign(view, { root: null, stash: null, selected: null, searching: false });
+        }
+      }
+    }
+  }
+
+  function applyLayout(mode) {
     $("kv-tree").classList.toggle("list", mode === "list");
     $("kv-mode-tree").classList.toggle("active", mode === "tree");
     $("kv-mode-list").classList.toggle("active", mode === "list");
+  }
+  function setLayout(next) {
+    if (activeTab) tabState(activeTab).mode = next;
+    applyLayout(next);
   }
 
   function themeChanged() {
@@ -431,8 +589,10 @@ const KV = (function () {
       search();
     });
     $("kv-search-clear").addEventListener("click", clearSearch);
-    $("kv-reload").addEventListener("click", () => switchProto(proto));
-    $("kv-new").addEventListener("click", () => openCreate(selected ? selected.node : root));
+    $("kv-reload").addEventListener("click", reload);
+    $("kv-new").addEventListener("click", () => {
+      if (cur) openCreate(cur.selected ? cur.selected.node : cur.root);
+    });
     $("kv-save").addEventListener("click", save);
     $("kv-pretty").addEventListener("click", prettyPrint);
     $("kv-mode").addEventListener("change", (e) => setMode(e.target.value));
@@ -449,7 +609,9 @@ const KV = (function () {
     if (!started) {
       started = true;
       init();
-      switchProto("v3");
+      KVTabs.init({ onSelect: showTab, onClosed: tabClosed, onReconnected: tabReconnected });
+      showTab("default");
+      setInterval(evict, 60 * 1000);
     }
     if (editor) editor.resize();
   }

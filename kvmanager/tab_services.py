@@ -5,6 +5,7 @@ Each tab is one remote etcd cluster of one user. Failures are `ApiError`s carryi
 reference's tab codes (`KV_TAB_*`); another user's tab id behaves exactly like an unknown one.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -36,6 +37,7 @@ from etcdgateway import (
     EtcdUnavailable,
     MemberInfo,
     cluster_gateway,
+    forget_gateway,
     normalise_endpoint,
 )
 from etcdmonitor_site.exceptions import ApiError
@@ -245,6 +247,17 @@ def _stored_config(tab: KvClusterTab, **overrides) -> ClusterConfig:
 def tab_gateway(tab: KvClusterTab) -> ClusterGateway:
     """The shared gateway of a tab (raises TabKeyMissing / TabDecryptFailed)."""
     return cluster_gateway(_stored_config(tab))
+
+
+def _tab_gateway_forget(tab: KvClusterTab) -> None:
+    """Close this process's cached gateway of the tab as stored now (before it changes or goes).
+
+    Other processes keep theirs until they restart; their key (the old config) is never used
+    again, so that costs idle channels, never wrong answers.
+    """
+    # Nothing usable was ever cached under a config we cannot rebuild.
+    with contextlib.suppress(TabKeyMissing, TabDecryptFailed):
+        forget_gateway(_stored_config(tab))
 
 
 def connection_test(config: ClusterConfig) -> list[MemberInfo]:
@@ -542,6 +555,8 @@ def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[Kv
         except TabKeyMissing as exc:
             raise key_missing(exc) from None
     if fields:
+        if any(key in fields for key in (*CONNECTION_FIELDS, "endpoint", "password_cipher")):
+            _tab_gateway_forget(tab)
         fields["updated_at"] = timezone.now()
         for field, value in fields.items():
             setattr(tab, field, value)
@@ -562,6 +577,7 @@ def tab_delete(*, actor: TabActor, tab: KvClusterTab) -> None:
     """Remove the tab (its encrypted password goes with the row)."""
     started = time.monotonic()
     tab_id = str(tab.id)
+    _tab_gateway_forget(tab)
     tab.delete()
     _audit(
         "kv_tab_delete",

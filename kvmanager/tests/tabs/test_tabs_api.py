@@ -300,6 +300,26 @@ def test_delete_closes_the_tab(api_client, remote_url):
     assert api_client.delete(f"/api/kv/tabs/{tab['id']}").status_code == 404
 
 
+def _cached_gateway_endpoints() -> list[tuple[str, ...]]:
+    from etcdgateway import _gateways
+
+    return [config.endpoints for config in _gateways]
+
+
+def test_a_closed_or_reconfigured_tab_leaves_no_cached_gateway(api_client, remote_url):
+    tab = add_tab(api_client, remote_url)["id"]
+    api_client.post(f"/api/kv/v3/connect?tab_id={tab}")
+    assert (remote_url,) in _cached_gateway_endpoints()
+
+    api_client.patch(f"/api/kv/tabs/{tab}", {"insecure_skip_verify": True}, format="json")
+    assert (remote_url,) not in _cached_gateway_endpoints(), "the old configuration's gateway"
+    api_client.post(f"/api/kv/v3/connect?tab_id={tab}")
+    assert (remote_url,) in _cached_gateway_endpoints()
+
+    assert api_client.delete(f"/api/kv/tabs/{tab}").status_code == 204
+    assert (remote_url,) not in _cached_gateway_endpoints()
+
+
 def test_reorder_stores_the_new_order(api_client, remote_url):
     first, second, third = (add_tab(api_client, remote_url, name=n)["id"] for n in "abc")
 

@@ -1,5 +1,7 @@
 """Reads of the monitoring app: members, latest values and time series (shared storage only)."""
 
+import json
+
 from django.db import connection
 
 from monitoring import timeseries
@@ -32,58 +34,109 @@ def member_by_id(cluster: MonitoredCluster | None, member_id: str) -> Member | N
     return cluster.members.filter(member_id=member_id).first()
 
 
-def metric_series(
-    *, member: Member, names: list[str], start: int, end: int, bucket: int | None
-) -> dict[str, list[dict]]:
-    """{name: [{"ts", "value"}, ...]} for start ≤ ts ≤ end, ascending, absent names omitted.
+def _series_query(
+    *, member: Member, slots: list[int], start: int, end: int, bucket: int | None
+) -> tuple[str, list]:
+    """SQL returning (ts or bucket start, value per slot...) rows, unordered.
 
     bucket None: raw rows. 30/120: averages of raw rows grouped in the database. 300/600:
     pre-aggregated rollups for closed buckets plus on-the-fly averages after the last rollup.
     """
-    slots = timeseries.slots_for(names)
-    wanted = [(name, slots[name]) for name in dict.fromkeys(names) if name in slots]
-    if not wanted or end < start:
-        return {}
-    raw = [timeseries.slot_expr(slot, "vals") for _, slot in wanted]
+    raw = [timeseries.slot_expr(slot, "vals") for slot in slots]
     if bucket is None:
         sql = (
-            f"SELECT ts, {', '.join(raw)} FROM monitoring_sample "  # noqa: S608 - slots are ints
-            "WHERE member_id = %s AND ts >= %s AND ts <= %s ORDER BY ts"
+            f"SELECT ts AS b, {', '.join(raw)} FROM monitoring_sample "  # noqa: S608 - ints
+            "WHERE member_id = %s AND ts >= %s AND ts <= %s"
         )
-        params = [member.pk, start, end]
-    else:
-        averaged = ", ".join(f"avg({e})" for e in raw)
-        live_sql = (
-            f"SELECT (ts / {bucket}) * {bucket} AS b, {averaged} "  # noqa: S608
-            "FROM monitoring_sample WHERE member_id = %s AND ts >= %s AND ts <= %s "
-            f"GROUP BY ts / {bucket}"
-        )
-        rolled_until = None
-        if bucket in timeseries.ROLLUP_TIERS:
-            rolled_until = member.cluster.rollup_state.get(str(bucket))
-        if rolled_until is not None and rolled_until > start:
-            rolled = ", ".join(raw)
-            sql = (
-                f"SELECT bucket AS b, {rolled} FROM monitoring_samplerollup "  # noqa: S608
-                "WHERE member_id = %s AND tier = %s AND bucket >= %s AND bucket <= %s "
-                f"AND bucket < %s UNION ALL {live_sql} ORDER BY 1"
-            )
-            first_bucket = start // bucket * bucket
-            params = [member.pk, bucket, first_bucket, end, rolled_until]
-            params += [member.pk, max(start, rolled_until), end]
-        else:
-            sql = f"{live_sql} ORDER BY 1"
-            params = [member.pk, start, end]
+        return sql, [member.pk, start, end]
+    averaged = ", ".join(f"avg({e})" for e in raw)
+    live_sql = (
+        f"SELECT (ts / {bucket}) * {bucket} AS b, {averaged} "  # noqa: S608
+        "FROM monitoring_sample WHERE member_id = %s AND ts >= %s AND ts <= %s "
+        f"GROUP BY ts / {bucket}"
+    )
+    rolled_until = None
+    if bucket in timeseries.ROLLUP_TIERS:
+        rolled_until = member.cluster.rollup_state.get(str(bucket))
+    if rolled_until is None or rolled_until <= start:
+        return live_sql, [member.pk, start, end]
+    sql = (
+        f"SELECT bucket AS b, {', '.join(raw)} FROM monitoring_samplerollup "  # noqa: S608
+        "WHERE member_id = %s AND tier = %s AND bucket >= %s AND bucket <= %s "
+        f"AND bucket < %s UNION ALL {live_sql}"
+    )
+    params = [member.pk, bucket, start // bucket * bucket, end, rolled_until]
+    return sql, [*params, member.pk, max(start, rolled_until), end]
+
+
+def _wanted(names: list[str]) -> list[tuple[str, int]]:
+    slots = timeseries.slots_for(names)
+    return [(name, slots[name]) for name in dict.fromkeys(names) if name in slots]
+
+
+def metric_series(
+    *, member: Member, names: list[str], start: int, end: int, bucket: int | None
+) -> dict[str, list[dict]]:
+    """{name: [{"ts", "value"}, ...]} for start ≤ ts ≤ end, ascending, absent names omitted."""
+    wanted = _wanted(names)
+    if not wanted or end < start:
+        return {}
+    sql, params = _series_query(
+        member=member, slots=[slot for _, slot in wanted], start=start, end=end, bucket=bucket
+    )
     series: dict[str, list[dict]] = {name: [] for name, _ in wanted}
     columns = [series[name] for name, _ in wanted]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"{sql} ORDER BY 1", params)
         for row in cursor.fetchall():
             ts = int(row[0])
             for points, value in zip(columns, row[1:], strict=True):
                 if value is not None:
                     points.append({"ts": ts, "value": float(value)})
     return {name: points for name, points in series.items() if points}
+
+
+def metric_series_json(
+    *, member: Member, names: list[str], start: int, end: int, bucket: int | None
+) -> str:
+    """`metric_series` as JSON text, built by PostgreSQL itself where it runs.
+
+    The 7-day dashboard query returns ~70 000 points: a dict per point and rendering them took
+    most of the request's time (bench/perf_notes.md); PostgreSQL writes the text instead.
+    """
+    if connection.vendor != "postgresql":
+        return json.dumps(
+            metric_series(member=member, names=names, start=start, end=end, bucket=bucket),
+            separators=(",", ":"),
+        )
+    wanted = _wanted(names)
+    if not wanted or end < start:
+        return "{}"
+    sql, params = _series_query(
+        member=member, slots=[slot for _, slot in wanted], start=start, end=end, bucket=bucket
+    )
+    columns = ", ".join(f"c{i}" for i in range(len(wanted)))
+    # One text per series, points in the sorted subquery's order (a plain aggregate reads its
+    # input in order; an ORDER BY per aggregate would sort once per series). A NULL value
+    # makes the whole concatenation NULL, which string_agg skips: absent points drop out.
+    aggregates = ", ".join(
+        f"string_agg('{{\"ts\":' || b || ',\"value\":' || c{i} || '}}', ',')"
+        for i in range(len(wanted))
+    )
+    with connection.cursor() as cursor:
+        # Column aliases are generated here; the inner query's values are parameters.
+        cursor.execute(
+            f"SELECT {aggregates} FROM (SELECT * FROM ({sql}) AS q ORDER BY 1) "  # noqa: S608
+            f"AS r(b, {columns})",
+            params,
+        )
+        row = cursor.fetchone()
+    parts = [
+        f"{json.dumps(name)}:[{text}]"
+        for (name, _), text in zip(wanted, row, strict=True)
+        if text is not None
+    ]
+    return "{" + ",".join(parts) + "}"
 
 
 def sample_counts(cluster: MonitoredCluster | None) -> dict[str, int]:

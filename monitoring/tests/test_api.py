@@ -1,5 +1,6 @@
 """The dashboard data API: /api/members, /api/current, /api/range, /api/status, /api/debug."""
 
+import json
 import time
 
 import pytest
@@ -158,6 +159,44 @@ def test_range_downsamples_by_span_with_bucket_averages(api, collected):
     sample_bucket = next(p for p in week if p["ts"] % 1200 == 0 and p["ts"] < now - 3600)
     assert sample_bucket["value"] == pytest.approx(150.0)
     assert all(p["ts"] % 300 == 0 for p in day) and len(day) == 288
+
+
+def test_range_json_from_the_database_matches_the_row_by_row_series(api, collected):
+    """The PostgreSQL-built JSON (string_agg) against the Python reading of the same rows."""
+    from monitoring import selectors
+
+    names = ["go_goroutines", "process_open_fds", "collector_up", "never_stored_name"]
+    slots = timeseries.slots_for(names[:3], create=True)
+    width = max(slots.values())
+    now = int(time.time()) // 600 * 600
+    rows = []
+    for ts in range(now - 3 * 86400, now - 600, 30):
+        vals = [None] * width
+        vals[slots["go_goroutines"] - 1] = float(ts % 977) + 0.25
+        if ts % 90:  # gaps: this series is missing from every third row
+            vals[slots["process_open_fds"] - 1] = 1e9 + ts % 7
+        rows.append(Sample(member=collected, ts=ts, vals=vals))
+    Sample.objects.bulk_create(rows, ignore_conflicts=True)
+    cluster = MonitoredCluster.objects.get()
+    cluster.rollup_state = {}
+    services.rollups_refresh(cluster=cluster)
+    collected.refresh_from_db()
+
+    tiers = ((1200, None), (3600, 30), (12 * 3600, 120), (86400, 300), (3 * 86400, 600))
+    for span, bucket in tiers:
+        window = dict(member=collected, names=names, start=now - span, end=now, bucket=bucket)
+        expected = selectors.metric_series(**window)
+        got = json.loads(selectors.metric_series_json(**window))
+        assert got.keys() == expected.keys() and "never_stored_name" not in got
+        for name, points in expected.items():
+            assert [p["ts"] for p in got[name]] == [p["ts"] for p in points], (name, bucket)
+            assert [p["value"] for p in got[name]] == pytest.approx(
+                [p["value"] for p in points], rel=1e-6
+            )
+    body = api.get("/api/range?metrics=go_goroutines,process_open_fds&range=3d").json()
+    assert set(body) == {"start", "end", "member_id", "metrics"}
+    assert body["member_id"] == collected.member_id
+    assert len(body["metrics"]["go_goroutines"]) >= 400
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""Writes of the KV tabs (reference §4.6): create, update, delete, reorder, connection test,
-resolving `?tab_id=` for the KV routes, and the liveness probe. Every write is audited here.
+"""Writes of the KV tabs (reference §4.6): create, update, delete, reorder, connection tests
+(of a stored tab or of a dialog's fields), resolving `?tab_id=` for the KV routes, and the
+liveness probe. Every write is audited here.
 
 Each tab is one remote etcd cluster of one user. Failures are `ApiError`s carrying the
 reference's tab codes (`KV_TAB_*`); another user's tab id behaves exactly like an unknown one.
@@ -586,6 +587,36 @@ def tab_delete(*, actor: TabActor, tab: KvClusterTab) -> None:
         params=f"endpoint={tab.endpoint}",
         started=started,
     )
+
+
+def connection_fields_test(
+    *,
+    endpoint: str,
+    username: str = "",
+    password: str = "",
+    ca_cert: str = "",
+    insecure_skip_verify: bool = False,
+) -> tuple[int, str]:
+    """Try a tab's connection fields before the tab exists: the checks of a create (scheme,
+    credentials, CA bundle, live test, not the default cluster) without the limit, storing
+    or auditing anything. Returns (member count, warning); failures raise like a create's.
+
+    Not audited, like testing a stored tab: nothing changes. The endpoint is the user's own
+    choice, the same outbound exposure a create already gives.
+    """
+    endpoint = endpoint_validate(endpoint)
+    ca_cert = ca_cert_validate(ca_cert)
+    _credentials_validate(username, password)
+    config = tab_config(
+        endpoint=endpoint,
+        username=username,
+        password=password,
+        ca_cert=ca_cert,
+        insecure_skip_verify=insecure_skip_verify,
+        timeout=TEST_TIMEOUT,
+    )
+    members = _test_or_raise(config)
+    return len(members), _default_member_check(endpoint, members)
 
 
 def tab_test(

@@ -21,11 +21,11 @@ class BoundedString(StrictStringField):
         return value
 
 
-class TabCreateSerializer(serializers.Serializer):
-    """`{"endpoint", "name"?, "username"?, "password"?, "ca_cert"?, "insecure_skip_verify"?}`."""
+class TabConnectionSerializer(serializers.Serializer):
+    """`{"endpoint", "username"?, "password"?, "ca_cert"?, "insecure_skip_verify"?}`: how to
+    reach a cluster, tested by `POST /api/kv/tabs/test` before a tab exists."""
 
     endpoint = BoundedString(max_length=2048)
-    name = BoundedString(max_length=200, required=False, default="")
     username = BoundedString(max_length=255, required=False, default="")
     password = BoundedString(max_length=1024, required=False, default="")
     ca_cert = BoundedString(max_length=CA_CERT_MAX, required=False, default="")
@@ -35,6 +35,12 @@ class TabCreateSerializer(serializers.Serializer):
         if not value.strip():
             raise serializers.ValidationError("is required")
         return value
+
+
+class TabCreateSerializer(TabConnectionSerializer):
+    """The connection fields plus `"name"?`."""
+
+    name = BoundedString(max_length=200, required=False, default="")
 
 
 class TabPatchSerializer(serializers.Serializer):

@@ -18,7 +18,7 @@ from kvmanager.api import tab_serializers
 
 @extend_schema(tags=["kv tabs"], responses=OpenApiTypes.OBJECT)
 class KvTabViewSet(viewsets.ViewSet):
-    """A user's remote-cluster tabs: list, add, edit, close, test, reorder."""
+    """A user's remote-cluster tabs: list, add, edit, close, test (stored or not yet), reorder."""
 
     def handle_exception(self, exc):
         if isinstance(exc, drf_exceptions.ParseError):
@@ -86,6 +86,20 @@ class KvTabViewSet(viewsets.ViewSet):
         if result != "ok":
             return Response({"status": result, "error": error}, status=400)
         return Response({"status": "ok"})
+
+    @extend_schema(
+        operation_id="kv_tabs_test_connection",
+        request=tab_serializers.TabConnectionSerializer,
+        responses=OpenApiTypes.OBJECT,
+    )
+    def test_connection(self, request):
+        """Test a new tab's connection fields; nothing is stored (the add dialog's test)."""
+        data = self.body(tab_serializers.TabConnectionSerializer)
+        members, warning = tab_services.connection_fields_test(**data)
+        body = {"status": "ok", "members": members}
+        if warning:
+            body["warning"] = warning
+        return Response(body)
 
     @extend_schema(request=tab_serializers.TabOrderSerializer, responses=OpenApiTypes.OBJECT)
     def order(self, request):

@@ -34,6 +34,8 @@ urlpatterns = [
     *_routes("v2", KvV2ViewSet),
     path("kv/tabs", KvTabViewSet.as_view({"get": "list", "post": "create"}), name="kv-tabs"),
     path("kv/tabs/order", KvTabViewSet.as_view({"put": "order"}), name="kv-tabs-order"),
+    # Before kv/tabs/<tab_id>: "order" and "test" are never tab ids.
+    path("kv/tabs/test", KvTabViewSet.as_view({"post": "test_connection"}), name="kv-tabs-test"),
     path(
         "kv/tabs/<str:tab_id>",
         KvTabViewSet.as_view({"patch": "partial_update", "delete": "destroy"}),

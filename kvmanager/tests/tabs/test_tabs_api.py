@@ -423,3 +423,106 @@ def test_kv_errors_on_a_dead_tab_mark_it_error_and_success_marks_it_ok(api_clien
     KvClusterTab.objects.filter(pk=tab).update(endpoint=remote_url)
     assert api_client.get(f"/api/kv/v3/keys?tab_id={tab}").status_code == 200
     assert KvClusterTab.objects.get(pk=tab).last_status == "ok"
+
+
+# --- POST /api/kv/tabs/test: the add dialog's fields, before a tab exists -----------------------
+
+
+def _test_fields(client, **body):
+    return client.post("/api/kv/tabs/test", body, format="json")
+
+
+def test_testing_fields_reaches_the_cluster_and_stores_nothing(api_client, remote_url):
+    response = _test_fields(api_client, endpoint=remote_url + "/")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "members": 1}
+    assert not KvClusterTab.objects.exists()
+    assert not AuditLog.objects.filter(operation__startswith="kv_tab_").exists()
+    assert [t["id"] for t in api_client.get("/api/kv/tabs").json()["tabs"]] == ["default"]
+
+
+def test_testing_fields_counts_every_member_of_the_cluster(api_client, etcd_cluster, settings):
+    settings.ETCD_ENDPOINTS = [dead_url()]  # so the configured cluster is not "the default"
+
+    response = _test_fields(api_client, endpoint=etcd_cluster.client_urls[0])
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "members": len(etcd_cluster.client_urls),
+        "warning": "degraded_member_check",
+    }
+
+
+def test_testing_an_unreachable_endpoint_is_a_400_like_a_create(api_client):
+    response = _test_fields(api_client, endpoint=dead_url())
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == "unreachable" and body["code"] == "KV_TAB_UNREACHABLE"
+    assert body["error"].startswith("connection test failed: ")
+    assert not KvClusterTab.objects.exists() and not AuditLog.objects.exists()
+
+
+def test_testing_wrong_or_missing_credentials_is_auth_failed_not_401(api_client, auth_cluster):
+    url = auth_cluster.client_urls[0]
+
+    missing = _test_fields(api_client, endpoint=url)
+    wrong = _test_fields(api_client, endpoint=url, username="root", password="wrong-pw")
+    right = _test_fields(api_client, endpoint=url, username="root", password="rootpw")
+
+    for response in (missing, wrong):
+        assert response.status_code == 400, "never 401: the dashboard session is fine"
+        assert response.json()["status"] == "auth_failed"
+        assert response.json()["code"] == "KV_TAB_AUTH_FAILED"
+    assert "wrong-pw" not in wrong.content.decode()
+    assert (right.status_code, right.json()) == (200, {"status": "ok", "members": 1})
+    assert not KvClusterTab.objects.exists() and not AuditLog.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"endpoint": "ftp://127.0.0.1:2379"}, "KV_TAB_INVALID_SCHEME"),
+        ({"endpoint": "http://127.0.0.1:1,http://127.0.0.1:2"}, "KV_TAB_INVALID_SCHEME"),
+        ({}, "BAD_REQUEST"),
+        ({"endpoint": "  "}, "BAD_REQUEST"),
+        ({"endpoint": "http://127.0.0.1:2379", "insecure_skip_verify": "yes"}, "BAD_REQUEST"),
+        ({"endpoint": "http://127.0.0.1:2379", "password": "pw"}, "BAD_REQUEST"),
+        ({"endpoint": "https://127.0.0.1:2379", "ca_cert": "not a pem"}, "BAD_REQUEST"),
+    ],
+)
+def test_testing_bad_fields_is_refused_with_the_codes_of_a_create(api_client, body, code):
+    response = _test_fields(api_client, **body)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert not AuditLog.objects.exists()
+
+
+def test_testing_a_member_of_the_default_cluster_is_refused_like_a_create(api_client, etcd_cluster):
+    response = _test_fields(api_client, endpoint=etcd_cluster.client_urls[1])
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "KV_TAB_BELONGS_TO_DEFAULT"
+    assert response.json()["matched_member_url"] == etcd_cluster.client_urls[1]
+
+
+def test_testing_fields_ignores_the_tab_limit(api_client, remote_url):
+    for _ in range(10):
+        add_tab(api_client, remote_url)
+
+    assert _test_fields(api_client, endpoint=remote_url).status_code == 200
+    assert KvClusterTab.objects.count() == 10
+
+
+def test_testing_fields_needs_a_session_and_is_never_taken_for_a_tab_id(client, db, api_client):
+    anonymous = client.post(
+        "/api/kv/tabs/test", {"endpoint": dead_url()}, content_type="application/json"
+    )
+
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {"error": "not authenticated"}
+    assert api_client.patch("/api/kv/tabs/test", {}, format="json").status_code == 405
+    assert api_client.delete("/api/kv/tabs/test").status_code == 405

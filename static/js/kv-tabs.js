@@ -13,9 +13,7 @@ const KVTabs = (function () {
   let tabs = [DEFAULT_TAB]; // as GET /api/kv/tabs answers: default first, then by sort_order
   let active = "default";
   let hooks = { onSelect() {}, onClosed() {}, onReconnected() {} };
-  // The API tests a connection only while creating a tab, so "Test connection" in the add
-  // dialog creates it; "Add" keeps this draft and closing the dialog otherwise deletes it.
-  let draft = null; // {tab, key, warning}
+  let addRun = 0; // counts opened add dialogs: an answer for an earlier one is dropped
   let credTab = null; // the tab the re-enter dialog edits
   let dragged = null;
   let refreshTimer = null;
@@ -79,10 +77,7 @@ const KVTabs = (function () {
 
   function render() {
     const list = clear($("kv-tab-list"));
-    for (const tab of tabs) {
-      if (draft && draft.tab.id === tab.id) continue;
-      list.appendChild(tabElement(tab));
-    }
+    for (const tab of tabs) list.appendChild(tabElement(tab));
     const full = own().length >= MAX_TABS;
     $("kv-tab-add").disabled = full;
     $("kv-tab-add").title = full ? `At most ${MAX_TABS} cluster tabs` : "Add a cluster tab";
@@ -198,12 +193,9 @@ const KVTabs = (function () {
       insecure_skip_verify: $("kv-tab-insecure").checked,
     };
   }
-  function connectionKey(f) {
-    return JSON.stringify([f.endpoint, f.username, f.password, f.ca_cert, f.insecure_skip_verify]);
-  }
 
   function openAdd() {
-    draft = null;
+    addRun += 1;
     for (const id of ["kv-tab-name", "kv-tab-endpoint", "kv-tab-username", "kv-tab-password", "kv-tab-ca"]) $(id).value = "";
     $("kv-tab-insecure").checked = false;
     showResult("kv-tab-result", "", "");
@@ -212,47 +204,42 @@ const KVTabs = (function () {
     $("kv-tab-endpoint").focus();
   }
 
-  async function discardDraft() {
-    if (!draft) return;
-    const id = draft.tab.id;
-    draft = null;
-    try {
-      await api("DELETE", tabPath(id));
-    } catch (err) {
-      /* already gone */
-    }
-  }
-
-  async function createDraft(fields) {
-    const data = await api("POST", "/api/kv/tabs", fields);
-    draft = { tab: data.tab, key: connectionKey(fields), warning: data.warning || "" };
-    if (!$("kv-tab-dialog").open) await discardDraft(); // the dialog was closed meanwhile
-  }
-
   function endpointMissing(fields) {
     if (fields.endpoint) return false;
     showResult("kv-tab-result", "error", "Enter the endpoint, e.g. http://10.0.0.5:2379.");
     return true;
   }
 
+  // Tests the typed fields without creating anything; "Add" tests them again on the server.
   async function testAdd() {
     const fields = addFields();
     if (endpointMissing(fields)) return;
+    delete fields.name; // the test takes the connection fields only
+    const run = addRun;
     busy("kv-tab", true);
     showResult("kv-tab-result", "pending", "Testing the connection…");
+    let kind = "ok";
+    let text = "✓ Connection OK";
     try {
-      if (draft && draft.key === connectionKey(fields)) {
-        const failure = await testTab(draft.tab.id, {});
-        showResult("kv-tab-result", failure ? "error" : "ok", failure || "✓ Connection OK");
-      } else {
-        await discardDraft();
-        await createDraft(fields);
-        showResult("kv-tab-result", "ok", "✓ Connection OK");
+      const data = await api("POST", "/api/kv/tabs/test", fields);
+      if (data && data.warning === "degraded_member_check") {
+        text += " (the default cluster's member list could not be read to compare)";
       }
     } catch (err) {
-      showResult("kv-tab-result", "error", message(err));
-    } finally {
-      busy("kv-tab", false);
+      kind = "error";
+      const status = err.status === 400 && err.body && err.body.status;
+      text = status ? `${message(err)} (${status})` : message(err);
+    }
+    if (run !== addRun) return; // the dialog was closed or reopened meanwhile
+    showResult("kv-tab-result", kind, text);
+    busy("kv-tab", false);
+  }
+
+  async function dropCreated(tab) {
+    try {
+      await api("DELETE", tabPath(tab.id));
+    } catch (err) {
+      /* already gone */
     }
   }
 
@@ -260,37 +247,35 @@ const KVTabs = (function () {
     event.preventDefault();
     const fields = addFields();
     if (endpointMissing(fields)) return;
+    const run = addRun;
     busy("kv-tab", true);
     showResult("kv-tab-result", "pending", "Connecting…");
     try {
-      if (!draft || draft.key !== connectionKey(fields)) {
-        await discardDraft();
-        await createDraft(fields);
-      } else if (fields.name && fields.name !== draft.tab.name) {
-        draft.tab = (await api("PATCH", tabPath(draft.tab.id), { name: fields.name })).tab;
+      const data = await api("POST", "/api/kv/tabs", fields);
+      const tab = data.tab;
+      if (run !== addRun || !$("kv-tab-dialog").open) {
+        await dropCreated(tab); // cancelled while the server was adding it
+        return;
       }
-      if (!draft) return;
-      if (draft.warning === "degraded_member_check") {
+      if (data.warning === "degraded_member_check") {
         const keep = await EM.confirmAction("Keep the tab?",
           "The default cluster's member list could not be read, so this endpoint was not checked against it. " +
           "If it is a member of the default cluster, use the default tab instead.", "Keep tab");
         if (!keep) {
-          await discardDraft();
+          await dropCreated(tab);
           $("kv-tab-dialog").close();
           return;
         }
       }
-      const tab = draft.tab;
-      draft = null;
       $("kv-tab-dialog").close();
       tabs = [...tabs.filter((t) => t.id !== tab.id), tab];
       select(tab.id);
       EM.toast("Added " + tab.name, "success");
       load();
     } catch (err) {
-      showResult("kv-tab-result", "error", message(err)); // the fields keep what was typed
+      if (run === addRun) showResult("kv-tab-result", "error", message(err)); // the fields keep what was typed
     } finally {
-      busy("kv-tab", false);
+      if (run === addRun) busy("kv-tab", false);
     }
   }
 
@@ -442,7 +427,7 @@ const KVTabs = (function () {
     $("kv-tab-test").addEventListener("click", testAdd);
     $("kv-tab-form").addEventListener("submit", submitAdd);
     $("kv-tab-cancel").addEventListener("click", () => $("kv-tab-dialog").close());
-    $("kv-tab-dialog").addEventListener("close", () => { discardDraft(); });
+    $("kv-tab-dialog").addEventListener("close", () => { addRun += 1; });
     $("kv-cred-test").addEventListener("click", testCred);
     $("kv-cred-form").addEventListener("submit", submitCred);
     $("kv-cred-cancel").addEventListener("click", () => $("kv-cred-dialog").close());

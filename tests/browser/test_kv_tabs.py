@@ -4,10 +4,12 @@ of a tab whose cluster stopped (set at once by the failed KV request, no probe t
 
 import re
 import uuid
+from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
 from etcdgateway import ClusterConfig, cluster_gateway
+from etcdgateway.localcluster import free_port as _free_port
 from tests.browser.conftest import save_screenshot
 
 PASSWORD = "tabs-pass-1"
@@ -72,6 +74,24 @@ def _add_tab(page, url: str, name: str, *, test_first: bool) -> None:
     expect(page.locator("#kv-info")).to_contain_text(f"Cluster: {name}")
 
 
+def _audited(page, server, operation: str) -> int:
+    answer = page.request.get(server.url + f"/api/ops/audit-logs?operation={operation}")
+    assert answer.ok
+    return answer.json()["total"]
+
+
+def _test_then_cancel(page, url: str, expected: str) -> None:
+    """Fill the add dialog, test the connection, close it again."""
+    page.click("#kv-tab-add")
+    expect(page.locator("#kv-tab-dialog")).to_be_visible()
+    page.fill("#kv-tab-endpoint", url)
+    with page.expect_response(lambda r: r.url.endswith("/api/kv/tabs/test")):
+        page.click("#kv-tab-test")
+    expect(page.locator("#kv-tab-result")).to_contain_text(expected, timeout=20_000)
+    page.click("#kv-tab-cancel")
+    expect(page.locator("#kv-tab-dialog")).to_be_hidden()
+
+
 def _kv_requests(requests: list[str]) -> list[str]:
     return [u for u in requests if re.search(r"/api/kv/v[23]/", u)]
 
@@ -91,6 +111,16 @@ def test_add_browse_switch_reorder_and_close_a_second_cluster(
     server = dashboard_server()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
+    tab_writes: list[str] = []  # creates and deletes of tabs, not tests
+
+    def record_tab_write(request) -> None:
+        path = urlsplit(request.url).path
+        if path == "/api/kv/tabs/test" or request.method not in ("POST", "DELETE"):
+            return
+        if re.fullmatch(r"/api/kv/tabs(/[^/]+)?", path):
+            tab_writes.append(f"{request.method} {path}")
+
+    page.on("request", record_tab_write)
     try:
         _sign_in_to_kv(page, server)
         strip = page.locator("#kv-tab-list .kv-tab")
@@ -108,8 +138,19 @@ def test_add_browse_switch_reorder_and_close_a_second_cluster(
         expect(page.locator("#kv-meta")).to_contain_text("Type: Key")
         assert all("tab_id" not in u for u in _kv_requests(requests))
 
+        # --- testing in the add dialog creates nothing, whether it works or not ---
+        _test_then_cancel(page, remote_url, "✓ Connection OK")
+        _test_then_cancel(page, f"http://127.0.0.1:{_free_port()}", "(unreachable)")
+        assert _listed(page, server) == ["default"]
+        expect(strip).to_have_count(1)
+        assert tab_writes == [], "the test route only"
+        assert _audited(page, server, "kv_tab_create") == 0
+
         # --- add the second cluster: test connection, then add ---
         _add_tab(page, remote_url, "remote-a", test_first=True)
+        assert [w.split()[0] for w in tab_writes] == ["POST"], tab_writes
+        assert _audited(page, server, "kv_tab_create") == 1
+        assert _audited(page, server, "kv_tab_delete") == 0
         listed = page.request.get(server.url + "/api/kv/tabs").json()["tabs"]
         tab_a = next(t for t in listed if t["name"] == "remote-a")
         assert tab_a["endpoint"] == remote_url and tab_a["last_status"] == "ok"

@@ -2,6 +2,7 @@
 and the audit log's CSV shape."""
 
 import csv
+import functools
 import io
 import ipaddress
 import logging
@@ -11,8 +12,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
 
 from accounts.models import AuditLog, PanelConfig, UserSession
+from etcdmonitor_site import rawsql
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +61,52 @@ def client_ip(request) -> str | None:
     return str(remote)
 
 
+_SESSION_FIELDS = ["id", "user", "created_at", "expires_at", "client_ip"]
+
+
+@functools.cache
+def _user_fields() -> list[str]:
+    # Never the password hash: no caller of a session lookup needs it (it loads if touched).
+    return [f.name for f in get_user_model()._meta.concrete_fields if f.name != "password"]
+
+
+@functools.cache
+def _session_sql(vendor: str) -> str:
+    user_model = get_user_model()
+    user_fields = _user_fields()
+    return (
+        f"SELECT {rawsql.select_list(UserSession, 's', _SESSION_FIELDS)}, "  # noqa: S608
+        f"{rawsql.select_list(user_model, 'u', user_fields)} "
+        f"FROM {rawsql.table(UserSession)} s JOIN {rawsql.table(user_model)} u "
+        f"ON u.{rawsql.column(user_model, user_model._meta.pk.name)} = "
+        f"s.{rawsql.column(UserSession, 'user')} "
+        f"WHERE s.{rawsql.column(UserSession, 'token_hash')} = %s"
+    )
+
+
+def _session_with_user(digest: str) -> UserSession | None:
+    """One explicit SELECT (every authenticated request runs it; see etcdmonitor_site.rawsql)."""
+    user_model = get_user_model()
+    user_fields = _user_fields()
+    with connection.cursor() as cursor:
+        cursor.execute(_session_sql(connection.vendor), [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    count = len(_SESSION_FIELDS)
+    session = rawsql.instance(UserSession, _SESSION_FIELDS, row[:count])
+    session.token_hash = digest
+    session.user = rawsql.instance(user_model, user_fields, row[count:])
+    return session
+
+
 def session_for_token(token: str) -> UserSession | None:
     """The live session for a presented token, or None (unknown, expired or inactive user)."""
     from accounts.services import token_hash
 
     if not token or len(token) > 256:
         return None
-    session = (
-        UserSession.objects.select_related("user").filter(token_hash=token_hash(token)).first()
-    )
+    session = _session_with_user(token_hash(token))
     if session is None or not session.user.is_active:
         return None
     if session.is_expired():

@@ -1,12 +1,15 @@
 """GET /healthz: is each dependency reachable? Public, always 200, never raises."""
 
 import functools
+import json
 import logging
+import threading
+import time
 
 import redis
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
 from etcdgateway import EtcdError, cluster_gateway
@@ -49,8 +52,31 @@ def broker_ok() -> bool | None:
         return False
 
 
+_cache_lock = threading.Lock()
+_cached: dict[tuple, tuple[float, bytes]] = {}
+
+
+def _health_body() -> bytes:
+    """The checks' JSON, reused for HEALTH_CACHE_SECONDS per process.
+
+    A load balancer or a monitoring loop polling /healthz must not turn into a database query
+    and a Redis round trip per request; a second of staleness does not change its answer.
+    """
+    key = (settings.CELERY_BROKER_URL, settings.EMBEDDED_MODE, tuple(settings.ETCD_ENDPOINTS))
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cached.get(key)
+    if hit is not None and now - hit[0] < settings.HEALTH_CACHE_SECONDS:
+        return hit[1]
+    body = json.dumps(
+        {"status": "ok", "database": database_ok(), "etcd": etcd_ok(), "broker": broker_ok()}
+    ).encode()
+    with _cache_lock:
+        _cached.clear()  # one entry: the key only changes when tests change settings
+        _cached[key] = (now, body)
+    return body
+
+
 @require_GET
 def healthz(request):
-    return JsonResponse(
-        {"status": "ok", "database": database_ok(), "etcd": etcd_ok(), "broker": broker_ok()}
-    )
+    return HttpResponse(_health_body(), content_type="application/json")

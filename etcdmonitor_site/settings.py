@@ -85,6 +85,8 @@ ETCD_TLS_SERVER_NAME = env.str("ETCD_TLS_SERVER_NAME", default="")
 COLLECTOR_INTERVAL = env.int("COLLECTOR_INTERVAL", default=30)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
+# /healthz reuses its checks' result for this long per process (0: check on every request).
+HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=1.0)
 OPS_ENABLED = env.bool("OPS_ENABLED", default=True)
 SESSION_TIMEOUT = env.int("SESSION_TIMEOUT", default=3600)
 LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=5)
@@ -176,8 +178,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    # A restarted PostgreSQL must not leave dead persistent connections behind.
+    # A restarted PostgreSQL must not leave dead persistent connections behind; our backend
+    # skips the check for a connection that served a request within the last second.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "etcdmonitor_site.pgbackend"
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

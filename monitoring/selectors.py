@@ -1,25 +1,114 @@
 """Reads of the monitoring app: members, latest values and time series (shared storage only)."""
 
+import functools
 import json
+from dataclasses import dataclass
 
 from django.db import connection
 
+from etcdmonitor_site import rawsql
 from monitoring import timeseries
 from monitoring.models import Member, MonitoredCluster
 
 DEFAULT_CLUSTER = "default"
 
 
-def cluster_default() -> MonitoredCluster | None:
-    """The monitored cluster row, or None before the collector ever ran."""
-    return MonitoredCluster.objects.filter(name=DEFAULT_CLUSTER).first()
+_CLUSTER_FIELDS = [f.name for f in MonitoredCluster._meta.concrete_fields]
+# scrape_state is the collector's (KBs of bucket counts): decoding it cost every request.
+_MEMBER_FIELDS = [f.name for f in Member._meta.concrete_fields if f.name != "scrape_state"]
 
 
-def members_for_cluster(cluster: MonitoredCluster | None) -> list[Member]:
-    """Current members (those that left the cluster are kept for history but not listed)."""
-    if cluster is None:
-        return []
-    return list(cluster.members.filter(in_cluster=True).order_by("name", "member_id"))
+def cluster_with_members() -> tuple[MonitoredCluster | None, list[Member]]:
+    """The monitored cluster row (None before the collector ever ran) and its current members.
+
+    One explicit query (every dashboard poll runs it; see etcdmonitor_site.rawsql). Members
+    that left the cluster are kept for history but not listed.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_cluster_with_members_sql(connection.vendor), [DEFAULT_CLUSTER])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, []
+    count = len(_CLUSTER_FIELDS)
+    cluster = rawsql.instance(MonitoredCluster, _CLUSTER_FIELDS, rows[0][:count])
+    members = []
+    for row in rows:
+        if row[count] is None:
+            continue  # the LEFT JOIN's row for a cluster without members
+        member = rawsql.instance(Member, _MEMBER_FIELDS, row[count:])
+        member.cluster = cluster
+        members.append(member)
+    return cluster, members
+
+
+@functools.cache
+def _cluster_with_members_sql(vendor: str) -> str:
+    return (
+        f"SELECT {rawsql.select_list(MonitoredCluster, 'c', _CLUSTER_FIELDS)}, "  # noqa: S608
+        f"{rawsql.select_list(Member, 'm', _MEMBER_FIELDS)} "
+        f"FROM {rawsql.table(MonitoredCluster)} c LEFT JOIN {rawsql.table(Member)} m "
+        f"ON m.{rawsql.column(Member, 'cluster')} = c.id "
+        f"AND m.{rawsql.column(Member, 'in_cluster')} "
+        f"WHERE c.{rawsql.column(MonitoredCluster, 'name')} = %s "
+        f"ORDER BY m.{rawsql.column(Member, 'name')}, m.{rawsql.column(Member, 'member_id')}"
+    )
+
+
+@dataclass(frozen=True)
+class LatestJson:
+    """/api/current's data as stored: the member's latest values and gRPC ranking as JSON text."""
+
+    member_id: str
+    latest: str
+    grpc_methods: str
+
+
+@dataclass(frozen=True)
+class LatestLookup:
+    """Whether the cluster has current members (else `last_error`), and the member if found."""
+
+    has_members: bool
+    last_error: str
+    member: LatestJson | None
+
+
+def member_latest_json(member_id: str | None) -> LatestLookup:
+    """The requested member's (or else the default member's) latest values, in one query.
+
+    The JSON text goes to the response as it is stored: the hottest dashboard poll neither
+    builds model instances nor decodes and re-encodes ~120 values.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_latest_sql(connection.vendor), [member_id or "", DEFAULT_CLUSTER])
+        rows = cursor.fetchall()
+    if not rows:
+        return LatestLookup(has_members=False, last_error="", member=None)
+    last_error = rows[0][0] or ""
+    current = [row for row in rows if row[1] is not None and row[5]]
+    if not current:
+        return LatestLookup(has_members=False, last_error=last_error, member=None)
+    if member_id:
+        found = next((row for row in rows if row[1] == member_id), None)
+    else:
+        found = next((row for row in current if row[2]), current[0])
+    member = None
+    if found is not None:
+        member = LatestJson(member_id=found[1], latest=found[3] or "null", grpc_methods=found[4])
+    return LatestLookup(has_members=True, last_error=last_error, member=member)
+
+
+@functools.cache
+def _latest_sql(vendor: str) -> str:
+    m = functools.partial(rawsql.column, Member)
+    return (
+        f"SELECT c.{rawsql.column(MonitoredCluster, 'last_error')}, m.{m('member_id')}, "  # noqa: S608
+        f"m.{m('is_default')}, CAST(m.{m('latest')} AS text), "
+        f"CAST(m.{m('grpc_methods')} AS text), m.{m('in_cluster')} "
+        f"FROM {rawsql.table(MonitoredCluster)} c LEFT JOIN {rawsql.table(Member)} m "
+        f"ON m.{m('cluster')} = c.id AND (m.{m('in_cluster')} OR m.{m('member_id')} = %s) "
+        f"WHERE c.{rawsql.column(MonitoredCluster, 'name')} = %s "
+        f"ORDER BY m.{m('name')}, m.{m('member_id')}"
+    )
 
 
 def member_default(members: list[Member]) -> Member | None:

@@ -17,6 +17,26 @@ def test_tests_run_on_postgresql():
     assert connection.vendor == "postgresql", "make test runs the suite against PostgreSQL"
 
 
+@pytest.fixture(autouse=True)
+def _no_health_cache(settings):
+    settings.HEALTH_CACHE_SECONDS = 0
+
+
+@pytest.mark.django_db
+def test_healthz_reuses_its_result_for_the_cache_period(
+    settings, etcd_cluster, django_assert_num_queries
+):
+    settings.EMBEDDED_MODE = True
+    with django_assert_num_queries(1):
+        first = Client().get("/healthz").content
+    settings.HEALTH_CACHE_SECONDS = 60
+    with django_assert_num_queries(0):
+        assert Client().get("/healthz").content == first
+    settings.HEALTH_CACHE_SECONDS = 0
+    with django_assert_num_queries(1):
+        Client().get("/healthz")
+
+
 @pytest.mark.django_db
 def test_healthz_reports_database_etcd_and_broker(settings, redis_url, etcd_cluster):
     settings.EMBEDDED_MODE = False

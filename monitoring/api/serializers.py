@@ -4,10 +4,6 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 
-class MemberIdInputSerializer(serializers.Serializer):
-    member_id = serializers.CharField(required=False, allow_blank=True, max_length=20)
-
-
 class MemberInfoSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()

@@ -186,7 +186,8 @@ def test_a_whole_session_never_echoes_a_secret_in_answers_logs_or_the_audit(
         f"{record.name} {record.getMessage()} {record.exc_text or ''} {record.args!r}"
         for record in caplog.records
     )
-    assert len(caplog.records) > 5, "the session was logged"
+    # The collector's /metrics fetches (urllib3, at DEBUG) and the refused KV write were logged.
+    assert {"urllib3", "kvmanager"} <= {r.name.split(".")[0] for r in caplog.records}
     audit = "\n".join(
         f"{row.operation} {row.target} {row.params} {row.result}" for row in AuditLog.objects.all()
     )

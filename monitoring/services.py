@@ -1,5 +1,6 @@
 """Writes and etcd calls of the monitoring app: member discovery, collection, rollups, retention."""
 
+import functools
 import logging
 import os
 import threading
@@ -11,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 
 from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.errors import translate
+from etcdmonitor_site import rawsql
 from monitoring import metrics, timeseries
 from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup
 
@@ -38,19 +40,48 @@ def etcd_endpoints_probe() -> dict[str, bool]:
     return {endpoint: bool(result.healthy) for endpoint, result in health.items()}
 
 
+_CLUSTER_FIELDS = [f.name for f in MonitoredCluster._meta.concrete_fields]
+_MEMBER_FIELDS = [f.name for f in Member._meta.concrete_fields]
+
+
 def cluster_ensure() -> MonitoredCluster:
     """The monitored cluster of ETCD_ENDPOINTS (one row; its endpoints follow the settings).
 
     History hangs off member ids, so changing or re-ordering the endpoints wipes nothing.
+    Every cycle starts here, so the usual case is one explicit SELECT (etcdmonitor_site.rawsql).
     """
     endpoints = [normalise_endpoint(e) for e in settings.ETCD_ENDPOINTS]
-    cluster, _ = MonitoredCluster.objects.get_or_create(
-        name=DEFAULT_CLUSTER, defaults={"endpoints": endpoints}
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_sql("cluster_by_name", connection.vendor), [DEFAULT_CLUSTER])
+        row = cursor.fetchone()
+    if row is not None:
+        cluster = rawsql.instance(MonitoredCluster, _CLUSTER_FIELDS, row)
+    else:
+        cluster, _ = MonitoredCluster.objects.get_or_create(
+            name=DEFAULT_CLUSTER, defaults={"endpoints": endpoints}
+        )
     if cluster.endpoints != endpoints:
         cluster.endpoints = endpoints
         cluster.save(update_fields=["endpoints"])
     return cluster
+
+
+@functools.cache
+def _sql(name: str, vendor: str) -> str:
+    """The collector's fixed statements (column names from the models, values as parameters)."""
+    cluster, member = rawsql.table(MonitoredCluster), rawsql.table(Member)
+    c = functools.partial(rawsql.column, MonitoredCluster)
+    statements = {
+        "cluster_by_name": f"SELECT {rawsql.select_list(MonitoredCluster, 'c', _CLUSTER_FIELDS)} "  # noqa: S608
+        f"FROM {cluster} c WHERE c.{c('name')} = %s",
+        "lock": f"UPDATE {cluster} SET {c('lock_until')} = %s, {c('lock_token')} = %s "  # noqa: S608
+        f"WHERE id = %s AND ({c('lock_until')} IS NULL OR {c('lock_until')} < %s)",
+        "members": f"SELECT {rawsql.select_list(Member, 'm', _MEMBER_FIELDS)} FROM {member} m "  # noqa: S608
+        f"WHERE m.{rawsql.column(Member, 'cluster')} = %s "
+        f"AND m.{rawsql.column(Member, 'in_cluster')} "
+        f"ORDER BY m.{rawsql.column(Member, 'name')}, m.{rawsql.column(Member, 'member_id')}",
+    }
+    return statements[name]
 
 
 # --- collection lock ------------------------------------------------------------------------------
@@ -60,21 +91,44 @@ def cluster_lock_acquire(*, cluster: MonitoredCluster, seconds: int = LOCK_SECON
     """Take the collection lease with one conditional UPDATE; None when another owner holds it."""
     now = datetime.now(UTC)
     token = uuid.uuid4().hex
-    taken = (
-        MonitoredCluster.objects.filter(pk=cluster.pk)
-        .filter(Q(lock_until__isnull=True) | Q(lock_until__lt=now))
-        .update(lock_until=now + timedelta(seconds=seconds), lock_token=token)
-    )
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _sql("lock", connection.vendor),
+            [adapt(now + timedelta(seconds=seconds)), token, cluster.pk, adapt(now)],
+        )
+        taken = cursor.rowcount
     return token if taken else None
 
 
 def cluster_lock_release(*, cluster: MonitoredCluster, token: str, **changes) -> None:
     """Give the lease back, saving `changes` to the cluster row in the same statement."""
-    MonitoredCluster.objects.filter(pk=cluster.pk, lock_token=token).update(
-        lock_until=None, lock_token="", **changes
+    columns = [f"{rawsql.column(MonitoredCluster, name)} = %s" for name in changes]
+    values = [
+        MonitoredCluster._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in changes.items()
+    ]
+    lock_until, lock_token = (
+        rawsql.column(MonitoredCluster, n) for n in ("lock_until", "lock_token")
     )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {rawsql.table(MonitoredCluster)} SET {lock_until} = NULL, "  # noqa: S608
+            f"{', '.join([f'{lock_token} = %s', *columns])} WHERE id = %s AND {lock_token} = %s",
+            ["", *values, cluster.pk, token],
+        )
     for name, value in changes.items():
         setattr(cluster, name, value)
+
+
+def _members_current(cluster: MonitoredCluster) -> list[Member]:
+    with connection.cursor() as cursor:
+        cursor.execute(_sql("members", connection.vendor), [cluster.pk])
+        rows = cursor.fetchall()
+    members = [rawsql.instance(Member, _MEMBER_FIELDS, row) for row in rows]
+    for member in members:
+        member.cluster = cluster
+    return members
 
 
 # --- member discovery -----------------------------------------------------------------------------
@@ -103,7 +157,7 @@ def members_sync(*, cluster: MonitoredCluster, force: bool = False) -> list[Memb
     stays readable) with in_cluster=False. Returns the members to scrape.
     """
     now = datetime.now(UTC)
-    current = list(cluster.members.filter(in_cluster=True))
+    current = _members_current(cluster)
     fresh = (
         cluster.last_member_sync is not None
         and (now - cluster.last_member_sync).total_seconds() < MEMBER_SYNC_INTERVAL

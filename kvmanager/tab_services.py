@@ -289,6 +289,23 @@ def endpoint_check(client: EtcdClient, *, timeout: float) -> None:
         pass
 
 
+def _checked_config(
+    *, endpoint: str, username: str, password: str, ca_cert: str, insecure_skip_verify: bool
+) -> tuple[str, ClusterConfig]:
+    """(validated CA bundle, the config to test with) for a create or a pre-create test."""
+    ca_cert = ca_cert_validate(ca_cert)
+    _credentials_validate(username, password)
+    config = tab_config(
+        endpoint=endpoint,
+        username=username,
+        password=password,
+        ca_cert=ca_cert,
+        insecure_skip_verify=insecure_skip_verify,
+        timeout=TEST_TIMEOUT,
+    )
+    return ca_cert, config
+
+
 def _test_or_raise(config: ClusterConfig) -> list[MemberInfo]:
     try:
         return connection_test(config)
@@ -432,16 +449,16 @@ def tab_create(
     )
     if KvClusterTab.objects.filter(owner=actor.user).count() >= MAX_TABS_PER_USER:
         raise fail(limit, "limit_exceeded", "per-user limit reached")
-    ca_cert = ca_cert_validate(ca_cert)
-    _credentials_validate(username, password)
-    config = tab_config(
-        endpoint=endpoint,
-        username=username,
-        password=password,
-        ca_cert=ca_cert,
-        insecure_skip_verify=insecure_skip_verify,
-        timeout=TEST_TIMEOUT,
-    )
+    try:
+        ca_cert, config = _checked_config(
+            endpoint=endpoint,
+            username=username,
+            password=password,
+            ca_cert=ca_cert,
+            insecure_skip_verify=insecure_skip_verify,
+        )
+    except ApiError as exc:
+        raise fail(exc, f"bad_request: {exc.message}") from None
     try:
         members = _test_or_raise(config)
     except ApiError as exc:
@@ -605,15 +622,12 @@ def connection_fields_test(
     choice, the same outbound exposure a create already gives.
     """
     endpoint = endpoint_validate(endpoint)
-    ca_cert = ca_cert_validate(ca_cert)
-    _credentials_validate(username, password)
-    config = tab_config(
+    _, config = _checked_config(
         endpoint=endpoint,
         username=username,
         password=password,
         ca_cert=ca_cert,
         insecure_skip_verify=insecure_skip_verify,
-        timeout=TEST_TIMEOUT,
     )
     members = _test_or_raise(config)
     return len(members), _default_member_check(endpoint, members)

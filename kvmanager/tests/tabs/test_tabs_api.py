@@ -526,3 +526,19 @@ def test_testing_fields_needs_a_session_and_is_never_taken_for_a_tab_id(client, 
     assert anonymous.json() == {"error": "not authenticated"}
     assert api_client.patch("/api/kv/tabs/test", {}, format="json").status_code == 405
     assert api_client.delete("/api/kv/tabs/test").status_code == 405
+
+
+def test_a_create_refused_for_its_credentials_or_ca_is_audited_as_failed(api_client, remote_url):
+    no_user = api_client.post(
+        "/api/kv/tabs", {"endpoint": remote_url, "password": "pw-1"}, format="json"
+    )
+    bad_ca = api_client.post(
+        "/api/kv/tabs", {"endpoint": remote_url, "ca_cert": "not a PEM"}, format="json"
+    )
+
+    assert no_user.status_code == 400 and bad_ca.status_code == 400
+    entries = audits("kv_tab_create")
+    assert len(entries) == 2 and not any(entry.success for entry in entries)
+    assert all(entry.result.startswith("bad_request") for entry in entries)
+    assert "pw-1" not in " ".join(entry.params for entry in entries)
+    assert not KvClusterTab.objects.exists()

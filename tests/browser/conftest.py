@@ -127,6 +127,25 @@ def dashboard_server(etcd_cluster, tmp_path):
             server.process.wait()
 
 
+def sign_in(page, server, password: str) -> None:
+    """Set admin's first password through the API, then log in through the form."""
+    answer = page.request.post(
+        server.url + "/api/auth/change-password",
+        data={
+            "username": "admin",
+            "old_password": server.initial_password(),
+            "new_password": password,
+        },
+    )
+    assert answer.ok
+    page.goto(server.url + "/login")
+    page.fill("#username", "admin")
+    page.fill("#password", password)
+    page.click("#login-submit")
+    expect(page).to_have_url(server.url + "/")
+    expect_dashboard_ready(page)
+
+
 def expect_dashboard_ready(page) -> None:
     """Wait until app.js has wired the controls: a click before that is silently lost."""
     expect(page.locator("html[data-ready='true']")).to_have_count(1)

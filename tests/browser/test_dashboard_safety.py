@@ -11,28 +11,14 @@ from playwright.sync_api import expect
 from etcdgateway import cluster_gateway
 from monitoring.metrics import stored_key_names
 from monitoring.panels import CARD_METRICS, CARDS, PANEL_CHARTS, PANELS, dashboard_registry
-from tests.browser.conftest import expect_dashboard_ready
+from tests.browser.conftest import expect_dashboard_ready, sign_in
 
 PAYLOAD = '<img src=x onerror="window.__xss=1">'
 PASSWORD = "safety-pass-1"
 
 
 def _sign_in(page, server) -> None:
-    answer = page.request.post(
-        server.url + "/api/auth/change-password",
-        data={
-            "username": "admin",
-            "old_password": server.initial_password(),
-            "new_password": PASSWORD,
-        },
-    )
-    assert answer.ok
-    page.goto(server.url + "/login")
-    page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(server.url + "/")
-    expect_dashboard_ready(page)
+    sign_in(page, server, PASSWORD)
 
 
 def _images(page, selector: str) -> int:

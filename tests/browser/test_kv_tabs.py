@@ -10,29 +10,16 @@ from playwright.sync_api import expect
 
 from etcdgateway import ClusterConfig, cluster_gateway
 from etcdgateway.localcluster import free_port as _free_port
-from tests.browser.conftest import save_screenshot
+from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
 
 PASSWORD = "tabs-pass-1"
 
 
 def _sign_in_to_kv(page, server) -> None:
-    answer = page.request.post(
-        server.url + "/api/auth/change-password",
-        data={
-            "username": "admin",
-            "old_password": server.initial_password(),
-            "new_password": PASSWORD,
-        },
-    )
-    assert answer.ok
-    page.goto(server.url + "/login")
-    page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(server.url + "/")
-    # Straight to the KV view: a click on "KV Tree" may land before the scripts are wired.
+    sign_in(page, server, PASSWORD)
     page.goto(server.url + "/kv")
     expect(page.locator("#kv-view")).to_be_visible()
+    expect_dashboard_ready(page)
 
 
 def _remote(url: str):

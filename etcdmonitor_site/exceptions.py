@@ -31,14 +31,15 @@ class ApiError(drf_exceptions.APIException):
         self.extra = extra
 
 
-def _first_message(detail) -> str:
+def first_message(detail) -> str:
+    """The first human message inside a DRF error detail (dict, list or string)."""
     if isinstance(detail, dict):
         for field, value in detail.items():
-            inner = _first_message(value)
+            inner = first_message(value)
             return inner if field in ("non_field_errors", "detail") else f"{field}: {inner}"
         return "invalid request"
     if isinstance(detail, list):
-        return _first_message(detail[0]) if detail else "invalid request"
+        return first_message(detail[0]) if detail else "invalid request"
     return str(detail)
 
 
@@ -76,7 +77,7 @@ def api_exception_handler(exc, context):
         elif isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
             message = "not authenticated"
         else:
-            message = _first_message(exc.detail)
+            message = first_message(exc.detail)
         response.data = error_body(message)
         return response
     logger.exception("unhandled error on %s", _path(context))

@@ -11,7 +11,7 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from accounts.selectors import client_ip
-from etcdmonitor_site.exceptions import ApiError, _first_message
+from etcdmonitor_site.exceptions import ApiError, first_message
 from kvmanager import tab_selectors, tab_services
 from kvmanager.api import tab_serializers
 
@@ -24,7 +24,7 @@ class KvTabViewSet(viewsets.ViewSet):
         if isinstance(exc, drf_exceptions.ParseError):
             exc = ApiError("invalid request body", status_code=400, code="BAD_REQUEST")
         elif isinstance(exc, drf_exceptions.ValidationError):
-            exc = ApiError(_first_message(exc.detail), status_code=400, code="BAD_REQUEST")
+            exc = ApiError(first_message(exc.detail), status_code=400, code="BAD_REQUEST")
         response = super().handle_exception(exc)
         # 401 keeps the project-wide body {"error": "not authenticated"} (the auth sweep pins
         # it on every route), without the reference's "UNAUTHORIZED" code.

@@ -22,7 +22,7 @@ from etcdgateway import (
     cluster_gateway,
 )
 from etcdgateway.v2 import EtcdV2Unavailable
-from etcdmonitor_site.exceptions import ApiError, _first_message
+from etcdmonitor_site.exceptions import ApiError, first_message
 from kvmanager import selectors, services, tab_services
 from kvmanager.api import serializers
 from kvmanager.keyspace import decode_value
@@ -60,9 +60,9 @@ def _reshape(exc: Exception) -> Exception:
     if isinstance(exc, drf_exceptions.ParseError):
         return kv_error("invalid request body", status_code=400, code="invalid_request")
     if isinstance(exc, drf_exceptions.ValidationError):
-        return kv_error(_first_message(exc.detail), status_code=400, code="invalid_request")
+        return kv_error(first_message(exc.detail), status_code=400, code="invalid_request")
     if isinstance(exc, drf_exceptions.APIException):
-        message = _first_message(exc.detail)
+        message = first_message(exc.detail)
         return kv_error(message, status_code=exc.status_code, code=exc.default_code)
     return exc
 

@@ -1,6 +1,5 @@
 """The gateway against etcd with auth enabled and against an mTLS-only member."""
 
-import subprocess
 import time
 
 import httpx
@@ -14,13 +13,7 @@ from etcdgateway import (
     cluster_gateway,
 )
 from etcdgateway.localcluster import make_test_certificates
-
-
-def etcdctl(endpoint: str, *args: str, user: str | None = None) -> None:
-    command = ["etcdctl", f"--endpoints={endpoint}", *args]
-    if user:
-        command.insert(1, f"--user={user}")
-    subprocess.run(command, check=True, capture_output=True, env={"ETCDCTL_API": "3"})
+from tests.etcdctl import etcdctl
 
 
 @pytest.fixture

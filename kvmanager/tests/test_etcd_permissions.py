@@ -1,24 +1,16 @@
 """The KV API with non-root etcd credentials limited to one prefix (etcd auth enabled)."""
 
-import subprocess
-
 import pytest
 
 from accounts.models import AuditLog
 from etcdgateway import reset_gateways
+from tests.etcdctl import etcdctl
 
 pytestmark = pytest.mark.django_db
 
 PERMISSION_MESSAGE = (
     "permission denied: the configured etcd user does not have permission for this operation"
 )
-
-
-def etcdctl(endpoint: str, *args: str, user: str | None = None) -> None:
-    command = ["etcdctl", f"--endpoints={endpoint}", *args]
-    if user:
-        command.insert(2, f"--user={user}")
-    subprocess.run(command, check=True, capture_output=True, env={"ETCDCTL_API": "3"}, timeout=30)
 
 
 @pytest.fixture

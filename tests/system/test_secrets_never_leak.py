@@ -10,7 +10,6 @@ is the login answer that issues it (its body and its Set-Cookie).
 
 import base64
 import logging
-import subprocess
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,6 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AccountProfile, AuditLog
 from etcdgateway import cluster_gateway, reset_gateways
+from tests.etcdctl import etcdctl
 
 pytestmark = pytest.mark.django_db
 
@@ -26,16 +26,6 @@ NEW_PASSWORD = "N3w-Adm1n-Pw-Vt7Kc0sQ"
 WRONG_PASSWORD = "Wr0ng-Guess-Pw-Hj5Pn4dE"
 ETCD_APP_PASSWORD = "Etcd-App-Pw-Yq3Wm8fB"
 ETCD_ROOT_PASSWORD = "Etcd-Root-Pw-Xa6Tg1uR"
-
-
-def etcdctl(endpoint: str, *args: str) -> None:
-    subprocess.run(
-        ["etcdctl", f"--endpoints={endpoint}", *args],
-        check=True,
-        capture_output=True,
-        env={"ETCDCTL_API": "3"},
-        timeout=30,
-    )
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """Fixtures and helpers of the KV tab tests: a second etcd cluster, a second user."""
 
-import subprocess
-
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from etcdgateway import ClusterConfig, cluster_gateway
 from etcdgateway.localcluster import LocalEtcdCluster, free_port
+from tests.etcdctl import etcdctl
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +30,6 @@ def remote_get(url: str, key: str, **credentials):
 
 def dead_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
-
-
-def etcdctl(endpoint: str, *args: str, user: str | None = None) -> None:
-    command = ["etcdctl", f"--endpoints={endpoint}", *args]
-    if user:
-        command.insert(1, f"--user={user}")
-    subprocess.run(command, check=True, capture_output=True, env={"ETCDCTL_API": "3"})
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import logging
 
 from accounts.models import AuditLog
 from kvmanager.models import KvClusterTab
-from kvmanager.tests.tabs.conftest import add_tab, etcdctl, remote_get
+from kvmanager.tests.tabs.conftest import add_tab, remote_get
+from tests.etcdctl import etcdctl
 
 
 def test_create_refuses_missing_or_wrong_credentials_with_auth_failed(api_client, auth_cluster):

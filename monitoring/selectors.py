@@ -54,6 +54,44 @@ def _cluster_with_members_sql(vendor: str) -> str:
     )
 
 
+def cluster_row() -> MonitoredCluster | None:
+    """The monitored cluster row alone (the collector's first read of every cycle)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_collector_sql("cluster", connection.vendor), [DEFAULT_CLUSTER])
+        row = cursor.fetchone()
+    return rawsql.instance(MonitoredCluster, _CLUSTER_FIELDS, row) if row else None
+
+
+def members_to_scrape(cluster: MonitoredCluster) -> list[Member]:
+    """The cluster's current members with every field, scrape_state included (the collector's)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_collector_sql("members", connection.vendor), [cluster.pk])
+        rows = cursor.fetchall()
+    members = [rawsql.instance(Member, _ALL_MEMBER_FIELDS, row) for row in rows]
+    for member in members:
+        member.cluster = cluster
+    return members
+
+
+_ALL_MEMBER_FIELDS = [f.name for f in Member._meta.concrete_fields]
+
+
+@functools.cache
+def _collector_sql(name: str, vendor: str) -> str:
+    member = functools.partial(rawsql.column, Member)
+    if name == "cluster":
+        return (
+            f"SELECT {rawsql.select_list(MonitoredCluster, 'c', _CLUSTER_FIELDS)} "  # noqa: S608
+            f"FROM {rawsql.table(MonitoredCluster)} c "
+            f"WHERE c.{rawsql.column(MonitoredCluster, 'name')} = %s"
+        )
+    return (
+        f"SELECT {rawsql.select_list(Member, 'm', _ALL_MEMBER_FIELDS)} "  # noqa: S608
+        f"FROM {rawsql.table(Member)} m WHERE m.{member('cluster')} = %s "
+        f"AND m.{member('in_cluster')} ORDER BY m.{member('name')}, m.{member('member_id')}"
+    )
+
+
 @dataclass(frozen=True)
 class LatestJson:
     """/api/current's data as stored: the member's latest values and gRPC ranking as JSON text."""

@@ -17,7 +17,7 @@ from django.db.models import F
 from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
-from monitoring import metrics, timeseries
+from monitoring import metrics, selectors, timeseries
 from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup
 
 logger = logging.getLogger(__name__)
@@ -40,23 +40,14 @@ def etcd_endpoints_probe() -> dict[str, bool]:
     return {endpoint: bool(result.healthy) for endpoint, result in health.items()}
 
 
-_CLUSTER_FIELDS = [f.name for f in MonitoredCluster._meta.concrete_fields]
-_MEMBER_FIELDS = [f.name for f in Member._meta.concrete_fields]
-
-
 def cluster_ensure() -> MonitoredCluster:
     """The monitored cluster of ETCD_ENDPOINTS (one row; its endpoints follow the settings).
 
     History hangs off member ids, so changing or re-ordering the endpoints wipes nothing.
-    Every cycle starts here, so the usual case is one explicit SELECT (etcdmonitor_site.rawsql).
     """
     endpoints = [normalise_endpoint(e) for e in settings.ETCD_ENDPOINTS]
-    with connection.cursor() as cursor:
-        cursor.execute(_sql("cluster_by_name", connection.vendor), [DEFAULT_CLUSTER])
-        row = cursor.fetchone()
-    if row is not None:
-        cluster = rawsql.instance(MonitoredCluster, _CLUSTER_FIELDS, row)
-    else:
+    cluster = selectors.cluster_row()
+    if cluster is None:
         cluster, _ = MonitoredCluster.objects.get_or_create(
             name=DEFAULT_CLUSTER, defaults={"endpoints": endpoints}
         )
@@ -67,21 +58,13 @@ def cluster_ensure() -> MonitoredCluster:
 
 
 @functools.cache
-def _sql(name: str, vendor: str) -> str:
-    """The collector's fixed statements (column names from the models, values as parameters)."""
-    cluster, member = rawsql.table(MonitoredCluster), rawsql.table(Member)
+def _lock_sql(vendor: str) -> str:
     c = functools.partial(rawsql.column, MonitoredCluster)
-    statements = {
-        "cluster_by_name": f"SELECT {rawsql.select_list(MonitoredCluster, 'c', _CLUSTER_FIELDS)} "  # noqa: S608
-        f"FROM {cluster} c WHERE c.{c('name')} = %s",
-        "lock": f"UPDATE {cluster} SET {c('lock_until')} = %s, {c('lock_token')} = %s "  # noqa: S608
-        f"WHERE id = %s AND ({c('lock_until')} IS NULL OR {c('lock_until')} < %s)",
-        "members": f"SELECT {rawsql.select_list(Member, 'm', _MEMBER_FIELDS)} FROM {member} m "  # noqa: S608
-        f"WHERE m.{rawsql.column(Member, 'cluster')} = %s "
-        f"AND m.{rawsql.column(Member, 'in_cluster')} "
-        f"ORDER BY m.{rawsql.column(Member, 'name')}, m.{rawsql.column(Member, 'member_id')}",
-    }
-    return statements[name]
+    return (
+        f"UPDATE {rawsql.table(MonitoredCluster)} SET {c('lock_until')} = %s, "  # noqa: S608
+        f"{c('lock_token')} = %s "
+        f"WHERE id = %s AND ({c('lock_until')} IS NULL OR {c('lock_until')} < %s)"
+    )
 
 
 # --- collection lock ------------------------------------------------------------------------------
@@ -94,7 +77,7 @@ def cluster_lock_acquire(*, cluster: MonitoredCluster, seconds: int = LOCK_SECON
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(
-            _sql("lock", connection.vendor),
+            _lock_sql(connection.vendor),
             [adapt(now + timedelta(seconds=seconds)), token, cluster.pk, adapt(now)],
         )
         taken = cursor.rowcount
@@ -119,16 +102,6 @@ def cluster_lock_release(*, cluster: MonitoredCluster, token: str, **changes) ->
         )
     for name, value in changes.items():
         setattr(cluster, name, value)
-
-
-def _members_current(cluster: MonitoredCluster) -> list[Member]:
-    with connection.cursor() as cursor:
-        cursor.execute(_sql("members", connection.vendor), [cluster.pk])
-        rows = cursor.fetchall()
-    members = [rawsql.instance(Member, _MEMBER_FIELDS, row) for row in rows]
-    for member in members:
-        member.cluster = cluster
-    return members
 
 
 # --- member discovery -----------------------------------------------------------------------------
@@ -157,7 +130,7 @@ def members_sync(*, cluster: MonitoredCluster, force: bool = False) -> list[Memb
     stays readable) with in_cluster=False. Returns the members to scrape.
     """
     now = datetime.now(UTC)
-    current = _members_current(cluster)
+    current = selectors.members_to_scrape(cluster)
     fresh = (
         cluster.last_member_sync is not None
         and (now - cluster.last_member_sync).total_seconds() < MEMBER_SYNC_INTERVAL

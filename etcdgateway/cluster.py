@@ -147,7 +147,7 @@ class ClusterGateway:
         return self.call(lambda client: client.call(operation))
 
     def http_client(self, *, timeout: float | None = None) -> httpx.Client:
-        """An httpx client for /metrics, /health and v2 with this cluster's TLS and credentials.
+        """An httpx client for /health and v2 with this cluster's TLS and credentials.
 
         trust_env=False: the machine's REQUESTS_CA_BUNDLE/proxy variables must not override the
         cluster's CA (a measured pitfall). The caller closes it (use it as a context manager).

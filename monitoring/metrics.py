@@ -11,6 +11,7 @@ Our own parser, not prometheus_client's: on the real etcd 3.4 scrape it is sever
 `etcd_server_health_success`/`_failures` to `..._total`).
 """
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -56,14 +57,20 @@ def _parse_label_section(section: str) -> Labels:
     return labels
 
 
-def parse_metrics(text: str, *, only: frozenset[str] | None = None) -> Samples:
+def parse_metrics(
+    text: str, *, only: frozenset[str] | None = None, sparse: frozenset[str] = frozenset()
+) -> Samples:
     """Parse the Prometheus text format (0.0.4) into samples keyed by sample name.
 
     Comment and blank lines are skipped; an optional trailing timestamp is ignored; lines that
     do not parse are dropped (one bad line never loses the scrape). With `only`, samples of
-    other names are skipped (the collector passes `SOURCE_NAMES`).
+    other names are skipped (the collector passes `SOURCE_NAMES`). Zero-valued samples of the
+    labelled `sparse` names are dropped before the text is split (the collector passes
+    `SPARSE_NAMES`: counters that only feed sums and rankings, mostly zeros).
     """
     samples: Samples = {}
+    if sparse:
+        text = _zero_lines(sparse).sub("", text)
     heads = _HEAD_CACHE
     if len(heads) >= _LABEL_CACHE_MAX:
         heads.clear()
@@ -104,6 +111,13 @@ def parse_metrics(text: str, *, only: frozenset[str] | None = None) -> Samples:
         else:
             series.append((labels, value))
     return samples
+
+
+@functools.cache
+def _zero_lines(names: frozenset[str]) -> re.Pattern:
+    # One regex pass in C costs a fraction of splitting and visiting ~700 lines in Python.
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    return re.compile(r"\n(?:" + alternatives + r")\{[^\n]*\} 0(?=\n)")
 
 
 # `name{labels}` text → (name, labels) of lines without a timestamp (read-only, shared).
@@ -413,8 +427,9 @@ def _grpc_keys(samples: Samples) -> tuple[dict[str, float], list[dict]]:
         "grpc_server_handled_error_total": total - ok,
     }
     if len(per_method) < TOP_GRPC_METHODS:
-        # A quiet member: methods never called still fill the ranking, by name.
-        for labels, value in series:
+        # A quiet member: methods never called still fill the ranking, by name. Every method
+        # has a `started` series, so they are known even when zero `handled` ones were dropped.
+        for labels, value in (*series, *samples.get("grpc_server_started_total", ())):
             if math.isfinite(value):
                 method = (labels.get("grpc_service", ""), labels.get("grpc_method", ""))
                 per_method.setdefault(method, 0.0)
@@ -540,6 +555,10 @@ SOURCE_NAMES = frozenset(
         *(f"{family}_bucket" for family, _ in HISTOGRAMS.values()),
     ]
 )
+
+
+# Counters that only feed sums and the method ranking: their zero samples need not be parsed.
+SPARSE_NAMES = frozenset(["grpc_server_handled_total"])
 
 
 def stored_key_names() -> list[str]:

@@ -273,7 +273,9 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
         extra = {"raft_term": float(status.raft_term), "raft_index": float(status.raft_index)}
     if lease_count is not None:
         extra["etcd_lease_count"] = float(lease_count)
-    samples = metrics.parse_metrics(result.text, only=metrics.SOURCE_NAMES)
+    samples = metrics.parse_metrics(
+        result.text, only=metrics.SOURCE_NAMES, sparse=metrics.SPARSE_NAMES
+    )
     snapshot = metrics.derive_snapshot(
         samples, timestamp=float(ts), previous=member.scrape_state or None, extra=extra
     )

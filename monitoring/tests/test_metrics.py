@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from monitoring.metrics import (
+    SOURCE_NAMES,
+    SPARSE_NAMES,
     bucket_delta,
     derive_snapshot,
     histogram_buckets,
@@ -68,6 +70,51 @@ def test_a_known_series_with_a_timestamp_or_a_bad_value_is_read_as_before():
     assert parsed["w"][0] == ({"a": "1"}, 5.0)
     assert math.isnan(parsed["w"][1][1])
     assert parsed["v"] == [({}, 7.0)]
+
+
+def _busier(text: str, methods: int) -> str:
+    """The scrape with `methods` more gRPC methods having handled requests."""
+    lines = text.splitlines(keepends=True)
+    zero = [i for i, line in enumerate(lines) if line.startswith("grpc_server_handled_total{")]
+    seen, bumped = set(), 0
+    for i in zero:
+        method = lines[i].split('grpc_method="')[1].split('"')[0]
+        if method not in seen and lines[i].rstrip().endswith(" 0") and bumped < methods:
+            seen.add(method)
+            lines[i] = lines[i].rstrip()[:-1] + f"{bumped + 3}\n"
+            bumped += 1
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("extra_methods", [0, 12])
+def test_the_collectors_sparse_parse_derives_the_same_snapshot(extra_methods):
+    text = _busier(SCRAPE, extra_methods)
+    full = parse_metrics(text)
+    sparse = parse_metrics(text, only=SOURCE_NAMES, sparse=SPARSE_NAMES)
+
+    assert len(sparse["grpc_server_handled_total"]) == 6 + extra_methods
+    for previous in (None, derive_snapshot(full, timestamp=0).state):
+        ours = derive_snapshot(sparse, timestamp=30, previous=previous)
+        theirs = derive_snapshot(full, timestamp=30, previous=previous)
+        assert ours.values == theirs.values
+        assert ours.grpc_methods == theirs.grpc_methods
+        assert len(ours.grpc_methods) == 10
+
+
+def test_sparse_zeros_are_dropped_only_when_the_value_is_exactly_zero():
+    text = (
+        'grpc_server_handled_total{grpc_method="A"} 0\n'  # first line: kept, still zero
+        'grpc_server_handled_total{grpc_method="B"} 0 1700000000000\n'
+        'grpc_server_handled_total{grpc_method="C"} 10\n'
+        'grpc_server_handled_total{grpc_method="D"} 0\n'
+        'other_total{x="y"} 0\n'
+        'grpc_server_handled_total{grpc_method="E"} 0'  # no final newline: kept
+    )
+    parsed = parse_metrics(text, sparse=SPARSE_NAMES)
+
+    methods = [labels["grpc_method"] for labels, _ in parsed["grpc_server_handled_total"]]
+    assert methods == ["A", "B", "C", "E"]
+    assert parsed["other_total"] == [({"x": "y"}, 0.0)]
 
 
 def test_quantile_interpolates_inside_the_bucket():

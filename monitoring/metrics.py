@@ -192,10 +192,13 @@ def bucket_delta(
     """
     if previous is None:
         return None
-    before = dict(previous)
-    if set(before) != {le for le, _ in current}:
+    # Both lists are sorted by le with one entry per le: equal layouts compare element-wise.
+    if len(previous) != len(current) or any(
+        a[0] != b[0] for a, b in zip(current, previous, strict=True)
+    ):
         return None  # bucket layout changed (different etcd version): nothing comparable
-    delta = [(le, count - before[le]) for le, count in current]
+    pairs = zip(current, previous, strict=True)
+    delta = [(le, count - before) for (le, count), (_, before) in pairs]
     if any(count < 0 for _, count in delta):
         return list(current)
     return delta
@@ -380,6 +383,9 @@ NAMED_RATES = {
     "etcd_server_proposals_failed_total": "etcd_server_proposals_failed_rate",
 }
 TOP_GRPC_METHODS = 10
+_RATE_KEY_SET = frozenset(RATE_KEYS)
+# Values kept in the state for the next scrape's rates (client request keys match by prefix).
+_COUNTER_KEYS = _RATE_KEY_SET | set(NAMED_RATES) | {"process_cpu_seconds_total"}
 
 
 @dataclass
@@ -510,13 +516,7 @@ def derive_snapshot(
     counters = {
         key: value
         for key, value in values.items()
-        if _finite(value)
-        and (
-            key in RATE_KEYS
-            or key in NAMED_RATES
-            or key == "process_cpu_seconds_total"
-            or key.startswith(RATE_PREFIXES)
-        )
+        if (key in _COUNTER_KEYS or key.startswith(RATE_PREFIXES)) and _finite(value)
     }
     previous_ts = previous.get("ts")
     previous_counters = previous.get("counters", {})
@@ -531,7 +531,7 @@ def derive_snapshot(
                 values["process_cpu_usage_percent"] = rate * 100.0
             elif key in NAMED_RATES:
                 values[NAMED_RATES[key]] = rate
-            if key in RATE_KEYS or key.startswith(RATE_PREFIXES):
+            if key in _RATE_KEY_SET or key.startswith(RATE_PREFIXES):
                 values[f"{key}_rate"] = rate
 
     clean = {key: float(value) for key, value in values.items() if _finite(value)}

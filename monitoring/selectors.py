@@ -120,37 +120,51 @@ def member_latest_json(member_id: str | None) -> LatestLookup:
     """The requested member's (or else the default member's) latest values, in one query.
 
     The JSON text goes to the response as it is stored: the hottest dashboard poll neither
-    builds model instances nor decodes and re-encodes ~120 values.
+    builds model instances nor decodes and re-encodes ~120 values. Only the chosen member's
+    JSON is read: each one is a TOASTed value that PostgreSQL would decompress and print.
     """
+    wanted = member_id or ""
     with connection.cursor() as cursor:
-        cursor.execute(_latest_sql(connection.vendor), [member_id or "", DEFAULT_CLUSTER])
+        cursor.execute(
+            _latest_sql(connection.vendor),
+            [wanted, DEFAULT_CLUSTER, wanted, wanted, DEFAULT_CLUSTER],
+        )
         rows = cursor.fetchall()
     if not rows:
         return LatestLookup(has_members=False, last_error="", member=None)
     last_error = rows[0][0] or ""
-    current = [row for row in rows if row[1] is not None and row[5]]
-    if not current:
+    if not any(row[1] is not None and row[2] for row in rows):
         return LatestLookup(has_members=False, last_error=last_error, member=None)
-    if member_id:
-        found = next((row for row in rows if row[1] == member_id), None)
-    else:
-        found = next((row for row in current if row[2]), current[0])
+    found = next((row for row in rows if row[3]), None)
     member = None
     if found is not None:
-        member = LatestJson(member_id=found[1], latest=found[3] or "null", grpc_methods=found[4])
+        member = LatestJson(member_id=found[1], latest=found[4] or "null", grpc_methods=found[5])
     return LatestLookup(has_members=True, last_error=last_error, member=member)
 
 
 @functools.cache
 def _latest_sql(vendor: str) -> str:
     m = functools.partial(rawsql.column, Member)
+    p = functools.partial(rawsql.column, Member)
+    cluster_name = rawsql.column(MonitoredCluster, "name")
+    # The member shown: the one asked for (current or past), else the default current one,
+    # else the first current one by name.
+    pick = (
+        f"SELECT p.id FROM {rawsql.table(Member)} p "  # noqa: S608
+        f"JOIN {rawsql.table(MonitoredCluster)} pc ON pc.id = p.{p('cluster')} "
+        f"WHERE pc.{cluster_name} = %s AND (p.{p('member_id')} = %s "
+        f"OR (%s = '' AND p.{p('in_cluster')})) "
+        f"ORDER BY p.{p('is_default')} DESC, p.{p('name')}, p.{p('member_id')} LIMIT 1"
+    )
     return (
         f"SELECT c.{rawsql.column(MonitoredCluster, 'last_error')}, m.{m('member_id')}, "  # noqa: S608
-        f"m.{m('is_default')}, CAST(m.{m('latest')} AS text), "
-        f"CAST(m.{m('grpc_methods')} AS text), m.{m('in_cluster')} "
+        f"m.{m('in_cluster')}, pick.id IS NOT NULL, "
+        f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('latest')} AS text) END, "
+        f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('grpc_methods')} AS text) END "
         f"FROM {rawsql.table(MonitoredCluster)} c LEFT JOIN {rawsql.table(Member)} m "
         f"ON m.{m('cluster')} = c.id AND (m.{m('in_cluster')} OR m.{m('member_id')} = %s) "
-        f"WHERE c.{rawsql.column(MonitoredCluster, 'name')} = %s "
+        f"LEFT JOIN ({pick}) pick ON pick.id = m.id "
+        f"WHERE c.{cluster_name} = %s "
         f"ORDER BY m.{m('name')}, m.{m('member_id')}"
     )
 

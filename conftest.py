@@ -91,6 +91,17 @@ def redis_url():
 ADMIN_TEST_PASSWORD = "admin-test-password"  # noqa: S105 - fixed test password
 
 
+@pytest.fixture(autouse=True)
+def _no_session_row_cache(settings):
+    """Tests change sessions behind the app's back (UPDATE expires_at): look them up every
+    time unless a test turns AUTH_CACHE_SECONDS on (accounts/tests/test_session_cache.py)."""
+    from accounts.selectors import forget_session_rows
+
+    settings.AUTH_CACHE_SECONDS = 0
+    yield
+    forget_session_rows()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_data_dir(tmp_path_factory):
     """The test database's bootstrap (post_migrate) and every test write runtime files into a

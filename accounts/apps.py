@@ -1,7 +1,7 @@
 import sys
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def _bootstrap_after_migrate(sender, using="default", verbosity=1, **kwargs):
@@ -20,8 +20,16 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self):
-        from accounts import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from django.contrib.auth import get_user_model
 
+        from accounts import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from accounts.models import UserSession
+        from accounts.selectors import forget_session_rows
+
+        post_delete.connect(forget_session_rows, sender=UserSession, dispatch_uid="session-rows")
+        post_save.connect(
+            forget_session_rows, sender=get_user_model(), dispatch_uid="session-rows-user"
+        )
         post_migrate.connect(
             _bootstrap_after_migrate, sender=self, dispatch_uid="accounts-admin-bootstrap"
         )

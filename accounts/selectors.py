@@ -84,13 +84,46 @@ def _session_sql(vendor: str) -> str:
     )
 
 
-def _session_with_user(digest: str) -> UserSession | None:
-    """One explicit SELECT (every authenticated request runs it; see etcdmonitor_site.rawsql)."""
-    user_model = get_user_model()
-    user_fields = _user_fields()
+# digest → (monotonic time read, the session+user row), for AUTH_CACHE_SECONDS per process.
+_session_rows: dict[str, tuple[float, tuple]] = {}
+_SESSION_ROWS_MAX = 10_000
+
+
+def forget_session_rows(**_signal_kwargs) -> None:
+    """Drop this process's cached session rows (connected to every session delete and user
+    save, so a logout, password change or deactivation takes effect here at once)."""
+    _session_rows.clear()
+
+
+def _session_row(digest: str) -> tuple | None:
+    """The session+user row of a token digest: one explicit SELECT (see
+    etcdmonitor_site.rawsql), reused for AUTH_CACHE_SECONDS.
+
+    The lookup was a third of an authenticated request's cost under load. Only found rows
+    are kept, and only as raw values: each request builds its own instances from them, and
+    expiry is still checked on every request. Another process's revocation reaches this one
+    within AUTH_CACHE_SECONDS.
+    """
+    ttl = settings.AUTH_CACHE_SECONDS
+    now = time.monotonic()
+    if ttl > 0:
+        hit = _session_rows.get(digest)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
     with connection.cursor() as cursor:
         cursor.execute(_session_sql(connection.vendor), [digest])
         row = cursor.fetchone()
+    if ttl > 0 and row is not None:
+        if len(_session_rows) >= _SESSION_ROWS_MAX:
+            _session_rows.clear()
+        _session_rows[digest] = (now, tuple(row))
+    return row
+
+
+def _session_with_user(digest: str) -> UserSession | None:
+    user_model = get_user_model()
+    user_fields = _user_fields()
+    row = _session_row(digest)
     if row is None:
         return None
     count = len(_SESSION_FIELDS)

@@ -87,6 +87,9 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
 # /healthz reuses its checks' result for this long per process (0: check on every request).
 HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=1.0)
+# A validated session is reused this long per process; a revocation made in another process
+# (logout, password change) is honoured there within this delay. 0 checks the database always.
+AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=1.0)
 OPS_ENABLED = env.bool("OPS_ENABLED", default=True)
 SESSION_TIMEOUT = env.int("SESSION_TIMEOUT", default=3600)
 LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=5)

@@ -92,14 +92,18 @@ ADMIN_TEST_PASSWORD = "admin-test-password"  # noqa: S105 - fixed test password
 
 
 @pytest.fixture(autouse=True)
-def _no_session_row_cache(settings):
-    """Tests change sessions behind the app's back (UPDATE expires_at): look them up every
-    time unless a test turns AUTH_CACHE_SECONDS on (accounts/tests/test_session_cache.py)."""
+def _no_request_caches(settings):
+    """Tests change sessions and samples behind the app's back (UPDATE expires_at, direct
+    inserts): read them every time unless a test turns AUTH_CACHE_SECONDS or
+    CURRENT_CACHE_SECONDS on."""
     from accounts.selectors import forget_session_rows
+    from monitoring.selectors import forget_latest_json
 
     settings.AUTH_CACHE_SECONDS = 0
+    settings.CURRENT_CACHE_SECONDS = 0
     yield
     forget_session_rows()
+    forget_latest_json()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -90,6 +90,8 @@ HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=1.0)
 # A validated session is reused this long per process; a revocation made in another process
 # (logout, password change) is honoured there within this delay. 0 checks the database always.
 AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=1.0)
+# /api/current reuses its answer this long per process (values change once per cycle).
+CURRENT_CACHE_SECONDS = env.float("CURRENT_CACHE_SECONDS", default=1.0)
 OPS_ENABLED = env.bool("OPS_ENABLED", default=True)
 SESSION_TIMEOUT = env.int("SESSION_TIMEOUT", default=3600)
 LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=5)

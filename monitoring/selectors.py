@@ -2,8 +2,10 @@
 
 import functools
 import json
+import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
 
 from etcdmonitor_site import rawsql
@@ -116,14 +118,41 @@ class LatestLookup:
     member: LatestJson | None
 
 
+# (member id asked for, vendor) → (monotonic time, lookup), for CURRENT_CACHE_SECONDS.
+_latest_cache: dict[tuple[str, str], tuple[float, "LatestLookup"]] = {}
+_LATEST_CACHE_MAX = 1_000
+
+
 def member_latest_json(member_id: str | None) -> LatestLookup:
     """The requested member's (or else the default member's) latest values, in one query.
 
     The JSON text goes to the response as it is stored: the hottest dashboard poll neither
     builds model instances nor decodes and re-encodes ~120 values. Only the chosen member's
     JSON is read: each one is a TOASTed value that PostgreSQL would decompress and print.
+    The answer is reused for CURRENT_CACHE_SECONDS per process: it changes once per
+    collection cycle, and every open dashboard polls it.
     """
-    wanted = member_id or ""
+    ttl = settings.CURRENT_CACHE_SECONDS
+    key = (member_id or "", connection.vendor)
+    now = time.monotonic()
+    if ttl > 0:
+        hit = _latest_cache.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+    lookup = _member_latest_json(member_id or "")
+    if ttl > 0:
+        if len(_latest_cache) >= _LATEST_CACHE_MAX:
+            _latest_cache.clear()  # member ids come from clients: keep the dict bounded
+        _latest_cache[key] = (now, lookup)
+    return lookup
+
+
+def forget_latest_json() -> None:
+    """Drop the cached /api/current answers (tests that collect and read back at once)."""
+    _latest_cache.clear()
+
+
+def _member_latest_json(wanted: str) -> LatestLookup:
     with connection.cursor() as cursor:
         cursor.execute(
             _latest_sql(connection.vendor),

@@ -411,6 +411,7 @@ def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
             finished["last_reached_at"] = now
     finally:
         cluster_lock_release(cluster=cluster, token=token, **finished)
+        selectors.forget_latest_json()  # this process serves the new values at once
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
 

@@ -87,6 +87,25 @@ def test_current_serves_the_stored_snapshot_of_the_chosen_member(api, collected)
     assert default["grpc_methods"][0]["method"]
 
 
+def test_current_is_reused_for_current_cache_seconds_and_renewed_by_a_cycle(
+    api, collected, settings
+):
+    settings.CURRENT_CACHE_SECONDS = 60
+    first = api.get("/api/current").json()
+    Member.objects.filter(pk=collected.pk).update(latest={"collector_up": 0, "marker": 7})
+
+    reused = api.get("/api/current").json()  # within the TTL, from this process's cache
+    settings.CURRENT_CACHE_SECONDS = 0.000_001
+    fresh = api.get("/api/current").json()
+    settings.CURRENT_CACHE_SECONDS = 60
+    services.collect_cluster()  # a cycle in this process drops the cached answers
+    after_cycle = api.get("/api/current").json()
+
+    assert reused["metrics"] == first["metrics"]
+    assert fresh["metrics"] == {"collector_up": 0, "marker": 7}
+    assert after_cycle["metrics"]["collector_up"] == 1
+
+
 def test_current_of_an_unknown_member_is_404(api, collected):
     response = api.get("/api/current?member_id=12345")
 

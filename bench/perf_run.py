@@ -457,6 +457,9 @@ def wrk(url: str, seconds: int, token: str | None = None) -> dict:
     }
 
 
+UNCACHED = {"AUTH_CACHE_SECONDS": "0", "CURRENT_CACHE_SECONDS": "0", "HEALTH_CACHE_SECONDS": "0"}
+
+
 def throughput(base: str, token: str, runs: int, seconds: int) -> dict:
     health, current = [], []
     wrk(f"{base}/healthz", 2), wrk(f"{base}/api/current", 2, token)  # warm-up
@@ -599,6 +602,20 @@ def main() -> int:
 
         if "wrk" not in skip:
             result["throughput"] = throughput(ours_base, token, args.runs, args.wrk_seconds)
+            # The same server with its per-process caches off: what each request costs when
+            # every one reads PostgreSQL (reported beside the default configuration's figures).
+            uncached_port = free_port()
+            uncached = procs.start(
+                [sys.executable, "manage.py", "runmonitor", "--bind", f"127.0.0.1:{uncached_port}"],
+                cwd=ROOT,
+                env={**env, **UNCACHED},
+            )
+            uncached_base = f"http://127.0.0.1:{uncached_port}"
+            wait_http(f"{uncached_base}/healthz", timeout=60)
+            result["throughput_uncached"] = throughput(
+                uncached_base, token, args.runs, args.wrk_seconds
+            )
+            procs.stop(uncached)
         if "ingest" not in skip:
             result["ingest"] = ingest_cpu(procs, work, env, members, args.runs, args.scrape_window)
         procs.stop(server)

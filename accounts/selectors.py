@@ -17,6 +17,7 @@ from django.db import connection
 
 from accounts.models import AuditLog, PanelConfig, UserSession
 from etcdmonitor_site import rawsql
+from etcdmonitor_site.reuse import ReuseWindow
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,8 @@ def _session_sql(vendor: str) -> str:
     )
 
 
-# digest → (monotonic time read, the session+user row), for AUTH_CACHE_SECONDS per process.
-_session_rows: dict[str, tuple[float, tuple]] = {}
-_SESSION_ROWS_MAX = 10_000
+# digest → the session+user row, for AUTH_CACHE_SECONDS per process.
+_session_rows = ReuseWindow(max_entries=10_000)
 
 
 def forget_session_rows(**_signal_kwargs) -> None:
@@ -104,19 +104,14 @@ def _session_row(digest: str) -> tuple | None:
     expiry is still checked on every request. Another process's revocation reaches this one
     within AUTH_CACHE_SECONDS.
     """
-    ttl = settings.AUTH_CACHE_SECONDS
-    now = time.monotonic()
-    if ttl > 0:
-        hit = _session_rows.get(digest)
-        if hit is not None and now - hit[0] < ttl:
-            return hit[1]
-    with connection.cursor() as cursor:
-        cursor.execute(_session_sql(connection.vendor), [digest])
-        row = cursor.fetchone()
-    if ttl > 0 and row is not None:
-        if len(_session_rows) >= _SESSION_ROWS_MAX:
-            _session_rows.clear()
-        _session_rows[digest] = (now, tuple(row))
+    row = _session_rows.get(digest, settings.AUTH_CACHE_SECONDS)
+    if row is None:
+        with connection.cursor() as cursor:
+            cursor.execute(_session_sql(connection.vendor), [digest])
+            row = cursor.fetchone()
+        if row is not None:
+            row = tuple(row)
+            _session_rows.put(digest, row)
     return row
 
 

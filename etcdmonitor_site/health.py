@@ -3,8 +3,6 @@
 import functools
 import json
 import logging
-import threading
-import time
 
 import redis
 from django.conf import settings
@@ -13,6 +11,7 @@ from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
 from etcdgateway import EtcdError, cluster_gateway
+from etcdmonitor_site.reuse import ReuseWindow
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +51,8 @@ def broker_ok() -> bool | None:
         return False
 
 
-_cache_lock = threading.Lock()
-_cached: dict[tuple, tuple[float, bytes]] = {}
+# One entry: the key only changes when tests change settings.
+_health = ReuseWindow(max_entries=1)
 
 
 def _health_body() -> bytes:
@@ -63,17 +62,12 @@ def _health_body() -> bytes:
     and a Redis round trip per request; a second of staleness does not change its answer.
     """
     key = (settings.CELERY_BROKER_URL, settings.EMBEDDED_MODE, tuple(settings.ETCD_ENDPOINTS))
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cached.get(key)
-    if hit is not None and now - hit[0] < settings.HEALTH_CACHE_SECONDS:
-        return hit[1]
-    body = json.dumps(
-        {"status": "ok", "database": database_ok(), "etcd": etcd_ok(), "broker": broker_ok()}
-    ).encode()
-    with _cache_lock:
-        _cached.clear()  # one entry: the key only changes when tests change settings
-        _cached[key] = (now, body)
+    body = _health.get(key, settings.HEALTH_CACHE_SECONDS)
+    if body is None:
+        body = json.dumps(
+            {"status": "ok", "database": database_ok(), "etcd": etcd_ok(), "broker": broker_ok()}
+        ).encode()
+        _health.put(key, body)
     return body
 
 

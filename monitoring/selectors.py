@@ -2,13 +2,13 @@
 
 import functools
 import json
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
 
 from etcdmonitor_site import rawsql
+from etcdmonitor_site.reuse import ReuseWindow
 from monitoring import timeseries
 from monitoring.models import Member, MonitoredCluster
 
@@ -118,9 +118,8 @@ class LatestLookup:
     member: LatestJson | None
 
 
-# (member id asked for, vendor) → (monotonic time, lookup), for CURRENT_CACHE_SECONDS.
-_latest_cache: dict[tuple[str, str], tuple[float, "LatestLookup"]] = {}
-_LATEST_CACHE_MAX = 1_000
+# (member id asked for, vendor) → lookup, for CURRENT_CACHE_SECONDS per process.
+_latest = ReuseWindow(max_entries=1_000)
 
 
 def member_latest_json(member_id: str | None) -> LatestLookup:
@@ -132,24 +131,17 @@ def member_latest_json(member_id: str | None) -> LatestLookup:
     The answer is reused for CURRENT_CACHE_SECONDS per process: it changes once per
     collection cycle, and every open dashboard polls it.
     """
-    ttl = settings.CURRENT_CACHE_SECONDS
     key = (member_id or "", connection.vendor)
-    now = time.monotonic()
-    if ttl > 0:
-        hit = _latest_cache.get(key)
-        if hit is not None and now - hit[0] < ttl:
-            return hit[1]
-    lookup = _member_latest_json(member_id or "")
-    if ttl > 0:
-        if len(_latest_cache) >= _LATEST_CACHE_MAX:
-            _latest_cache.clear()  # member ids come from clients: keep the dict bounded
-        _latest_cache[key] = (now, lookup)
+    lookup = _latest.get(key, settings.CURRENT_CACHE_SECONDS)
+    if lookup is None:
+        lookup = _member_latest_json(member_id or "")
+        _latest.put(key, lookup)
     return lookup
 
 
 def forget_latest_json() -> None:
-    """Drop the cached /api/current answers (tests that collect and read back at once)."""
-    _latest_cache.clear()
+    """Drop the cached /api/current answers (a cycle in this process wrote new ones)."""
+    _latest.clear()
 
 
 def _member_latest_json(wanted: str) -> LatestLookup:
@@ -174,16 +166,15 @@ def _member_latest_json(wanted: str) -> LatestLookup:
 @functools.cache
 def _latest_sql(vendor: str) -> str:
     m = functools.partial(rawsql.column, Member)
-    p = functools.partial(rawsql.column, Member)
     cluster_name = rawsql.column(MonitoredCluster, "name")
     # The member shown: the one asked for (current or past), else the default current one,
     # else the first current one by name.
     pick = (
         f"SELECT p.id FROM {rawsql.table(Member)} p "  # noqa: S608
-        f"JOIN {rawsql.table(MonitoredCluster)} pc ON pc.id = p.{p('cluster')} "
-        f"WHERE pc.{cluster_name} = %s AND (p.{p('member_id')} = %s "
-        f"OR (%s = '' AND p.{p('in_cluster')})) "
-        f"ORDER BY p.{p('is_default')} DESC, p.{p('name')}, p.{p('member_id')} LIMIT 1"
+        f"JOIN {rawsql.table(MonitoredCluster)} pc ON pc.id = p.{m('cluster')} "
+        f"WHERE pc.{cluster_name} = %s AND (p.{m('member_id')} = %s "
+        f"OR (%s = '' AND p.{m('in_cluster')})) "
+        f"ORDER BY p.{m('is_default')} DESC, p.{m('name')}, p.{m('member_id')} LIMIT 1"
     )
     return (
         f"SELECT c.{rawsql.column(MonitoredCluster, 'last_error')}, m.{m('member_id')}, "  # noqa: S608

@@ -118,6 +118,12 @@ class ValuesArrayField(models.Field):
             return json.loads(value)
         return value
 
+    @staticmethod
+    def postgres_literal(values) -> str:
+        """The array as one `{…}` text literal for a `%s::real[]` parameter (the collector's
+        write): psycopg would otherwise adapt it element by element in Python."""
+        return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in values) + "}"
+
 
 class Sample(models.Model):
     """All values of one member at one scrape (ts = the cycle's start, Unix seconds)."""

@@ -18,7 +18,7 @@ from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
 from monitoring import metrics, selectors, timeseries
-from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup
+from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup, ValuesArrayField
 
 logger = logging.getLogger(__name__)
 
@@ -341,8 +341,7 @@ def _write_cycle_one_statement(member: Member, ts: int, array: list, fields: dic
         model_field = Member._meta.get_field(name)
         columns.append(f"{connection.ops.quote_name(model_field.column)} = %s")
         params.append(model_field.get_db_prep_save(value, connection))
-    # The array as one `{…}` text literal: psycopg would adapt it element by element in Python.
-    vals = "{" + ",".join("NULL" if v is None else repr(float(v)) for v in array) + "}"
+    vals = ValuesArrayField.postgres_literal(array)
     # Column names come from our model, never from input; every value is a parameter.
     sql = (
         "WITH inserted AS (INSERT INTO monitoring_sample (member_id, ts, vals) "  # noqa: S608

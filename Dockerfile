@@ -1,4 +1,4 @@
-# etcdmonitor image: one image for web (gunicorn), worker and beat (celery) and migrate.
+# etcdmonitor image: one image for web (runmonitor), worker and beat (celery) and migrate.
 # Built by `docker compose up -d`; validated without a Docker engine by tests/deploy/test_compose.py.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -37,4 +37,5 @@ EXPOSE 9090
 # No curl in slim: python's urllib, with a Host that DJANGO_ALLOWED_HOSTS accepts.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; host = (os.environ.get('DJANGO_ALLOWED_HOSTS') or 'localhost').split(',')[0].strip().lstrip('.').replace('*', 'localhost') or 'localhost'; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:9090/healthz', headers={'Host': host}), timeout=4)"]
-CMD ["gunicorn", "etcdmonitor_site.wsgi:application", "--bind", "0.0.0.0:9090", "--worker-class", "gthread", "--threads", "8", "--workers", "2"]
+# The same server as `make run` (runmonitor: gunicorn processes running uvicorn event loops).
+CMD ["python", "manage.py", "runmonitor", "--bind", "0.0.0.0:9090"]

@@ -101,6 +101,14 @@ KV_SEPARATOR = env.str("KV_SEPARATOR", default="/")
 KV_MAX_VALUE_SIZE = env.int("KV_MAX_VALUE_SIZE", default=2 * 1024 * 1024)
 KV_CONNECT_TIMEOUT = env.float("KV_CONNECT_TIMEOUT", default=5)
 KV_REQUEST_TIMEOUT = env.float("KV_REQUEST_TIMEOUT", default=30)
+# The HTTP server (runmonitor): limits answered in JSON before Django, and Django's thread pool.
+# A value of KV_MAX_VALUE_SIZE sent as base64 inside JSON must fit in a request body.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "REQUEST_BODY_MAX_BYTES", default=max(8 * 1024 * 1024, KV_MAX_VALUE_SIZE * 3)
+)
+HTTP_MAX_HEADER_BYTES = env.int("HTTP_MAX_HEADER_BYTES", default=64 * 1024)
+HTTP_REQUEST_TIMEOUT = env.float("HTTP_REQUEST_TIMEOUT", default=60)
+WEB_THREADS = env.int("WEB_THREADS", default=8)
 # Base64 of the 32-byte key that encrypts KV tab passwords; empty = DATA_DIR/kv_tabs.key.
 KV_TABS_KEY = env.str("KV_TABS_KEY", default="")
 

@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn in compose, `runmonitor` in embedded mode)."""
+"""WSGI entry point: the Django app that `etcdmonitor_site.asgi` runs on its thread pool."""
 
 import os
 

@@ -335,9 +335,9 @@ def test_every_long_running_service_has_a_healthcheck():
         healthcheck = service.get("healthcheck", {})
         assert not healthcheck.get("disable"), name
         if "test" not in healthcheck:
-            # Only gunicorn serves the port the image's HEALTHCHECK probes.
+            # Only the web server serves the port the image's HEALTHCHECK probes.
             assert "build" in service and image_has_healthcheck, name
-            assert argv_of(service["command"])[0] == "gunicorn", name
+            assert argv_of(service["command"])[:3] == ["python", "manage.py", "runmonitor"], name
         else:
             assert healthcheck["test"][0] in ("CMD", "CMD-SHELL"), name
 
@@ -449,7 +449,7 @@ def test_image_runs_as_a_non_root_user_with_data_dir_as_a_volume():
     assert final_stage_values("VOLUME") == ['["/data"]']
 
 
-def test_image_exposes_the_port_gunicorn_binds_and_healthcheck_probes():
+def test_image_exposes_the_port_the_server_binds_and_healthcheck_probes():
     (port,) = final_stage_values("EXPOSE")
     cmd = exec_form(final_stage_values("CMD")[0])
     assert cmd[cmd.index("--bind") + 1] == f"0.0.0.0:{port}"

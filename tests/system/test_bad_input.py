@@ -8,11 +8,12 @@ retain_count and limit. Runs in the normal suite against the session cluster.
 import json
 
 import pytest
+from django.conf import settings
 from django.urls import URLPattern, get_resolver
 
 pytestmark = pytest.mark.django_db
 
-HUGE = 5 * 1024 * 1024  # beyond Django's 2.5 MB request-body limit
+HUGE = settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1024  # beyond the request-body limit
 
 
 def _client_error(response) -> dict:

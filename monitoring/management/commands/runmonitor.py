@@ -1,8 +1,12 @@
-"""`manage.py runmonitor --bind HOST:PORT`: serve etcdmonitor with gunicorn (a real WSGI server).
+"""`manage.py runmonitor --bind HOST:PORT`: serve etcdmonitor (gunicorn processes, uvicorn loops).
 
-Embedded mode (no CELERY_BROKER_URL): one gunicorn worker process with threads, and the periodic
-jobs run in that worker by the in-process scheduler. With a broker: web only, several workers;
-Celery beat and workers run the jobs.
+Every server set-up we ship runs this command (make run, the image, compose), so the limits and
+timeouts live in one place: `etcdmonitor_site.server` (the HTTP protocol) and
+`etcdmonitor_site.asgi` (the app, Django on a fixed thread pool).
+
+Embedded mode (no CELERY_BROKER_URL): one worker process, and the periodic jobs run in it by the
+in-process scheduler. With a broker: web only, several workers; Celery beat and workers run the
+jobs.
 """
 
 import logging
@@ -25,12 +29,13 @@ class MonitorServer(BaseApplication):
 
     def load_config(self):
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key != "threads":  # ours: Django's thread pool, not gunicorn's
+                self.cfg.set(key, value)
 
     def load(self):
-        from etcdmonitor_site.wsgi import application
+        from etcdmonitor_site.asgi import build_application
 
-        return application
+        return build_application(threads=self.options["threads"])
 
 
 def _start_scheduler(worker):
@@ -58,7 +63,12 @@ class Command(BaseCommand):
             default=int(os.environ.get("WEB_CONCURRENCY", 2)),
             help="worker processes when a broker is configured (embedded: 1)",
         )
-        parser.add_argument("--threads", type=int, default=8, help="threads per worker")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=settings.WEB_THREADS,
+            help="threads running Django per worker (slow clients never hold one)",
+        )
 
     def handle(self, *args, bind, workers, threads, **options):
         if ":" not in bind:
@@ -69,14 +79,14 @@ class Command(BaseCommand):
         server_options = {
             "bind": bind,
             "workers": 1 if embedded else workers,
-            "worker_class": "gthread",
+            "worker_class": "etcdmonitor_site.server.MonitorWorker",
             "threads": threads,
-            # gthread's timeout is a liveness heartbeat, not a per-request limit, so long
-            # snapshot downloads are fine; keep-alive matches the reference's idle timeout.
+            # The worker's timeout is a liveness heartbeat from its event loop, not a per-request
+            # limit, so long snapshot downloads are fine; keep-alive matches the reference's
+            # idle timeout. Request-size limits: HTTP_MAX_HEADER_BYTES, REQUEST_BODY_MAX_BYTES.
             "timeout": 60,
             "graceful_timeout": 10,
             "keepalive": 60,
-            "limit_request_field_size": 1024 * 1024,
             "accesslog": "-",
             "errorlog": "-",
             "loglevel": settings.LOG_LEVEL.lower(),

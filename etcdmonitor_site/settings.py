@@ -101,6 +101,9 @@ KV_SEPARATOR = env.str("KV_SEPARATOR", default="/")
 KV_MAX_VALUE_SIZE = env.int("KV_MAX_VALUE_SIZE", default=2 * 1024 * 1024)
 KV_CONNECT_TIMEOUT = env.float("KV_CONNECT_TIMEOUT", default=5)
 KV_REQUEST_TIMEOUT = env.float("KV_REQUEST_TIMEOUT", default=30)
+# Where KV tabs (and later cluster records) may point: CIDRs and host names, comma-separated;
+# empty = anywhere except link-local addresses, which are always refused.
+CLUSTER_ENDPOINT_ALLOWLIST = env.list("CLUSTER_ENDPOINT_ALLOWLIST", default=[])
 # Base64 of the 32-byte key that encrypts KV tab passwords; empty = DATA_DIR/kv_tabs.key.
 KV_TABS_KEY = env.str("KV_TABS_KEY", default="")
 

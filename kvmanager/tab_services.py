@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
@@ -40,7 +41,9 @@ from etcdgateway import (
     cluster_gateway,
     forget_gateway,
     normalise_endpoint,
+    split_endpoint,
 )
+from etcdgateway.egress import EndpointNotAllowed, pinned_endpoint
 from etcdmonitor_site.exceptions import ApiError
 from kvmanager.models import KvClusterTab
 from kvmanager.tab_crypto import (
@@ -181,6 +184,50 @@ def _ca_file(pem: str) -> str:
     return str(path)
 
 
+def endpoint_not_allowed(exc: EndpointNotAllowed) -> ApiError:
+    return tab_error(exc.message, status_code=400, code="KV_TAB_ENDPOINT_NOT_ALLOWED")
+
+
+# What a failed connection test may say: a fixed set, never the target's own bytes (an error
+# that quoted them made the test a port scanner telling Redis from PostgreSQL from HTTP).
+CAUSES = {
+    "refused": "connection refused",
+    "unreachable": "host unreachable",
+    "timeout": "connection timed out",
+    "tls_failed": "TLS handshake failed",
+    "not_etcd": "not an etcd endpoint",
+    "auth_failed": "authentication failed",
+}
+
+
+class ConnectionTestFailed(Exception):
+    """A connection test failed for `cause` (a key of CAUSES)."""
+
+    def __init__(self, cause: str):
+        self.cause = cause
+        self.status = "auth_failed" if cause == "auth_failed" else "unreachable"
+        self.message = f"connection test failed: {CAUSES[cause]}"
+        super().__init__(self.message)
+
+
+def failure_text(exc: Exception) -> str:
+    """A generic description of a failure on an established tab (probe, KV request): the
+    classes of `classify` plus the transport cause, never etcd's or the target's own text."""
+    status = classify(exc)
+    if status == "auth_failed":
+        return CAUSES["auth_failed"]
+    if isinstance(exc, EtcdTimeout):
+        return CAUSES["timeout"]
+    if isinstance(exc, EtcdUnavailable):
+        text = _message(exc).lower()
+        if "refused" in text:
+            return CAUSES["refused"]
+        if "handshake" in text or "ssl" in text:
+            return CAUSES["tls_failed"]
+        return "connection failed"
+    return "etcd request failed"
+
+
 def classify(exc: Exception) -> str:
     """`unreachable` / `auth_failed` / `unknown_error`, for statuses and test results."""
     if isinstance(exc, EtcdUnavailable | EtcdTimeout):
@@ -220,8 +267,15 @@ def tab_config(
         if timeout is None
         else min(settings.KV_CONNECT_TIMEOUT, timeout)
     )
+    # Checked (link-local, allowlist) and resolved once; every connection of this config goes
+    # to that address, TLS still verifies the name the user typed.
+    try:
+        pinned = pinned_endpoint(endpoint)
+    except EndpointNotAllowed as exc:
+        raise endpoint_not_allowed(exc) from None
     return ClusterConfig(
-        endpoints=(endpoint,),
+        endpoints=(pinned.url,),
+        server_name=pinned.server_name,
         # etcd has no password-less logins (3.4): without a password, go anonymous.
         username=username if password else "",
         password=password,
@@ -257,22 +311,63 @@ def _tab_gateway_forget(tab: KvClusterTab) -> None:
     again, so that costs idle channels, never wrong answers.
     """
     # Nothing usable was ever cached under a config we cannot rebuild.
-    with contextlib.suppress(TabKeyMissing, TabDecryptFailed):
+    with contextlib.suppress(TabKeyMissing, TabDecryptFailed, ApiError):
         forget_gateway(_stored_config(tab))
 
 
 def connection_test(config: ClusterConfig) -> list[MemberInfo]:
-    """Status + MemberList on the tab's endpoint within TEST_TIMEOUT; returns its members.
+    """Status + MemberList on the tab's endpoint within TEST_TIMEOUT; returns its members or
+    raises ConnectionTestFailed with a generic cause.
 
-    A private gateway, closed afterwards: credentials of a failed attempt must not stay cached.
+    A TCP connect (and TLS handshake for https) first tells refused / timeout / TLS apart; once
+    those passed, anything but etcd's answer is "not an etcd endpoint", whatever the service
+    sent or how it closed. A private gateway, closed afterwards: credentials of a failed
+    attempt must not stay cached.
     """
+    _preflight(config)
     gateway = ClusterGateway(config)
     try:
         client = gateway.client_for(config.endpoints[0], timeout=TEST_TIMEOUT)
         endpoint_check(client, timeout=TEST_TIMEOUT)
         return client.members(timeout=TEST_TIMEOUT)
+    except EtcdError as exc:
+        if classify(exc) == "auth_failed":
+            raise ConnectionTestFailed("auth_failed") from exc
+        if isinstance(exc, EtcdTimeout):
+            raise ConnectionTestFailed("timeout") from exc
+        raise ConnectionTestFailed("not_etcd") from exc
     finally:
         gateway.close()
+
+
+def _preflight(config: ClusterConfig) -> None:
+    """Connect (and for https shake hands) once with the test's timeout, to name the cause."""
+    host, port, secure = split_endpoint(config.endpoints[0])
+    timeout = min(TEST_TIMEOUT, config.connect_timeout)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError:
+        raise ConnectionTestFailed("timeout") from None
+    except ConnectionRefusedError:
+        raise ConnectionTestFailed("refused") from None
+    except OSError:
+        raise ConnectionTestFailed("unreachable") from None
+    with sock:
+        if not secure:
+            return
+        if config.insecure_skip_verify:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = config.ssl_context
+        try:
+            with context.wrap_socket(sock, server_hostname=config.server_name or host):
+                pass
+        except (ssl.SSLError, OSError):
+            # A service that never answers the ClientHello (Redis waits for a newline) failed
+            # the handshake too: every non-TLS service gets this same answer.
+            raise ConnectionTestFailed("tls_failed") from None
 
 
 def endpoint_check(client: EtcdClient, *, timeout: float) -> None:
@@ -309,12 +404,11 @@ def _checked_config(
 def _test_or_raise(config: ClusterConfig) -> list[MemberInfo]:
     try:
         return connection_test(config)
-    except EtcdError as exc:
-        status = classify(exc)
-        code = "KV_TAB_AUTH_FAILED" if status == "auth_failed" else "KV_TAB_UNREACHABLE"
+    except ConnectionTestFailed as exc:
+        code = "KV_TAB_AUTH_FAILED" if exc.status == "auth_failed" else "KV_TAB_UNREACHABLE"
         # 400, not 401: the dashboard must not take a remote cluster's refusal as a logout.
         raise tab_error(
-            f"connection test failed: {_message(exc)}", status_code=400, code=code, status=status
+            exc.message, status_code=400, code=code, status=exc.status, cause=exc.cause
         ) from exc
 
 
@@ -512,13 +606,16 @@ def tab_create(
 
 
 CONNECTION_FIELDS = ("username", "password", "clear_password", "ca_cert", "insecure_skip_verify")
+IDENTITY_FIELDS = ("username", "ca_cert", "insecure_skip_verify")
 
 
 def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[KvClusterTab, str]:
     """Apply a PATCH. A changed endpoint is re-validated like a create (scheme, connection test
     with the new or stored credentials, default-cluster check) and resets the status to ok.
     Credential or TLS changes alone reset it to unknown for the next probe. `password` "" keeps
-    the stored one (reference); `clear_password: true` removes it. Returns (tab, warning)."""
+    the stored one (reference); `clear_password: true` removes it. A change of endpoint, scheme,
+    TLS fields or username drops the stored password unless `password` gives a new one (it
+    must never reach another host). Returns (tab, warning)."""
     started = time.monotonic()
     fields: dict = {}
     warning = ""
@@ -537,14 +634,21 @@ def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[Kv
     elif changes.get("password"):
         new_password = changes["password"]
 
+    endpoint = changes.get("endpoint")
+    if endpoint is not None:
+        endpoint = endpoint_validate(endpoint)
+    moved = endpoint is not None and endpoint != tab.endpoint
+    # The stored password was given for one host, user and TLS identity: a PATCH that changes
+    # any of them (the scheme is part of the endpoint) must not send it anywhere else, so it
+    # is dropped unless this request brings a password of its own.
+    identity_changed = moved or any(key in fields for key in IDENTITY_FIELDS)
+    if new_password is None and identity_changed and tab.password_cipher:
+        new_password = ""
     _credentials_validate(
         fields.get("username", tab.username),
         new_password if new_password is not None else bool(tab.password_cipher),
     )
-    endpoint = changes.get("endpoint")
-    if endpoint is not None:
-        endpoint = endpoint_validate(endpoint)
-    if endpoint is not None and endpoint != tab.endpoint:
+    if moved:
         overrides = {
             key: fields[key]
             for key in ("username", "ca_cert", "insecure_skip_verify")
@@ -648,8 +752,8 @@ def tab_test(
         raise key_missing(exc) from None
     try:
         connection_test(config)
-    except EtcdError as exc:
-        return classify(exc), _message(exc)
+    except ConnectionTestFailed as exc:
+        return exc.status, exc.message
     return "ok", ""
 
 
@@ -730,7 +834,7 @@ def tab_mark_used(*, tab: KvClusterTab, error: Exception | None) -> None:
     status = classify(error)
     KvClusterTab.objects.filter(pk=tab.pk).update(
         last_status=Status.ERROR,
-        last_error=f"{status}: {_message(error)}"[:2000],
+        last_error=f"{status}: {failure_text(error)}"[:2000],
         last_checked_at=now,
     )
 
@@ -740,9 +844,14 @@ def _probe_one(tab: KvClusterTab, timeout: float) -> tuple[str, str] | None:
     this runs in the probe's worker threads."""
     try:
         gateway = tab_gateway(tab)
-        endpoint_check(gateway.client_for(tab.endpoint, timeout=timeout), timeout=timeout)
-    except (EtcdError, TabKeyMissing, TabDecryptFailed) as exc:
+        client = gateway.client_for(gateway.config.endpoints[0], timeout=timeout)
+        endpoint_check(client, timeout=timeout)
+    except ApiError as exc:  # the endpoint is no longer allowed (link-local, allowlist)
+        return "unreachable", exc.message
+    except (TabKeyMissing, TabDecryptFailed) as exc:
         return classify(exc), _message(exc)
+    except EtcdError as exc:
+        return classify(exc), failure_text(exc)
     except Exception as exc:  # one broken tab must not stop the round
         logger.exception("probe of KV tab %s failed unexpectedly", tab.pk)
         return "unknown_error", type(exc).__name__

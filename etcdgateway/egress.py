@@ -62,7 +62,28 @@ def parse_allowlist(entries) -> Allowlist:
 
 
 def configured_allowlist() -> Allowlist:
-    return parse_allowlist(getattr(settings, "CLUSTER_ENDPOINT_ALLOWLIST", ()))
+    """The setting's allowlist; an invalid one allows nothing (the system check names it)."""
+    try:
+        return parse_allowlist(getattr(settings, "CLUSTER_ENDPOINT_ALLOWLIST", ()))
+    except ValueError:
+        raise EndpointNotAllowed("CLUSTER_ENDPOINT_ALLOWLIST is invalid") from None
+
+
+def check_allowlist_setting(app_configs=None, **kwargs) -> list:
+    """System check etcdgateway.E001: every CLUSTER_ENDPOINT_ALLOWLIST entry parses."""
+    from django.core import checks
+
+    try:
+        parse_allowlist(getattr(settings, "CLUSTER_ENDPOINT_ALLOWLIST", ()))
+    except ValueError as exc:
+        return [
+            checks.Error(
+                f"CLUSTER_ENDPOINT_ALLOWLIST: {exc}",
+                hint="use CIDRs (10.0.0.0/8), addresses or host names, comma-separated",
+                id="etcdgateway.E001",
+            )
+        ]
+    return []
 
 
 def _plain(address: Address) -> Address:

@@ -124,12 +124,17 @@ class V2Keys:
     ) -> dict:
         """One request on the first endpoint that answers; the decoded JSON body."""
         path = keys_path(key)  # before any connection: a refused key never leaves the process
+        # A pinned (address) endpoint still verifies TLS against the configured name.
+        server_name = self.gateway.config.server_name
+        extensions = {"sni_hostname": server_name} if server_name else None
         failures = []
         with self.gateway.http_client(timeout=self.timeout) as http:
             for endpoint in self.gateway._endpoints_in_order():
                 url = endpoint + path
                 try:
-                    response = http.request(method, url, params=params, data=form)
+                    response = http.request(
+                        method, url, params=params, data=form, extensions=extensions
+                    )
                 except httpx.TimeoutException as exc:
                     raise EtcdTimeout(
                         f"etcd request timed out: {endpoint}", endpoint=endpoint

@@ -255,3 +255,18 @@ def test_a_host_name_tab_connects_to_the_checked_address(api_client, remote_clus
 
     assert listed.status_code == 200
     assert tab["endpoint"] == f"http://localhost:{port}"  # the user's name is what is stored
+
+
+def test_an_invalid_allowlist_is_a_system_check_error_and_allows_nothing(
+    api_client, settings, remote_url
+):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.CLUSTER_ENDPOINT_ALLOWLIST = ["10.0.0.0/33"]
+
+    with pytest.raises(SystemCheckError, match=r"etcdgateway\.E001"):
+        call_command("check")
+    response = _test_fields(api_client, endpoint=remote_url)
+    assert response.status_code == 400
+    assert response.json()["code"] == "KV_TAB_ENDPOINT_NOT_ALLOWED"

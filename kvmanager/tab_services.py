@@ -168,13 +168,33 @@ def ca_cert_validate(pem: str) -> str:
     return pem + "\n"
 
 
-def _ca_file(pem: str) -> str:
-    """A private file holding `pem` (the gateway takes CA bundles as paths), named by content."""
-    if not pem:
-        return ""
+TRANSIENT_CA_PREFIX = ".test-"
+
+
+def _ca_directory() -> Path:
     directory = Path(settings.DATA_DIR) / "kv-tab-ca"
     directory.mkdir(mode=0o700, exist_ok=True)
-    path = directory / f"{hashlib.sha256(pem.encode()).hexdigest()}.pem"
+    return directory
+
+
+def _ca_name(pem: str) -> str:
+    return f"{hashlib.sha256(pem.encode()).hexdigest()}.pem"
+
+
+def _ca_file(pem: str, *, transient: bool = False) -> str:
+    """A private file holding `pem` (the gateway takes CA bundles as paths). A stored tab's is
+    named by content and shared; a `transient` one (a bundle not stored yet, for a connection
+    test) has a name of its own and is removed by `connection_test` when it ends."""
+    if not pem:
+        return ""
+    directory = _ca_directory()
+    if transient:
+        path = directory / f"{TRANSIENT_CA_PREFIX}{uuid.uuid4().hex}.pem"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(pem)
+        return str(path)
+    path = directory / _ca_name(pem)
     if not path.exists():
         temporary = directory / f".{uuid.uuid4().hex}.tmp"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -228,6 +248,26 @@ def failure_text(exc: Exception) -> str:
     return "etcd request failed"
 
 
+def ca_files_prune() -> int:
+    """Remove the content-named CA files no stored tab uses any more (after a tab's bundle
+    changed or the tab went); returns how many. Transient files belong to running tests."""
+    directory = Path(settings.DATA_DIR) / "kv-tab-ca"
+    if not directory.exists():
+        return 0
+    used = {
+        _ca_name(pem)
+        for pem in KvClusterTab.objects.exclude(ca_cert="").values_list("ca_cert", flat=True)
+    }
+    removed = 0
+    for path in directory.glob("*.pem"):
+        if path.name.startswith(".") or path.name in used:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def classify(exc: Exception) -> str:
     """`unreachable` / `auth_failed` / `unknown_error`, for statuses and test results."""
     if isinstance(exc, EtcdUnavailable | EtcdTimeout):
@@ -259,6 +299,7 @@ def tab_config(
     ca_cert: str,
     insecure_skip_verify: bool,
     timeout: float | None = None,
+    transient_ca: bool = False,
 ) -> ClusterConfig:
     """How to reach a tab's cluster. https verifies against the system CAs or `ca_cert` unless
     the tab explicitly opted into skipping verification."""
@@ -279,7 +320,7 @@ def tab_config(
         # etcd has no password-less logins (3.4): without a password, go anonymous.
         username=username if password else "",
         password=password,
-        ca_cert=_ca_file(ca_cert),
+        ca_cert=_ca_file(ca_cert, transient=transient_ca),
         insecure_skip_verify=insecure_skip_verify,
         connect_timeout=connect,
         request_timeout=settings.KV_REQUEST_TIMEOUT if timeout is None else timeout,
@@ -324,6 +365,15 @@ def connection_test(config: ClusterConfig) -> list[MemberInfo]:
     sent or how it closed. A private gateway, closed afterwards: credentials of a failed
     attempt must not stay cached.
     """
+    try:
+        return _connection_test(config)
+    finally:
+        if Path(config.ca_cert).name.startswith(TRANSIENT_CA_PREFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(config.ca_cert)
+
+
+def _connection_test(config: ClusterConfig) -> list[MemberInfo]:
     _preflight(config)
     gateway = ClusterGateway(config)
     try:
@@ -397,6 +447,7 @@ def _checked_config(
         ca_cert=ca_cert,
         insecure_skip_verify=insecure_skip_verify,
         timeout=TEST_TIMEOUT,
+        transient_ca=True,
     )
     return ca_cert, config
 
@@ -657,7 +708,9 @@ def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[Kv
         if new_password is not None:
             overrides["password"] = new_password
         try:
-            config = _stored_config(tab, endpoint=endpoint, timeout=TEST_TIMEOUT, **overrides)
+            config = _stored_config(
+                tab, endpoint=endpoint, timeout=TEST_TIMEOUT, transient_ca=True, **overrides
+            )
         except (TabKeyMissing, TabDecryptFailed) as exc:
             raise key_missing(exc) from None
         warning = _default_member_check(endpoint, _test_or_raise(config))
@@ -683,6 +736,8 @@ def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[Kv
         for field, value in fields.items():
             setattr(tab, field, value)
         tab.save(update_fields=list(fields))
+        if "ca_cert" in fields:
+            ca_files_prune()
     changed = sorted(f for f in fields if f not in ("updated_at", "last_checked_at"))
     _audit(
         "kv_tab_update",
@@ -701,6 +756,7 @@ def tab_delete(*, actor: TabActor, tab: KvClusterTab) -> None:
     tab_id = str(tab.id)
     _tab_gateway_forget(tab)
     tab.delete()
+    ca_files_prune()
     _audit(
         "kv_tab_delete",
         actor=actor,

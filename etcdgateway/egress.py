@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from etcdgateway.errors import EtcdUnavailable
+
 # 169.254.0.0/16 and fe80::/10 are `is_link_local`; AWS's IPv6 metadata address is not.
 _ALWAYS_REFUSED = (ipaddress.ip_network("fd00:ec2::254/128"),)
 
@@ -27,6 +29,13 @@ class EndpointNotAllowed(Exception):
     def __init__(self, message: str = "endpoint is not allowed"):
         self.message = message
         super().__init__(message)
+
+
+class EndpointUnresolvable(EtcdUnavailable):
+    """The endpoint's host name does not resolve: unreachable, not forbidden."""
+
+    def __init__(self, host: str = ""):
+        super().__init__("endpoint host name does not resolve", endpoint=host)
 
 
 @dataclass(frozen=True)
@@ -107,9 +116,12 @@ def _literal(host: str) -> Address | None:
 
 
 def resolve_checked(host: str, port: int, *, allowlist: Allowlist | None = None) -> list[Address]:
-    """The addresses of `host` (resolved once), all checked; IPv4 first. Raises
+    """The addresses of `host` (resolved once), all checked; IPv4 first.
+
+    EndpointUnresolvable (an EtcdUnavailable) when the name does not resolve;
     EndpointNotAllowed when any address is link-local or outside the allowlist (a name that
-    resolves to an allowed and a forbidden address is refused as a whole)."""
+    resolves to an allowed and a forbidden address is refused as a whole).
+    """
     allowlist = configured_allowlist() if allowlist is None else allowlist
     literal = _literal(host)
     name = host.lower().rstrip(".")
@@ -119,14 +131,14 @@ def resolve_checked(host: str, port: int, *, allowlist: Allowlist | None = None)
         try:
             infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError):
-            raise EndpointNotAllowed("endpoint host name does not resolve") from None
+            raise EndpointUnresolvable(name) from None
         addresses = []
         for info in infos:
             address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
             if address not in addresses:
                 addresses.append(address)
     if not addresses:
-        raise EndpointNotAllowed("endpoint host name does not resolve")
+        raise EndpointUnresolvable(name)
     if any(is_forbidden_address(address) for address in addresses):
         raise EndpointNotAllowed("endpoint is a link-local address, which is never allowed")
     if not allowlist.allows_all:

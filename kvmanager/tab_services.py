@@ -43,7 +43,7 @@ from etcdgateway import (
     normalise_endpoint,
     split_endpoint,
 )
-from etcdgateway.egress import EndpointNotAllowed, pinned_endpoint
+from etcdgateway.egress import EndpointNotAllowed, EndpointUnresolvable, pinned_endpoint
 from etcdmonitor_site.exceptions import ApiError
 from kvmanager.models import KvClusterTab
 from kvmanager.tab_crypto import (
@@ -211,6 +211,7 @@ def endpoint_not_allowed(exc: EndpointNotAllowed) -> ApiError:
 # What a failed connection test may say: a fixed set, never the target's own bytes (an error
 # that quoted them made the test a port scanner telling Redis from PostgreSQL from HTTP).
 CAUSES = {
+    "unresolvable": "host name does not resolve",
     "refused": "connection refused",
     "unreachable": "host unreachable",
     "timeout": "connection timed out",
@@ -236,6 +237,8 @@ def failure_text(exc: Exception) -> str:
     status = classify(exc)
     if status == "auth_failed":
         return CAUSES["auth_failed"]
+    if isinstance(exc, EndpointUnresolvable):
+        return CAUSES["unresolvable"]
     if isinstance(exc, EtcdTimeout):
         return CAUSES["timeout"]
     if isinstance(exc, EtcdUnavailable):
@@ -352,7 +355,7 @@ def _tab_gateway_forget(tab: KvClusterTab) -> None:
     again, so that costs idle channels, never wrong answers.
     """
     # Nothing usable was ever cached under a config we cannot rebuild.
-    with contextlib.suppress(TabKeyMissing, TabDecryptFailed, ApiError):
+    with contextlib.suppress(TabKeyMissing, TabDecryptFailed, ApiError, EndpointUnresolvable):
         forget_gateway(_stored_config(tab))
 
 
@@ -440,15 +443,18 @@ def _checked_config(
     """(validated CA bundle, the config to test with) for a create or a pre-create test."""
     ca_cert = ca_cert_validate(ca_cert)
     _credentials_validate(username, password)
-    config = tab_config(
-        endpoint=endpoint,
-        username=username,
-        password=password,
-        ca_cert=ca_cert,
-        insecure_skip_verify=insecure_skip_verify,
-        timeout=TEST_TIMEOUT,
-        transient_ca=True,
-    )
+    try:
+        config = tab_config(
+            endpoint=endpoint,
+            username=username,
+            password=password,
+            ca_cert=ca_cert,
+            insecure_skip_verify=insecure_skip_verify,
+            timeout=TEST_TIMEOUT,
+            transient_ca=True,
+        )
+    except EndpointUnresolvable:
+        raise _test_failed(ConnectionTestFailed("unresolvable")) from None
     return ca_cert, config
 
 
@@ -456,11 +462,13 @@ def _test_or_raise(config: ClusterConfig) -> list[MemberInfo]:
     try:
         return connection_test(config)
     except ConnectionTestFailed as exc:
-        code = "KV_TAB_AUTH_FAILED" if exc.status == "auth_failed" else "KV_TAB_UNREACHABLE"
-        # 400, not 401: the dashboard must not take a remote cluster's refusal as a logout.
-        raise tab_error(
-            exc.message, status_code=400, code=code, status=exc.status, cause=exc.cause
-        ) from exc
+        raise _test_failed(exc) from exc
+
+
+def _test_failed(exc: ConnectionTestFailed) -> ApiError:
+    code = "KV_TAB_AUTH_FAILED" if exc.status == "auth_failed" else "KV_TAB_UNREACHABLE"
+    # 400, not 401: the dashboard must not take a remote cluster's refusal as a logout.
+    return tab_error(exc.message, status_code=400, code=code, status=exc.status, cause=exc.cause)
 
 
 _default_urls_cache: tuple[float, tuple[str, ...], frozenset[str]] | None = None
@@ -603,7 +611,7 @@ def tab_create(
             insecure_skip_verify=insecure_skip_verify,
         )
     except ApiError as exc:
-        raise fail(exc, f"bad_request: {exc.message}") from None
+        raise fail(exc, f"{exc.extra.get('status', 'bad_request')}: {exc.message}") from None
     try:
         members = _test_or_raise(config)
     except ApiError as exc:
@@ -713,6 +721,8 @@ def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[Kv
             )
         except (TabKeyMissing, TabDecryptFailed) as exc:
             raise key_missing(exc) from None
+        except EndpointUnresolvable:
+            raise _test_failed(ConnectionTestFailed("unresolvable")) from None
         warning = _default_member_check(endpoint, _test_or_raise(config))
         fields.update(
             endpoint=endpoint,
@@ -806,6 +816,9 @@ def tab_test(
         config = _stored_config(tab, timeout=TEST_TIMEOUT, **overrides)
     except (TabKeyMissing, TabDecryptFailed) as exc:
         raise key_missing(exc) from None
+    except EndpointUnresolvable:
+        failure = ConnectionTestFailed("unresolvable")
+        return failure.status, failure.message
     try:
         connection_test(config)
     except ConnectionTestFailed as exc:

@@ -270,3 +270,12 @@ def test_an_invalid_allowlist_is_a_system_check_error_and_allows_nothing(
     response = _test_fields(api_client, endpoint=remote_url)
     assert response.status_code == 400
     assert response.json()["code"] == "KV_TAB_ENDPOINT_NOT_ALLOWED"
+
+
+def test_a_name_that_does_not_resolve_is_unreachable_not_forbidden(api_client):
+    response = _test_fields(api_client, endpoint="http://no-such-host.invalid:2379")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "KV_TAB_UNREACHABLE"
+    assert response.json()["cause"] == "unresolvable"
+    assert response.json()["error"] == "connection test failed: host name does not resolve"

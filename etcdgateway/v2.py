@@ -4,7 +4,7 @@ etcd 3.4 serves v2 only with `--enable-v2=true`; without it `/v2/keys` answers a
 which surfaces as `EtcdV2Unavailable`. Nothing here caches availability: every call finds out.
 """
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -49,9 +49,38 @@ _BY_ERROR_CODE: dict[int, type[EtcdError]] = {
 }
 
 
+KEYS_PREFIX = "/v2/keys/"
+
+
+class V2KeyRefused(EtcdInvalidRequest):
+    """A v2 key with `.` or `..` segments: the HTTP client and etcd's router would resolve them
+    and reach other etcd endpoints (`../members/<id>` removed a member)."""
+
+    code = "invalid_request"
+    default_message = "v2 keys must not contain '.' or '..' path segments"
+
+
+def _is_dot_segment(segment: str) -> bool:
+    # Decode until stable: `%2e`, `%252e`, ... are all refused, whoever decodes them later.
+    for _ in range(8):
+        decoded = unquote(segment)
+        if decoded == segment:
+            break
+        segment = decoded
+    return segment in (".", "..")
+
+
 def keys_path(key: str) -> str:
-    """`/a/b c` → `/v2/keys/a/b%20c` (slashes kept: they are v2's directory separators)."""
-    return "/v2/keys/" + quote(key.lstrip("/"), safe="/")
+    """`/a/b c` → `/v2/keys/a/b%20c`: every segment quoted on its own (slashes kept: they are
+    v2's directory separators). Dot segments, raw or percent-encoded, raise V2KeyRefused."""
+    segments = key.lstrip("/").split("/")
+    if any(_is_dot_segment(segment) for segment in segments):
+        raise V2KeyRefused()
+    path = KEYS_PREFIX + "/".join(quote(segment, safe="") for segment in segments)
+    # The URL the client will send must still be under the prefix, whatever it normalises.
+    if not httpx.URL("http://etcd" + path).path.startswith(KEYS_PREFIX):
+        raise V2KeyRefused()
+    return path
 
 
 def _error_from_response(response: httpx.Response, endpoint: str) -> EtcdError:
@@ -94,12 +123,18 @@ class V2Keys:
         form: dict | None = None,
     ) -> dict:
         """One request on the first endpoint that answers; the decoded JSON body."""
+        path = keys_path(key)  # before any connection: a refused key never leaves the process
+        # A pinned (address) endpoint still verifies TLS against the configured name.
+        server_name = self.gateway.config.server_name
+        extensions = {"sni_hostname": server_name} if server_name else None
         failures = []
         with self.gateway.http_client(timeout=self.timeout) as http:
             for endpoint in self.gateway._endpoints_in_order():
-                url = endpoint + keys_path(key)
+                url = endpoint + path
                 try:
-                    response = http.request(method, url, params=params, data=form)
+                    response = http.request(
+                        method, url, params=params, data=form, extensions=extensions
+                    )
                 except httpx.TimeoutException as exc:
                     raise EtcdTimeout(
                         f"etcd request timed out: {endpoint}", endpoint=endpoint
@@ -114,11 +149,16 @@ class V2Keys:
                         continue
                     raise error
                 try:
-                    return response.json()
+                    body = response.json()
                 except ValueError as exc:
                     raise EtcdError(
                         "etcd v2 answered with invalid JSON", endpoint=endpoint
                     ) from exc
+                # Every /v2/keys answer carries the node it acted on; anything else (the JSON
+                # of /version or /v2/members) is not a v2 keys answer: 502, never a KeyError.
+                if not isinstance(body, dict) or not isinstance(body.get("node"), dict):
+                    raise EtcdError("etcd v2 answered without a key node", endpoint=endpoint)
+                return body
         raise EtcdUnavailable("; ".join(failures) or "no endpoint configured")
 
     def get(self, key: str, *, recursive: bool = False) -> dict:

@@ -109,6 +109,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
 HTTP_MAX_HEADER_BYTES = env.int("HTTP_MAX_HEADER_BYTES", default=64 * 1024)
 HTTP_REQUEST_TIMEOUT = env.float("HTTP_REQUEST_TIMEOUT", default=60)
 WEB_THREADS = env.int("WEB_THREADS", default=8)
+# Where KV tabs (and later cluster records) may point: CIDRs and host names, comma-separated;
+# empty = anywhere except link-local addresses, which are always refused.
+CLUSTER_ENDPOINT_ALLOWLIST = env.list("CLUSTER_ENDPOINT_ALLOWLIST", default=[])
 # Base64 of the 32-byte key that encrypts KV tab passwords; empty = DATA_DIR/kv_tabs.key.
 KV_TABS_KEY = env.str("KV_TABS_KEY", default="")
 

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
@@ -40,7 +41,9 @@ from etcdgateway import (
     cluster_gateway,
     forget_gateway,
     normalise_endpoint,
+    split_endpoint,
 )
+from etcdgateway.egress import EndpointNotAllowed, EndpointUnresolvable, pinned_endpoint
 from etcdmonitor_site.exceptions import ApiError
 from kvmanager.models import KvClusterTab
 from kvmanager.tab_crypto import (
@@ -165,13 +168,33 @@ def ca_cert_validate(pem: str) -> str:
     return pem + "\n"
 
 
-def _ca_file(pem: str) -> str:
-    """A private file holding `pem` (the gateway takes CA bundles as paths), named by content."""
-    if not pem:
-        return ""
+TRANSIENT_CA_PREFIX = ".test-"
+
+
+def _ca_directory() -> Path:
     directory = Path(settings.DATA_DIR) / "kv-tab-ca"
     directory.mkdir(mode=0o700, exist_ok=True)
-    path = directory / f"{hashlib.sha256(pem.encode()).hexdigest()}.pem"
+    return directory
+
+
+def _ca_name(pem: str) -> str:
+    return f"{hashlib.sha256(pem.encode()).hexdigest()}.pem"
+
+
+def _ca_file(pem: str, *, transient: bool = False) -> str:
+    """A private file holding `pem` (the gateway takes CA bundles as paths). A stored tab's is
+    named by content and shared; a `transient` one (a bundle not stored yet, for a connection
+    test) has a name of its own and is removed by `connection_test` when it ends."""
+    if not pem:
+        return ""
+    directory = _ca_directory()
+    if transient:
+        path = directory / f"{TRANSIENT_CA_PREFIX}{uuid.uuid4().hex}.pem"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(pem)
+        return str(path)
+    path = directory / _ca_name(pem)
     if not path.exists():
         temporary = directory / f".{uuid.uuid4().hex}.tmp"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -179,6 +202,73 @@ def _ca_file(pem: str) -> str:
             handle.write(pem)
         os.replace(temporary, path)
     return str(path)
+
+
+def endpoint_not_allowed(exc: EndpointNotAllowed) -> ApiError:
+    return tab_error(exc.message, status_code=400, code="KV_TAB_ENDPOINT_NOT_ALLOWED")
+
+
+# What a failed connection test may say: a fixed set, never the target's own bytes (an error
+# that quoted them made the test a port scanner telling Redis from PostgreSQL from HTTP).
+CAUSES = {
+    "unresolvable": "host name does not resolve",
+    "refused": "connection refused",
+    "unreachable": "host unreachable",
+    "timeout": "connection timed out",
+    "tls_failed": "TLS handshake failed",
+    "not_etcd": "not an etcd endpoint",
+    "auth_failed": "authentication failed",
+}
+
+
+class ConnectionTestFailed(Exception):
+    """A connection test failed for `cause` (a key of CAUSES)."""
+
+    def __init__(self, cause: str):
+        self.cause = cause
+        self.status = "auth_failed" if cause == "auth_failed" else "unreachable"
+        self.message = f"connection test failed: {CAUSES[cause]}"
+        super().__init__(self.message)
+
+
+def failure_text(exc: Exception) -> str:
+    """A generic description of a failure on an established tab (probe, KV request): the
+    classes of `classify` plus the transport cause, never etcd's or the target's own text."""
+    status = classify(exc)
+    if status == "auth_failed":
+        return CAUSES["auth_failed"]
+    if isinstance(exc, EndpointUnresolvable):
+        return CAUSES["unresolvable"]
+    if isinstance(exc, EtcdTimeout):
+        return CAUSES["timeout"]
+    if isinstance(exc, EtcdUnavailable):
+        text = _message(exc).lower()
+        if "refused" in text:
+            return CAUSES["refused"]
+        if "handshake" in text or "ssl" in text:
+            return CAUSES["tls_failed"]
+        return "connection failed"
+    return "etcd request failed"
+
+
+def ca_files_prune() -> int:
+    """Remove the content-named CA files no stored tab uses any more (after a tab's bundle
+    changed or the tab went); returns how many. Transient files belong to running tests."""
+    directory = Path(settings.DATA_DIR) / "kv-tab-ca"
+    if not directory.exists():
+        return 0
+    used = {
+        _ca_name(pem)
+        for pem in KvClusterTab.objects.exclude(ca_cert="").values_list("ca_cert", flat=True)
+    }
+    removed = 0
+    for path in directory.glob("*.pem"):
+        if path.name.startswith(".") or path.name in used:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def classify(exc: Exception) -> str:
@@ -212,6 +302,7 @@ def tab_config(
     ca_cert: str,
     insecure_skip_verify: bool,
     timeout: float | None = None,
+    transient_ca: bool = False,
 ) -> ClusterConfig:
     """How to reach a tab's cluster. https verifies against the system CAs or `ca_cert` unless
     the tab explicitly opted into skipping verification."""
@@ -220,12 +311,19 @@ def tab_config(
         if timeout is None
         else min(settings.KV_CONNECT_TIMEOUT, timeout)
     )
+    # Checked (link-local, allowlist) and resolved once; every connection of this config goes
+    # to that address, TLS still verifies the name the user typed.
+    try:
+        pinned = pinned_endpoint(endpoint)
+    except EndpointNotAllowed as exc:
+        raise endpoint_not_allowed(exc) from None
     return ClusterConfig(
-        endpoints=(endpoint,),
+        endpoints=(pinned.url,),
+        server_name=pinned.server_name,
         # etcd has no password-less logins (3.4): without a password, go anonymous.
         username=username if password else "",
         password=password,
-        ca_cert=_ca_file(ca_cert),
+        ca_cert=_ca_file(ca_cert, transient=transient_ca),
         insecure_skip_verify=insecure_skip_verify,
         connect_timeout=connect,
         request_timeout=settings.KV_REQUEST_TIMEOUT if timeout is None else timeout,
@@ -257,22 +355,72 @@ def _tab_gateway_forget(tab: KvClusterTab) -> None:
     again, so that costs idle channels, never wrong answers.
     """
     # Nothing usable was ever cached under a config we cannot rebuild.
-    with contextlib.suppress(TabKeyMissing, TabDecryptFailed):
+    with contextlib.suppress(TabKeyMissing, TabDecryptFailed, ApiError, EndpointUnresolvable):
         forget_gateway(_stored_config(tab))
 
 
 def connection_test(config: ClusterConfig) -> list[MemberInfo]:
-    """Status + MemberList on the tab's endpoint within TEST_TIMEOUT; returns its members.
+    """Status + MemberList on the tab's endpoint within TEST_TIMEOUT; returns its members or
+    raises ConnectionTestFailed with a generic cause.
 
-    A private gateway, closed afterwards: credentials of a failed attempt must not stay cached.
+    A TCP connect (and TLS handshake for https) first tells refused / timeout / TLS apart; once
+    those passed, anything but etcd's answer is "not an etcd endpoint", whatever the service
+    sent or how it closed. A private gateway, closed afterwards: credentials of a failed
+    attempt must not stay cached.
     """
+    try:
+        return _connection_test(config)
+    finally:
+        if Path(config.ca_cert).name.startswith(TRANSIENT_CA_PREFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(config.ca_cert)
+
+
+def _connection_test(config: ClusterConfig) -> list[MemberInfo]:
+    _preflight(config)
     gateway = ClusterGateway(config)
     try:
         client = gateway.client_for(config.endpoints[0], timeout=TEST_TIMEOUT)
         endpoint_check(client, timeout=TEST_TIMEOUT)
         return client.members(timeout=TEST_TIMEOUT)
+    except EtcdError as exc:
+        if classify(exc) == "auth_failed":
+            raise ConnectionTestFailed("auth_failed") from exc
+        if isinstance(exc, EtcdTimeout):
+            raise ConnectionTestFailed("timeout") from exc
+        raise ConnectionTestFailed("not_etcd") from exc
     finally:
         gateway.close()
+
+
+def _preflight(config: ClusterConfig) -> None:
+    """Connect (and for https shake hands) once with the test's timeout, to name the cause."""
+    host, port, secure = split_endpoint(config.endpoints[0])
+    timeout = min(TEST_TIMEOUT, config.connect_timeout)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError:
+        raise ConnectionTestFailed("timeout") from None
+    except ConnectionRefusedError:
+        raise ConnectionTestFailed("refused") from None
+    except OSError:
+        raise ConnectionTestFailed("unreachable") from None
+    with sock:
+        if not secure:
+            return
+        if config.insecure_skip_verify:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = config.ssl_context
+        try:
+            with context.wrap_socket(sock, server_hostname=config.server_name or host):
+                pass
+        except (ssl.SSLError, OSError):
+            # A service that never answers the ClientHello (Redis waits for a newline) failed
+            # the handshake too: every non-TLS service gets this same answer.
+            raise ConnectionTestFailed("tls_failed") from None
 
 
 def endpoint_check(client: EtcdClient, *, timeout: float) -> None:
@@ -295,27 +443,32 @@ def _checked_config(
     """(validated CA bundle, the config to test with) for a create or a pre-create test."""
     ca_cert = ca_cert_validate(ca_cert)
     _credentials_validate(username, password)
-    config = tab_config(
-        endpoint=endpoint,
-        username=username,
-        password=password,
-        ca_cert=ca_cert,
-        insecure_skip_verify=insecure_skip_verify,
-        timeout=TEST_TIMEOUT,
-    )
+    try:
+        config = tab_config(
+            endpoint=endpoint,
+            username=username,
+            password=password,
+            ca_cert=ca_cert,
+            insecure_skip_verify=insecure_skip_verify,
+            timeout=TEST_TIMEOUT,
+            transient_ca=True,
+        )
+    except EndpointUnresolvable:
+        raise _test_failed(ConnectionTestFailed("unresolvable")) from None
     return ca_cert, config
 
 
 def _test_or_raise(config: ClusterConfig) -> list[MemberInfo]:
     try:
         return connection_test(config)
-    except EtcdError as exc:
-        status = classify(exc)
-        code = "KV_TAB_AUTH_FAILED" if status == "auth_failed" else "KV_TAB_UNREACHABLE"
-        # 400, not 401: the dashboard must not take a remote cluster's refusal as a logout.
-        raise tab_error(
-            f"connection test failed: {_message(exc)}", status_code=400, code=code, status=status
-        ) from exc
+    except ConnectionTestFailed as exc:
+        raise _test_failed(exc) from exc
+
+
+def _test_failed(exc: ConnectionTestFailed) -> ApiError:
+    code = "KV_TAB_AUTH_FAILED" if exc.status == "auth_failed" else "KV_TAB_UNREACHABLE"
+    # 400, not 401: the dashboard must not take a remote cluster's refusal as a logout.
+    return tab_error(exc.message, status_code=400, code=code, status=exc.status, cause=exc.cause)
 
 
 _default_urls_cache: tuple[float, tuple[str, ...], frozenset[str]] | None = None
@@ -458,7 +611,7 @@ def tab_create(
             insecure_skip_verify=insecure_skip_verify,
         )
     except ApiError as exc:
-        raise fail(exc, f"bad_request: {exc.message}") from None
+        raise fail(exc, f"{exc.extra.get('status', 'bad_request')}: {exc.message}") from None
     try:
         members = _test_or_raise(config)
     except ApiError as exc:
@@ -512,13 +665,16 @@ def tab_create(
 
 
 CONNECTION_FIELDS = ("username", "password", "clear_password", "ca_cert", "insecure_skip_verify")
+IDENTITY_FIELDS = ("username", "ca_cert", "insecure_skip_verify")
 
 
 def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[KvClusterTab, str]:
     """Apply a PATCH. A changed endpoint is re-validated like a create (scheme, connection test
     with the new or stored credentials, default-cluster check) and resets the status to ok.
     Credential or TLS changes alone reset it to unknown for the next probe. `password` "" keeps
-    the stored one (reference); `clear_password: true` removes it. Returns (tab, warning)."""
+    the stored one (reference); `clear_password: true` removes it. A change of endpoint, scheme,
+    TLS fields or username drops the stored password unless `password` gives a new one (it
+    must never reach another host). Returns (tab, warning)."""
     started = time.monotonic()
     fields: dict = {}
     warning = ""
@@ -537,14 +693,21 @@ def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[Kv
     elif changes.get("password"):
         new_password = changes["password"]
 
+    endpoint = changes.get("endpoint")
+    if endpoint is not None:
+        endpoint = endpoint_validate(endpoint)
+    moved = endpoint is not None and endpoint != tab.endpoint
+    # The stored password was given for one host, user and TLS identity: a PATCH that changes
+    # any of them (the scheme is part of the endpoint) must not send it anywhere else, so it
+    # is dropped unless this request brings a password of its own.
+    identity_changed = moved or any(key in fields for key in IDENTITY_FIELDS)
+    if new_password is None and identity_changed and tab.password_cipher:
+        new_password = ""
     _credentials_validate(
         fields.get("username", tab.username),
         new_password if new_password is not None else bool(tab.password_cipher),
     )
-    endpoint = changes.get("endpoint")
-    if endpoint is not None:
-        endpoint = endpoint_validate(endpoint)
-    if endpoint is not None and endpoint != tab.endpoint:
+    if moved:
         overrides = {
             key: fields[key]
             for key in ("username", "ca_cert", "insecure_skip_verify")
@@ -553,9 +716,13 @@ def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[Kv
         if new_password is not None:
             overrides["password"] = new_password
         try:
-            config = _stored_config(tab, endpoint=endpoint, timeout=TEST_TIMEOUT, **overrides)
+            config = _stored_config(
+                tab, endpoint=endpoint, timeout=TEST_TIMEOUT, transient_ca=True, **overrides
+            )
         except (TabKeyMissing, TabDecryptFailed) as exc:
             raise key_missing(exc) from None
+        except EndpointUnresolvable:
+            raise _test_failed(ConnectionTestFailed("unresolvable")) from None
         warning = _default_member_check(endpoint, _test_or_raise(config))
         fields.update(
             endpoint=endpoint,
@@ -579,6 +746,8 @@ def tab_update(*, actor: TabActor, tab: KvClusterTab, changes: dict) -> tuple[Kv
         for field, value in fields.items():
             setattr(tab, field, value)
         tab.save(update_fields=list(fields))
+        if "ca_cert" in fields:
+            ca_files_prune()
     changed = sorted(f for f in fields if f not in ("updated_at", "last_checked_at"))
     _audit(
         "kv_tab_update",
@@ -597,6 +766,7 @@ def tab_delete(*, actor: TabActor, tab: KvClusterTab) -> None:
     tab_id = str(tab.id)
     _tab_gateway_forget(tab)
     tab.delete()
+    ca_files_prune()
     _audit(
         "kv_tab_delete",
         actor=actor,
@@ -646,10 +816,13 @@ def tab_test(
         config = _stored_config(tab, timeout=TEST_TIMEOUT, **overrides)
     except (TabKeyMissing, TabDecryptFailed) as exc:
         raise key_missing(exc) from None
+    except EndpointUnresolvable:
+        failure = ConnectionTestFailed("unresolvable")
+        return failure.status, failure.message
     try:
         connection_test(config)
-    except EtcdError as exc:
-        return classify(exc), _message(exc)
+    except ConnectionTestFailed as exc:
+        return exc.status, exc.message
     return "ok", ""
 
 
@@ -730,7 +903,7 @@ def tab_mark_used(*, tab: KvClusterTab, error: Exception | None) -> None:
     status = classify(error)
     KvClusterTab.objects.filter(pk=tab.pk).update(
         last_status=Status.ERROR,
-        last_error=f"{status}: {_message(error)}"[:2000],
+        last_error=f"{status}: {failure_text(error)}"[:2000],
         last_checked_at=now,
     )
 
@@ -740,9 +913,14 @@ def _probe_one(tab: KvClusterTab, timeout: float) -> tuple[str, str] | None:
     this runs in the probe's worker threads."""
     try:
         gateway = tab_gateway(tab)
-        endpoint_check(gateway.client_for(tab.endpoint, timeout=timeout), timeout=timeout)
-    except (EtcdError, TabKeyMissing, TabDecryptFailed) as exc:
+        client = gateway.client_for(gateway.config.endpoints[0], timeout=timeout)
+        endpoint_check(client, timeout=timeout)
+    except ApiError as exc:  # the endpoint is no longer allowed (link-local, allowlist)
+        return "unreachable", exc.message
+    except (TabKeyMissing, TabDecryptFailed) as exc:
         return classify(exc), _message(exc)
+    except EtcdError as exc:
+        return classify(exc), failure_text(exc)
     except Exception as exc:  # one broken tab must not stop the round
         logger.exception("probe of KV tab %s failed unexpectedly", tab.pk)
         return "unknown_error", type(exc).__name__

@@ -80,6 +80,10 @@ def parse_window(params, *, now: int) -> Window:
             seconds = range_seconds(range_text)
         except ValueError:
             raise ApiError("invalid range parameter") from None
+        # The collector-interval buffer is our margin, not the user's range: the limit is on
+        # the range itself, so the documented maximum `90d` is accepted.
+        if seconds > MAX_SPAN:
+            raise ApiError("requested range too large (max 90 days)")
         buffer = int(settings.COLLECTOR_INTERVAL)
         end = now + buffer
         start = end - int(seconds) - buffer
@@ -93,8 +97,8 @@ def parse_window(params, *, now: int) -> Window:
             start, end = int(start_text), int(end_text)
         else:
             start, end = now - 3600, now
-    if end - start > MAX_SPAN:
-        raise ApiError("requested range too large (max 90 days)")
+        if end - start > MAX_SPAN:
+            raise ApiError("requested range too large (max 90 days)")
     if start > now + MAX_FUTURE_START:
         raise ApiError("start time cannot be in far future")
     if end < now - MAX_PAST_END:

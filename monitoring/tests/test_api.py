@@ -227,7 +227,9 @@ def test_range_json_from_the_database_matches_the_row_by_row_series(api, collect
         ("metrics=a&range=2w", "invalid range parameter"),
         ("metrics=a&range=abc", "invalid range parameter"),
         ("metrics=a&range=nanm", "invalid range parameter"),
-        ("metrics=a&range=90d", "requested range too large (max 90 days)"),
+        ("metrics=a&range=90.01d", "requested range too large (max 90 days)"),
+        ("metrics=a&range=2161h", "requested range too large (max 90 days)"),
+        ("metrics=a&start=0&end=7776001", "requested range too large (max 90 days)"),
         ("metrics=a&start=1.5&end=10", "invalid start parameter"),
         ("metrics=a&start=10&end=x", "invalid end parameter"),
         ("metrics=a&start=0&end=100", "end time too far in past"),
@@ -247,6 +249,21 @@ def test_range_rejects_a_start_far_in_the_future(api, collected):
 
     assert response.status_code == 400
     assert response.json() == {"error": "start time cannot be in far future"}
+
+
+def test_range_accepts_the_documented_maximum_of_90_days(api, collected, settings):
+    """The collector-interval buffer is the server's own margin, not part of the user's range
+    (the reference refused its own maximum, `range=90d`)."""
+    settings.COLLECTOR_INTERVAL = 30
+    for value in ("90d", "2160h", "129600m"):
+        response = api.get(f"/api/range?metrics=collector_up&range={value}")
+        assert response.status_code == 200, (value, response.json())
+        body = response.json()
+        assert body["end"] - body["start"] == 90 * 86400 + 30
+
+    now = int(time.time())
+    exact = api.get(f"/api/range?metrics=collector_up&start={now - 90 * 86400}&end={now}")
+    assert exact.status_code == 200
 
 
 def test_range_accepts_go_durations_fractions_and_negative_ranges(api, collected):

@@ -22,6 +22,13 @@ const EM = (function () {
     return node;
   }
 
+  // Control, bidi and invisible formatting characters of data (keys, audit fields) shown as
+  // "\u202e": displayed raw, "/rt/\u202eevil" reads as "/rt/live".
+  const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g;
+  function visible(text) {
+    return String(text).replace(INVISIBLE, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  }
+
   function clear(node) {
     while (node.firstChild) node.removeChild(node.firstChild);
     return node;
@@ -187,7 +194,7 @@ const EM = (function () {
   }
 
   return {
-    el, clear, $, jsonData, api, ApiError, format, formatters, clock, dateTime, toast, confirmAction,
+    el, clear, visible, $, jsonData, api, ApiError, format, formatters, clock, dateTime, toast, confirmAction,
     theme, setTheme, palette: () => PALETTES[theme()], colors: () => NAMED[theme()],
   };
 })();

@@ -69,8 +69,9 @@ const KV = (function () {
     const row = el("div", {
       className: "kv-node" + (node.dir ? " dir" : " leaf"), role: "treeitem", tabindex: "-1",
       dataset: { key: node.key, dir: node.dir ? "1" : "0" },
-      title: node.key,
-    }, twisty, el("span", { className: "seg-label" }, node.label), el("span", { className: "full-label" }, node.key),
+      title: EM.visible(node.key),
+    }, twisty, el("span", { className: "seg-label" }, EM.visible(node.label)),
+    el("span", { className: "full-label" }, EM.visible(node.key)),
       node.dir && node.count !== undefined ? el("span", { className: "count" }, "(" + node.count + ")") : null);
     row.addEventListener("click", () => {
       if (node.dir) toggle(node);
@@ -258,7 +259,7 @@ const KV = (function () {
     $("kv-tree").querySelectorAll(".kv-node.selected").forEach((n) => n.classList.remove("selected"));
     if (node.row) node.row.classList.add("selected");
     view.selected = { node, data: null };
-    $("kv-path").textContent = node.key;
+    $("kv-path").textContent = EM.visible(node.key);
     if (node.dir) {
       $("kv-meta").textContent = metaText(node, null);
       $("kv-editor-bar").hidden = true;
@@ -272,7 +273,7 @@ const KV = (function () {
       data = (await api("GET", kvUrl(view, "get", { key: node.key }))).node;
     } catch (err) {
       if (err.status === 404) {
-        EM.toast("Key expired or deleted: " + node.key, "error");
+        EM.toast("Key expired or deleted: " + EM.visible(node.key), "error");
         if (node.li) node.li.remove();
         if (view.selected && view.selected.node === node) {
           view.selected = null;
@@ -388,7 +389,7 @@ const KV = (function () {
     try {
       await api("PUT", kvUrl(parent.view, "put"), body);
       dialog.close();
-      EM.toast("Created " + body.key, "success");
+      EM.toast("Created " + EM.visible(body.key), "success");
       await reloadLevel(parent);
     } catch (err) {
       error.textContent = err.message;
@@ -398,13 +399,13 @@ const KV = (function () {
 
   async function removeNode(node) {
     const text = node.dir
-      ? `Delete the directory "${node.key}" and ALL keys under it? This cannot be undone.`
-      : `Delete the key "${node.key}"?`;
+      ? `Delete the directory "${EM.visible(node.key)}" and ALL keys under it? This cannot be undone.`
+      : `Delete the key "${EM.visible(node.key)}"?`;
     if (!(await EM.confirmAction("Remove Node", text, "Delete"))) return;
     const view = node.view;
     try {
       await api("POST", kvUrl(view, "delete"), { key: node.key, dir: node.dir });
-      EM.toast("Deleted " + node.key, "success");
+      EM.toast("Deleted " + EM.visible(node.key), "success");
       if (view.selected && view.selected.node === node) {
         view.selected = null;
         if (cur === view) clearDetail();

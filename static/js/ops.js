@@ -61,12 +61,12 @@ const Ops = (function () {
     });
     const body = clear($("audit-table").tBodies[0]);
     for (const e of rows) {
-      const result = (e.success ? "success" : "failed") + (e.result ? ": " + e.result : "");
+      const result = EM.visible((e.success ? "success" : "failed") + (e.result ? ": " + e.result : ""));
       body.appendChild(el("tr", { className: e.success ? "" : "failed" },
         el("td", {}, EM.dateTime(e.timestamp)),
-        el("td", {}, e.username),
+        el("td", {}, EM.visible(e.username)),
         el("td", {}, e.operation),
-        el("td", { title: e.target }, e.target),
+        el("td", { title: EM.visible(e.target) }, EM.visible(e.target)),
         el("td", { title: result, className: e.success ? "ok-mark" : "fail-mark" }, result.length > 60 ? result.slice(0, 60) + "…" : result),
         el("td", {}, e.duration_ms + " ms")));
     }

@@ -73,3 +73,31 @@ def test_skip_verify_is_an_explicit_per_tab_choice(api_client, tls_cluster):
     off = api_client.patch(f"/api/kv/tabs/{tab}", {"insecure_skip_verify": False}, format="json")
     assert off.json()["tab"]["last_status"] == "unknown"
     assert api_client.post(f"/api/kv/tabs/{tab}/test").json()["status"] == "unreachable"
+
+
+def test_a_tab_named_by_host_connects_to_the_checked_address_and_verifies_the_name(
+    api_client, tls_cluster, kv_prefix
+):
+    """`https://localhost:…` is resolved once and pinned to 127.0.0.1 (issue 15); gRPC and
+    the v2 HTTP client still verify the certificate against "localhost"."""
+    from kvmanager import tab_services
+
+    url, files = tls_cluster
+    by_name = url.replace("127.0.0.1", "localhost")
+    config = tab_services.tab_config(
+        endpoint=by_name, username="", password="", ca_cert="", insecure_skip_verify=False
+    )
+    assert config.endpoints == (url,) and config.server_name == "localhost"
+
+    response = api_client.post(
+        "/api/kv/tabs", {"endpoint": by_name, "ca_cert": files.ca.read_text()}, format="json"
+    )
+
+    assert response.status_code == 201, response.json()
+    tab = response.json()["tab"]
+    assert tab["endpoint"] == by_name
+    put = api_client.put(
+        f"/api/kv/v3/put?tab_id={tab['id']}", {"key": f"{kv_prefix}n", "value": "v"}, format="json"
+    )
+    assert put.status_code == 200
+    assert api_client.post(f"/api/kv/v2/connect?tab_id={tab['id']}").status_code == 200

@@ -99,6 +99,9 @@ LOCKOUT_DURATION_SECONDS = env.int("LOCKOUT_DURATION_SECONDS", default=900)
 MIN_PASSWORD_LENGTH = env.int("MIN_PASSWORD_LENGTH", default=8)
 KV_SEPARATOR = env.str("KV_SEPARATOR", default="/")
 KV_MAX_VALUE_SIZE = env.int("KV_MAX_VALUE_SIZE", default=2 * 1024 * 1024)
+# A put's JSON body carries the value base64-encoded (4/3) or as escaped text: leave room for
+# twice the largest value, so KV_MAX_VALUE_SIZE (then etcd) decides, not Django's 2.5 MiB default.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, 2 * KV_MAX_VALUE_SIZE + 1024 * 1024)
 KV_CONNECT_TIMEOUT = env.float("KV_CONNECT_TIMEOUT", default=5)
 KV_REQUEST_TIMEOUT = env.float("KV_REQUEST_TIMEOUT", default=30)
 # Base64 of the 32-byte key that encrypts KV tab passwords; empty = DATA_DIR/kv_tabs.key.

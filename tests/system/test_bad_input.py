@@ -12,7 +12,7 @@ from django.urls import URLPattern, get_resolver
 
 pytestmark = pytest.mark.django_db
 
-HUGE = 5 * 1024 * 1024  # beyond Django's 2.5 MB request-body limit
+HUGE = 8 * 1024 * 1024  # beyond DATA_UPLOAD_MAX_MEMORY_SIZE (2 * KV_MAX_VALUE_SIZE + 1 MiB)
 
 
 def _client_error(response) -> dict:

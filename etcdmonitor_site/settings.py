@@ -83,6 +83,9 @@ ETCD_TLS_SERVER_NAME = env.str("ETCD_TLS_SERVER_NAME", default="")
 
 # --- collector, retention, ops, auth, KV ---------------------------------------------------------
 COLLECTOR_INTERVAL = env.int("COLLECTOR_INTERVAL", default=30)
+# Latency quantiles (p50/p90/p99) cover this trailing window, like the etcd mixin's rate[5m].
+# Shorter than two collection intervals it is raised to that (system check monitoring.W001).
+QUANTILE_WINDOW_SECONDS = env.int("QUANTILE_WINDOW_SECONDS", default=300)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
 # /healthz reuses its checks' result for this long per process (0: check on every request).

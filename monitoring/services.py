@@ -18,6 +18,7 @@ from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
 from monitoring import metrics, selectors, timeseries
+from monitoring.checks import quantile_window_seconds
 from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup, ValuesArrayField
 
 logger = logging.getLogger(__name__)
@@ -277,8 +278,14 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
         result.text, only=metrics.SOURCE_NAMES, sparse=metrics.SPARSE_NAMES
     )
     snapshot = metrics.derive_snapshot(
-        samples, timestamp=float(ts), previous=member.scrape_state or None, extra=extra
+        samples,
+        timestamp=float(ts),
+        previous=member.scrape_state or None,
+        extra=extra,
+        window=quantile_window_seconds(),
     )
+    # /api/current also shows the since-start quantiles the window lacks; samples never do.
+    latest = {**snapshot.values, **snapshot.fallback}
     now = datetime.now(UTC)
     fields = {
         "collector_up": True,
@@ -286,8 +293,9 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
         "last_scrape_at": now,
         "last_scrape_error": "",
         "latest_ts": ts,
-        "latest": {k: _integral(v) for k, v in snapshot.values.items()},
+        "latest": {k: _integral(v) for k, v in latest.items()},
         "grpc_methods": snapshot.grpc_methods,
+        "quantile_basis": snapshot.basis,
         "scrape_state": snapshot.state,
         "is_leader": snapshot.values.get("etcd_server_is_leader") == 1.0,
     }

@@ -75,6 +75,12 @@ ETCD_ENDPOINTS = [
 ETCD_USERNAME = env.str("ETCD_USERNAME", default="")
 ETCD_PASSWORD = env.str("ETCD_PASSWORD", default="")
 ETCD_METRICS_PATH = env.str("ETCD_METRICS_PATH", default="/metrics")
+# Metrics listeners of their own (etcd --listen-metrics-urls, e.g. kubeadm's :2381): a comma list
+# matched to members by host, or one template like http://{host}:2381/metrics. Empty: each
+# member's client URL + ETCD_METRICS_PATH.
+ETCD_METRICS_URLS = [
+    url.strip() for url in env.str("ETCD_METRICS_URLS", default="").split(",") if url.strip()
+]
 ETCD_TLS_CA_CERT = env.str("ETCD_TLS_CA_CERT", default="")
 ETCD_TLS_CERT = env.str("ETCD_TLS_CERT", default="")
 ETCD_TLS_KEY = env.str("ETCD_TLS_KEY", default="")

@@ -25,6 +25,34 @@ def split_endpoint(url: str) -> tuple[str, int, bool]:
     return parts.hostname or "127.0.0.1", parts.port or 2379, parts.scheme == "https"
 
 
+_HOST_MARK = "member-host.invalid"
+
+
+def metrics_urls_problem(urls: list[str] | tuple[str, ...]) -> str | None:
+    """Why ETCD_METRICS_URLS cannot work as given, or None (a start-up system check)."""
+    if any("{host}" in url for url in urls) and len(urls) > 1:
+        return "a {host} template must be the only entry"
+    for url in urls:
+        filled = url.replace("{host}", _HOST_MARK)
+        if "{" in filled or "}" in filled:
+            return f"{url!r}: the only placeholder is {{host}}"
+        try:
+            parts = urlsplit(filled)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            return f"{url!r} is not a URL ({exc})"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"{url!r} is not an http(s) URL"
+        if "{host}" in url and parts.hostname != _HOST_MARK:
+            return f"{url!r}: {{host}} must be the whole host part"
+    return None
+
+
+def metrics_url_for_host(template: str, host: str) -> str:
+    """`http://{host}:2381/metrics` for one member's host (IPv6 in brackets)."""
+    return template.replace("{host}", f"[{host}]" if ":" in host else host)
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """Connection settings of one cluster. Hashable: gateways are cached per config."""
@@ -40,6 +68,9 @@ class ClusterConfig:
     connect_timeout: float = 5.0
     request_timeout: float = 30.0
     metrics_path: str = "/metrics"
+    # ETCD_METRICS_URLS: metrics listeners of their own (matched to members by host), or one
+    # template with {host}; empty = each member's client URL + metrics_path.
+    metrics_urls: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.endpoints:
@@ -65,6 +96,7 @@ class ClusterConfig:
             connect_timeout=settings.KV_CONNECT_TIMEOUT,
             request_timeout=settings.KV_REQUEST_TIMEOUT,
             metrics_path=settings.ETCD_METRICS_PATH,
+            metrics_urls=tuple(settings.ETCD_METRICS_URLS),
         )
 
     @property

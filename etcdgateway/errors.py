@@ -71,9 +71,44 @@ class EtcdPreconditionFailed(EtcdError):
 
 
 class EtcdSpaceExceeded(EtcdError):
+    """The cluster's NOSPACE alarm: the backend reached --quota-backend-bytes."""
+
     status_code = 507
     code = "etcd_space_exceeded"
     default_message = "etcd database space exceeded (NOSPACE alarm)"
+
+
+class EtcdRequestTooLarge(EtcdError):
+    """etcd refused the request for its size (not for space: the cluster may be nearly empty)."""
+
+    status_code = 413
+    code = "etcd_request_too_large"
+    default_message = (
+        "request exceeds etcd's request size limit (--max-request-bytes, 1.5 MiB by default)"
+    )
+
+
+class EtcdResponseTooLarge(EtcdError):
+    """A reply over our own gRPC receive limit (a range of many big values)."""
+
+    code = "etcd_response_too_large"
+    default_message = "etcd's reply exceeds the client's receive limit"
+
+
+def _resource_exhausted_class(details: str) -> type[EtcdError]:
+    """RESOURCE_EXHAUSTED means NOSPACE, or a message over a size limit: tell them apart.
+
+    grpc-go on the etcd side says "grpc: received message larger than max" for a request over
+    --max-request-bytes + 512 KiB; grpc C-core in this process says "Sent message larger than
+    max" (our send limit) or "Received message larger than max" (a reply over our limit).
+    """
+    if "database space exceeded" in details:
+        return EtcdSpaceExceeded
+    if "Received message larger than max" in details:
+        return EtcdResponseTooLarge
+    if "larger than max" in details or "too large" in details:
+        return EtcdRequestTooLarge
+    return EtcdError  # e.g. too many requests: not the cluster's space, not our size
 
 
 _BY_GRPC_CODE: dict[grpc.StatusCode, type[EtcdError]] = {
@@ -85,7 +120,6 @@ _BY_GRPC_CODE: dict[grpc.StatusCode, type[EtcdError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: EtcdInvalidRequest,
     grpc.StatusCode.OUT_OF_RANGE: EtcdInvalidRequest,
     grpc.StatusCode.FAILED_PRECONDITION: EtcdPreconditionFailed,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: EtcdSpaceExceeded,
 }
 
 _BY_PYETCD_CLASS: dict[type[Exception], type[EtcdError]] = {
@@ -115,6 +149,10 @@ def translate(exc: BaseException, *, endpoint: str = "") -> EtcdError:
         if "authentication failed" in details or "user name is empty" in details:
             return EtcdAuthFailed(endpoint=endpoint)
         error_class = _BY_GRPC_CODE.get(exc.code(), EtcdError)
+        if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            error_class = _resource_exhausted_class(details)
+        elif "etcdserver: request is too large" in details:  # INVALID_ARGUMENT over the limit
+            error_class = EtcdRequestTooLarge
         if error_class is EtcdUnavailable:
             return EtcdUnavailable(
                 f"{endpoint or 'etcd'}: {details or 'connection failed'}", endpoint=endpoint

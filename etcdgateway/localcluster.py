@@ -73,7 +73,8 @@ def make_test_certificates(directory: Path) -> TlsFiles:
         "ca.pem",
     )
     (directory / "san.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
+        "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,DNS:localhost\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n"
     )
     for name, subject in (("server", "/CN=localhost"), ("client", "/CN=etcdmonitor-client")):
         openssl(
@@ -136,14 +137,21 @@ class LocalMember:
     process: subprocess.Popen | None = None
     extra_args: list[str] = field(default_factory=list)
     scheme: str = "http"
+    host: str = "127.0.0.1"  # members may get a loopback address each (127.0.0.2, …)
+    metrics_port: int | None = None  # --listen-metrics-urls http://host:port (as kubeadm does)
 
     @property
     def client_url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://{self.host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.host}:{self.peer_port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        """The plain-HTTP metrics listener's /metrics, when started with one."""
+        return f"http://{self.host}:{self.metrics_port}/metrics" if self.metrics_port else None
 
     @property
     def running(self) -> bool:
@@ -161,6 +169,8 @@ class LocalEtcdCluster:
         enable_v2: bool = True,
         extra_args: list[str] | None = None,
         tls: TlsFiles | None = None,
+        hosts: list[str] | None = None,
+        metrics_ports: list[int] | None = None,
     ):
         self.base_dir = Path(base_dir)
         self.tls = tls
@@ -176,6 +186,8 @@ class LocalEtcdCluster:
                 log_path=self.base_dir / f"m{i + 1}.log",
                 extra_args=list(extra_args or []),
                 scheme="https" if tls else "http",
+                host=hosts[i] if hosts else "127.0.0.1",
+                metrics_port=metrics_ports[i] if metrics_ports else None,
             )
             for i, port in enumerate(ports)
         ]
@@ -216,8 +228,14 @@ class LocalEtcdCluster:
             "--heartbeat-interval=20",
             "--election-timeout=200",
             *self._tls_args(),
+            *self._metrics_args(member),
             *member.extra_args,
         ]
+
+    def _metrics_args(self, member: LocalMember) -> list[str]:
+        if not member.metrics_port:
+            return []
+        return ["--listen-metrics-urls", f"http://{member.host}:{member.metrics_port}"]
 
     def _tls_args(self) -> list[str]:
         if not self.tls:

@@ -6,6 +6,7 @@ and the collector makes one such request per member every cycle.
 """
 
 import logging
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError, InsecureRequestWarning, NewConnectionError, SSLError
@@ -28,6 +29,7 @@ class MetricsScraper:
         if config.insecure_skip_verify:
             logger.warning("TLS verification is skipped for %s", ", ".join(config.endpoints))
         headers = {"Accept-Encoding": "gzip"}
+        self._anonymous = dict(headers)
         if config.has_auth:
             headers.update(urllib3.make_headers(basic_auth=f"{config.username}:{config.password}"))
         self._pool = urllib3.PoolManager(
@@ -43,8 +45,18 @@ class MetricsScraper:
 
     def fetch(self, endpoint: str, path: str) -> str:
         """The text of `endpoint` + `path`; EtcdTimeout / EtcdUnavailable / EtcdError on failure."""
+        return self._get(f"{endpoint}{path}", endpoint, path, headers=None)
+
+    def fetch_url(self, url: str) -> str:
+        """The text of a metrics listener of its own (ETCD_METRICS_URLS), without the etcd
+        credentials: that port needs none, and it is usually plain HTTP."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        return self._get(url, origin, parts.path or "/", headers=self._anonymous)
+
+    def _get(self, url: str, endpoint: str, path: str, *, headers: dict | None) -> str:
         try:
-            response = self._pool.request("GET", f"{endpoint}{path}")
+            response = self._pool.request("GET", url, headers=headers)
         except NewConnectionError:
             raise EtcdUnavailable(f"{endpoint}: connection refused", endpoint=endpoint) from None
         except Urllib3Timeout:

@@ -15,6 +15,7 @@ from etcdgateway.errors import (
     EtcdNotFound,
     EtcdPermissionDenied,
     EtcdPreconditionFailed,
+    EtcdRequestTooLarge,
     EtcdTimeout,
     EtcdUnavailable,
 )
@@ -93,6 +94,12 @@ def _error_from_response(response: httpx.Response, endpoint: str) -> EtcdError:
         if body.get("cause"):
             text = f"{text}: {body['cause']}"
         error_class = _BY_ERROR_CODE.get(int(body["errorCode"]), EtcdError)
+        if "too large" in str(body.get("cause") or ""):
+            # 210 "Invalid POST form: http: POST too large": Go's 10 MiB form limit, not a typo.
+            return EtcdRequestTooLarge(
+                f"request exceeds etcd's v2 request size limit (10 MiB form body): {text}",
+                endpoint=endpoint,
+            )
         return error_class(text, endpoint=endpoint)
     if response.status_code == 404:
         return EtcdV2Unavailable(endpoint=endpoint)

@@ -75,6 +75,12 @@ ETCD_ENDPOINTS = [
 ETCD_USERNAME = env.str("ETCD_USERNAME", default="")
 ETCD_PASSWORD = env.str("ETCD_PASSWORD", default="")
 ETCD_METRICS_PATH = env.str("ETCD_METRICS_PATH", default="/metrics")
+# Metrics listeners of their own (etcd --listen-metrics-urls, e.g. kubeadm's :2381): a comma list
+# matched to members by host, or one template like http://{host}:2381/metrics. Empty: each
+# member's client URL + ETCD_METRICS_PATH.
+ETCD_METRICS_URLS = [
+    url.strip() for url in env.str("ETCD_METRICS_URLS", default="").split(",") if url.strip()
+]
 ETCD_TLS_CA_CERT = env.str("ETCD_TLS_CA_CERT", default="")
 ETCD_TLS_CERT = env.str("ETCD_TLS_CERT", default="")
 ETCD_TLS_KEY = env.str("ETCD_TLS_KEY", default="")
@@ -83,6 +89,9 @@ ETCD_TLS_SERVER_NAME = env.str("ETCD_TLS_SERVER_NAME", default="")
 
 # --- collector, retention, ops, auth, KV ---------------------------------------------------------
 COLLECTOR_INTERVAL = env.int("COLLECTOR_INTERVAL", default=30)
+# Latency quantiles (p50/p90/p99) cover this trailing window, like the etcd mixin's rate[5m].
+# Shorter than two collection intervals it is raised to that (system check monitoring.W001).
+QUANTILE_WINDOW_SECONDS = env.int("QUANTILE_WINDOW_SECONDS", default=300)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
 # /healthz reuses its checks' result for this long per process (0: check on every request).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pyetcd import etcdrpc
 
-from etcdgateway import ClusterGateway, EtcdError, EtcdSpaceExceeded
+from etcdgateway import ClusterGateway, EtcdError, EtcdResponseTooLarge
 
 KEYS_PAGE = 20000  # keys-only: ~40 B/key, ~1 MB a page; etcd 3.4 counts the rest per page
 VALUES_PAGE = 256  # with values: shrunk on demand when a page is too big for one message
@@ -103,9 +103,9 @@ def iter_range(
             page = range_page(
                 gateway, start, end, limit=page_size, keys_only=keys_only, revision=revision
             )
-        except EtcdSpaceExceeded as exc:
-            # RESOURCE_EXHAUSTED here means "larger than the receive limit": big values.
-            if page_size == 1 or "larger than max" not in exc.message:
+        except EtcdResponseTooLarge:
+            # The page of big values is over our receive limit: ask for fewer at a time.
+            if page_size == 1:
                 raise
             page_size = max(1, page_size // 4)
             continue

@@ -13,7 +13,12 @@ from django.conf import settings
 from pyetcd import etcdrpc
 
 from accounts.services import audit_record
-from etcdgateway import ClusterGateway, EtcdError
+from etcdgateway import (
+    ClusterGateway,
+    EtcdError,
+    EtcdPreconditionFailed,
+    EtcdRequestTooLarge,
+)
 from etcdgateway.v2 import V2Keys
 from kvmanager.keyspace import encode_key, prefix_end
 from kvmanager.selectors import key_get, v2_node
@@ -60,21 +65,42 @@ def _txn(gateway: ClusterGateway, request: etcdrpc.TxnRequest):
     return gateway.call(lambda client: client.stub("kvstub", "Txn", request))
 
 
+LEASE_RACE_ATTEMPTS = 5
+
+
 def _put_keeping_lease(gateway: ClusterGateway, key: bytes, value: bytes) -> None:
-    # One transaction: an existing key keeps its lease (ignore_lease), a new key gets none.
-    exists = etcdrpc.Compare(
-        key=key, target=etcdrpc.Compare.CREATE, result=etcdrpc.Compare.GREATER, create_revision=0
-    )
-    request = etcdrpc.TxnRequest(
-        compare=[exists],
-        success=[
-            etcdrpc.RequestOp(
-                request_put=etcdrpc.PutRequest(key=key, value=value, ignore_lease=True)
+    """Put `value` under the key's current lease (none for a new key), sending the value once.
+
+    A transaction with a put in each branch (ignore_lease if the key exists, plain otherwise)
+    would carry the value twice and halve the largest value etcd accepts. Instead the lease is
+    read first (keys only) and the put is guarded by "the key still has that lease"; a lease
+    that changed in between (expired, re-attached) is read again.
+    """
+    for _ in range(LEASE_RACE_ATTEMPTS):
+        current = gateway.call(
+            lambda client: client.stub(
+                "kvstub", "Range", etcdrpc.RangeRequest(key=key, keys_only=True)
             )
-        ],
-        failure=[etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=key, value=value))],
-    )
-    _txn(gateway, request)
+        )
+        lease = current.kvs[0].lease if current.kvs else 0
+        # On a missing key etcd compares against lease 0, so "new key" needs no separate case.
+        same_lease = etcdrpc.Compare(
+            key=key, target=etcdrpc.Compare.LEASE, result=etcdrpc.Compare.EQUAL, lease=lease
+        )
+        put = etcdrpc.PutRequest(key=key, value=value, lease=lease)
+        request = etcdrpc.TxnRequest(
+            compare=[same_lease], success=[etcdrpc.RequestOp(request_put=put)]
+        )
+        if _txn(gateway, request).succeeded:
+            return
+    raise EtcdPreconditionFailed("the key's lease changed during every put attempt; try again")
+
+
+def _sized(exc: Exception, size: int) -> Exception:
+    """A size refusal names the value's size, so the audit row and the client see both."""
+    if isinstance(exc, EtcdRequestTooLarge):
+        return EtcdRequestTooLarge(f"value of {size} bytes: {exc.message}", endpoint=exc.endpoint)
+    return exc
 
 
 def kv_put(
@@ -103,8 +129,11 @@ def kv_put(
             gateway.call(lambda client: client.stub("kvstub", "Put", put))
         node = key_get(gateway=gateway, key=key)
     except (EtcdError, ValueTooLarge) as exc:
-        _audit("put", actor=actor, key=key, params=params, started=started, error=exc)
-        raise
+        error = _sized(exc, len(value))
+        _audit("put", actor=actor, key=key, params=params, started=started, error=error)
+        if error is exc:
+            raise
+        raise error from exc
     _audit("put", actor=actor, key=key, params=params, started=started)
     return node
 
@@ -165,8 +194,11 @@ def v2_put(
                     raise
         node = v2_node(client.set(key, value="" if dir else value, ttl=effective_ttl, dir=dir))
     except (EtcdError, ValueTooLarge) as exc:
-        _audit("put", actor=actor, key=key, params=params, started=started, error=exc)
-        raise
+        error = _sized(exc, params["value_size"])
+        _audit("put", actor=actor, key=key, params=params, started=started, error=error)
+        if error is exc:
+            raise
+        raise error from exc
     _audit("put", actor=actor, key=key, params=params, started=started)
     return node
 

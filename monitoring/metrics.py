@@ -2,9 +2,10 @@
 
 `parse_metrics(text)` turns an etcd `/metrics` page into `{sample_name: [(labels, value), ...]}`.
 `derive_snapshot(samples, previous=...)` produces the stored keys of the reference's §2.3 with our
-corrections: histogram quantiles from the *change* of bucket counts since the previous scrape
-(summed per `le` across label sets, e.g. peer RTT), rates that skip counter resets, active peers
-counted over every series, top gRPC methods with their names, NaN/±Inf dropped.
+corrections: histogram quantiles from the *change* of bucket counts over a trailing window
+(QUANTILE_WINDOW_SECONDS, summed per `le` across label sets, e.g. peer RTT; the cumulative
+histogram's for /api/current when the window saw nothing), rates that skip counter resets,
+active peers counted over every series, top gRPC methods with their names, NaN/±Inf dropped.
 
 Our own parser, not prometheus_client's: on the real etcd 3.4 scrape it is several times faster
 (bench/run_monitoring.py measures both) and keeps etcd's counter names (prometheus_client renames
@@ -183,25 +184,75 @@ def histogram_buckets(samples: Samples, family: str) -> list[tuple[float, float]
     return sorted(totals.items())
 
 
-def bucket_delta(
-    current: list[tuple[float, float]], previous: list[tuple[float, float]] | None
-) -> list[tuple[float, float]] | None:
-    """Observations between two scrapes per bucket; None without a comparable previous scrape.
+_LE_TEXTS: dict[tuple[float, ...], list[str]] = {}
 
-    A decrease anywhere means the member restarted: its counts since the restart are the delta.
+
+def _le_texts(layout: tuple[float, ...]) -> list[str]:
+    """The bucket bounds as text (JSON has no Infinity), once per layout: a shared list."""
+    texts = _LE_TEXTS.get(layout)
+    if texts is None:
+        if len(_LE_TEXTS) >= 1_000:
+            _LE_TEXTS.clear()
+        texts = _LE_TEXTS[layout] = [repr(le) for le in layout]
+    return texts
+
+
+WINDOW_STEPS = 10
+
+
+def window_advance(history: list | None, counts: list, *, timestamp: float, window: float) -> list:
+    """The histogram's bucket history after this scrape: `[[ts, [count per le]], ...]`.
+
+    A step function of cumulative counts: an entry is added only when a count changed (a quiet
+    histogram keeps one or two entries, a busy one about WINDOW_STEPS + 2), and entries are
+    dropped once a newer one is at or before `timestamp - window`. Pass `history` None when the
+    bucket layout changed (another etcd version): it starts over. A count that went down means
+    the member restarted between the previous scrape and this one: the history restarts from
+    zeros at the previous scrape.
     """
-    if previous is None:
+    if not history or len(history[-1][1]) != len(counts):
+        return [[timestamp, counts]]
+    last_ts, last_counts = history[-1]
+    if any(now < before for now, before in zip(counts, last_counts, strict=True)):
+        history = [[last_ts, [0] * len(counts)]]
+    else:
+        history = list(history)
+    if counts != history[-1][1]:
+        if len(history) > 1 and history[-1][0] - history[-2][0] < window / WINDOW_STEPS:
+            # Entries at least window/WINDOW_STEPS apart (the newest aside) bound the state
+            # at any COLLECTOR_INTERVAL; a baseline may then start that much earlier.
+            history[-1] = [timestamp, counts]
+        else:
+            history.append([timestamp, counts])
+    cutoff = timestamp - window
+    first = 0
+    for index, (ts, _) in enumerate(history):
+        if ts <= cutoff:
+            first = index  # the latest entry at or before the window's start: its baseline
+    return history[first:]
+
+
+def window_delta(
+    history: list, les: list[float], *, timestamp: float, window: float
+) -> list[tuple[float, float]] | None:
+    """Observations in the trailing `window`, as cumulative `(le, count)` pairs, from a
+    `window_advance` history; None while the history holds nothing from before this scrape.
+
+    The baseline is the counts at `timestamp - window` (the latest entry at or before it), or
+    the oldest entry when the history is younger than the window.
+    """
+    if not history or history[0][0] >= timestamp:
         return None
-    # Both lists are sorted by le with one entry per le: equal layouts compare element-wise.
-    if len(previous) != len(current) or any(
-        a[0] != b[0] for a, b in zip(current, previous, strict=True)
-    ):
-        return None  # bucket layout changed (different etcd version): nothing comparable
-    pairs = zip(current, previous, strict=True)
-    delta = [(le, count - before) for (le, count), (_, before) in pairs]
-    if any(count < 0 for _, count in delta):
-        return list(current)
-    return delta
+    cutoff = timestamp - window
+    baseline = history[0][1]
+    for ts, counts in history:
+        if ts > cutoff:
+            break
+        baseline = counts
+    current = history[-1][1]
+    return [
+        (le, float(now - before)) for le, now, before in zip(les, current, baseline, strict=True)
+    ]
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
@@ -395,6 +446,10 @@ class Snapshot:
     values: dict[str, float]
     grpc_methods: list[dict] = field(default_factory=list)
     state: dict = field(default_factory=dict)
+    # Quantiles for /api/current only: the cumulative histogram's, where the window saw nothing.
+    fallback: dict[str, float] = field(default_factory=dict)
+    # quantile name → "window" or "cumulative": what /api/current's value of it is based on.
+    basis: dict[str, str] = field(default_factory=dict)
 
 
 def _client_request_keys(samples: Samples) -> dict[str, float]:
@@ -462,11 +517,13 @@ def derive_snapshot(
     timestamp: float,
     previous: dict | None = None,
     extra: dict[str, float] | None = None,
+    window: float = 300.0,
 ) -> Snapshot:
     """Every stored key of one scrape.
 
     `previous` is the `state` of the member's previous successful snapshot (or None): its
-    timestamp, counters and histogram buckets, for rates and interval quantiles. `extra` holds
+    timestamp, counters and each histogram's bucket history, for rates and the quantiles over
+    the trailing `window` seconds (see `window_advance`). `extra` holds
     values from RPCs (raft_term, raft_index, etcd_lease_count) that join the snapshot and may
     feed derivations. Non-finite values never reach the result.
     """
@@ -490,23 +547,37 @@ def derive_snapshot(
         values.update(extra)
 
     previous = previous or {}
-    previous_buckets = previous.get("buckets", {})
-    buckets_state: dict[str, list[list[float]]] = {}
+    previous_histograms = _previous_histograms(previous)
+    histograms_state: dict[str, dict] = {}
+    fallback: dict[str, float] = {}
+    basis: dict[str, str] = {}
     for prefix, (family, scale) in HISTOGRAMS.items():
         buckets = histogram_buckets(samples, family)
         if not buckets:
             continue
         values[f"{prefix}_count"] = buckets[-1][1]
-        # le as text: the state is stored as JSON, which has no Infinity.
-        buckets_state[prefix] = [[repr(le), count] for le, count in buckets]
-        before = previous_buckets.get(prefix)
-        delta = bucket_delta(buckets, [(float(le), c) for le, c in before] if before else None)
-        if delta is None:
-            continue
+        layout = tuple(le for le, _ in buckets)
+        les = _le_texts(layout)
+        before = previous_histograms.get(prefix)
+        history = before["window"] if before and before.get("le") == les else None
+        # Bucket counts are whole numbers: ints keep the stored JSON short.
+        counts = [int(count) for _, count in buckets]
+        history = window_advance(history, counts, timestamp=timestamp, window=window)
+        histograms_state[prefix] = {"le": les, "window": history}
+        delta = window_delta(history, layout, timestamp=timestamp, window=window)
+        in_window = delta is not None and delta[-1][1] > 0
         for suffix, q in QUANTILES:
-            quantile = histogram_quantile(q, delta)
-            if quantile is not None:
-                values[f"{prefix}_{suffix}"] = quantile * scale
+            name = f"{prefix}_{suffix}"
+            if in_window:
+                values[name] = histogram_quantile(q, delta) * scale
+                basis[name] = "window"
+                continue
+            # Nothing observed in the window (a quiet cluster): /api/current falls back to
+            # the quantile since the member started; charts get no point.
+            cumulative = histogram_quantile(q, buckets)
+            if cumulative is not None and math.isfinite(cumulative):
+                fallback[name] = cumulative * scale
+                basis[name] = "cumulative"
 
     committed = values.get("etcd_server_proposals_committed_total")
     applied = values.get("etcd_server_proposals_applied_total")
@@ -538,8 +609,23 @@ def derive_snapshot(
     return Snapshot(
         values=clean,
         grpc_methods=grpc_methods,
-        state={"ts": timestamp, "counters": counters, "buckets": buckets_state},
+        state={"ts": timestamp, "counters": counters, "histograms": histograms_state},
+        fallback=fallback,
+        basis={name: kind for name, kind in basis.items() if name in clean or name in fallback},
     )
+
+
+def _previous_histograms(previous: dict) -> dict[str, dict]:
+    """The previous state's histogram histories (a state written before windows held only the
+    last scrape's buckets: that scrape becomes the history's first entry)."""
+    if "histograms" in previous:
+        return previous["histograms"]
+    ts = previous.get("ts")
+    return {
+        prefix: {"le": [le for le, _ in pairs], "window": [[ts, [c for _, c in pairs]]]}
+        for prefix, pairs in previous.get("buckets", {}).items()
+        if ts is not None
+    }
 
 
 # Every sample name `derive_snapshot` reads; the rest of a scrape need not be parsed.

@@ -54,7 +54,9 @@ class Member(models.Model):
     latest_ts = models.BigIntegerField(null=True, blank=True)
     latest = models.JSONField(null=True, blank=True)
     grpc_methods = models.JSONField(default=list)
-    # What the next scrape's rates and interval quantiles need (survives restarts).
+    # Per quantile in `latest`: "window" (QUANTILE_WINDOW_SECONDS) or "cumulative" (since start).
+    quantile_basis = models.JSONField(default=dict)
+    # What the next scrape's rates and windowed quantiles need (survives restarts).
     scrape_state = models.JSONField(default=dict)
     sample_count = models.BigIntegerField(default=0)
 

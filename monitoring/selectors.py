@@ -107,6 +107,7 @@ class LatestJson:
     member_id: str
     latest: str
     grpc_methods: str
+    basis: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,12 @@ def _member_latest_json(wanted: str) -> LatestLookup:
     found = next((row for row in rows if row[3]), None)
     member = None
     if found is not None:
-        member = LatestJson(member_id=found[1], latest=found[4] or "null", grpc_methods=found[5])
+        member = LatestJson(
+            member_id=found[1],
+            latest=found[4] or "null",
+            grpc_methods=found[5],
+            basis=found[6] or "{}",
+        )
     return LatestLookup(has_members=True, last_error=last_error, member=member)
 
 
@@ -180,7 +186,8 @@ def _latest_sql(vendor: str) -> str:
         f"SELECT c.{rawsql.column(MonitoredCluster, 'last_error')}, m.{m('member_id')}, "  # noqa: S608
         f"m.{m('in_cluster')}, pick.id IS NOT NULL, "
         f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('latest')} AS text) END, "
-        f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('grpc_methods')} AS text) END "
+        f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('grpc_methods')} AS text) END, "
+        f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('quantile_basis')} AS text) END "
         f"FROM {rawsql.table(MonitoredCluster)} c LEFT JOIN {rawsql.table(Member)} m "
         f"ON m.{m('cluster')} = c.id AND (m.{m('in_cluster')} OR m.{m('member_id')} = %s) "
         f"LEFT JOIN ({pick}) pick ON pick.id = m.id "

@@ -9,15 +9,18 @@ import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
 from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
+from etcdgateway.config import metrics_url_for_host
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
 from monitoring import metrics, selectors, timeseries
+from monitoring.checks import quantile_window_seconds
 from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup, ValuesArrayField
 
 logger = logging.getLogger(__name__)
@@ -232,15 +235,73 @@ class _LeaseCount:
         return self.value
 
 
-def _scrape(member: Member, scraper, metrics_path: str, leases: _LeaseCount) -> MemberResult:
+@dataclass(frozen=True)
+class MetricsTarget:
+    """Where one member's metrics come from: its own listener (`url`), else the client URL."""
+
+    url: str = ""
+    error: str = ""
+
+
+def _member_hosts(member: Member) -> set[str]:
+    urls = [member.scrape_url, *member.client_urls, *(member.peer_urls or [])]
+    return {host for host in (urlsplit(u).hostname for u in urls if u) if host}
+
+
+def metrics_targets(members: list[Member], urls: tuple[str, ...]) -> dict[str, MetricsTarget]:
+    """member_id → its ETCD_METRICS_URLS entry: the template filled with the host of its scrape
+    URL, or the one listed URL whose host is one of the member's (client, peer, configured).
+
+    Never a guess: a member no entry names, or one sharing the entry's host with another
+    member, gets an error saying so (and is shown down) rather than another member's metrics.
+    """
+    if not urls:
+        return {m.member_id: MetricsTarget() for m in members}
+    if len(urls) == 1 and "{host}" in urls[0]:
+        return {
+            m.member_id: MetricsTarget(
+                url=metrics_url_for_host(urls[0], urlsplit(m.scrape_url).hostname or "")
+            )
+            for m in members
+        }
+    hosts = {m.member_id: _member_hosts(m) for m in members}
+    targets = {}
+    for member in members:
+        listed = [u for u in urls if urlsplit(u).hostname in hosts[member.member_id]]
+        if not listed:
+            error = f"no ETCD_METRICS_URLS entry for a host of this member ({member.name})"
+        elif len(listed) > 1:
+            error = f"several ETCD_METRICS_URLS entries match this member: {', '.join(listed)}"
+        elif sharing := sorted(
+            other.name or other.member_id
+            for other in members
+            if other is not member and urlsplit(listed[0]).hostname in hosts[other.member_id]
+        ):
+            error = (
+                f"ETCD_METRICS_URLS entry {listed[0]} matches members on the same host "
+                f"({', '.join(sharing)}): use a {{host}} template or distinct hosts"
+            )
+        else:
+            targets[member.member_id] = MetricsTarget(url=listed[0])
+            continue
+        targets[member.member_id] = MetricsTarget(error=error)
+    return targets
+
+
+def _scrape(
+    member: Member, scraper, metrics_path: str, target: MetricsTarget, leases: _LeaseCount
+) -> MemberResult:
     result = MemberResult(member=member)
-    if not member.scrape_url:
-        result.error = "member has no client URL"
+    if target.error or not member.scrape_url:
+        result.error = target.error or "member has no client URL"
         return result
     try:
-        result.text = scraper.fetch(member.scrape_url, metrics_path)
+        if target.url:
+            result.text = scraper.fetch_url(target.url)
+        else:
+            result.text = scraper.fetch(member.scrape_url, metrics_path)
     except Exception as exc:  # noqa: BLE001 - any failure of one member only marks it down
-        result.error = translate(exc, endpoint=member.scrape_url).message
+        result.error = translate(exc, endpoint=target.url or member.scrape_url).message
         return result
     try:
         client = cluster_gateway().client_for(member.scrape_url, timeout=STATUS_TIMEOUT)
@@ -277,8 +338,14 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
         result.text, only=metrics.SOURCE_NAMES, sparse=metrics.SPARSE_NAMES
     )
     snapshot = metrics.derive_snapshot(
-        samples, timestamp=float(ts), previous=member.scrape_state or None, extra=extra
+        samples,
+        timestamp=float(ts),
+        previous=member.scrape_state or None,
+        extra=extra,
+        window=quantile_window_seconds(),
     )
+    # /api/current also shows the since-start quantiles the window lacks; samples never do.
+    latest = {**snapshot.values, **snapshot.fallback}
     now = datetime.now(UTC)
     fields = {
         "collector_up": True,
@@ -286,8 +353,9 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
         "last_scrape_at": now,
         "last_scrape_error": "",
         "latest_ts": ts,
-        "latest": {k: _integral(v) for k, v in snapshot.values.items()},
+        "latest": {k: _integral(v) for k, v in latest.items()},
         "grpc_methods": snapshot.grpc_methods,
+        "quantile_basis": snapshot.basis,
         "scrape_state": snapshot.state,
         "is_leader": snapshot.values.get("etcd_server_is_leader") == 1.0,
     }
@@ -391,8 +459,10 @@ def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
         gateway = cluster_gateway()
         leases = _LeaseCount()
         scraper = gateway.scraper(timeout=SCRAPE_TIMEOUT)
+        targets = metrics_targets(members, gateway.config.metrics_urls)
+        path = gateway.config.metrics_path
         pending = {
-            _scrape_pool().submit(_scrape, m, scraper, gateway.config.metrics_path, leases)
+            _scrape_pool().submit(_scrape, m, scraper, path, targets[m.member_id], leases)
             for m in members
         }
         while pending:

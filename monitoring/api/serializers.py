@@ -27,6 +27,11 @@ class CurrentOutputSerializer(serializers.Serializer):
     member_id = serializers.CharField()
     metrics = serializers.DictField(child=serializers.FloatField(), allow_null=True)
     grpc_methods = serializers.ListField(child=serializers.DictField())
+    basis = serializers.DictField(
+        child=serializers.ChoiceField(choices=["window", "cumulative"]),
+        help_text="per latency quantile in `metrics`: over the trailing QUANTILE_WINDOW_SECONDS "
+        '("window") or since the member started ("cumulative": the window saw no observation)',
+    )
 
 
 class PointSerializer(serializers.Serializer):

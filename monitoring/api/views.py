@@ -93,7 +93,8 @@ class MetricsViewSet(viewsets.ViewSet):
         # Stored JSON text spliced in as it is (see selectors.member_latest_json).
         body = (
             f'{{"timestamp":{int(time.time())},"member_id":{json.dumps(member.member_id)},'
-            f'"metrics":{member.latest},"grpc_methods":{member.grpc_methods}}}'
+            f'"metrics":{member.latest},"grpc_methods":{member.grpc_methods},'
+            f'"basis":{member.basis}}}'
         )
         return HttpResponse(body, content_type="application/json")
 

@@ -1,5 +1,6 @@
 """Parser and derivations against the real etcd 3.4.23 scrape and hand-computed fixtures."""
 
+import json
 import math
 from pathlib import Path
 
@@ -8,12 +9,13 @@ import pytest
 from monitoring.metrics import (
     SOURCE_NAMES,
     SPARSE_NAMES,
-    bucket_delta,
     derive_snapshot,
     histogram_buckets,
     histogram_quantile,
     parse_metrics,
     stored_key_names,
+    window_advance,
+    window_delta,
 )
 
 SCRAPE = (Path(__file__).parent / "data" / "etcd-3.4.23-metrics.txt").read_text()
@@ -139,36 +141,118 @@ def test_histogram_buckets_are_summed_per_le_across_peers(samples):
     assert buckets[math.inf] == 26 + 26
 
 
-def test_bucket_delta_uses_the_interval_and_treats_a_decrease_as_restart():
-    before = [(1.0, 100.0), (math.inf, 100.0)]
-    after = [(1.0, 100.0), (math.inf, 110.0)]
-
-    assert bucket_delta(after, before) == [(1.0, 0.0), (math.inf, 10.0)]
-    assert bucket_delta(after, None) is None
-    restarted = [(1.0, 3.0), (math.inf, 4.0)]
-    assert bucket_delta(restarted, before) == restarted
-
-
 def _hist(family, counts, les=("0.001", "0.002", "0.004", "+Inf")):
     lines = [f'{family}_bucket{{le="{le}"}} {c}' for le, c in zip(les, counts, strict=True)]
     lines.append(f"{family}_count {counts[-1]}")
     return "\n".join(lines) + "\n"
 
 
-def test_interval_quantiles_come_from_bucket_deltas_not_totals():
-    family = "etcd_disk_wal_fsync_duration_seconds"
-    # 1000 old fast observations, then 10 slow ones in the interval, all in (0.002, 0.004]
-    first = derive_snapshot(parse_metrics(_hist(family, [1000, 1000, 1000, 1000])), timestamp=0)
-    second = derive_snapshot(
-        parse_metrics(_hist(family, [1000, 1000, 1010, 1010])),
-        timestamp=30,
-        previous=first.state,
-    )
+WAL = "etcd_disk_wal_fsync_duration_seconds"
 
-    assert f"{family}_p50" not in first.values  # no interval yet
-    assert second.values[f"{family}_p50"] == pytest.approx(0.003)
-    assert second.values[f"{family}_p99"] == pytest.approx(0.002 + 0.002 * 0.99)
-    assert second.values[f"{family}_count"] == 1010
+
+def _scrapes(family, steps, *, window=300.0, les=("0.001", "0.002", "0.004", "+Inf")):
+    """derive_snapshot over (ts, counts) scrapes, the state round-tripping through JSON as the
+    collector stores it; returns every snapshot."""
+    snapshots, state = [], None
+    for ts, counts in steps:
+        snapshot = derive_snapshot(
+            parse_metrics(_hist(family, counts, les)),
+            timestamp=ts,
+            previous=state,
+            window=window,
+        )
+        state = json.loads(json.dumps(snapshot.state, allow_nan=False))
+        snapshots.append(snapshot)
+    return snapshots
+
+
+def test_quantiles_come_from_the_windows_bucket_deltas_not_totals():
+    # 1000 old fast observations, then 10 slow ones, all in (0.002, 0.004]
+    first, second = _scrapes(WAL, [(0, [1000, 1000, 1000, 1000]), (30, [1000, 1000, 1010, 1010])])
+
+    assert f"{WAL}_p50" not in first.values  # no window yet: nothing for the charts
+    assert first.fallback[f"{WAL}_p50"] == pytest.approx(0.0005)  # since start, for /current
+    assert first.basis[f"{WAL}_p50"] == "cumulative"
+    assert second.values[f"{WAL}_p50"] == pytest.approx(0.003)
+    assert second.values[f"{WAL}_p99"] == pytest.approx(0.002 + 0.002 * 0.99)
+    assert second.basis[f"{WAL}_p99"] == "window" and not second.fallback
+    assert second.values[f"{WAL}_count"] == 1010
+
+
+def test_a_window_keeps_observations_across_quiet_intervals_until_they_age_out():
+    slow = [1000, 1000, 1010, 1010]
+    steps = [(0, [1000] * 4), (30, slow), *((ts, slow) for ts in range(60, 400, 30))]
+
+    snapshots = _scrapes(WAL, steps, window=300)
+
+    by_ts = dict(zip([ts for ts, _ in steps], snapshots, strict=True))
+    for ts in range(60, 330, 30):  # the slow fsyncs happened in (0, 30]: in the window to 300
+        assert by_ts[ts].values[f"{WAL}_p50"] == pytest.approx(0.003), ts
+        assert by_ts[ts].basis[f"{WAL}_p50"] == "window"
+    for ts in (330, 360, 390):  # (30, 330] and later saw nothing: /current falls back
+        assert f"{WAL}_p50" not in by_ts[ts].values
+        # since start: rank 0.99 * 1010 = 999.9 lies among the 1000 fast ones
+        assert by_ts[ts].fallback[f"{WAL}_p99"] == pytest.approx(0.001 * 999.9 / 1000)
+        assert by_ts[ts].basis[f"{WAL}_p99"] == "cumulative"
+    # A quiet histogram keeps a short history in the stored state, whatever the window.
+    assert len(snapshots[-1].state["histograms"][WAL]["window"]) == 1
+
+
+def test_the_window_baseline_is_the_state_at_its_start_and_old_entries_are_dropped():
+    steps = [(ts, [ts, ts, ts, ts]) for ts in range(0, 601, 30)]  # 30 fast fsyncs per scrape
+
+    last = _scrapes(WAL, steps, window=300)[-1]
+
+    history = last.state["histograms"][WAL]["window"]
+    assert [ts for ts, _ in history] == list(range(300, 601, 30))
+    assert last.values[f"{WAL}_count"] == 600
+    assert last.values[f"{WAL}_p50"] == pytest.approx(0.0005)
+
+
+def test_a_restart_inside_the_window_counts_from_zero_at_the_previous_scrape():
+    steps = [(0, [0, 0, 0, 0]), (30, [50, 50, 50, 50]), (60, [0, 0, 4, 4]), (90, [0, 0, 4, 4])]
+
+    snapshots = _scrapes(WAL, steps, window=300)
+
+    after = snapshots[2]
+    assert after.values[f"{WAL}_p50"] == pytest.approx(0.003)  # only the 4 since the restart
+    assert snapshots[3].values[f"{WAL}_p50"] == pytest.approx(0.003)
+    assert snapshots[3].state["histograms"][WAL]["window"] == [
+        [30, [0, 0, 0, 0]],
+        [60, [0, 0, 4, 4]],
+    ]
+
+
+def test_a_changed_bucket_layout_starts_the_window_over():
+    first = derive_snapshot(parse_metrics(_hist(WAL, [5, 5, 5, 5])), timestamp=0)
+    other_layout = _hist(WAL, [9, 9, 9], les=("0.001", "0.002", "+Inf"))
+
+    second = derive_snapshot(parse_metrics(other_layout), timestamp=30, previous=first.state)
+
+    assert f"{WAL}_p50" not in second.values
+    assert second.basis[f"{WAL}_p50"] == "cumulative"
+    assert second.state["histograms"][WAL] == {
+        "le": ["0.001", "0.002", "inf"],
+        "window": [[30, [9, 9, 9]]],
+    }
+
+
+def test_a_state_stored_before_windows_seeds_the_window():
+    old_state = {"ts": 0, "counters": {}, "buckets": {WAL: [["0.001", 1], ["inf", 1]]}}
+    text = _hist(WAL, [1, 3], les=("0.001", "+Inf"))
+
+    snapshot = derive_snapshot(parse_metrics(text), timestamp=30, previous=old_state)
+
+    assert snapshot.values[f"{WAL}_p50"] == pytest.approx(0.001)  # 2 new ones above 0.001
+    assert snapshot.basis[f"{WAL}_p50"] == "window"
+
+
+def test_window_delta_without_history_from_before_this_scrape_is_none():
+    assert window_delta([], [1.0], timestamp=10, window=300) is None
+    assert window_delta([[10, [3]]], [1.0], timestamp=10, window=300) is None
+    assert window_delta([[0, [3]]], [1.0], timestamp=10, window=300) == [(1.0, 0.0)]
+    history = window_advance([[0, [3]]], [3], timestamp=10, window=300)
+    assert history == [[0, [3]]]
 
 
 def test_millisecond_histograms_are_stored_in_seconds():
@@ -285,3 +369,14 @@ def test_non_finite_values_are_dropped():
     assert "go_gc_duration_seconds_q05" not in values
     assert "go_goroutines" not in values
     assert values["process_open_fds"] == 9
+
+
+def test_a_short_interval_keeps_the_history_short_and_the_window_at_least_its_length():
+    steps = [(ts, [ts, ts, ts, ts]) for ts in range(0, 901, 5)]  # COLLECTOR_INTERVAL=5
+
+    snapshots = _scrapes(WAL, steps, window=300)
+
+    assert max(len(s.state["histograms"][WAL]["window"]) for s in snapshots) <= 12
+    history = snapshots[-1].state["histograms"][WAL]["window"]
+    assert history[0][0] <= 900 - 300 < history[1][0]
+    assert 300 <= snapshots[-1].values[f"{WAL}_count"] - history[0][1][-1] <= 330

@@ -13,6 +13,7 @@ const Monitor = (function () {
   let members = [];
   let memberId = "";
   let latest = {};
+  let basis = {}; // quantile name → "window" | "cumulative" (/api/current)
   let charts = {}; // panel id -> echarts instance
   let timer = null;
   let loadedOnce = false;
@@ -215,8 +216,14 @@ const Monitor = (function () {
         "In use: " + format("bytes", m.etcd_mvcc_db_total_size_in_use_in_bytes)),
       metricBox("KV Total", format("integer", m.etcd_mvcc_keys_total)),
       metricBox("Lease Total", format("integer", m.etcd_lease_count)),
-      metricBox("Backend Commit P99", format("duration", commit), "target < 25ms", commit > 0.025 ? "bad" : ""),
+      metricBox("Backend Commit P99", format("duration", commit),
+        "target < 25ms" + sinceStart("etcd_disk_backend_commit_duration_seconds_p99"), commit > 0.025 ? "bad" : ""),
     );
+  }
+
+  // A quantile the recent window could not give (no observation) is the since-start one: say so.
+  function sinceStart(name) {
+    return basis[name] === "cumulative" ? " · since start (none recently)" : "";
   }
 
   function fragRatio() {
@@ -247,7 +254,8 @@ const Monitor = (function () {
       case "cardRaftIndex":
         return metricBox(card.label, format("integer", value), "commit index");
       case "cardWAL":
-        return metricBox(card.label, format("duration", value), "target < 10ms", value > 0.01 ? "bad" : "");
+        return metricBox(card.label, format("duration", value), "target < 10ms" + sinceStart(card.metric),
+          value > 0.01 ? "bad" : "");
       case "cardFragmentationRatio": {
         const r = fragRatio();
         const cls = r === null ? "" : r > 0.6 ? "bad" : r >= 0.4 ? "warn" : r >= 0.3 ? "caution" : "good";
@@ -315,6 +323,7 @@ const Monitor = (function () {
             : Promise.resolve({ metrics: {} }),
         ]);
         latest = current.metrics || {};
+        basis = current.basis || {};
         setBadge(status.collector_up);
         renderBanner(status);
         renderCards();

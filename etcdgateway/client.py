@@ -67,6 +67,10 @@ def presented_certificate(host: str, port: int, config: ClusterConfig) -> tuple[
     return ssl.DER_cert_to_PEM_cert(der).encode(), name
 
 
+# etcd's AlarmType enum by wire value (pyetcd's 3.3-era protos lack CORRUPT).
+ALARM_NAMES = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
+
+
 def _unknown_varints(message) -> dict[int, int]:
     """Fields newer than pyetcd's 3.3-era protos (e.g. isLearner) survive as unknown fields."""
     return {f.field_number: f.data for f in UnknownFieldSet(message) if f.wire_type == 0}
@@ -229,6 +233,12 @@ class EtcdClient:
             )
             for member in response.members
         ]
+
+    def alarms(self, *, timeout: float | None = None) -> list[tuple[int, str]]:
+        """The cluster's active alarms (Alarm GET) as (member id, alarm name) pairs."""
+        request = etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0, alarm=0)
+        response = self.stub("maintenancestub", "Alarm", request, timeout=timeout)
+        return [(a.memberID, ALARM_NAMES.get(a.alarm, str(a.alarm))) for a in response.alarms]
 
     def lease_count(self, *, timeout: float | None = None) -> int:
         """Number of live leases (LeaseLeases, which pyetcd's protos lack: a raw channel call).

@@ -92,6 +92,8 @@ COLLECTOR_INTERVAL = env.int("COLLECTOR_INTERVAL", default=30)
 # Latency quantiles (p50/p90/p99) cover this trailing window, like the etcd mixin's rate[5m].
 # Shorter than two collection intervals it is raised to that (system check monitoring.W001).
 QUANTILE_WINDOW_SECONDS = env.int("QUANTILE_WINDOW_SECONDS", default=300)
+# Seconds between health probes (a Status per member): how fast a failure shows.
+HEALTH_PROBE_INTERVAL = env.int("HEALTH_PROBE_INTERVAL", default=5)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
 # /healthz reuses its checks' result for this long per process (0: check on every request).
@@ -129,6 +131,7 @@ KV_TABS_KEY = env.str("KV_TABS_KEY", default="")
 PERIODIC_JOBS = {
     "probe-etcd-endpoints": {"task": "monitoring.tasks.probe_etcd_endpoints", "interval": 15},
     "collect-metrics": {"task": "monitoring.tasks.collect_metrics", "interval": COLLECTOR_INTERVAL},
+    "probe-health": {"task": "monitoring.tasks.probe_health", "interval": HEALTH_PROBE_INTERVAL},
     "purge-metrics": {"task": "monitoring.tasks.purge_metrics", "interval": 3600},
     "purge-audit-log": {"task": "accounts.tasks.purge_audit_log", "interval": 3600},
     "purge-expired-sessions": {"task": "accounts.tasks.purge_expired_sessions", "interval": 3600},

@@ -44,3 +44,17 @@ def check_metrics_urls(app_configs, **kwargs):
             id="monitoring.E001",
         )
     ]
+
+
+@checks.register(checks.Tags.compatibility)
+def check_health_probe_interval(app_configs=None, **kwargs):
+    """HEALTH_PROBE_INTERVAL must be a positive number of seconds (0 would spin the scheduler)."""
+    if settings.HEALTH_PROBE_INTERVAL < 1:
+        return [
+            checks.Error(
+                f"HEALTH_PROBE_INTERVAL must be at least 1 (got {settings.HEALTH_PROBE_INTERVAL})",
+                hint="Seconds between health probes of the etcd members; the default is 5.",
+                id="monitoring.E002",
+            )
+        ]
+    return []

@@ -8,8 +8,31 @@ chart reads ~1000 pre-aggregated rows instead of 20 000 raw ones. Exact latest v
 """
 
 import json
+from datetime import datetime
 
 from django.db import models
+
+
+class MemberHealth(models.TextChoices):
+    """A member's answer to the latest health probe (a Status RPC with a short timeout)."""
+
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"  # never probed, or the last probe is too old to vouch for anything
+
+
+class ClusterHealth(models.TextChoices):
+    """The cluster's state as the latest health probe saw it (rules in monitoring.health)."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    CRITICAL = "critical"
+    UNREACHABLE = "unreachable"
+    UNKNOWN = "unknown"
+
+
+def _is_fresh(probed_at: datetime | None, now: datetime, max_age: float) -> bool:
+    return probed_at is not None and (now - probed_at).total_seconds() <= max_age
 
 
 class MonitoredCluster(models.Model):
@@ -26,9 +49,19 @@ class MonitoredCluster(models.Model):
     lock_token = models.CharField(max_length=64, blank=True, default="")
     # {tier seconds: first bucket start not yet rolled up}
     rollup_state = models.JSONField(default=dict)
+    # The latest health probe's verdict and its numbers (monitoring.health.ClusterSummary).
+    health = models.CharField(
+        max_length=12, choices=ClusterHealth.choices, default=ClusterHealth.UNKNOWN
+    )
+    health_at = models.DateTimeField(null=True, blank=True)
+    health_summary = models.JSONField(default=dict)
 
     def __str__(self) -> str:
         return self.name
+
+    def health_now(self, *, now: datetime, max_age: float) -> str:
+        """The stored verdict, or `unknown` when no probe has vouched for it within max_age."""
+        return self.health if _is_fresh(self.health_at, now, max_age) else ClusterHealth.UNKNOWN
 
 
 class Member(models.Model):
@@ -59,6 +92,12 @@ class Member(models.Model):
     # What the next scrape's rates and windowed quantiles need (survives restarts).
     scrape_state = models.JSONField(default=dict)
     sample_count = models.BigIntegerField(default=0)
+    # The health probe's view (every HEALTH_PROBE_INTERVAL); the collector never writes these.
+    health = models.CharField(
+        max_length=8, choices=MemberHealth.choices, default=MemberHealth.UNKNOWN
+    )
+    probed_at = models.DateTimeField(null=True, blank=True)
+    probe_error = models.TextField(blank=True, default="")
 
     class Meta:
         constraints = [
@@ -74,8 +113,19 @@ class Member(models.Model):
         """The first advertised client URL (display only)."""
         return self.client_urls[0] if self.client_urls else self.scrape_url
 
-    def to_info(self) -> dict:
-        """The reference's MemberInfo shape."""
+    def health_now(self, *, now: datetime, max_age: float) -> tuple[str, str | None]:
+        """(health, error): the latest probe's verdict while it is at most max_age old."""
+        if self.probed_at is None:
+            return MemberHealth.UNKNOWN, "not probed yet"
+        if not _is_fresh(self.probed_at, now, max_age):
+            age = int((now - self.probed_at).total_seconds())
+            return MemberHealth.UNKNOWN, f"no health probe for {age} s"
+        if self.health == MemberHealth.DOWN:
+            return MemberHealth.DOWN, self.probe_error or "did not answer the health probe"
+        return self.health, None
+
+    def to_info(self, *, health: str | None = None) -> dict:
+        """The reference's MemberInfo shape; a member known to be down is never the leader."""
         return {
             "id": self.member_id,
             "name": self.name,
@@ -83,7 +133,18 @@ class Member(models.Model):
             "peer_urls": list(self.peer_urls) or None,
             "endpoint": self.endpoint,
             "is_default": self.is_default,
-            "is_leader": self.is_leader,
+            "is_leader": self.is_leader and health != MemberHealth.DOWN,
+        }
+
+    def to_health_info(self, *, now: datetime, max_age: float) -> dict:
+        """MemberInfo plus the health fields /api/members and /api/status add."""
+        health, error = self.health_now(now=now, max_age=max_age)
+        return {
+            **self.to_info(health=health),
+            "health": str(health),
+            "last_seen": int(self.last_seen.timestamp()) if self.last_seen else None,
+            "error": error,
+            "etcd_version": self.etcd_version or None,
         }
 
 

@@ -3,13 +3,14 @@
 import functools
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection
 
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.reuse import ReuseWindow
-from monitoring import timeseries
+from monitoring import health, timeseries
 from monitoring.models import Member, MonitoredCluster
 
 DEFAULT_CLUSTER = "default"
@@ -100,6 +101,60 @@ def _collector_sql(name: str, vendor: str) -> str:
     )
 
 
+def members_for_probe(cluster: MonitoredCluster) -> list[Member]:
+    """The current members with just what the health probe needs (it runs every few seconds)."""
+    return list(
+        cluster.members.filter(in_cluster=True).only(
+            "id", "cluster_id", "member_id", "name", "scrape_url", "is_learner"
+        )
+    )
+
+
+def member_quotas(cluster: MonitoredCluster) -> list[int]:
+    """The backend quota each current member reported at its last scrape (bytes)."""
+    rows = cluster.members.filter(in_cluster=True).values_list(
+        "latest__etcd_server_quota_backend_bytes", flat=True
+    )
+    return [int(value) for value in rows if isinstance(value, int | float)]
+
+
+def health_max_age() -> float:
+    """How long a probe result vouches for a member: three missed rounds and a timeout."""
+    return 3 * settings.HEALTH_PROBE_INTERVAL + health.PROBE_TIMEOUT
+
+
+CLUSTER_HEALTH_KEYS = (
+    "members_total",
+    "members_up",
+    "quorum",
+    "quorum_margin",
+    "leader_id",
+    "alarms",
+    "db_size_bytes",
+    "db_quota_bytes",
+    "db_quota_ratio",
+)
+
+
+def cluster_health(cluster: MonitoredCluster | None, members: list[Member], *, now) -> dict:
+    """/api/status's `cluster` object: the latest probe round as stored (no etcd call).
+
+    Before the first round, or when the probe stopped for longer than health_max_age(),
+    `health` is `unknown`; the numbers are then the last ones known, dated by `as_of`.
+    """
+    summary = dict(cluster.health_summary or {}) if cluster is not None else {}
+    body = {"health": "unknown"}
+    body.update({key: summary.get(key) for key in CLUSTER_HEALTH_KEYS})
+    body["alarms"] = list(summary.get("alarms") or [])
+    if cluster is not None:
+        body["health"] = str(cluster.health_now(now=now, max_age=health_max_age()))
+    if body["members_total"] is None:
+        body["members_total"] = len(members)
+    health_at = cluster.health_at if cluster is not None else None
+    body["as_of"] = int(health_at.timestamp()) if health_at else None
+    return body
+
+
 @dataclass(frozen=True)
 class LatestJson:
     """/api/current's data as stored: the member's latest values and gRPC ranking as JSON text."""
@@ -108,6 +163,20 @@ class LatestJson:
     latest: str
     grpc_methods: str
     basis: str = "{}"
+    collector_up: bool = False
+    latest_ts: int | None = None
+    health: str = "unknown"
+    probed_at: object = None
+
+    def is_stale(self, *, now: float) -> bool:
+        """Whether the values are not current: the last scrape failed, they are older than two
+        collection intervals, or the health probe has just found the member down."""
+        if not self.collector_up or self.latest_ts is None:
+            return True
+        if now - self.latest_ts > 2 * settings.COLLECTOR_INTERVAL:
+            return True
+        probed = self.probed_at.timestamp() if self.probed_at is not None else None
+        return self.health == "down" and probed is not None and now - probed <= health_max_age()
 
 
 @dataclass(frozen=True)
@@ -165,8 +234,21 @@ def _member_latest_json(wanted: str) -> LatestLookup:
             latest=found[4] or "null",
             grpc_methods=found[5],
             basis=found[6] or "{}",
+            collector_up=bool(found[7]),
+            latest_ts=found[8],
+            health=found[9],
+            probed_at=_aware(found[10]),
         )
     return LatestLookup(has_members=True, last_error=last_error, member=member)
+
+
+def _aware(value):
+    """A datetime column read by raw SQL (SQLite returns text, naive; stored in UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @functools.cache
@@ -187,7 +269,8 @@ def _latest_sql(vendor: str) -> str:
         f"m.{m('in_cluster')}, pick.id IS NOT NULL, "
         f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('latest')} AS text) END, "
         f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('grpc_methods')} AS text) END, "
-        f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('quantile_basis')} AS text) END "
+        f"CASE WHEN pick.id IS NOT NULL THEN CAST(m.{m('quantile_basis')} AS text) END, "
+        f"m.{m('collector_up')}, m.{m('latest_ts')}, m.{m('health')}, m.{m('probed_at')} "
         f"FROM {rawsql.table(MonitoredCluster)} c LEFT JOIN {rawsql.table(Member)} m "
         f"ON m.{m('cluster')} = c.id AND (m.{m('in_cluster')} OR m.{m('member_id')} = %s) "
         f"LEFT JOIN ({pick}) pick ON pick.id = m.id "

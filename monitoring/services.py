@@ -13,15 +13,22 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.config import metrics_url_for_host
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
-from monitoring import metrics, selectors, timeseries
+from monitoring import health, metrics, selectors, timeseries
 from monitoring.checks import quantile_window_seconds
-from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup, ValuesArrayField
+from monitoring.models import (
+    Member,
+    MemberHealth,
+    MonitoredCluster,
+    Sample,
+    SampleRollup,
+    ValuesArrayField,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +46,8 @@ def etcd_endpoints_probe() -> dict[str, bool]:
 
     Returns {endpoint: healthy}. Transitions are logged by the gateway.
     """
-    health = cluster_gateway().probe()
-    return {endpoint: bool(result.healthy) for endpoint, result in health.items()}
+    results = cluster_gateway().probe()
+    return {endpoint: bool(result.healthy) for endpoint, result in results.items()}
 
 
 def cluster_ensure() -> MonitoredCluster:
@@ -378,6 +385,9 @@ def _store_failure(result: MemberResult, *, ts: int) -> dict:
         "last_scrape_at": datetime.now(UTC),
         "last_scrape_error": result.error[:2000],
         "latest": latest,
+        # The next success starts afresh: a rate or interval quantile spanning the outage
+        # would draw a line across it.
+        "scrape_state": {},
     }
     _write_cycle(member, ts, timeseries.to_array({"collector_up": 0.0}), fields)
     return {"member_id": member.member_id, "name": member.name, "up": False, "error": result.error}
@@ -546,3 +556,103 @@ def metrics_purge(*, days: int | None = None, now: float | None = None) -> int:
             oldest = upper if upper < cutoff else None
         SampleRollup.objects.filter(member_id=member.pk, bucket__lt=cutoff).delete()
     return deleted
+
+
+# --- the health probe -----------------------------------------------------------------------------
+
+QUOTA_KEY = "etcd_server_quota_backend_bytes"
+
+
+@dataclass
+class HealthReport:
+    """Outcome of `health_probe`: the cluster verdict and each member's health."""
+
+    health: str
+    members: dict[str, str] = field(default_factory=dict)
+    duration_ms: float = 0.0
+
+
+_probe_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _health_pool() -> ThreadPoolExecutor:
+    """The probe's own pool (per process, rebuilt after fork): a slow scrape never delays it."""
+    global _probe_pool
+    with _pool_lock:
+        if _probe_pool is None or _probe_pool[0] != os.getpid():
+            _probe_pool = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=16, thread_name_prefix="probe"),
+            )
+        return _probe_pool[1]
+
+
+def _probe_member(member: Member) -> health.Probe:
+    if not member.scrape_url:
+        return health.Probe(member.member_id, member.is_learner, error="member has not started")
+    try:
+        client = cluster_gateway().client_for(member.scrape_url, timeout=health.PROBE_TIMEOUT)
+        status = client.status()
+    except EtcdError as exc:
+        return health.Probe(member.member_id, member.is_learner, error=exc.message)
+    return health.Probe(member.member_id, member.is_learner, status=status)
+
+
+def _probe_alarms(members: list[Member], probes: list[health.Probe], previous: list) -> list:
+    """Active alarms, asked of a member that just answered; the last known list if that fails
+    (alarms stay until disarmed, so it is the best evidence there is)."""
+    urls = {m.member_id: m.scrape_url for m in members}
+    for probe in probes:
+        if not probe.up:
+            continue
+        try:
+            client = cluster_gateway().client_for(
+                urls[probe.member_id], timeout=health.PROBE_TIMEOUT
+            )
+            return [{"member_id": str(mid), "alarm": name} for mid, name in client.alarms()]
+        except EtcdError as exc:
+            logger.info("alarm list failed: %s", exc.message)
+    return list(previous)
+
+
+def health_probe(*, cluster: MonitoredCluster | None = None) -> HealthReport:
+    """One health round: Status of every member concurrently (short timeout), then the verdict.
+
+    Stores each member's health (up/down, last_seen, error, leader, etcd version) and the
+    cluster summary (monitoring.health) in the database, so every process serves the same.
+    Writes are conditional on the round being newer than what is stored: an overlapping older
+    round (beat backlog, a second scheduler) never overwrites a newer one.
+    """
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    cluster = cluster or cluster_ensure()
+    members = selectors.members_for_probe(cluster)
+    if not members:
+        members = [m for m in members_sync(cluster=cluster) if m.in_cluster]
+    probes = list(_health_pool().map(_probe_member, members))
+    previous_alarms = (cluster.health_summary or {}).get("alarms", [])
+    alarms = _probe_alarms(members, probes, previous_alarms) if members else previous_alarms
+    summary = health.summarise(probes, alarms=alarms, quotas=selectors.member_quotas(cluster))
+    leader = summary["leader_id"]
+    for member, probe in zip(members, probes, strict=True):
+        fields = {
+            "health": MemberHealth.UP if probe.up else MemberHealth.DOWN,
+            "probed_at": started_at,
+            "probe_error": probe.error[:2000],
+            "is_leader": probe.up and probe.member_id == leader,
+        }
+        if probe.up:
+            fields["last_seen"] = datetime.now(UTC)
+            fields["etcd_version"] = probe.status.version
+        Member.objects.filter(pk=member.pk).filter(
+            Q(probed_at__isnull=True) | Q(probed_at__lt=started_at)
+        ).update(**fields)
+    MonitoredCluster.objects.filter(pk=cluster.pk).filter(
+        Q(health_at__isnull=True) | Q(health_at__lt=started_at)
+    ).update(health=summary["health"], health_at=started_at, health_summary=summary)
+    selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
+    return HealthReport(
+        health=summary["health"],
+        members={p.member_id: "up" if p.up else "down" for p in probes},
+        duration_ms=(time.monotonic() - started) * 1000,
+    )

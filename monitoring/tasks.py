@@ -26,6 +26,17 @@ def collect_metrics() -> dict:
     }
 
 
+@shared_task(name="monitoring.tasks.probe_health", ignore_result=False)
+def probe_health() -> dict:
+    """Periodic (HEALTH_PROBE_INTERVAL): one health round; returns the cluster verdict."""
+    report = services.health_probe()
+    return {
+        "health": report.health,
+        "members": report.members,
+        "duration_ms": round(report.duration_ms, 1),
+    }
+
+
 @shared_task(name="monitoring.tasks.purge_metrics", ignore_result=False)
 def purge_metrics() -> int:
     """Periodic (hourly): delete samples older than RETENTION_DAYS; returns rows deleted."""

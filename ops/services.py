@@ -70,15 +70,19 @@ def _member_label(member: MemberInfo) -> str:
     return member.name or member.id_str
 
 
-def _reachable_status(member: MemberInfo):
-    """Status of the member itself, or a 409: maintenance on an unreachable member is refused."""
-    client = cluster_gateway().member_client(member, timeout=REACHABLE_TIMEOUT)
+def _down_refusal(member: MemberInfo, operation: str, reason: str) -> ApiError:
+    return ApiError(
+        f"member {_member_label(member)} is down (unreachable: {reason}); {operation} refused",
+        status_code=409,
+    )
+
+
+def _reachable_status(member: MemberInfo, operation: str):
+    """Status of the member itself, or a 409: maintenance on a down member is refused."""
     try:
-        return client.status()
+        return cluster_gateway().member_client(member, timeout=REACHABLE_TIMEOUT).status()
     except EtcdError as exc:
-        raise ApiError(
-            f"member {_member_label(member)} is unreachable: {exc.message}", status_code=409
-        ) from exc
+        raise _down_refusal(member, operation, exc.message) from exc
 
 
 def _run_audited(
@@ -135,7 +139,7 @@ def _run_audited(
 def member_defragment(*, member_id: int, actor: Actor) -> dict:
     """Defragment exactly one member (a client bound to its endpoint, long timeout)."""
     member = member_find(member_id)
-    status = _reachable_status(member)
+    status = _reachable_status(member, "defragment")
     if status.leader_id == 0:
         raise ApiError("the cluster has no leader; defragment refused", status_code=409)
     client = cluster_gateway().member_client(member, timeout=DEFRAGMENT_TIMEOUT)
@@ -186,6 +190,7 @@ def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
         member = member_find(leader_id)
     else:
         member = member_find(member_id)
+        _reachable_status(member, "snapshot")
     client = gateway.member_client(member, timeout=SNAPSHOT_TIMEOUT)
     label = _member_label(member)
     started = time.monotonic()
@@ -315,7 +320,10 @@ def leader_move(*, target_member_id: int, actor: Actor) -> dict:
         raise ApiError("target member not found")
     if target.is_learner:
         raise ApiError("target member is a learner and cannot become leader")
-    statuses = [s for s in _statuses(members).values() if not isinstance(s, EtcdError)]
+    by_member = _statuses(members)
+    if isinstance(by_member[target.id], EtcdError):
+        raise _down_refusal(target, "move-leader", by_member[target.id].message)
+    statuses = [s for s in by_member.values() if not isinstance(s, EtcdError)]
     leader_ids = {s.leader_id for s in statuses if s.leader_id}
     if len(leader_ids) != 1 or next(iter(leader_ids)) not in by_id:
         raise ApiError("cannot determine the current leader", status_code=409)
@@ -344,7 +352,10 @@ def leader_move(*, target_member_id: int, actor: Actor) -> dict:
 def cluster_hashkv(*, actor: Actor) -> dict:
     """HashKV at one revision on every member concurrently.
 
-    Consistent only if every member answered and all hashes and compact revisions agree.
+    `mismatch`: the members that answered disagree (hash or compact revision) - real evidence
+    of divergence. `incomplete`: some member did not answer (`unreachable` lists them), which
+    proves nothing about the data. `consistent` (the reference's field) only when every member
+    answered and all agree. The audit entry says INCONSISTENT only for a mismatch.
     """
     gateway = cluster_gateway()
     members = gateway.members()
@@ -378,25 +389,39 @@ def cluster_hashkv(*, actor: Actor) -> dict:
     with ThreadPoolExecutor(max_workers=len(members)) as pool:
         results = list(pool.map(one, members))
     answered = [r for r in results if "error" not in r]
-    consistent = (
-        len(answered) == len(results)
-        and len({r["hash"] for r in answered}) == 1
-        and len({r["compact_revision"] for r in answered}) == 1
+    unreachable = [
+        {"member_id": r["member_id"], "member_name": r["member_name"], "error": r["error"]}
+        for r in results
+        if "error" in r
+    ]
+    # Only answers can disagree: a member that did not answer proves nothing either way.
+    mismatch = (
+        len({r["hash"] for r in answered}) > 1 or len({r["compact_revision"] for r in answered}) > 1
     )
+    consistent = not unreachable and not mismatch and bool(answered)
     duration = _elapsed_ms(started)
+    if mismatch:
+        verdict = "INCONSISTENT"
+    elif unreachable:
+        names = ", ".join(u["member_name"] or u["member_id"] for u in unreachable)
+        verdict = f"incomplete: {len(unreachable)} member(s) unreachable ({names})"
+    else:
+        verdict = "consistent"
     audit_record(
         operation="hashkv",
         username=actor.username,
         target="cluster",
         params=f"revision={revision}",
-        result=f"{'consistent' if consistent else 'INCONSISTENT'}, "
-        f"{json.dumps(results, separators=(',', ':'))}",
+        result=f"{verdict}, {json.dumps(results, separators=(',', ':'))}",
         duration_ms=duration,
         success=consistent,
         client_ip=actor.client_ip,
     )
     return {
         "consistent": consistent,
+        "incomplete": bool(unreachable),
+        "mismatch": mismatch,
+        "unreachable": unreachable,
         "revision": revision,
         "results": results,
         "duration_ms": duration,

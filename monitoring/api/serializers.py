@@ -14,10 +14,42 @@ class MemberInfoSerializer(serializers.Serializer):
     is_leader = serializers.BooleanField()
 
 
+class MemberHealthInfoSerializer(MemberInfoSerializer):
+    """MemberInfo plus the health probe's view; `is_leader` is false for a down member."""
+
+    health = serializers.ChoiceField(choices=["up", "down", "unknown"])
+    last_seen = serializers.IntegerField(allow_null=True, help_text="Unix s of the last answer")
+    error = serializers.CharField(allow_null=True)
+    etcd_version = serializers.CharField(allow_null=True)
+
+
+class AlarmSerializer(serializers.Serializer):
+    member_id = serializers.CharField()
+    alarm = serializers.CharField(help_text="NOSPACE or CORRUPT")
+
+
+class ClusterHealthSerializer(serializers.Serializer):
+    """The latest health probe round (every HEALTH_PROBE_INTERVAL), as stored."""
+
+    health = serializers.ChoiceField(
+        choices=["healthy", "degraded", "critical", "unreachable", "unknown"]
+    )
+    members_total = serializers.IntegerField()
+    members_up = serializers.IntegerField(allow_null=True)
+    quorum = serializers.IntegerField(allow_null=True)
+    quorum_margin = serializers.IntegerField(allow_null=True)
+    leader_id = serializers.CharField(allow_null=True)
+    alarms = AlarmSerializer(many=True)
+    db_size_bytes = serializers.IntegerField(allow_null=True)
+    db_quota_bytes = serializers.IntegerField(allow_null=True)
+    db_quota_ratio = serializers.FloatField(allow_null=True)
+    as_of = serializers.IntegerField(allow_null=True, help_text="Unix s of the probe round")
+
+
 # The view is a ViewSet `list` action, which the schema would otherwise wrap in an array.
 @extend_schema_serializer(many=False)
 class MembersOutputSerializer(serializers.Serializer):
-    members = MemberInfoSerializer(many=True)
+    members = MemberHealthInfoSerializer(many=True)
     default_member_id = serializers.CharField()
     timestamp = serializers.IntegerField()
 
@@ -32,6 +64,10 @@ class CurrentOutputSerializer(serializers.Serializer):
         help_text="per latency quantile in `metrics`: over the trailing QUANTILE_WINDOW_SECONDS "
         '("window") or since the member started ("cumulative": the window saw no observation)',
     )
+    stale = serializers.BooleanField(
+        help_text="the last scrape failed, is older than two intervals, or the member is down"
+    )
+    as_of = serializers.IntegerField(allow_null=True, help_text="Unix s of the values shown")
 
 
 class PointSerializer(serializers.Serializer):
@@ -54,11 +90,12 @@ class MonitorStatusOutputSerializer(serializers.Serializer):
     etcd_version = serializers.CharField()
     collect_interval = serializers.IntegerField()
     retention_days = serializers.IntegerField()
-    members = MemberInfoSerializer(many=True)
+    members = MemberHealthInfoSerializer(many=True)
     default_member_id = serializers.CharField()
     member_count = serializers.IntegerField()
     last_collected = serializers.IntegerField(allow_null=True)
     timestamp = serializers.IntegerField()
+    cluster = ClusterHealthSerializer()
 
 
 class DebugOutputSerializer(serializers.Serializer):

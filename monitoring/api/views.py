@@ -6,6 +6,7 @@ same; nothing here calls etcd.
 
 import json
 import time
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -70,9 +71,10 @@ class MembersViewSet(viewsets.ViewSet):
     @extend_schema(responses=serializers.MembersOutputSerializer)
     def list(self, request):
         _, members = _members_or_503()
+        now, max_age = datetime.now(UTC), selectors.health_max_age()
         return Response(
             {
-                "members": [m.to_info() for m in members],
+                "members": [m.to_health_info(now=now, max_age=max_age) for m in members],
                 "default_member_id": _default_id(members),
                 "timestamp": int(time.time()),
             }
@@ -90,11 +92,14 @@ class MetricsViewSet(viewsets.ViewSet):
         if lookup.member is None:
             raise ApiError("member not found", status_code=404)
         member = lookup.member
+        now = time.time()
+        stale = "true" if member.is_stale(now=now) else "false"
+        as_of = member.latest_ts if member.latest_ts is not None else "null"
         # Stored JSON text spliced in as it is (see selectors.member_latest_json).
         body = (
-            f'{{"timestamp":{int(time.time())},"member_id":{json.dumps(member.member_id)},'
+            f'{{"timestamp":{int(now)},"member_id":{json.dumps(member.member_id)},'
             f'"metrics":{member.latest},"grpc_methods":{member.grpc_methods},'
-            f'"basis":{member.basis}}}'
+            f'"basis":{member.basis},"stale":{stale},"as_of":{as_of}}}'
         )
         return HttpResponse(body, content_type="application/json")
 
@@ -140,6 +145,7 @@ class StatusViewSet(viewsets.ViewSet):
         cluster, members = selectors.cluster_with_members()
         default = selectors.member_default(members)
         last = cluster.last_cycle_at if cluster is not None else None
+        now, max_age = datetime.now(UTC), selectors.health_max_age()
         return Response(
             {
                 "status": "running",
@@ -149,11 +155,12 @@ class StatusViewSet(viewsets.ViewSet):
                 "etcd_version": default.etcd_version if default else "",
                 "collect_interval": settings.COLLECTOR_INTERVAL,
                 "retention_days": settings.RETENTION_DAYS,
-                "members": [m.to_info() for m in members],
+                "members": [m.to_health_info(now=now, max_age=max_age) for m in members],
                 "default_member_id": default.member_id if default else "",
                 "member_count": len(members),
                 "last_collected": int(last.timestamp()) if last else None,
                 "timestamp": int(time.time()),
+                "cluster": selectors.cluster_health(cluster, members, now=now),
             }
         )
 

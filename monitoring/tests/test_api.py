@@ -61,6 +61,7 @@ def test_members_lists_decimal_ids_leader_and_default(api, collected):
     assert body["default_member_id"] == collected.member_id
     assert [m["is_leader"] for m in body["members"]].count(True) == 1
     first = body["members"][0]
+    # The reference's fields, plus the health fields added by issue 17.
     assert set(first) == {
         "id",
         "name",
@@ -69,6 +70,10 @@ def test_members_lists_decimal_ids_leader_and_default(api, collected):
         "endpoint",
         "is_default",
         "is_leader",
+        "health",
+        "last_seen",
+        "error",
+        "etcd_version",
     }
     assert first["id"].isdigit() and first["endpoint"] == first["client_urls"][0]
 

@@ -51,6 +51,31 @@ class CompactSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class HashKVMemberSerializer(serializers.Serializer):
+    member_id = serializers.CharField()
+    member_name = serializers.CharField()
+    hash = serializers.IntegerField()
+    revision = serializers.IntegerField()
+    compact_revision = serializers.IntegerField()
+    error = serializers.CharField(required=False, help_text="present when it did not answer")
+
+
+class UnreachableMemberSerializer(serializers.Serializer):
+    member_id = serializers.CharField()
+    member_name = serializers.CharField()
+    error = serializers.CharField()
+
+
+class HashKVOutputSerializer(serializers.Serializer):
+    consistent = serializers.BooleanField(help_text="every member answered and all agree")
+    incomplete = serializers.BooleanField(help_text="some member did not answer")
+    mismatch = serializers.BooleanField(help_text="the members that answered disagree")
+    unreachable = UnreachableMemberSerializer(many=True)
+    revision = serializers.IntegerField()
+    results = HashKVMemberSerializer(many=True)
+    duration_ms = serializers.IntegerField()
+
+
 class UnixTimeField(serializers.IntegerField):
     """Unix seconds in, an aware datetime out; min/max are checked on the number."""
 

@@ -71,7 +71,7 @@ class MaintenanceViewSet(OpsViewSet):
             services.leader_move(target_member_id=data["target_member_id"], actor=_actor(request))
         )
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=serializers.HashKVOutputSerializer)
     def hashkv(self, request):
         return Response(services.cluster_hashkv(actor=_actor(request)))
 

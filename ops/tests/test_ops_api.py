@@ -77,6 +77,7 @@ def test_defragment_refuses_an_unreachable_member_with_409(ops_client, etcd_clus
 
     assert response.status_code == 409
     assert "unreachable" in response.json()["error"]
+    assert response.json()["error"].endswith("; defragment refused")
 
 
 def test_invalid_json_is_a_400_json_error(ops_client, etcd_cluster):
@@ -273,17 +274,70 @@ def test_hashkv_is_consistent_on_a_healthy_cluster(ops_client, etcd_cluster):
     assert last_audit("hashkv").result.startswith("consistent, ")
 
 
-def test_hashkv_with_a_member_down_is_not_consistent(ops_client, etcd_cluster_factory):
+def test_hashkv_with_a_member_down_is_incomplete_never_inconsistent(
+    ops_client, etcd_cluster_factory
+):
     cluster = etcd_cluster_factory()
+    members = {m.client_urls[0]: m for m in cluster_gateway().members()}
+    victim = members[cluster.members[1].client_url]
     cluster.kill_member(cluster.members[1])
 
-    body = ops_client.post("/api/ops/hashkv").json()
+    response = ops_client.post("/api/ops/hashkv")
 
-    assert body["consistent"] is False
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["consistent"], body["incomplete"], body["mismatch"]) == (False, True, False)
+    assert [u["member_id"] for u in body["unreachable"]] == [victim.id_str]
+    assert body["unreachable"][0]["member_name"] == victim.name and body["unreachable"][0]["error"]
     errored = [r for r in body["results"] if "error" in r]
     assert len(errored) == 1 and errored[0]["hash"] == 0
     entry = last_audit("hashkv")
-    assert entry.success is False and entry.result.startswith("INCONSISTENT, ")
+    assert entry.success is False
+    assert entry.result.startswith("incomplete: 1 member(s) unreachable (m2), ")
+    assert "INCONSISTENT" not in entry.result
+
+
+def test_hashkv_on_a_healthy_cluster_is_neither_incomplete_nor_a_mismatch(ops_client, etcd_cluster):
+    body = ops_client.post("/api/ops/hashkv").json()
+
+    assert (body["consistent"], body["incomplete"], body["mismatch"]) == (True, False, False)
+    assert body["unreachable"] == []
+
+
+def _killed(cluster, index: int):
+    members = {m.client_urls[0]: m for m in cluster_gateway().members()}
+    victim = members[cluster.members[index].client_url]
+    cluster.kill_member(cluster.members[index])
+    return victim
+
+
+def test_move_leader_refuses_a_down_target_with_409(ops_client, etcd_cluster_factory):
+    cluster = etcd_cluster_factory()
+    _, followers = leader_and_followers()
+    index = next(
+        i for i, m in enumerate(cluster.members) if m.client_url in followers[0].client_urls
+    )
+    victim = _killed(cluster, index)
+
+    response = ops_client.post(
+        "/api/ops/move-leader", {"target_member_id": victim.id_str}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"].startswith(f"member {victim.name} is down (unreachable: ")
+    assert response.json()["error"].endswith("; move-leader refused")
+
+
+def test_snapshot_refuses_a_down_source_member_with_409(ops_client, etcd_cluster_factory):
+    cluster = etcd_cluster_factory()
+    victim = _killed(cluster, 2)
+
+    response = ops_client.get(f"/api/ops/snapshot?member_id={victim.id_str}")
+
+    assert response.status_code == 409
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"].endswith("; snapshot refused")
+    assert f"member {victim.name} is down" in response.json()["error"]
 
 
 # --- compaction ------------------------------------------------------------------------------
@@ -440,3 +494,14 @@ def test_ops_disabled_answers_403_on_every_route(ops_client, settings, method, p
 
     assert response.status_code == 403
     assert response.json() == {"error": "ops disabled"}
+
+
+def test_hashkv_schema_names_every_field_of_the_answer(ops_client, etcd_cluster):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    component = schema["components"]["schemas"]["HashKVOutput"]
+
+    body = ops_client.post("/api/ops/hashkv").json()
+
+    assert set(body) == set(component["properties"]) == set(component["required"])

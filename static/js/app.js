@@ -49,6 +49,7 @@
       if (views.ops) views.ops.membersChanged(members);
     },
   });
+  Health.start();
   // Every control is wired from here on (browser tests wait for this before clicking).
   document.documentElement.dataset.ready = "true";
 })();

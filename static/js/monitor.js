@@ -14,6 +14,8 @@ const Monitor = (function () {
   let memberId = "";
   let latest = {};
   let basis = {}; // quantile name → "window" | "cumulative" (/api/current)
+  let current = { stale: false, as_of: null }; // /api/current's verdict on the values shown
+  let cluster = null; // /api/status's `cluster` object, from the health poll
   let charts = {}; // panel id -> echarts instance
   let timer = null;
   let loadedOnce = false;
@@ -110,6 +112,23 @@ const Monitor = (function () {
     return points;
   }
 
+  // An outage stores no points: break the line there instead of drawing across it. A gap is
+  // more than twice the usual spacing of the series' points.
+  function withGaps(points) {
+    const steps = [];
+    for (let i = 1; i < points.length; i++) steps.push(points[i].ts - points[i - 1].ts);
+    steps.sort((a, b) => a - b);
+    const usual = steps.length ? steps[Math.floor(steps.length / 2)] : 0;
+    const data = [];
+    for (let i = 0; i < points.length; i++) {
+      if (i > 0 && usual > 0 && points[i].ts - points[i - 1].ts > 2 * usual) {
+        data.push([(points[i - 1].ts + usual) * 1000, null]);
+      }
+      data.push([points[i].ts * 1000, points[i].value]);
+    }
+    return data;
+  }
+
   let window_ = {};
   function chartOption(panel, series) {
     const colors = EM.colors();
@@ -131,7 +150,7 @@ const Monitor = (function () {
       lines = panel.series.map((s) => ({
         name: s.label, type: "line", smooth: true, showSymbol: false, yAxisIndex: s.axis,
         areaStyle: s.area ? { opacity: 0.15 } : undefined,
-        data: (series[s.metric] || []).map((p) => [p.ts * 1000, p.value]),
+        data: withGaps(series[s.metric] || []),
       }));
     }
     const first = lines[0];
@@ -237,17 +256,24 @@ const Monitor = (function () {
     const m = latest;
     const value = card.metric ? m[card.metric] : undefined;
     switch (card.id) {
-      case "cardLeader":
-        return metricBox(card.label, value === undefined ? "–" : value ? "YES" : "NO",
-          m.etcd_server_is_leader ? "This node IS leader" : "This node is follower", value ? "good" : "bad");
+      case "cardLeader": {
+        // The leader named by the latest health probe; this member's role from the same round.
+        const me = members.find((x) => x.id === memberId);
+        const leader = cluster && cluster.leader_id ? members.find((x) => x.id === cluster.leader_id) : null;
+        const name = leader ? leader.name || leader.id : cluster ? "none" : "–";
+        return metricBox(card.label, name, me ? "this member: " + Health.role(me) : "",
+          leader ? "good" : cluster ? "bad" : "");
+      }
       case "cardLeaderChanges":
         return metricBox(card.label, format("count", value), "total elections");
       case "cardMemberSize": {
         const tip = el("div", { className: "member-tip" }, members.map((mem) =>
-          el("button", { type: "button", onclick: () => selectMember(mem.id) },
-            el("span", { className: "dot" + (mem.is_leader ? " leader" : "") }),
-            mem.name + " — " + mem.endpoint)));
-        const box = metricBox(card.label, String(members.length), "hover to list, click to switch", "", "card-members");
+          el("button", { type: "button", onclick: () => selectMember(mem.id), dataset: { member: mem.id, health: mem.health } },
+            el("span", { className: "dot " + (mem.health || "unknown") }),
+            memberText(mem, true))));
+        const up = members.filter((x) => x.health === "up").length;
+        const box = metricBox(card.label, `${up}/${members.length} up`, "hover to list, click to switch",
+          up < members.length ? "bad" : "", "card-members");
         box.appendChild(tip);
         return box;
       }
@@ -274,6 +300,7 @@ const Monitor = (function () {
   function renderCards() {
     const visible = orderedEntries(config.cards || []).filter((c) => c.visible && cardsById[c.id]).slice(0, MAX_CARDS);
     const box = clear($("cards"));
+    box.classList.toggle("stale", !!current.stale);
     box.style.gridTemplateColumns = `repeat(${Math.max(visible.length, 1)}, 1fr)`;
     for (const entry of visible) {
       const node = cardNode(cardsById[entry.id]);
@@ -283,13 +310,46 @@ const Monitor = (function () {
   }
 
   // --- members ---
+  // "m1 · leader · up · v3.4.23" (with the endpoint in the picker).
+  function memberText(m, withEndpoint) {
+    const parts = [m.name || m.id];
+    if (withEndpoint) parts[0] += " (" + m.endpoint + ")";
+    const role = Health.role(m);
+    parts.push(role === "down" ? "DOWN" : role === "unknown" ? "health unknown" : role + " · up");
+    if (m.etcd_version) parts.push("v" + m.etcd_version);
+    return parts.join(" · ");
+  }
   function renderMembers() {
     const select = clear($("member-select"));
     for (const m of members) {
-      select.appendChild(el("option", { value: m.id, selected: m.id === memberId },
-        `${m.name} (${m.endpoint})` + (m.is_leader ? " ★" : "")));
+      select.appendChild(el("option", { value: m.id, selected: m.id === memberId, dataset: { health: m.health || "unknown" } },
+        (m.is_leader ? "★ " : "") + memberText(m, true)));
     }
     onMembers(members);
+  }
+  function renderStale() {
+    const note = $("stale-note");
+    const stale = !!current.stale;
+    note.hidden = !stale;
+    const me = members.find((m) => m.id === memberId);
+    const why = me && me.health === "down" ? "the member is down" : "its last scrape failed or is late";
+    note.textContent = stale
+      ? "Not current: these values are " + (current.as_of ? "as of " + EM.clock(current.as_of) : "not available") +
+        " (" + why + ")."
+      : "";
+    $("banner").classList.toggle("stale", stale);
+  }
+  // The health poll (every few seconds): members' health and the cluster line's data.
+  function healthChanged(status) {
+    cluster = status.cluster;
+    const before = Object.fromEntries(members.map((m) => [m.id, m.health]));
+    if (!members.length) return;
+    const byId = Object.fromEntries((status.members || []).map((m) => [m.id, m]));
+    members = members.map((m) => (byId[m.id] ? { ...m, ...byId[m.id] } : m));
+    renderMembers();
+    renderCards();
+    // The shown member went down or came back: its values' freshness changed, re-read them.
+    if (before[memberId] !== (byId[memberId] && byId[memberId].health)) refresh();
   }
   function selectMember(id) {
     memberId = id;
@@ -315,17 +375,20 @@ const Monitor = (function () {
         const q = "member_id=" + encodeURIComponent(memberId);
         const metrics = visibleMetrics();
         const range = $("range-select").value;
-        const [current, status, rangeResp] = await Promise.all([
+        const [currentResp, status, rangeResp] = await Promise.all([
           api("GET", "/api/current?" + q),
           api("GET", "/api/status"),
           metrics.length
             ? api("GET", `/api/range?${q}&range=${encodeURIComponent(range)}&metrics=${metrics.map(encodeURIComponent).join(",")}`)
             : Promise.resolve({ metrics: {} }),
         ]);
-        latest = current.metrics || {};
-        basis = current.basis || {};
+        latest = currentResp.metrics || {};
+        current = { stale: !!currentResp.stale, as_of: currentResp.as_of };
+        cluster = status.cluster || cluster;
+        basis = currentResp.basis || {};
         setBadge(status.collector_up);
         renderBanner(status);
+        renderStale();
         renderCards();
         lastSeries = rangeResp.metrics || {};
         window_ = { start: rangeResp.start, end: rangeResp.end, long: rangeResp.end - rangeResp.start > 86400 };
@@ -473,6 +536,7 @@ const Monitor = (function () {
     document.addEventListener("keydown", (e) => { if (e.key === "Escape") restore(); });
     window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
     schedule();
+    Health.subscribe(healthChanged);
     return refresh();
   }
 

@@ -20,6 +20,14 @@ const Ops = (function () {
   function memberLabel(m) {
     return `${m.name} (${m.id})`;
   }
+  // A member the health probe found down: ops on it are refused by the server, so the
+  // views mark it and never pre-select it.
+  function isDown(m) {
+    return m.health === "down";
+  }
+  function downLabel(m) {
+    return memberLabel(m) + (isDown(m) ? " — DOWN" : "");
+  }
   function followersFirst(list) {
     return [...list].sort((a, b) => (a.is_leader === b.is_leader ? a.name.localeCompare(b.name) : a.is_leader ? 1 : -1));
   }
@@ -82,17 +90,18 @@ const Ops = (function () {
   function renderDefrag() {
     const list = clear($("defrag-list"));
     for (const m of followersFirst(members)) {
-      list.appendChild(el("li", { dataset: { member: m.id } },
-        el("input", { type: "checkbox", id: "defrag-" + m.id, value: m.id }),
+      const role = Health.role(m);
+      list.appendChild(el("li", { dataset: { member: m.id, health: m.health || "unknown" }, className: isDown(m) ? "member-down" : "" },
+        el("input", { type: "checkbox", id: "defrag-" + m.id, value: m.id, disabled: isDown(m) }),
         el("label", { for: "defrag-" + m.id }, memberLabel(m)),
-        el("span", { className: "role" + (m.is_leader ? " leader" : "") }, m.is_leader ? "leader" : "follower"),
-        el("span", { className: "defrag-result" })));
+        el("span", { className: "role " + role }, role),
+        el("span", { className: "defrag-result" }, isDown(m) ? "down: " + (m.error || "unreachable") : "")));
     }
     $("defrag-run").textContent = "Defragment selected";
     $("defrag-run").disabled = false;
   }
   async function runDefrag() {
-    const chosen = followersFirst(members).filter((m) => $("defrag-" + m.id).checked);
+    const chosen = followersFirst(members).filter((m) => $("defrag-" + m.id).checked && !isDown(m));
     if (!chosen.length) return EM.toast("Select at least one member.", "error");
     const ok = await EM.confirmAction("Defragment",
       `Defragment ${chosen.length} member(s) one at a time: followers first, the leader last. ` +
@@ -121,7 +130,14 @@ const Ops = (function () {
   // --- snapshot ---
   async function renderSnapshot() {
     const select = clear($("snapshot-member"));
-    for (const m of members) select.appendChild(el("option", { value: m.id }, memberLabel(m) + (m.is_leader ? " ★ leader" : "")));
+    for (const m of members) {
+      select.appendChild(el("option", { value: m.id, disabled: isDown(m), dataset: { health: m.health || "unknown" } },
+        downLabel(m) + (m.is_leader ? " ★ leader" : "")));
+    }
+    // Pre-select the leader, else any member that is up; never a down one.
+    const pick = members.find((m) => m.is_leader && !isDown(m)) || members.find((m) => !isDown(m));
+    select.value = pick ? pick.id : "";
+    $("snapshot-download").classList.toggle("disabled", !pick);
     updateSnapshot();
   }
   async function updateSnapshot() {
@@ -171,16 +187,21 @@ const Ops = (function () {
   // --- move leader ---
   function renderLeader() {
     const leader = members.find((m) => m.is_leader);
-    $("leader-current").textContent = leader ? memberLabel(leader) : "unknown";
+    $("leader-current").textContent = leader ? memberLabel(leader) : "none (no member answering claims leadership)";
     const followers = members.filter((m) => !m.is_leader);
     $("leader-form").hidden = members.length < 2;
     $("leader-na").hidden = members.length >= 2;
     const select = clear($("leader-target"));
-    for (const m of followers) select.appendChild(el("option", { value: m.id }, memberLabel(m)));
+    for (const m of followers) {
+      select.appendChild(el("option", { value: m.id, disabled: isDown(m), dataset: { health: m.health || "unknown" } }, downLabel(m)));
+    }
+    const pick = followers.find((m) => !isDown(m));
+    select.value = pick ? pick.id : "";
+    $("leader-run").disabled = !pick;
   }
   async function moveLeader() {
     const target = members.find((m) => m.id === $("leader-target").value);
-    if (!target) return;
+    if (!target || isDown(target)) return;
     if (!(await EM.confirmAction("Move leader", `Transfer leadership to ${target.name}?`, "Move leader"))) return;
     try {
       const result = await api("POST", "/api/ops/move-leader", { target_member_id: target.id });
@@ -202,19 +223,31 @@ const Ops = (function () {
       const data = await api("POST", "/api/ops/hashkv");
       const banner = $("hashkv-banner");
       banner.hidden = false;
-      banner.className = "result-banner " + (data.consistent ? "ok" : "bad");
-      banner.textContent = data.consistent
-        ? `Data is consistent across all members (revision ${data.revision}, ${data.duration_ms} ms)`
-        : "DATA INCONSISTENCY DETECTED";
+      const unreachable = data.unreachable || [];
+      // Only members that answered and disagree are an inconsistency; a member that did not
+      // answer leaves the check unverified, never "inconsistent".
+      if (data.mismatch) {
+        banner.className = "result-banner bad";
+        banner.textContent = "Data inconsistent: the members that answered have different hashes" +
+          (unreachable.length ? ` (and ${unreachable.length} member(s) unreachable)` : "");
+      } else if (data.incomplete) {
+        banner.className = "result-banner warn";
+        banner.textContent = `Could not verify: ${unreachable.length} member(s) unreachable (` +
+          unreachable.map((u) => u.member_name || u.member_id).join(", ") + "); the members that answered agree.";
+      } else {
+        banner.className = "result-banner ok";
+        banner.textContent = `Data is consistent across all members (revision ${data.revision}, ${data.duration_ms} ms)`;
+      }
       const firstOk = (data.results || []).find((r) => !r.error);
       const body = clear($("hashkv-table").tBodies[0]);
       for (const r of data.results || []) {
         const status = r.error ? `Unreachable (${r.error})` : firstOk && r.hash === firstOk.hash ? "✓" : "✗ differs";
+        const hash = r.error ? "–" : String(r.hash);
         body.appendChild(el("tr", {},
           el("td", {}, `${r.member_name} (${r.member_id})`),
-          el("td", {}, String(r.revision)),
-          el("td", {}, r.compact_revision === undefined ? "–" : String(r.compact_revision)),
-          el("td", {}, String(r.hash)),
+          el("td", {}, r.error ? "–" : String(r.revision)),
+          el("td", {}, r.error || r.compact_revision === undefined ? "–" : String(r.compact_revision)),
+          el("td", {}, hash),
           el("td", { className: status === "✓" ? "ok-mark" : "fail-mark" }, status)));
       }
       $("hashkv-table").hidden = false;
@@ -287,7 +320,7 @@ const Ops = (function () {
       renderAudit();
     }));
     $("defrag-all").addEventListener("change", (e) => {
-      document.querySelectorAll("#defrag-list input[type=checkbox]").forEach((b) => { b.checked = e.target.checked; });
+      document.querySelectorAll("#defrag-list input[type=checkbox]").forEach((b) => { b.checked = e.target.checked && !b.disabled; });
     });
     $("defrag-run").addEventListener("click", runDefrag);
     $("snapshot-member").addEventListener("change", updateSnapshot);
@@ -308,8 +341,17 @@ const Ops = (function () {
     showPane(pane);
   }
 
+  let shownHealth = "";
   function membersChanged(list) {
     members = list;
+    // Keep the open pane's marks current as members go down and come back (only on a change:
+    // re-rendering would drop the user's ticks).
+    const health = list.map((m) => `${m.id}:${m.health}:${m.is_leader}`).join(",");
+    if (health === shownHealth) return;
+    shownHealth = health;
+    if (!started || $("ops-view").hidden) return;
+    if (pane === "defrag" && !$("defrag-run").disabled && $("defrag-run").textContent !== "Completed") renderDefrag();
+    else if (pane === "leader") renderLeader();
   }
 
   return { activate, membersChanged };

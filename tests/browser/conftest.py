@@ -92,10 +92,12 @@ def dashboard_server(etcd_cluster, tmp_path):
     def start(**env_overrides) -> Server:
         data_dir = tmp_path / f"data{len(started)}"
         env = clean_env(
-            DATA_DIR=str(data_dir),
-            ETCD_ENDPOINTS=",".join(etcd_cluster.client_urls),
-            COLLECTOR_INTERVAL="2",
-            **env_overrides,
+            **{
+                "DATA_DIR": str(data_dir),
+                "ETCD_ENDPOINTS": ",".join(etcd_cluster.client_urls),
+                "COLLECTOR_INTERVAL": "2",
+                **env_overrides,  # e.g. a private cluster's ETCD_ENDPOINTS
+            }
         )
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],

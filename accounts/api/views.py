@@ -5,7 +5,7 @@ import json
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.middleware.csrf import get_token
+from django.middleware.csrf import get_token, rotate_token
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -87,7 +87,9 @@ class AuthViewSet(viewsets.ViewSet):
             httponly=True,
             samesite="Lax",
         )
-        get_token(request)  # the CSRF cookie the dashboard echoes on unsafe cookie requests
+        # A new CSRF secret for the signed-in browser: a token planted or read before the login
+        # (e.g. on a shared machine) must not carry over (the cookie is set by CsrfViewMiddleware).
+        rotate_token(request)
         return response
 
     @extend_schema(request=ChangePasswordInputSerializer, responses=MessageSerializer)
@@ -173,7 +175,7 @@ class PanelConfigViewSet(viewsets.ViewSet):
             raise ApiError("invalid JSON")
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError("invalid JSON") from None
         serializer = PanelConfigSerializer(data=data)
         if not isinstance(data, dict) or not serializer.is_valid():

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from accounts.models import AuditLog, PanelConfig, UserSession
+from accounts.models import AuditLog, LoginThrottle, PanelConfig, UserSession
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.reuse import ReuseWindow
 
@@ -164,6 +164,24 @@ def session_for_request(request) -> UserSession | None:
     if token is None:
         token = request.COOKIES.get(SESSION_COOKIE)
     return session_for_token(token) if token else None
+
+
+# --- sign-in failures ----------------------------------------------------------------------------
+
+
+def login_locked_addresses(*, username: str) -> int:
+    """How many client addresses `username` is currently locked out from (admin, `unlock`)."""
+    from django.utils import timezone
+
+    return LoginThrottle.objects.filter(
+        scope="user_addr", username=username, blocked_until__gt=timezone.now()
+    ).count()
+
+
+def login_failures(*, username: str) -> int:
+    """Failed sign-ins of `username` from every address in the current window (admin list)."""
+    row = LoginThrottle.objects.filter(scope="user", username=username).first()
+    return row.failures if row else 0
 
 
 # --- etcd's own auth (informational, shown by /api/auth/status) ----------------------------------

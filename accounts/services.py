@@ -7,7 +7,9 @@ import math
 import os
 import secrets
 import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -17,9 +19,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import AccountProfile, AuditLog, PanelConfig, UserSession
+from accounts.models import AccountProfile, AuditLog, LoginThrottle, PanelConfig, UserSession
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +136,7 @@ def password_policy_error(*, new_password: str, old_password: str | None = None)
     return None
 
 
-# --- lockout -------------------------------------------------------------------------------------
+# --- lockout and sign-in throttles --------------------------------------------------------------
 
 
 def profile_for(user) -> AccountProfile:
@@ -146,6 +149,38 @@ def profile_for(user) -> AccountProfile:
         return profile
 
 
+HASH_WAIT_SECONDS = 30.0  # a sign-in that cannot get a hashing slot this long is answered 503
+_hash_slots: threading.BoundedSemaphore | None = None
+_hash_slots_size = 0
+_hash_slots_guard = threading.Lock()
+
+
+def _hash_semaphore() -> threading.BoundedSemaphore:
+    global _hash_slots, _hash_slots_size
+    size = max(1, settings.PASSWORD_HASH_CONCURRENCY)
+    with _hash_slots_guard:
+        if _hash_slots is None or _hash_slots_size != size:
+            _hash_slots, _hash_slots_size = threading.BoundedSemaphore(size), size
+        return _hash_slots
+
+
+@contextmanager
+def hashing_slot():
+    """Hold one of the process's PASSWORD_HASH_CONCURRENCY hashing slots.
+
+    Each Argon2 computation takes ~100 MiB and a core: unbounded, a burst of logins took a worker
+    from 243 to 1,029 MiB and starved every other request. A thread semaphore works under the
+    threaded WSGI worker and for sync views in ASGI's thread pool alike.
+    """
+    slots = _hash_semaphore()
+    if not slots.acquire(timeout=HASH_WAIT_SECONDS):
+        raise AuthFailure("server busy, try again later", status=503)
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return make_password(secrets.token_urlsafe(16))
@@ -153,76 +188,206 @@ def _dummy_hash() -> str:
 
 def _burn_hash_time(password: str) -> None:
     """Verify against a dummy hash so an unknown user costs what a wrong password costs."""
-    check_password(password, _dummy_hash())
+    with hashing_slot():
+        check_password(password, _dummy_hash())
 
 
-def lock_message(remaining_seconds: float) -> str:
+def _password_matches(user, password: str) -> bool:
+    with hashing_slot():
+        return user.check_password(password)
+
+
+def _password_set(user, password: str) -> None:
+    with hashing_slot():
+        user.set_password(password)
+
+
+def throttle_message(remaining_seconds: float) -> str:
+    """The one refusal of a locked or throttled sign-in, the same for known and unknown
+    usernames (it names neither an account nor its state)."""
     minutes = max(1, math.ceil(remaining_seconds / 60))
-    return f"account locked, try again in {minutes} minute{'s' if minutes != 1 else ''}"
-
-
-def _lock_check(profile: AccountProfile) -> float:
-    """Remaining lock seconds; an expired lock is cleared together with its counter."""
-    now = timezone.now()
-    remaining = profile.lock_remaining_seconds(now)
-    if remaining == 0 and profile.locked_until is not None:
-        AccountProfile.objects.filter(pk=profile.pk, locked_until__lte=now).update(
-            failed_attempts=0, locked_until=None
-        )
-        profile.failed_attempts, profile.locked_until = 0, None
-    return remaining
-
-
-def _failure_record(*, profile: AccountProfile, username: str, client_ip: str | None) -> bool:
-    """Count one wrong password (shared by login and change-password); True when it locks."""
-    with transaction.atomic():
-        locked_row = AccountProfile.objects.select_for_update().get(pk=profile.pk)
-        now = timezone.now()
-        if locked_row.locked_until is not None and locked_row.locked_until <= now:
-            locked_row.failed_attempts = 0  # the previous lock has expired: start afresh
-        locked_row.failed_attempts += 1
-        locks = locked_row.failed_attempts >= settings.LOCKOUT_THRESHOLD
-        locked_row.locked_until = (
-            now + timedelta(seconds=settings.LOCKOUT_DURATION_SECONDS) if locks else None
-        )
-        locked_row.save(update_fields=["failed_attempts", "locked_until"])
-    profile.failed_attempts, profile.locked_until = (
-        locked_row.failed_attempts,
-        locked_row.locked_until,
+    return (
+        f"too many failed sign-in attempts, try again in {minutes} "
+        f"minute{'s' if minutes != 1 else ''}"
     )
-    if locks:
-        audit_record(
-            operation="login_lockout",
-            username=username,
-            target=client_ip or "",
-            params=f"failed_attempts={locked_row.failed_attempts}",
-            result=f"account locked for {settings.LOCKOUT_DURATION_SECONDS} s",
-            success=False,
-            client_ip=client_ip,
+
+
+@dataclass(frozen=True)
+class _Scope:
+    name: str
+    limit: int
+    window: float | None  # seconds a count lasts from its first failure (None: until success)
+    block: float  # seconds an attempt at or over the limit blocks further ones
+    status: int  # the refusal's status
+
+
+def _scopes() -> list[_Scope]:
+    duration = max(1, settings.LOCKOUT_DURATION_SECONDS)
+    return [
+        # The lock: per username x address, consecutive failures (the reference's 401).
+        _Scope("user_addr", max(1, settings.LOCKOUT_THRESHOLD), None, duration, 401),
+        _Scope("addr", max(1, settings.LOGIN_ADDRESS_FAILURE_LIMIT), duration, duration, 429),
+        # The slow-down: past the limit, one attempt per interval for that username.
+        _Scope(
+            "user",
+            max(1, settings.LOGIN_USER_FAILURE_LIMIT),
+            duration,
+            max(1, settings.LOGIN_USER_SLOWDOWN_SECONDS),
+            429,
+        ),
+        _Scope("global", max(1, settings.LOGIN_GLOBAL_FAILURES_PER_MINUTE), 60, 60, 429),
+    ]
+
+
+def _throttle_key(scope: str, username: str, client_ip: str | None) -> str:
+    parts = {
+        "user_addr": (username, client_ip or ""),
+        "addr": ("", client_ip or ""),
+        "user": (username, ""),
+        "global": ("", ""),
+    }[scope]
+    return hashlib.sha256("\0".join((scope, *parts)).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass
+class _Reservation:
+    keys: dict  # scope name -> row key
+    reached: list  # scopes this attempt brought to their limit (audited if it fails)
+
+
+def _attempt_reserve(*, username: str, client_ip: str | None) -> _Reservation:
+    """Count this attempt in every scope before any password is checked, or refuse it.
+
+    All four rows are locked (in key order, so concurrent attempts cannot deadlock) in one
+    transaction: of N concurrent attempts exactly `limit` get through, where counting after the
+    check let all of them hash. A refused attempt counts nowhere (hammering a lock cannot
+    extend it or feed the other scopes). Raises AuthFailure with the throttle message.
+    """
+    username = username[:150]
+    scopes = {scope.name: scope for scope in _scopes()}
+    keys = {name: _throttle_key(name, username, client_ip) for name in scopes}
+    now = timezone.now()
+    with transaction.atomic():
+        LoginThrottle.objects.bulk_create(
+            [
+                LoginThrottle(
+                    key=key,
+                    scope=name,
+                    username=username if name in ("user_addr", "user") else "",
+                    client_ip=client_ip if name in ("user_addr", "addr") else None,
+                    window_started_at=now,
+                )
+                for name, key in keys.items()
+            ],
+            ignore_conflicts=True,
         )
-    return locks
+        rows = {
+            row.scope: row
+            for row in LoginThrottle.objects.select_for_update()
+            .filter(key__in=keys.values())
+            .order_by("key")
+        }
+        refusal = None
+        for name, row in rows.items():
+            scope = scopes[name]
+            remaining = row.block_remaining_seconds(now)
+            if remaining and (refusal is None or remaining > refusal[0]):
+                refusal = (remaining, scope.status)
+                continue
+            expired_block = row.blocked_until is not None and scope.window is None
+            expired_window = (
+                scope.window is not None
+                and (now - row.window_started_at).total_seconds() >= scope.window
+            )
+            if expired_block or expired_window:  # a lock that ran out starts the count afresh
+                row.failures, row.window_started_at, row.blocked_until = 0, now, None
+        if refusal is not None:
+            raise AuthFailure(throttle_message(refusal[0]), status=refusal[1])
+        reached = []
+        for name, row in rows.items():
+            scope = scopes[name]
+            row.failures += 1
+            if row.failures >= scope.limit:
+                if row.failures == scope.limit:
+                    reached.append(name)
+                row.blocked_until = now + timedelta(seconds=scope.block)
+                if name == "global":  # the per-minute window ends the global block
+                    window_end = row.window_started_at + timedelta(seconds=60)
+                    row.blocked_until = max(now + timedelta(seconds=1), window_end)
+        LoginThrottle.objects.bulk_update(
+            rows.values(), ["failures", "window_started_at", "blocked_until"]
+        )
+    return _Reservation(keys=keys, reached=reached)
 
 
-def _counters_reset(profile: AccountProfile) -> None:
-    if profile.failed_attempts or profile.locked_until is not None:
-        profile.failed_attempts, profile.locked_until = 0, None
-        profile.save(update_fields=["failed_attempts", "locked_until"])
+def _attempt_failed(
+    *, reservation: _Reservation, username: str, client_ip: str | None, operation: str
+) -> None:
+    """The reserved attempt was wrong: audit the lock or throttle it engaged, if any."""
+    for name in reservation.reached:
+        if name == "user_addr":
+            audit_record(
+                operation="login_lockout",
+                username=username,
+                target=client_ip or "",
+                params=f"failed_attempts={settings.LOCKOUT_THRESHOLD}, via={operation}",
+                result=(
+                    f"locked for {settings.LOCKOUT_DURATION_SECONDS} s from this address "
+                    "(other addresses unaffected)"
+                ),
+                success=False,
+                client_ip=client_ip,
+            )
+        else:
+            audit_record(
+                operation="login_throttle",
+                username=username if name == "user" else "",
+                target=client_ip or "",
+                params=f"scope={name}",
+                result={
+                    "addr": "this address is throttled",
+                    "user": "this username is slowed down from every address",
+                    "global": "every sign-in is throttled",
+                }[name],
+                success=False,
+                client_ip=client_ip,
+            )
 
 
-def account_unlock(*, user, actor: str = "", source: str = "cli", client_ip: str | None = None):
-    """Clear the failure counter and any lock (CLI `unlock`, admin action); audited."""
-    profile = profile_for(user)
-    was_locked = profile.is_locked()
-    _counters_reset(profile)
+def _attempt_succeeded(*, reservation: _Reservation) -> None:
+    """The reserved attempt was right: its address is no longer locked for this username, and
+    the attempt no longer counts against the address, the username or everyone."""
+    LoginThrottle.objects.filter(key=reservation.keys["user_addr"]).delete()
+    LoginThrottle.objects.filter(
+        key__in=[reservation.keys[name] for name in ("addr", "user", "global")], failures__gt=0
+    ).update(failures=F("failures") - 1)
+
+
+def _counters_reset(*, username: str) -> int:
+    """Clear every lock and the slow-down of `username` (unlock, password change or reset);
+    returns how many addresses were locked."""
+    locked = LoginThrottle.objects.filter(
+        scope="user_addr", username=username, blocked_until__gt=timezone.now()
+    ).count()
+    LoginThrottle.objects.filter(scope__in=("user_addr", "user"), username=username).delete()
+    return locked
+
+
+def account_unlock(
+    *, user, actor: str = "", source: str = "cli", client_ip: str | None = None
+) -> int:
+    """Clear the user's locks (every address) and slow-down (CLI `unlock`, admin action);
+    audited. Returns from how many addresses the user was locked out."""
+    locked = _counters_reset(username=user.get_username())
     audit_record(
         operation="cli_unlock" if source == "cli" else "admin_unlock",
         username=actor or user.get_username(),
         target=_local_target() if source == "cli" else user.get_username(),
         params=f"username={user.get_username()}",
-        result="ok (was locked)" if was_locked else "ok (was not locked)",
+        result=f"ok (was locked from {locked} address(es))" if locked else "ok (was not locked)",
         client_ip=client_ip,
     )
-    return profile
+    return locked
 
 
 def _local_target() -> str:
@@ -230,14 +395,17 @@ def _local_target() -> str:
 
 
 def credentials_check(*, username: str, password: str, operation: str, wrong: str, client_ip):
-    """Shared first half of login and change-password: user, lock, password.
+    """Shared first half of login, change-password and the admin login: throttles, user,
+    password.
 
-    Returns the user or raises AuthFailure (after auditing it). Unknown users burn a hash
-    verification; locked accounts get no hash comparison at all.
+    Returns the user or raises AuthFailure (after auditing it). The attempt is counted before
+    anything about the username is looked at, so known and unknown usernames take the same path
+    and time: refused without any hash while locked or throttled, else one hash (a dummy one
+    for unknown users), within the process's hashing slots.
     """
     started = time.monotonic()
 
-    def refuse(message: str) -> AuthFailure:
+    def refuse(message: str, status: int = 401) -> AuthFailure:
         audit_record(
             operation=operation,
             username=username,
@@ -247,21 +415,26 @@ def credentials_check(*, username: str, password: str, operation: str, wrong: st
             success=False,
             client_ip=client_ip,
         )
-        return AuthFailure(message)
+        return AuthFailure(message, status=status)
 
+    try:
+        reservation = _attempt_reserve(username=username, client_ip=client_ip)
+    except AuthFailure as failure:
+        raise refuse(failure.message, failure.status) from None
     user = (
         get_user_model().objects.select_related("account_profile").filter(username=username).first()
     )
     if user is None or not user.is_active:
         _burn_hash_time(password)
+        matches = False
+    else:
+        matches = _password_matches(user, password)
+    if not matches:
+        _attempt_failed(
+            reservation=reservation, username=username, client_ip=client_ip, operation=operation
+        )
         raise refuse(wrong)
-    profile = profile_for(user)
-    remaining = _lock_check(profile)
-    if remaining:
-        raise refuse(lock_message(remaining))
-    if not user.check_password(password):
-        _failure_record(profile=profile, username=username, client_ip=client_ip)
-        raise refuse(wrong)
+    _attempt_succeeded(reservation=reservation)
     return user
 
 
@@ -299,6 +472,20 @@ def sessions_revoke(*, user) -> int:
     return deleted
 
 
+def login_throttles_purge(*, now: datetime | None = None) -> int:
+    """Delete failure counters whose window is over and that block nothing (a counter of the
+    lock has no window, but one untouched for a lockout duration counts nothing worth keeping
+    against the flood of random usernames it would otherwise keep)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=max(60, settings.LOCKOUT_DURATION_SECONDS))
+    deleted, _ = (
+        LoginThrottle.objects.filter(window_started_at__lt=stale)
+        .exclude(blocked_until__gt=now)
+        .delete()
+    )
+    return deleted
+
+
 def sessions_purge_expired() -> int:
     """Delete expired sessions (they are refused on lookup anyway; this keeps the table small)."""
     deleted, _ = UserSession.objects.filter(expires_at__lte=timezone.now()).delete()
@@ -319,8 +506,8 @@ class LoginResult:
 def login_attempt(*, username: str, password: str, client_ip: str | None = None) -> LoginResult:
     """The login endpoint's logic (§1.1). Raises AuthFailure on refusal.
 
-    A correct password of a user who must change it issues no session and leaves the counters
-    as they are; any other success resets them, records last_login and creates a session.
+    A correct password clears the lock counter of this username from this address; for a user
+    who must change it, it issues no session, else it records last_login and creates a session.
     """
     started = time.monotonic()
     user = credentials_check(
@@ -348,7 +535,6 @@ def login_attempt(*, username: str, password: str, client_ip: str | None = None)
         return LoginResult(user=user, must_change_password=True)
     try:
         with transaction.atomic():
-            _counters_reset(profile)
             user.last_login = timezone.now()
             user.save(update_fields=["last_login"])
             token, session = session_create(user=user, client_ip=client_ip)
@@ -381,12 +567,12 @@ def password_change(
         raise AuthFailure(policy, status=400)  # not counted, not audited
     profile = profile_for(user)
     was_forced = profile.must_change_password
+    _password_set(user, new_password)  # hashed before the transaction: no row waits on Argon2
     with transaction.atomic():
-        user.set_password(new_password)
         user.save(update_fields=["password"])
         profile.must_change_password = False
-        profile.failed_attempts, profile.locked_until = 0, None
-        profile.save(update_fields=["must_change_password", "failed_attempts", "locked_until"])
+        profile.save(update_fields=["must_change_password"])
+        _counters_reset(username=user.get_username())
         revoked = sessions_revoke(user=user)
     if was_forced:
         initial_password_file_delete()
@@ -442,12 +628,12 @@ def password_reset(*, user, new_password: str, actor: str = "") -> int:
     if policy:
         raise AuthFailure(policy, status=400)
     profile = profile_for(user)
+    _password_set(user, new_password)
     with transaction.atomic():
-        user.set_password(new_password)
         user.save(update_fields=["password"])
         profile.must_change_password = True
-        profile.failed_attempts, profile.locked_until = 0, None
-        profile.save(update_fields=["must_change_password", "failed_attempts", "locked_until"])
+        profile.save(update_fields=["must_change_password"])
+        _counters_reset(username=user.get_username())
         revoked = sessions_revoke(user=user)
     audit_record(
         operation="cli_reset_password",

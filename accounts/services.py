@@ -9,6 +9,8 @@ import secrets
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +19,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.hashers import (
+    check_password,
+    get_hasher,
+    identify_hasher,
+    make_password,
+)
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -149,36 +156,85 @@ def profile_for(user) -> AccountProfile:
         return profile
 
 
-HASH_WAIT_SECONDS = 30.0  # a sign-in that cannot get a hashing slot this long is answered 503
-_hash_slots: threading.BoundedSemaphore | None = None
-_hash_slots_size = 0
-_hash_slots_guard = threading.Lock()
+HASH_WAIT_SECONDS = 10.0  # a sign-in that cannot get a hashing slot this long is answered 503
+BUSY = "server busy, try again in a moment"
 
 
-def _hash_semaphore() -> threading.BoundedSemaphore:
-    global _hash_slots, _hash_slots_size
-    size = max(1, settings.PASSWORD_HASH_CONCURRENCY)
-    with _hash_slots_guard:
-        if _hash_slots is None or _hash_slots_size != size:
-            _hash_slots, _hash_slots_size = threading.BoundedSemaphore(size), size
-        return _hash_slots
+HASH_NICENESS = 10  # hashing threads yield the CPU to every other request (CFS weight ~1/10)
 
 
-@contextmanager
-def hashing_slot():
-    """Hold one of the process's PASSWORD_HASH_CONCURRENCY hashing slots.
-
-    Each Argon2 computation takes ~100 MiB and a core: unbounded, a burst of logins took a worker
-    from 243 to 1,029 MiB and starved every other request. A thread semaphore works under the
-    threaded WSGI worker and for sync views in ASGI's thread pool alike.
-    """
-    slots = _hash_semaphore()
-    if not slots.acquire(timeout=HASH_WAIT_SECONDS):
-        raise AuthFailure("server busy, try again later", status=503)
+def _hash_thread_init() -> None:
+    """Lower this hashing thread's CPU priority (Linux: per thread; Argon2's lane threads,
+    started from it, inherit it), so a burst of sign-ins cannot starve /healthz and the API."""
     try:
-        yield
-    finally:
-        slots.release()
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+    except (AttributeError, OSError):  # not Linux: the bound on concurrency still holds
+        logger.info("could not lower the priority of the password hashing thread")
+
+
+class _HashPool:
+    """PASSWORD_HASH_CONCURRENCY hashing threads per process, and as many sign-ins again
+    admitted to wait for one (`admission`, never waits): any further sign-in is refused at
+    once, before any database work, rather than hold one of the server's threads."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._executor = ThreadPoolExecutor(
+            max_workers=size, thread_name_prefix="password-hash", initializer=_hash_thread_init
+        )
+        self._admitted = 0
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def admission(self):
+        with self._guard:
+            if self._admitted >= 2 * self.size:
+                raise AuthFailure(BUSY, status=503)
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._admitted -= 1
+
+    def run(self, function, *args):
+        future = self._executor.submit(function, *args)
+        try:
+            return future.result(timeout=HASH_WAIT_SECONDS)
+        except FutureTimeout:
+            future.cancel()
+            raise AuthFailure(BUSY, status=503) from None
+
+
+_hash_pool: _HashPool | None = None
+_hash_pool_guard = threading.Lock()
+
+
+def _pool() -> _HashPool:
+    global _hash_pool
+    size = max(1, settings.PASSWORD_HASH_CONCURRENCY)
+    with _hash_pool_guard:
+        if _hash_pool is None or _hash_pool.size != size:
+            _hash_pool = _HashPool(size)
+        return _hash_pool
+
+
+def hashed(function, *args):
+    """Run a password hash function (check_password, make_password) on one of the process's
+    PASSWORD_HASH_CONCURRENCY low-priority hashing threads and return its result.
+
+    Each Argon2 computation takes ~100 MiB and both cores: unbounded, a burst of logins took a
+    worker from 243 to 1,029 MiB and starved every other request. Works the same under the
+    threaded WSGI worker and for sync views in ASGI's threads. Raises AuthFailure(503) when no
+    hashing thread frees up within HASH_WAIT_SECONDS.
+    """
+    return _pool().run(function, *args)
+
+
+def sign_in_admission():
+    """Admit one sign-in (context manager) or raise AuthFailure(503) at once when twice
+    PASSWORD_HASH_CONCURRENCY are already in progress in this process."""
+    return _pool().admission()
 
 
 @lru_cache(maxsize=1)
@@ -188,18 +244,32 @@ def _dummy_hash() -> str:
 
 def _burn_hash_time(password: str) -> None:
     """Verify against a dummy hash so an unknown user costs what a wrong password costs."""
-    with hashing_slot():
-        check_password(password, _dummy_hash())
+    hashed(check_password, password, _dummy_hash())
 
 
 def _password_matches(user, password: str) -> bool:
-    with hashing_slot():
-        return user.check_password(password)
+    """user.check_password, hashed on the hashing threads (which never touch the database);
+    a hash made with outdated parameters is upgraded here, as Django's own check would."""
+    encoded = user.password
+    if not hashed(check_password, password, encoded):
+        return False
+    preferred = get_hasher("default")
+    try:
+        current = identify_hasher(encoded)
+    except ValueError:
+        current = None
+    if (
+        current is None
+        or current.algorithm != preferred.algorithm
+        or preferred.must_update(encoded)
+    ):
+        user.password = hashed(make_password, password)
+        user.save(update_fields=["password"])
+    return True
 
 
 def _password_set(user, password: str) -> None:
-    with hashing_slot():
-        user.set_password(password)
+    user.password = hashed(make_password, password)
 
 
 def throttle_message(remaining_seconds: float) -> str:
@@ -363,6 +433,16 @@ def _attempt_succeeded(*, reservation: _Reservation) -> None:
     ).update(failures=F("failures") - 1)
 
 
+def _attempt_undo(*, reservation: _Reservation) -> None:
+    """The reserved attempt checked no password (server busy): it counts nowhere, and a block
+    it engaged is lifted."""
+    LoginThrottle.objects.filter(key__in=reservation.keys.values(), failures__gt=0).update(
+        failures=F("failures") - 1
+    )
+    reached = [reservation.keys[name] for name in reservation.reached]
+    LoginThrottle.objects.filter(key__in=reached).update(blocked_until=None)
+
+
 def _counters_reset(*, username: str) -> int:
     """Clear every lock and the slow-down of `username` (unlock, password change or reset);
     returns how many addresses were locked."""
@@ -418,22 +498,38 @@ def credentials_check(*, username: str, password: str, operation: str, wrong: st
         return AuthFailure(message, status=status)
 
     try:
-        reservation = _attempt_reserve(username=username, client_ip=client_ip)
+        with sign_in_admission():
+            return _credentials_verify(
+                username=username,
+                password=password,
+                operation=operation,
+                wrong=wrong,
+                client_ip=client_ip,
+            )
     except AuthFailure as failure:
         raise refuse(failure.message, failure.status) from None
+
+
+def _credentials_verify(*, username: str, password: str, operation: str, wrong: str, client_ip):
+    """credentials_check's work once admitted: reserve, look up, hash (AuthFailure if refused)."""
+    reservation = _attempt_reserve(username=username, client_ip=client_ip)
     user = (
         get_user_model().objects.select_related("account_profile").filter(username=username).first()
     )
-    if user is None or not user.is_active:
-        _burn_hash_time(password)
-        matches = False
-    else:
-        matches = _password_matches(user, password)
+    try:
+        if user is None or not user.is_active:
+            _burn_hash_time(password)
+            matches = False
+        else:
+            matches = _password_matches(user, password)
+    except AuthFailure:  # no password was checked: the attempt does not count
+        _attempt_undo(reservation=reservation)
+        raise
     if not matches:
         _attempt_failed(
             reservation=reservation, username=username, client_ip=client_ip, operation=operation
         )
-        raise refuse(wrong)
+        raise AuthFailure(wrong)
     _attempt_succeeded(reservation=reservation)
     return user
 

@@ -563,9 +563,31 @@ def session_create(*, user, client_ip: str | None = None) -> tuple[str, UserSess
 
 
 def sessions_revoke(*, user) -> int:
-    """End every session of `user` (password change, reset_password); returns how many."""
+    """End every session of `user`: bearer sessions and Django admin sessions (password change,
+    forced change, reset_password); returns how many."""
     deleted, _ = UserSession.objects.filter(user=user).delete()
-    return deleted
+    return deleted + admin_sessions_end(user=user)
+
+
+def admin_sessions_end(*, user) -> int:
+    """Delete the user's Django admin sessions (database session engine).
+
+    Django already refuses a session whose password hash no longer matches, but a forced change
+    keeps the password. Sessions store the user id only inside their encoded data, so the live
+    ones are decoded; they are few (only the admin creates them: the dashboard uses bearer
+    sessions).
+    """
+    from django.contrib.auth import SESSION_KEY
+    from django.contrib.sessions.models import Session
+
+    user_id = str(user.pk)
+    ended = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if str(session.get_decoded().get(SESSION_KEY)) == user_id
+    ]
+    Session.objects.filter(pk__in=ended).delete()
+    return len(ended)
 
 
 def login_throttles_purge(*, now: datetime | None = None) -> int:
@@ -583,8 +605,12 @@ def login_throttles_purge(*, now: datetime | None = None) -> int:
 
 
 def sessions_purge_expired() -> int:
-    """Delete expired sessions (they are refused on lookup anyway; this keeps the table small)."""
+    """Delete expired sessions, bearer and Django's (they are refused on lookup anyway; this
+    keeps the tables small)."""
+    from django.contrib.sessions.models import Session
+
     deleted, _ = UserSession.objects.filter(expires_at__lte=timezone.now()).delete()
+    Session.objects.filter(expire_date__lte=timezone.now()).delete()
     return deleted
 
 

@@ -94,6 +94,10 @@ AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=1.0)
 CURRENT_CACHE_SECONDS = env.float("CURRENT_CACHE_SECONDS", default=1.0)
 OPS_ENABLED = env.bool("OPS_ENABLED", default=True)
 SESSION_TIMEOUT = env.int("SESSION_TIMEOUT", default=3600)
+# Django admin sessions live as long as bearer sessions (0 = never: ten years, as the cookie).
+SESSION_COOKIE_AGE = (
+    SESSION_TIMEOUT if SESSION_TIMEOUT > 0 else 3600 if SESSION_TIMEOUT < 0 else 10 * 365 * 86400
+)
 LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=5)
 LOCKOUT_DURATION_SECONDS = env.int("LOCKOUT_DURATION_SECONDS", default=900)
 MIN_PASSWORD_LENGTH = env.int("MIN_PASSWORD_LENGTH", default=8)

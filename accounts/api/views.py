@@ -4,6 +4,7 @@ per-user panel config."""
 import json
 
 from django.conf import settings
+from django.contrib.auth import logout as auth_logout
 from django.core.exceptions import RequestDataTooBig
 from django.middleware.csrf import get_token, rotate_token
 from drf_spectacular.utils import extend_schema
@@ -116,6 +117,8 @@ class AuthViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], url_path="logout")
     def logout(self, request):
         services.logout(session=request.auth, client_ip=selectors.client_ip(request))
+        # The same browser's Django admin session ends too (a no-op without one).
+        auth_logout(request._request)
         response = Response({"message": "logged out"})
         response.delete_cookie(
             selectors.SESSION_COOKIE,

@@ -256,3 +256,14 @@ def test_counters_that_no_longer_count_are_purged(make_user, thresholds):
     stored = LoginThrottle.objects.count()
     assert login_throttles_purge(now=timezone.now()) == 0
     assert login_throttles_purge(now=timezone.now() + timedelta(seconds=901)) == stored > 0
+
+
+def test_a_sign_in_limit_below_one_is_a_system_check_warning(settings):
+    from accounts.checks import sign_in_limits_check
+
+    assert sign_in_limits_check() == []
+    settings.PASSWORD_HASH_CONCURRENCY = 0
+
+    (warning,) = sign_in_limits_check()
+
+    assert warning.id == "accounts.W001" and "PASSWORD_HASH_CONCURRENCY=0" in warning.msg

@@ -74,6 +74,8 @@ class LoginThrottle(models.Model):
     - `user`: a username from every address (LOGIN_USER_FAILURE_LIMIT per lockout duration, then
       one attempt per LOGIN_USER_SLOWDOWN_SECONDS).
     - `global`: everything (LOGIN_GLOBAL_FAILURES_PER_MINUTE).
+    - `known`: not a counter: a username's successful sign-in from an address (when, in
+      `window_started_at`), which exempts that address from the `user` and `global` blocks.
 
     Usernames are counted whether or not they exist, so no answer tells them apart. A row is
     reserved (counted) before the password is checked, under a row lock, so concurrent

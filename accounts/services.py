@@ -315,8 +315,28 @@ def _throttle_key(scope: str, username: str, client_ip: str | None) -> str:
         "addr": ("", client_ip or ""),
         "user": (username, ""),
         "global": ("", ""),
+        "known": (username, client_ip or ""),  # a successful sign-in (window_started_at: when)
     }[scope]
     return hashlib.sha256("\0".join((scope, *parts)).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# Blocks that a distributed attack can impose on everyone; an address the username has signed in
+# from before is exempt from them (the per address and per username x address ones still hold).
+EXEMPTIBLE = ("user", "global")
+
+
+def _signed_in_before(username: str, client_ip: str | None) -> bool:
+    """Has `username` signed in successfully from `client_ip` within AUDIT_RETENTION_DAYS?
+
+    Only the owner's addresses answer yes; for an attacker's address (or an unknown username)
+    the answer is always no, so the exemption tells an attacker nothing. One unique-key lookup.
+    """
+    if not client_ip:
+        return False
+    return LoginThrottle.objects.filter(
+        key=_throttle_key("known", username, client_ip),
+        window_started_at__gte=timezone.now() - timedelta(days=settings.AUDIT_RETENTION_DAYS),
+    ).exists()
 
 
 @dataclass
@@ -361,6 +381,8 @@ def _attempt_reserve(*, username: str, client_ip: str | None) -> _Reservation:
         for name, row in rows.items():
             scope = scopes[name]
             remaining = row.block_remaining_seconds(now)
+            if remaining and name in EXEMPTIBLE and _signed_in_before(username, client_ip):
+                remaining = 0.0  # the owner's own address: the crowd cannot slow it down
             if remaining and (refusal is None or remaining > refusal[0]):
                 refusal = (remaining, scope.status)
                 continue
@@ -424,10 +446,21 @@ def _attempt_failed(
             )
 
 
-def _attempt_succeeded(*, reservation: _Reservation) -> None:
-    """The reserved attempt was right: its address is no longer locked for this username, and
-    the attempt no longer counts against the address, the username or everyone."""
+def _attempt_succeeded(*, reservation: _Reservation, username: str, client_ip: str | None) -> None:
+    """The reserved attempt was right: its address is no longer locked for this username (and
+    is remembered as the owner's, see EXEMPTIBLE), and the attempt no longer counts against the
+    address, the username or everyone."""
     LoginThrottle.objects.filter(key=reservation.keys["user_addr"]).delete()
+    if client_ip:
+        LoginThrottle.objects.update_or_create(
+            key=_throttle_key("known", username[:150], client_ip),
+            defaults={
+                "scope": "known",
+                "username": username[:150],
+                "client_ip": client_ip,
+                "window_started_at": timezone.now(),
+            },
+        )
     LoginThrottle.objects.filter(
         key__in=[reservation.keys[name] for name in ("addr", "user", "global")], failures__gt=0
     ).update(failures=F("failures") - 1)
@@ -530,7 +563,7 @@ def _credentials_verify(*, username: str, password: str, operation: str, wrong: 
             reservation=reservation, username=username, client_ip=client_ip, operation=operation
         )
         raise AuthFailure(wrong)
-    _attempt_succeeded(reservation=reservation)
+    _attempt_succeeded(reservation=reservation, username=username, client_ip=client_ip)
     return user
 
 
@@ -598,10 +631,14 @@ def login_throttles_purge(*, now: datetime | None = None) -> int:
     stale = now - timedelta(seconds=max(60, settings.LOCKOUT_DURATION_SECONDS))
     deleted, _ = (
         LoginThrottle.objects.filter(window_started_at__lt=stale)
+        .exclude(scope="known")
         .exclude(blocked_until__gt=now)
         .delete()
     )
-    return deleted
+    forgotten, _ = LoginThrottle.objects.filter(
+        scope="known", window_started_at__lt=now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
+    ).delete()
+    return deleted + forgotten
 
 
 def sessions_purge_expired() -> int:

@@ -267,3 +267,21 @@ def test_a_sign_in_limit_below_one_is_a_system_check_warning(settings):
     (warning,) = sign_in_limits_check()
 
     assert warning.id == "accounts.W001" and "PASSWORD_HASH_CONCURRENCY=0" in warning.msg
+
+
+def test_an_address_the_user_signed_in_from_is_exempt_from_the_slow_down(make_user, thresholds):
+    """A distributed attacker can slow a username down, but not for the address its owner has
+    signed in from before (the audit log remembers it): the admin can still get in."""
+    thresholds.LOGIN_USER_FAILURE_LIMIT = 6
+    thresholds.LOGIN_USER_SLOWDOWN_SECONDS = 60
+    thresholds.LOGIN_GLOBAL_FAILURES_PER_MINUTE = 8
+    make_user()
+    assert login(_from(OWNER), "alice", PASSWORD).status_code == 200
+    for index in range(8):
+        _fail(f"192.0.2.{index + 1}", "alice")
+
+    stranger = login(_from("192.0.2.99"), "alice", PASSWORD)
+    owner = login(_from(OWNER), "alice", PASSWORD)
+
+    assert stranger.status_code == 429
+    assert owner.status_code == 200

@@ -133,7 +133,7 @@ def admin_user(db):
     user.save()
     AccountProfile.objects.update_or_create(
         user=user,
-        defaults={"must_change_password": False, "failed_attempts": 0, "locked_until": None},
+        defaults={"must_change_password": False},
     )
     return user
 

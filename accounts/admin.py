@@ -16,8 +16,7 @@ User = get_user_model()
 class AccountProfileInline(admin.StackedInline):
     model = AccountProfile
     can_delete = False
-    fields = ("must_change_password", "failed_attempts", "locked_until")
-    readonly_fields = ("failed_attempts", "locked_until")
+    fields = ("must_change_password",)
 
 
 admin.site.unregister(User)
@@ -38,15 +37,13 @@ class AccountUserAdmin(UserAdmin):
     list_select_related = ("account_profile",)
     actions = ("unlock_accounts", "force_password_change")
 
-    @admin.display(boolean=True, description="locked")
+    @admin.display(boolean=True, description="locked (some address)")
     def locked(self, user) -> bool:
-        profile = getattr(user, "account_profile", None)
-        return bool(profile and profile.is_locked(timezone.now()))
+        return selectors.login_locked_addresses(username=user.get_username()) > 0
 
-    @admin.display(description="failed attempts")
+    @admin.display(description="failed sign-ins")
     def failed_attempts(self, user) -> int:
-        profile = getattr(user, "account_profile", None)
-        return profile.failed_attempts if profile else 0
+        return selectors.login_failures(username=user.get_username())
 
     @admin.display(boolean=True, description="must change password")
     def must_change_password(self, user) -> bool:

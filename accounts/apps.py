@@ -22,7 +22,7 @@ class AccountsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth import get_user_model
 
-        from accounts import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from accounts import checks, schema  # noqa: F401 - registers checks, OpenAPI auth
         from accounts.models import UserSession
         from accounts.selectors import forget_session_rows
 

@@ -46,17 +46,17 @@ class AuditLog(models.Model):
 
 
 class AccountProfile(models.Model):
-    """What the login flow needs beyond Django's user: forced change and the lockout counters.
+    """What the login flow needs beyond Django's user: the forced password change.
 
-    `last_login` is Django's own field on the user. Created on first use by `profile_for()`.
+    `last_login` is Django's own field on the user; failed sign-ins are counted in
+    `LoginThrottle` (by username and client address, so unknown usernames count too). Created on
+    first use by `profile_for()`.
     """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_profile"
     )
     must_change_password = models.BooleanField(default=False)
-    failed_attempts = models.PositiveIntegerField(default=0)
-    locked_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "account profile"
@@ -64,14 +64,43 @@ class AccountProfile(models.Model):
     def __str__(self) -> str:
         return f"profile of {self.user}"
 
-    def lock_remaining_seconds(self, now: datetime | None = None) -> float:
-        """Seconds the lock still holds (0 when not locked or the lock has expired)."""
-        if self.locked_until is None:
-            return 0.0
-        return max(0.0, (self.locked_until - (now or timezone.now())).total_seconds())
 
-    def is_locked(self, now: datetime | None = None) -> bool:
-        return self.lock_remaining_seconds(now) > 0
+class LoginThrottle(models.Model):
+    """One counter of failed sign-ins (login, change-password, admin login) in one scope:
+
+    - `user_addr`: a username from one client address. LOCKOUT_THRESHOLD failures lock that pair
+      for LOCKOUT_DURATION_SECONDS; the same username from another address is not affected.
+    - `addr`: every username from one address (LOGIN_ADDRESS_FAILURE_LIMIT per lockout duration).
+    - `user`: a username from every address (LOGIN_USER_FAILURE_LIMIT per lockout duration, then
+      one attempt per LOGIN_USER_SLOWDOWN_SECONDS).
+    - `global`: everything (LOGIN_GLOBAL_FAILURES_PER_MINUTE).
+    - `known`: not a counter: a username's successful sign-in from an address (when, in
+      `window_started_at`), which exempts that address from the `user` and `global` blocks.
+
+    Usernames are counted whether or not they exist, so no answer tells them apart. A row is
+    reserved (counted) before the password is checked, under a row lock, so concurrent
+    attempts can never check more passwords than the limit allows.
+    """
+
+    key = models.CharField(max_length=64, unique=True)  # SHA-256 of scope, username, address
+    scope = models.CharField(max_length=16)
+    username = models.CharField(max_length=150, blank=True, default="", db_index=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+    blocked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["window_started_at"], name="login_throttle_window")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.username} {self.client_ip or ''}: {self.failures}"
+
+    def block_remaining_seconds(self, now: datetime | None = None) -> float:
+        """Seconds the block still holds (0 when not blocked or the block has expired)."""
+        if self.blocked_until is None:
+            return 0.0
+        return max(0.0, (self.blocked_until - (now or timezone.now())).total_seconds())
 
 
 class UserSession(models.Model):

@@ -13,9 +13,9 @@ from datetime import UTC
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 
-from accounts.models import AuditLog, PanelConfig, UserSession
+from accounts.models import AuditLog, LoginThrottle, PanelConfig, UserSession
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.reuse import ReuseWindow
 
@@ -91,8 +91,14 @@ _session_rows = ReuseWindow(max_entries=10_000)
 
 def forget_session_rows(**_signal_kwargs) -> None:
     """Drop this process's cached session rows (connected to every session delete and user
-    save, so a logout, password change or deactivation takes effect here at once)."""
+    save, so a logout, password change or deactivation takes effect here at once).
+
+    Once now and once more when the surrounding transaction commits: until then other
+    connections still read the deleted row, and a lookup in between must not keep it.
+    """
     _session_rows.clear()
+    if connection.in_atomic_block:
+        transaction.on_commit(_session_rows.clear)
 
 
 def _session_row(digest: str) -> tuple | None:
@@ -106,12 +112,13 @@ def _session_row(digest: str) -> tuple | None:
     """
     row = _session_rows.get(digest, settings.AUTH_CACHE_SECONDS)
     if row is None:
+        generation = _session_rows.generation()  # a revocation from here on wins over our read
         with connection.cursor() as cursor:
             cursor.execute(_session_sql(connection.vendor), [digest])
             row = cursor.fetchone()
         if row is not None:
             row = tuple(row)
-            _session_rows.put(digest, row)
+            _session_rows.put(digest, row, since=generation)
     return row
 
 
@@ -157,6 +164,24 @@ def session_for_request(request) -> UserSession | None:
     if token is None:
         token = request.COOKIES.get(SESSION_COOKIE)
     return session_for_token(token) if token else None
+
+
+# --- sign-in failures ----------------------------------------------------------------------------
+
+
+def login_locked_addresses(*, username: str) -> int:
+    """How many client addresses `username` is currently locked out from (admin, `unlock`)."""
+    from django.utils import timezone
+
+    return LoginThrottle.objects.filter(
+        scope="user_addr", username=username, blocked_until__gt=timezone.now()
+    ).count()
+
+
+def login_failures(*, username: str) -> int:
+    """Failed sign-ins of `username` from every address in the current window (admin list)."""
+    row = LoginThrottle.objects.filter(scope="user", username=username).first()
+    return row.failures if row else 0
 
 
 # --- etcd's own auth (informational, shown by /api/auth/status) ----------------------------------

@@ -7,7 +7,11 @@ import math
 import os
 import secrets
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -15,11 +19,17 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.hashers import (
+    check_password,
+    get_hasher,
+    identify_hasher,
+    make_password,
+)
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import AccountProfile, AuditLog, PanelConfig, UserSession
+from accounts.models import AccountProfile, AuditLog, LoginThrottle, PanelConfig, UserSession
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +143,7 @@ def password_policy_error(*, new_password: str, old_password: str | None = None)
     return None
 
 
-# --- lockout -------------------------------------------------------------------------------------
+# --- lockout and sign-in throttles --------------------------------------------------------------
 
 
 def profile_for(user) -> AccountProfile:
@@ -146,6 +156,87 @@ def profile_for(user) -> AccountProfile:
         return profile
 
 
+HASH_WAIT_SECONDS = 10.0  # a sign-in that cannot get a hashing slot this long is answered 503
+BUSY = "server busy, try again in a moment"
+
+
+HASH_NICENESS = 10  # hashing threads yield the CPU to every other request (CFS weight ~1/10)
+
+
+def _hash_thread_init() -> None:
+    """Lower this hashing thread's CPU priority (Linux: per thread; Argon2's lane threads,
+    started from it, inherit it), so a burst of sign-ins cannot starve /healthz and the API."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+    except (AttributeError, OSError):  # not Linux: the bound on concurrency still holds
+        logger.info("could not lower the priority of the password hashing thread")
+
+
+class _HashPool:
+    """PASSWORD_HASH_CONCURRENCY hashing threads per process, and as many sign-ins again
+    admitted to wait for one (`admission`, never waits): any further sign-in is refused at
+    once, before any database work, rather than hold one of the server's threads."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._executor = ThreadPoolExecutor(
+            max_workers=size, thread_name_prefix="password-hash", initializer=_hash_thread_init
+        )
+        self._admitted = 0
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def admission(self):
+        with self._guard:
+            if self._admitted >= 2 * self.size:
+                raise AuthFailure(BUSY, status=503)
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._admitted -= 1
+
+    def run(self, function, *args):
+        future = self._executor.submit(function, *args)
+        try:
+            return future.result(timeout=HASH_WAIT_SECONDS)
+        except FutureTimeout:
+            future.cancel()
+            raise AuthFailure(BUSY, status=503) from None
+
+
+_hash_pool: _HashPool | None = None
+_hash_pool_guard = threading.Lock()
+
+
+def _pool() -> _HashPool:
+    global _hash_pool
+    size = max(1, settings.PASSWORD_HASH_CONCURRENCY)
+    with _hash_pool_guard:
+        if _hash_pool is None or _hash_pool.size != size:
+            _hash_pool = _HashPool(size)
+        return _hash_pool
+
+
+def hashed(function, *args):
+    """Run a password hash function (check_password, make_password) on one of the process's
+    PASSWORD_HASH_CONCURRENCY low-priority hashing threads and return its result.
+
+    Each Argon2 computation takes ~100 MiB and both cores: unbounded, a burst of logins took a
+    worker from 243 to 1,029 MiB and starved every other request. Works the same under the
+    threaded WSGI worker and for sync views in ASGI's threads. Raises AuthFailure(503) when no
+    hashing thread frees up within HASH_WAIT_SECONDS.
+    """
+    return _pool().run(function, *args)
+
+
+def sign_in_admission():
+    """Admit one sign-in (context manager) or raise AuthFailure(503) at once when twice
+    PASSWORD_HASH_CONCURRENCY are already in progress in this process."""
+    return _pool().admission()
+
+
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return make_password(secrets.token_urlsafe(16))
@@ -153,76 +244,263 @@ def _dummy_hash() -> str:
 
 def _burn_hash_time(password: str) -> None:
     """Verify against a dummy hash so an unknown user costs what a wrong password costs."""
-    check_password(password, _dummy_hash())
+    hashed(check_password, password, _dummy_hash())
 
 
-def lock_message(remaining_seconds: float) -> str:
+def _password_matches(user, password: str) -> bool:
+    """user.check_password, hashed on the hashing threads (which never touch the database);
+    a hash made with outdated parameters is upgraded here, as Django's own check would."""
+    encoded = user.password
+    if not hashed(check_password, password, encoded):
+        return False
+    preferred = get_hasher("default")
+    try:
+        current = identify_hasher(encoded)
+    except ValueError:
+        current = None
+    if (
+        current is None
+        or current.algorithm != preferred.algorithm
+        or preferred.must_update(encoded)
+    ):
+        user.password = hashed(make_password, password)
+        user.save(update_fields=["password"])
+    return True
+
+
+def _password_set(user, password: str) -> None:
+    user.password = hashed(make_password, password)
+
+
+def throttle_message(remaining_seconds: float) -> str:
+    """The one refusal of a locked or throttled sign-in, the same for known and unknown
+    usernames (it names neither an account nor its state)."""
     minutes = max(1, math.ceil(remaining_seconds / 60))
-    return f"account locked, try again in {minutes} minute{'s' if minutes != 1 else ''}"
-
-
-def _lock_check(profile: AccountProfile) -> float:
-    """Remaining lock seconds; an expired lock is cleared together with its counter."""
-    now = timezone.now()
-    remaining = profile.lock_remaining_seconds(now)
-    if remaining == 0 and profile.locked_until is not None:
-        AccountProfile.objects.filter(pk=profile.pk, locked_until__lte=now).update(
-            failed_attempts=0, locked_until=None
-        )
-        profile.failed_attempts, profile.locked_until = 0, None
-    return remaining
-
-
-def _failure_record(*, profile: AccountProfile, username: str, client_ip: str | None) -> bool:
-    """Count one wrong password (shared by login and change-password); True when it locks."""
-    with transaction.atomic():
-        locked_row = AccountProfile.objects.select_for_update().get(pk=profile.pk)
-        now = timezone.now()
-        if locked_row.locked_until is not None and locked_row.locked_until <= now:
-            locked_row.failed_attempts = 0  # the previous lock has expired: start afresh
-        locked_row.failed_attempts += 1
-        locks = locked_row.failed_attempts >= settings.LOCKOUT_THRESHOLD
-        locked_row.locked_until = (
-            now + timedelta(seconds=settings.LOCKOUT_DURATION_SECONDS) if locks else None
-        )
-        locked_row.save(update_fields=["failed_attempts", "locked_until"])
-    profile.failed_attempts, profile.locked_until = (
-        locked_row.failed_attempts,
-        locked_row.locked_until,
+    return (
+        f"too many failed sign-in attempts, try again in {minutes} "
+        f"minute{'s' if minutes != 1 else ''}"
     )
-    if locks:
-        audit_record(
-            operation="login_lockout",
-            username=username,
-            target=client_ip or "",
-            params=f"failed_attempts={locked_row.failed_attempts}",
-            result=f"account locked for {settings.LOCKOUT_DURATION_SECONDS} s",
-            success=False,
-            client_ip=client_ip,
+
+
+@dataclass(frozen=True)
+class _Scope:
+    name: str
+    limit: int
+    window: float | None  # seconds a count lasts from its first failure (None: until success)
+    block: float  # seconds an attempt at or over the limit blocks further ones
+    status: int  # the refusal's status
+
+
+def _scopes() -> list[_Scope]:
+    duration = max(1, settings.LOCKOUT_DURATION_SECONDS)
+    return [
+        # The lock: per username x address, consecutive failures (the reference's 401).
+        _Scope("user_addr", max(1, settings.LOCKOUT_THRESHOLD), None, duration, 401),
+        _Scope("addr", max(1, settings.LOGIN_ADDRESS_FAILURE_LIMIT), duration, duration, 429),
+        # The slow-down: past the limit, one attempt per interval for that username.
+        _Scope(
+            "user",
+            max(1, settings.LOGIN_USER_FAILURE_LIMIT),
+            duration,
+            max(1, settings.LOGIN_USER_SLOWDOWN_SECONDS),
+            429,
+        ),
+        _Scope("global", max(1, settings.LOGIN_GLOBAL_FAILURES_PER_MINUTE), 60, 60, 429),
+    ]
+
+
+def _throttle_key(scope: str, username: str, client_ip: str | None) -> str:
+    parts = {
+        "user_addr": (username, client_ip or ""),
+        "addr": ("", client_ip or ""),
+        "user": (username, ""),
+        "global": ("", ""),
+        "known": (username, client_ip or ""),  # a successful sign-in (window_started_at: when)
+    }[scope]
+    return hashlib.sha256("\0".join((scope, *parts)).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# Blocks that a distributed attack can impose on everyone; an address the username has signed in
+# from before is exempt from them (the per address and per username x address ones still hold).
+EXEMPTIBLE = ("user", "global")
+
+
+def _signed_in_before(username: str, client_ip: str | None) -> bool:
+    """Has `username` signed in successfully from `client_ip` within AUDIT_RETENTION_DAYS?
+
+    Only the owner's addresses answer yes; for an attacker's address (or an unknown username)
+    the answer is always no, so the exemption tells an attacker nothing. One unique-key lookup.
+    """
+    if not client_ip:
+        return False
+    return LoginThrottle.objects.filter(
+        key=_throttle_key("known", username, client_ip),
+        window_started_at__gte=timezone.now() - timedelta(days=settings.AUDIT_RETENTION_DAYS),
+    ).exists()
+
+
+@dataclass
+class _Reservation:
+    keys: dict  # scope name -> row key
+    reached: list  # scopes this attempt brought to their limit (audited if it fails)
+
+
+def _attempt_reserve(*, username: str, client_ip: str | None) -> _Reservation:
+    """Count this attempt in every scope before any password is checked, or refuse it.
+
+    All four rows are locked (in key order, so concurrent attempts cannot deadlock) in one
+    transaction: of N concurrent attempts exactly `limit` get through, where counting after the
+    check let all of them hash. A refused attempt counts nowhere (hammering a lock cannot
+    extend it or feed the other scopes). Raises AuthFailure with the throttle message.
+    """
+    username = username[:150]
+    scopes = {scope.name: scope for scope in _scopes()}
+    keys = {name: _throttle_key(name, username, client_ip) for name in scopes}
+    now = timezone.now()
+    with transaction.atomic():
+        LoginThrottle.objects.bulk_create(
+            [
+                LoginThrottle(
+                    key=key,
+                    scope=name,
+                    username=username if name in ("user_addr", "user") else "",
+                    client_ip=client_ip if name in ("user_addr", "addr") else None,
+                    window_started_at=now,
+                )
+                for name, key in keys.items()
+            ],
+            ignore_conflicts=True,
         )
-    return locks
+        rows = {
+            row.scope: row
+            for row in LoginThrottle.objects.select_for_update()
+            .filter(key__in=keys.values())
+            .order_by("key")
+        }
+        refusal = None
+        for name, row in rows.items():
+            scope = scopes[name]
+            remaining = row.block_remaining_seconds(now)
+            if remaining and name in EXEMPTIBLE and _signed_in_before(username, client_ip):
+                remaining = 0.0  # the owner's own address: the crowd cannot slow it down
+            if remaining and (refusal is None or remaining > refusal[0]):
+                refusal = (remaining, scope.status)
+                continue
+            expired_block = row.blocked_until is not None and scope.window is None
+            expired_window = (
+                scope.window is not None
+                and (now - row.window_started_at).total_seconds() >= scope.window
+            )
+            if expired_block or expired_window:  # a lock that ran out starts the count afresh
+                row.failures, row.window_started_at, row.blocked_until = 0, now, None
+        if refusal is not None:
+            raise AuthFailure(throttle_message(refusal[0]), status=refusal[1])
+        reached = []
+        for name, row in rows.items():
+            scope = scopes[name]
+            row.failures += 1
+            if row.failures >= scope.limit:
+                if row.failures == scope.limit:
+                    reached.append(name)
+                row.blocked_until = now + timedelta(seconds=scope.block)
+                if name == "global":  # the per-minute window ends the global block
+                    window_end = row.window_started_at + timedelta(seconds=60)
+                    row.blocked_until = max(now + timedelta(seconds=1), window_end)
+        LoginThrottle.objects.bulk_update(
+            rows.values(), ["failures", "window_started_at", "blocked_until"]
+        )
+    return _Reservation(keys=keys, reached=reached)
 
 
-def _counters_reset(profile: AccountProfile) -> None:
-    if profile.failed_attempts or profile.locked_until is not None:
-        profile.failed_attempts, profile.locked_until = 0, None
-        profile.save(update_fields=["failed_attempts", "locked_until"])
+def _attempt_failed(
+    *, reservation: _Reservation, username: str, client_ip: str | None, operation: str
+) -> None:
+    """The reserved attempt was wrong: audit the lock or throttle it engaged, if any."""
+    for name in reservation.reached:
+        if name == "user_addr":
+            audit_record(
+                operation="login_lockout",
+                username=username,
+                target=client_ip or "",
+                params=f"failed_attempts={settings.LOCKOUT_THRESHOLD}, via={operation}",
+                result=(
+                    f"locked for {settings.LOCKOUT_DURATION_SECONDS} s from this address "
+                    "(other addresses unaffected)"
+                ),
+                success=False,
+                client_ip=client_ip,
+            )
+        else:
+            audit_record(
+                operation="login_throttle",
+                username=username if name == "user" else "",
+                target=client_ip or "",
+                params=f"scope={name}",
+                result={
+                    "addr": "this address is throttled",
+                    "user": "this username is slowed down from every address",
+                    "global": "every sign-in is throttled",
+                }[name],
+                success=False,
+                client_ip=client_ip,
+            )
 
 
-def account_unlock(*, user, actor: str = "", source: str = "cli", client_ip: str | None = None):
-    """Clear the failure counter and any lock (CLI `unlock`, admin action); audited."""
-    profile = profile_for(user)
-    was_locked = profile.is_locked()
-    _counters_reset(profile)
+def _attempt_succeeded(*, reservation: _Reservation, username: str, client_ip: str | None) -> None:
+    """The reserved attempt was right: its address is no longer locked for this username (and
+    is remembered as the owner's, see EXEMPTIBLE), and the attempt no longer counts against the
+    address, the username or everyone."""
+    LoginThrottle.objects.filter(key=reservation.keys["user_addr"]).delete()
+    if client_ip:
+        LoginThrottle.objects.update_or_create(
+            key=_throttle_key("known", username[:150], client_ip),
+            defaults={
+                "scope": "known",
+                "username": username[:150],
+                "client_ip": client_ip,
+                "window_started_at": timezone.now(),
+            },
+        )
+    LoginThrottle.objects.filter(
+        key__in=[reservation.keys[name] for name in ("addr", "user", "global")], failures__gt=0
+    ).update(failures=F("failures") - 1)
+
+
+def _attempt_undo(*, reservation: _Reservation) -> None:
+    """The reserved attempt checked no password (server busy): it counts nowhere, and a block
+    it engaged is lifted."""
+    LoginThrottle.objects.filter(key__in=reservation.keys.values(), failures__gt=0).update(
+        failures=F("failures") - 1
+    )
+    reached = [reservation.keys[name] for name in reservation.reached]
+    LoginThrottle.objects.filter(key__in=reached).update(blocked_until=None)
+
+
+def _counters_reset(*, username: str) -> int:
+    """Clear every lock and the slow-down of `username` (unlock, password change or reset);
+    returns how many addresses were locked."""
+    locked = LoginThrottle.objects.filter(
+        scope="user_addr", username=username, blocked_until__gt=timezone.now()
+    ).count()
+    LoginThrottle.objects.filter(scope__in=("user_addr", "user"), username=username).delete()
+    return locked
+
+
+def account_unlock(
+    *, user, actor: str = "", source: str = "cli", client_ip: str | None = None
+) -> int:
+    """Clear the user's locks (every address) and slow-down (CLI `unlock`, admin action);
+    audited. Returns from how many addresses the user was locked out."""
+    locked = _counters_reset(username=user.get_username())
     audit_record(
         operation="cli_unlock" if source == "cli" else "admin_unlock",
         username=actor or user.get_username(),
         target=_local_target() if source == "cli" else user.get_username(),
         params=f"username={user.get_username()}",
-        result="ok (was locked)" if was_locked else "ok (was not locked)",
+        result=f"ok (was locked from {locked} address(es))" if locked else "ok (was not locked)",
         client_ip=client_ip,
     )
-    return profile
+    return locked
 
 
 def _local_target() -> str:
@@ -230,14 +508,17 @@ def _local_target() -> str:
 
 
 def credentials_check(*, username: str, password: str, operation: str, wrong: str, client_ip):
-    """Shared first half of login and change-password: user, lock, password.
+    """Shared first half of login, change-password and the admin login: throttles, user,
+    password.
 
-    Returns the user or raises AuthFailure (after auditing it). Unknown users burn a hash
-    verification; locked accounts get no hash comparison at all.
+    Returns the user or raises AuthFailure (after auditing it). The attempt is counted before
+    anything about the username is looked at, so known and unknown usernames take the same path
+    and time: refused without any hash while locked or throttled, else one hash (a dummy one
+    for unknown users), within the process's hashing slots.
     """
     started = time.monotonic()
 
-    def refuse(message: str) -> AuthFailure:
+    def refuse(message: str, status: int = 401) -> AuthFailure:
         audit_record(
             operation=operation,
             username=username,
@@ -247,21 +528,42 @@ def credentials_check(*, username: str, password: str, operation: str, wrong: st
             success=False,
             client_ip=client_ip,
         )
-        return AuthFailure(message)
+        return AuthFailure(message, status=status)
 
+    try:
+        with sign_in_admission():
+            return _credentials_verify(
+                username=username,
+                password=password,
+                operation=operation,
+                wrong=wrong,
+                client_ip=client_ip,
+            )
+    except AuthFailure as failure:
+        raise refuse(failure.message, failure.status) from None
+
+
+def _credentials_verify(*, username: str, password: str, operation: str, wrong: str, client_ip):
+    """credentials_check's work once admitted: reserve, look up, hash (AuthFailure if refused)."""
+    reservation = _attempt_reserve(username=username, client_ip=client_ip)
     user = (
         get_user_model().objects.select_related("account_profile").filter(username=username).first()
     )
-    if user is None or not user.is_active:
-        _burn_hash_time(password)
-        raise refuse(wrong)
-    profile = profile_for(user)
-    remaining = _lock_check(profile)
-    if remaining:
-        raise refuse(lock_message(remaining))
-    if not user.check_password(password):
-        _failure_record(profile=profile, username=username, client_ip=client_ip)
-        raise refuse(wrong)
+    try:
+        if user is None or not user.is_active:
+            _burn_hash_time(password)
+            matches = False
+        else:
+            matches = _password_matches(user, password)
+    except AuthFailure:  # no password was checked: the attempt does not count
+        _attempt_undo(reservation=reservation)
+        raise
+    if not matches:
+        _attempt_failed(
+            reservation=reservation, username=username, client_ip=client_ip, operation=operation
+        )
+        raise AuthFailure(wrong)
+    _attempt_succeeded(reservation=reservation, username=username, client_ip=client_ip)
     return user
 
 
@@ -294,14 +596,58 @@ def session_create(*, user, client_ip: str | None = None) -> tuple[str, UserSess
 
 
 def sessions_revoke(*, user) -> int:
-    """End every session of `user` (password change, reset_password); returns how many."""
+    """End every session of `user`: bearer sessions and Django admin sessions (password change,
+    forced change, reset_password); returns how many."""
     deleted, _ = UserSession.objects.filter(user=user).delete()
-    return deleted
+    return deleted + admin_sessions_end(user=user)
+
+
+def admin_sessions_end(*, user) -> int:
+    """Delete the user's Django admin sessions (database session engine).
+
+    Django already refuses a session whose password hash no longer matches, but a forced change
+    keeps the password. Sessions store the user id only inside their encoded data, so the live
+    ones are decoded; they are few (only the admin creates them: the dashboard uses bearer
+    sessions).
+    """
+    from django.contrib.auth import SESSION_KEY
+    from django.contrib.sessions.models import Session
+
+    user_id = str(user.pk)
+    ended = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if str(session.get_decoded().get(SESSION_KEY)) == user_id
+    ]
+    Session.objects.filter(pk__in=ended).delete()
+    return len(ended)
+
+
+def login_throttles_purge(*, now: datetime | None = None) -> int:
+    """Delete failure counters whose window is over and that block nothing (a counter of the
+    lock has no window, but one untouched for a lockout duration counts nothing worth keeping
+    against the flood of random usernames it would otherwise keep)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=max(60, settings.LOCKOUT_DURATION_SECONDS))
+    deleted, _ = (
+        LoginThrottle.objects.filter(window_started_at__lt=stale)
+        .exclude(scope="known")
+        .exclude(blocked_until__gt=now)
+        .delete()
+    )
+    forgotten, _ = LoginThrottle.objects.filter(
+        scope="known", window_started_at__lt=now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
+    ).delete()
+    return deleted + forgotten
 
 
 def sessions_purge_expired() -> int:
-    """Delete expired sessions (they are refused on lookup anyway; this keeps the table small)."""
+    """Delete expired sessions, bearer and Django's (they are refused on lookup anyway; this
+    keeps the tables small)."""
+    from django.contrib.sessions.models import Session
+
     deleted, _ = UserSession.objects.filter(expires_at__lte=timezone.now()).delete()
+    Session.objects.filter(expire_date__lte=timezone.now()).delete()
     return deleted
 
 
@@ -319,8 +665,8 @@ class LoginResult:
 def login_attempt(*, username: str, password: str, client_ip: str | None = None) -> LoginResult:
     """The login endpoint's logic (§1.1). Raises AuthFailure on refusal.
 
-    A correct password of a user who must change it issues no session and leaves the counters
-    as they are; any other success resets them, records last_login and creates a session.
+    A correct password clears the lock counter of this username from this address; for a user
+    who must change it, it issues no session, else it records last_login and creates a session.
     """
     started = time.monotonic()
     user = credentials_check(
@@ -348,7 +694,6 @@ def login_attempt(*, username: str, password: str, client_ip: str | None = None)
         return LoginResult(user=user, must_change_password=True)
     try:
         with transaction.atomic():
-            _counters_reset(profile)
             user.last_login = timezone.now()
             user.save(update_fields=["last_login"])
             token, session = session_create(user=user, client_ip=client_ip)
@@ -381,12 +726,12 @@ def password_change(
         raise AuthFailure(policy, status=400)  # not counted, not audited
     profile = profile_for(user)
     was_forced = profile.must_change_password
+    _password_set(user, new_password)  # hashed before the transaction: no row waits on Argon2
     with transaction.atomic():
-        user.set_password(new_password)
         user.save(update_fields=["password"])
         profile.must_change_password = False
-        profile.failed_attempts, profile.locked_until = 0, None
-        profile.save(update_fields=["must_change_password", "failed_attempts", "locked_until"])
+        profile.save(update_fields=["must_change_password"])
+        _counters_reset(username=user.get_username())
         revoked = sessions_revoke(user=user)
     if was_forced:
         initial_password_file_delete()
@@ -442,12 +787,12 @@ def password_reset(*, user, new_password: str, actor: str = "") -> int:
     if policy:
         raise AuthFailure(policy, status=400)
     profile = profile_for(user)
+    _password_set(user, new_password)
     with transaction.atomic():
-        user.set_password(new_password)
         user.save(update_fields=["password"])
         profile.must_change_password = True
-        profile.failed_attempts, profile.locked_until = 0, None
-        profile.save(update_fields=["must_change_password", "failed_attempts", "locked_until"])
+        profile.save(update_fields=["must_change_password"])
+        _counters_reset(username=user.get_username())
         revoked = sessions_revoke(user=user)
     audit_record(
         operation="cli_reset_password",

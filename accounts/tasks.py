@@ -13,5 +13,6 @@ def purge_audit_log() -> int:
 
 @shared_task(name="accounts.tasks.purge_expired_sessions", ignore_result=True)
 def purge_expired_sessions() -> int:
-    """Hourly: delete expired bearer sessions (they are already refused on use)."""
-    return services.sessions_purge_expired()
+    """Hourly: delete expired bearer sessions (they are already refused on use) and sign-in
+    failure counters that no longer count (their window and any block are over)."""
+    return services.sessions_purge_expired() + services.login_throttles_purge()

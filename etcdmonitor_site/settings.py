@@ -105,9 +105,22 @@ AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=1.0)
 CURRENT_CACHE_SECONDS = env.float("CURRENT_CACHE_SECONDS", default=1.0)
 OPS_ENABLED = env.bool("OPS_ENABLED", default=True)
 SESSION_TIMEOUT = env.int("SESSION_TIMEOUT", default=3600)
+# Django admin sessions live as long as bearer sessions (0 = never: ten years, as the cookie).
+SESSION_COOKIE_AGE = (
+    SESSION_TIMEOUT if SESSION_TIMEOUT > 0 else 3600 if SESSION_TIMEOUT < 0 else 10 * 365 * 86400
+)
 LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=5)
 LOCKOUT_DURATION_SECONDS = env.int("LOCKOUT_DURATION_SECONDS", default=900)
 MIN_PASSWORD_LENGTH = env.int("MIN_PASSWORD_LENGTH", default=8)
+# Sign-in throttles beyond the per username x address lock above (accounts.services): failures
+# from one address over any usernames, failures on one username from every address (then one
+# attempt per slow-down interval), and failures of everyone per minute.
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
+LOGIN_USER_FAILURE_LIMIT = env.int("LOGIN_USER_FAILURE_LIMIT", default=20)
+LOGIN_USER_SLOWDOWN_SECONDS = env.int("LOGIN_USER_SLOWDOWN_SECONDS", default=10)
+LOGIN_GLOBAL_FAILURES_PER_MINUTE = env.int("LOGIN_GLOBAL_FAILURES_PER_MINUTE", default=120)
+# Password hashes computed at once per process; each Argon2 check takes ~100 MiB and a core.
+PASSWORD_HASH_CONCURRENCY = env.int("PASSWORD_HASH_CONCURRENCY", default=2)
 KV_SEPARATOR = env.str("KV_SEPARATOR", default="/")
 KV_MAX_VALUE_SIZE = env.int("KV_MAX_VALUE_SIZE", default=2 * 1024 * 1024)
 KV_CONNECT_TIMEOUT = env.float("KV_CONNECT_TIMEOUT", default=5)
@@ -260,7 +273,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["etcdmonitor_site.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "etcdmonitor_site.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,

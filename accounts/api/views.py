@@ -4,8 +4,9 @@ per-user panel config."""
 import json
 
 from django.conf import settings
+from django.contrib.auth import logout as auth_logout
 from django.core.exceptions import RequestDataTooBig
-from django.middleware.csrf import get_token
+from django.middleware.csrf import get_token, rotate_token
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -87,7 +88,9 @@ class AuthViewSet(viewsets.ViewSet):
             httponly=True,
             samesite="Lax",
         )
-        get_token(request)  # the CSRF cookie the dashboard echoes on unsafe cookie requests
+        # A new CSRF secret for the signed-in browser: a token planted or read before the login
+        # (e.g. on a shared machine) must not carry over (the cookie is set by CsrfViewMiddleware).
+        rotate_token(request)
         return response
 
     @extend_schema(request=ChangePasswordInputSerializer, responses=MessageSerializer)
@@ -114,6 +117,8 @@ class AuthViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], url_path="logout")
     def logout(self, request):
         services.logout(session=request.auth, client_ip=selectors.client_ip(request))
+        # The same browser's Django admin session ends too (a no-op without one).
+        auth_logout(request._request)
         response = Response({"message": "logged out"})
         response.delete_cookie(
             selectors.SESSION_COOKIE,
@@ -173,7 +178,7 @@ class PanelConfigViewSet(viewsets.ViewSet):
             raise ApiError("invalid JSON")
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError("invalid JSON") from None
         serializer = PanelConfigSerializer(data=data)
         if not isinstance(data, dict) or not serializer.is_valid():

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import AuditLog
 from accounts.selectors import csv_safe_cell
 from accounts.services import audit_record
-from accounts.tests.conftest import profile
+from accounts.tests.conftest import failures, locked_until, profile, seed_failures
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +136,7 @@ def test_unlock_action_clears_the_lock(staff, make_user):
 
     staff.post("/admin/auth/user/", {"action": "unlock_accounts", "_selected_action": [user.pk]})
 
-    assert (profile(user).failed_attempts, profile(user).locked_until) == (0, None)
+    assert (failures(user), locked_until(user)) == (0, None)
     assert AuditLog.objects.filter(operation="admin_unlock", target=user.username).exists()
 
 
@@ -158,11 +158,7 @@ def test_force_password_change_action(staff, make_user, client):
 
 
 def test_admin_login_obeys_the_lockout(admin_user, settings):
-    from accounts.models import AccountProfile
-
-    AccountProfile.objects.filter(user=admin_user).update(
-        failed_attempts=5, locked_until=timezone.now() + timedelta(minutes=5)
-    )
+    seed_failures("admin", 5, blocked_until=timezone.now() + timedelta(minutes=5))
     browser = Client()
 
     response = browser.post(

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import AuditLog, UserSession
 from accounts.services import initial_password_path, session_create
-from accounts.tests.conftest import PASSWORD, change_password, login, profile
+from accounts.tests.conftest import PASSWORD, change_password, failures, login
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,7 @@ def test_change_password_of_locked_account_is_refused_before_any_check(client, m
     response = change_password(client, "alice", PASSWORD, NEW)
 
     assert response.status_code == 401
-    assert response.json() == {"error": "account locked, try again in 1 minute"}
+    assert response.json() == {"error": "too many failed sign-in attempts, try again in 1 minute"}
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
     assert AuditLog.objects.get(operation="change_password").success is False
@@ -62,7 +62,7 @@ def test_wrong_old_password_counts_on_the_shared_counter(client, make_user):
 
     assert response.status_code == 401
     assert response.json() == {"error": "wrong username or old password"}
-    assert profile(user).failed_attempts == 1
+    assert failures(user) == 1
 
 
 def test_too_short_new_password_is_400_not_counted_not_audited(client, make_user, settings):
@@ -73,7 +73,7 @@ def test_too_short_new_password_is_400_not_counted_not_audited(client, make_user
 
     assert response.status_code == 400
     assert response.json() == {"error": "new password too short, at least 8 characters"}
-    assert profile(user).failed_attempts == 0
+    assert failures(user) == 0
     assert not AuditLog.objects.exists()
 
 
@@ -103,7 +103,7 @@ def test_new_password_equal_to_old_is_400_and_not_counted(client, make_user):
 
     assert response.status_code == 400
     assert response.json() == {"error": "new password must differ from the old one"}
-    assert profile(user).failed_attempts == 0
+    assert failures(user) == 0
     assert not AuditLog.objects.exists()
 
 
@@ -118,7 +118,7 @@ def test_successful_change_resets_state_ends_sessions_and_issues_none(client, ma
     assert "etcdmonitor_session" not in response.cookies
     user.refresh_from_db()
     assert user.check_password(NEW) and user.password.startswith("argon2")
-    assert profile(user).failed_attempts == 0
+    assert failures(user) == 0
     assert not UserSession.objects.filter(user=user).exists()
     me = client.get("/api/user/panel-config", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert me.status_code == 401

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import AuditLog, UserSession
 from accounts.services import session_create
-from accounts.tests.conftest import login, profile
+from accounts.tests.conftest import failures, locked_until, login, profile
 
 pytestmark = pytest.mark.django_db
 
@@ -38,8 +38,7 @@ def test_reset_password_prompts_twice_and_resets_everything(client, make_user, m
     call_command("reset_password", "--username", "alice", stdout=out)
 
     assert prompts == ["New password: ", "Retype new password: "]
-    after = profile(user)
-    assert (after.must_change_password, after.failed_attempts, after.locked_until) == (
+    assert (profile(user).must_change_password, failures(user), locked_until(user)) == (
         True,
         0,
         None,
@@ -89,7 +88,6 @@ def test_unlock_clears_the_lock_and_keeps_the_password(client, make_user):
 
     call_command("unlock", "--username", "alice", stdout=io.StringIO())
 
-    after = profile(user)
-    assert (after.failed_attempts, after.locked_until) == (0, None)
+    assert (failures(user), locked_until(user)) == (0, None)
     assert AuditLog.objects.get(operation="cli_unlock").success is True
     assert login(client, "alice", "correct-horse-1").json()["authenticated"] is True

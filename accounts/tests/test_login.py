@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import AuditLog, UserSession
 from accounts.services import token_hash
-from accounts.tests.conftest import PASSWORD, login, profile
+from accounts.tests.conftest import PASSWORD, failures, login
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def test_login_with_wrong_password_counts_a_failure(client, make_user):
 
     assert response.status_code == 401
     assert response.json() == {"error": "wrong username or password"}
-    assert profile(user).failed_attempts == 1
+    assert failures(user) == 1
     assert AuditLog.objects.get(operation="login").success is False
 
 
@@ -72,13 +72,16 @@ def test_login_of_locked_account_reports_minutes_even_with_the_right_password(cl
     response = login(client, "alice", PASSWORD)
 
     assert response.status_code == 401
-    assert response.json() == {"error": "account locked, try again in 11 minutes"}
+    assert response.json() == {"error": "too many failed sign-in attempts, try again in 11 minutes"}
     assert not UserSession.objects.filter(user=user).exists()
     entry = AuditLog.objects.get(operation="login")
-    assert (entry.success, entry.result) == (False, "account locked, try again in 11 minutes")
+    assert (entry.success, entry.result) == (
+        False,
+        "too many failed sign-in attempts, try again in 11 minutes",
+    )
 
 
-def test_must_change_login_issues_no_session_and_keeps_counters(client, make_user):
+def test_must_change_login_issues_no_session_and_clears_the_lock_counter(client, make_user):
     user = make_user(must_change=True, failed=2)
 
     response = login(client, "alice", PASSWORD)
@@ -91,7 +94,7 @@ def test_must_change_login_issues_no_session_and_keeps_counters(client, make_use
     }
     assert "etcdmonitor_session" not in response.cookies
     assert not UserSession.objects.filter(user=user).exists()
-    assert profile(user).failed_attempts == 2
+    assert failures(user) == 0  # the right password from this address
     entry = AuditLog.objects.get(operation="login")
     assert (entry.success, entry.result) == (True, "must_change_password")
 
@@ -128,7 +131,7 @@ def test_login_issues_a_hashed_session_token_and_cookie(client, make_user, setti
     assert cookie["expires"]
     user.refresh_from_db()
     assert user.last_login is not None
-    assert profile(user).failed_attempts == 0
+    assert failures(user) == 0
     assert AuditLog.objects.get(operation="login").result == "ok"
     assert token not in json.dumps([e.to_dict() for e in AuditLog.objects.all()])
 

@@ -106,3 +106,76 @@ def test_another_processs_revocation_is_seen_once_the_entry_ages_out(client, mak
     settings.AUTH_CACHE_SECONDS = 0.000_001  # the entry is now older than the limit
     assert _get(client, token).status_code == 401
     selectors.forget_session_rows()
+
+
+def _race_a_lookup_with(revoke, *, make_user, settings) -> tuple[str, int]:
+    """A lookup in another thread reads the session row, then the revocation runs in this
+    thread, then the lookup stores what it read: the red-team's interleaving, made exact by
+    holding the reader between its SELECT and its store. Returns (token, status afterwards)."""
+    import threading
+
+    from rest_framework.test import APIClient
+
+    settings.AUTH_CACHE_SECONDS = 60
+    selectors.forget_session_rows()
+    user = make_user()
+    token, _ = session_create(user=user)
+    read, revoked = threading.Event(), threading.Event()
+    window = selectors._session_rows
+    original_put = window.put
+
+    def held_put(key, value, **kwargs):
+        if threading.current_thread() is reader:
+            read.set()
+            revoked.wait(10)
+        original_put(key, value, **kwargs)
+
+    def look_up():
+        from django.db import connection
+
+        try:
+            _get(APIClient(), token)
+        finally:
+            connection.close()  # the thread's own connection (teardown drops the database)
+
+    reader = threading.Thread(target=look_up)
+    window.put = held_put
+    try:
+        reader.start()
+        assert read.wait(10)
+        revoke(user, token)
+        revoked.set()
+        reader.join(10)
+    finally:
+        window.put = original_put
+    status = _get(APIClient(), token).status_code
+    selectors.forget_session_rows()
+    return token, status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lookup_racing_a_logout_does_not_re_cache_the_session(make_user, settings):
+    from rest_framework.test import APIClient
+
+    def logout(_user, token):
+        response = APIClient().post("/api/auth/logout", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert response.status_code == 200
+
+    _, status = _race_a_lookup_with(logout, make_user=make_user, settings=settings)
+
+    assert status == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lookup_racing_a_password_change_does_not_re_cache_the_session(make_user, settings):
+    from rest_framework.test import APIClient
+
+    from accounts.tests.conftest import PASSWORD, change_password
+
+    def change(_user, _token):
+        response = change_password(APIClient(), "alice", PASSWORD, "another-password-2")
+        assert response.status_code == 200
+
+    _, status = _race_a_lookup_with(change, make_user=make_user, settings=settings)
+
+    assert status == 401

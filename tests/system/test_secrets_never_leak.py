@@ -56,7 +56,7 @@ def admin_to_set_up(db):
     user.save()
     AccountProfile.objects.update_or_create(
         user=user,
-        defaults={"must_change_password": True, "failed_attempts": 0, "locked_until": None},
+        defaults={"must_change_password": True},
     )
     return user
 

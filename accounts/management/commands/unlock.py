@@ -1,4 +1,5 @@
-"""`manage.py unlock --username U`: clear the failure counter and lock (password unchanged)."""
+"""`manage.py unlock --username U`: clear the user's sign-in locks from every address and the
+slow-down (password unchanged); says from how many addresses the user was locked out."""
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -16,5 +17,6 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"user {username!r} does not exist")
-        services.account_unlock(user=user, actor="cli", source="cli")
-        self.stdout.write(f"Account {username!r} unlocked.")
+        locked = services.account_unlock(user=user, actor="cli", source="cli")
+        detail = f"was locked from {locked} address(es)" if locked else "was not locked"
+        self.stdout.write(f"Account {username!r} unlocked ({detail}).")

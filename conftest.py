@@ -11,9 +11,15 @@ import pytest
 from django.conf import settings
 
 from etcdgateway import cluster_gateway, reset_gateways
-from etcdgateway.localcluster import LocalEtcdCluster
+from etcdgateway.localcluster import LocalEtcdCluster, etcd_binary, etcd_version
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def pytest_report_header(config):
+    """Which etcd the fixtures start (`make test-etcd35` sets ETCD_BIN_DIR)."""
+    binary = etcd_binary()
+    return f"etcd: {binary} (version {etcd_version(binary)})"
 
 
 def _point_settings_at(cluster: LocalEtcdCluster) -> None:
@@ -35,6 +41,12 @@ def etcd_cluster(tmp_path_factory):
             log_tail = member.log_path.read_text(errors="replace")[-3000:]
             print(f"\nsession etcd {member.name} exited ({member.process.returncode}):\n{log_tail}")
     cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def etcd_server_version() -> str:
+    """The version of the etcd binary the fixtures start, e.g. "3.5.30"."""
+    return etcd_version()
 
 
 @pytest.fixture(autouse=True)

@@ -2,10 +2,12 @@
 
 import subprocess
 
+from etcdgateway.localcluster import etcd_binary
+
 
 def etcdctl(endpoint: str, *args: str, user: str | None = None) -> None:
     """Run one etcdctl (API v3) command; raises CalledProcessError on failure."""
-    command = ["etcdctl", f"--endpoints={endpoint}"]
+    command = [etcd_binary("etcdctl"), f"--endpoints={endpoint}"]
     if user:
         command.append(f"--user={user}")
     subprocess.run(

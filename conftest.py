@@ -22,6 +22,31 @@ def pytest_report_header(config):
     return f"etcd: {binary} (version {etcd_version(binary)})"
 
 
+def _wait_published(cluster: LocalEtcdCluster, timeout: float = 15.0) -> None:
+    """/health answers before every member's client URLs reach the others' MemberList
+    (seen as a member without client URLs right after start): wait for all of them."""
+    import time
+
+    from etcdgateway import ClusterGateway
+    from etcdgateway.config import ClusterConfig
+
+    if cluster.tls or any("--client-cert-auth" in m.extra_args for m in cluster.members):
+        return  # needs the test's own credentials
+    gateway = ClusterGateway(ClusterConfig(endpoints=list(cluster.client_urls)))
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                members = gateway.members()
+            except Exception:  # noqa: BLE001 - still starting: try again
+                members = []
+            if len(members) == len(cluster.members) and all(m.client_urls for m in members):
+                return
+            time.sleep(0.1)
+    finally:
+        gateway.close()
+
+
 def _point_settings_at(cluster: LocalEtcdCluster) -> None:
     settings.ETCD_ENDPOINTS = list(cluster.client_urls)
     reset_gateways()
@@ -31,6 +56,7 @@ def _point_settings_at(cluster: LocalEtcdCluster) -> None:
 def etcd_cluster(tmp_path_factory):
     """The session's 3-member cluster (v2 enabled); settings.ETCD_ENDPOINTS points at it."""
     cluster = LocalEtcdCluster(tmp_path_factory.mktemp("etcd-session")).start()
+    _wait_published(cluster)
     previous = settings.ETCD_ENDPOINTS
     _point_settings_at(cluster)
     yield cluster
@@ -67,6 +93,7 @@ def etcd_cluster_factory(tmp_path, etcd_cluster):
         cluster = LocalEtcdCluster(tmp_path / f"etcd-{len(started)}", size=size, **kwargs)
         started.append(cluster)
         cluster.start()
+        _wait_published(cluster)
         if point_settings:
             _point_settings_at(cluster)
         return cluster

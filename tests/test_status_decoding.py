@@ -83,3 +83,14 @@ def test_a_downgrade_not_in_progress_decodes_as_disabled():
     status = decode_status(etcdrpc.StatusResponse.FromString(wire))
 
     assert status.downgrade == DowngradeInfo(enabled=False, target_version="")
+
+
+def test_v2_unavailable_names_the_cause_by_version():
+    from etcdgateway.v2 import EtcdV2Unavailable, v2_unavailable_message
+
+    for version in ("3.4.23", "3.5.30", ""):
+        assert v2_unavailable_message(version) == EtcdV2Unavailable.default_message
+        assert "--enable-v2" in v2_unavailable_message(version)
+    for version in ("3.6.0", "3.7.1", "4.0.0"):
+        message = v2_unavailable_message(version)
+        assert message == f"etcd v2 API is not available (etcd {version} has no v2 API)"

@@ -225,7 +225,8 @@ const Monitor = (function () {
     const m = latest;
     const commit = m.etcd_disk_backend_commit_duration_seconds_p99;
     clear($("banner")).append(
-      metricBox("Version", (status && status.etcd_version) || m.etcd_version || "–"),
+      metricBox("Version", (status && status.etcd_version) || m.etcd_version || "–",
+        status && status.storage_version ? "storage " + status.storage_version : undefined),
       metricBox("CPU Usage", m.process_cpu_usage_percent === undefined ? "–" : m.process_cpu_usage_percent.toFixed(1) + " %"),
       metricBox("Memory", format("bytes", m.process_resident_memory_bytes)),
       metricBox("DB Size", format("bytes", m.etcd_mvcc_db_total_size_in_bytes),

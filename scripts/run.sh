@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # `make run`: migrate, start a dev etcd cluster if there is none, serve on 127.0.0.1:9090.
+# Ctrl-C stops the server and the dev cluster it started and exits 0: an interrupt is how a
+# developer ends `make run`, so make must not report it as a failure ("Error 130").
 set -euo pipefail
 PY=.venv/bin/python
 DATA_DIR=${DATA_DIR:-./data}
 BIND=${BIND:-127.0.0.1:9090}
 export DATA_DIR
+
+trap 'exit 0' INT TERM
 
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput -v0
@@ -15,10 +19,13 @@ if [ -z "${ETCD_ENDPOINTS:-}" ]; then
   else
     $PY -m etcdgateway.localcluster --data-dir "$DATA_DIR/dev-etcd" --client-ports 2379,22379,32379
     export ETCD_ENDPOINTS=http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379
-    # The dev cluster lives as long as the server: stop it by the PIDs it recorded.
-    stop_dev_cluster() { kill -9 $(cat "$DATA_DIR/dev-etcd/pids") 2>/dev/null || true; }
+    # The dev cluster lives as long as the server: stop it by the PIDs it recorded (its data
+    # stays in $DATA_DIR/dev-etcd, so the next `make run` restarts the same cluster).
+    stop_dev_cluster() {
+      kill -9 $(cat "$DATA_DIR/dev-etcd/pids") 2>/dev/null || true
+      echo "stopped the dev etcd cluster (data kept in $DATA_DIR/dev-etcd)"
+    }
     trap stop_dev_cluster EXIT
-    trap 'exit 130' INT TERM
   fi
 fi
 $PY manage.py runmonitor --bind "$BIND"

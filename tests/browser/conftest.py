@@ -94,8 +94,7 @@ def dashboard_server(etcd_cluster, tmp_path):
         env = clean_env(
             DATA_DIR=str(data_dir),
             ETCD_ENDPOINTS=",".join(etcd_cluster.client_urls),
-            COLLECTOR_INTERVAL="2",
-            **env_overrides,
+            **{"COLLECTOR_INTERVAL": "2", **env_overrides},
         )
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],

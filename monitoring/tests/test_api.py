@@ -213,7 +213,8 @@ def test_range_json_from_the_database_matches_the_row_by_row_series(api, collect
                 [p["value"] for p in points], rel=1e-6
             )
     body = api.get("/api/range?metrics=go_goroutines,process_open_fds&range=3d").json()
-    assert set(body) == {"start", "end", "member_id", "metrics"}
+    assert set(body) == {"start", "end", "member_id", "metrics", "not_exported"}
+    assert body["not_exported"] == {}
     assert body["member_id"] == collected.member_id
     assert len(body["metrics"]["go_goroutines"]) >= 400
 

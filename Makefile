@@ -4,15 +4,25 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/etcdmonitor
 TEST_DATA_DIR ?= $(CURDIR)/.test-data
+# etcd 3.5 for `make test-etcd35` (scripts/fetch-etcd35.sh; gitignored).
+ETCD35_DIR ?= $(CURDIR)/.etcd35
 
-.PHONY: run test test-system lint bench venv system-deps services clean
+.PHONY: run test test-etcd35 etcd35 test-system lint bench venv venv-run system-deps services clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Two stamps: `make run` needs only the runtime requirements, tests and lint need the dev ones.
+$(VENV)/.installed-run: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(VENV)/.installed-run $@
+
+venv-run: $(VENV)/.installed-run
+
+venv: $(VENV)/.installed-dev
 
 system-deps:
 	scripts/ensure-system-deps.sh
@@ -21,11 +31,18 @@ services:
 	scripts/ensure-system-deps.sh --with-services
 	scripts/ensure-services.sh
 
-run: venv system-deps
-	scripts/run.sh
+run: venv-run system-deps
+	@scripts/run.sh
 
 test: venv services
 	DATABASE_URL=$(TEST_DATABASE_URL) DATA_DIR=$(TEST_DATA_DIR) $(PY) -m pytest -m "not system"
+
+etcd35:
+	ETCD35_DIR=$(ETCD35_DIR) scripts/fetch-etcd35.sh
+
+# The same fast suite against etcd 3.5 (the fixtures start $(ETCD35_DIR)/bin/etcd).
+test-etcd35: venv services etcd35
+	ETCD_BIN_DIR=$(ETCD35_DIR)/bin DATABASE_URL=$(TEST_DATABASE_URL) DATA_DIR=$(TEST_DATA_DIR) $(PY) -m pytest -m "not system"
 
 test-system: venv services
 	DATABASE_URL=$(TEST_DATABASE_URL) DATA_DIR=$(TEST_DATA_DIR) $(PY) -m pytest -m system
@@ -35,4 +52,4 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf .test-data staticfiles
+	rm -rf .test-data staticfiles .etcd35

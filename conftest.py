@@ -11,9 +11,40 @@ import pytest
 from django.conf import settings
 
 from etcdgateway import cluster_gateway, reset_gateways
-from etcdgateway.localcluster import LocalEtcdCluster
+from etcdgateway.localcluster import LocalEtcdCluster, etcd_binary, etcd_version
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def pytest_report_header(config):
+    """Which etcd the fixtures start (`make test-etcd35` sets ETCD_BIN_DIR)."""
+    binary = etcd_binary()
+    return f"etcd: {binary} (version {etcd_version(binary)})"
+
+
+def _wait_published(cluster: LocalEtcdCluster, timeout: float = 15.0) -> None:
+    """/health answers before every member's client URLs reach the others' MemberList
+    (seen as a member without client URLs right after start): wait for all of them."""
+    import time
+
+    from etcdgateway import ClusterGateway
+    from etcdgateway.config import ClusterConfig
+
+    if cluster.tls or any("--client-cert-auth" in m.extra_args for m in cluster.members):
+        return  # needs the test's own credentials
+    gateway = ClusterGateway(ClusterConfig(endpoints=list(cluster.client_urls)))
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                members = gateway.members()
+            except Exception:  # noqa: BLE001 - still starting: try again
+                members = []
+            if len(members) == len(cluster.members) and all(m.client_urls for m in members):
+                return
+            time.sleep(0.1)
+    finally:
+        gateway.close()
 
 
 def _point_settings_at(cluster: LocalEtcdCluster) -> None:
@@ -25,6 +56,7 @@ def _point_settings_at(cluster: LocalEtcdCluster) -> None:
 def etcd_cluster(tmp_path_factory):
     """The session's 3-member cluster (v2 enabled); settings.ETCD_ENDPOINTS points at it."""
     cluster = LocalEtcdCluster(tmp_path_factory.mktemp("etcd-session")).start()
+    _wait_published(cluster)
     previous = settings.ETCD_ENDPOINTS
     _point_settings_at(cluster)
     yield cluster
@@ -35,6 +67,12 @@ def etcd_cluster(tmp_path_factory):
             log_tail = member.log_path.read_text(errors="replace")[-3000:]
             print(f"\nsession etcd {member.name} exited ({member.process.returncode}):\n{log_tail}")
     cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def etcd_server_version() -> str:
+    """The version of the etcd binary the fixtures start, e.g. "3.5.30"."""
+    return etcd_version()
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +93,7 @@ def etcd_cluster_factory(tmp_path, etcd_cluster):
         cluster = LocalEtcdCluster(tmp_path / f"etcd-{len(started)}", size=size, **kwargs)
         started.append(cluster)
         cluster.start()
+        _wait_published(cluster)
         if point_settings:
             _point_settings_at(cluster)
         return cluster

@@ -76,6 +76,37 @@ def _unknown_varints(message) -> dict[int, int]:
     return {f.field_number: f.data for f in UnknownFieldSet(message) if f.wire_type == 0}
 
 
+def _unknown_bytes(message) -> dict[int, bytes]:
+    """Length-delimited unknown fields (strings, embedded messages) by field number."""
+    return {f.field_number: f.data for f in UnknownFieldSet(message) if f.wire_type == 2}
+
+
+@dataclass(frozen=True)
+class DowngradeInfo:
+    """etcd 3.6's StatusResponse.downgradeInfo: a downgrade in progress and its target."""
+
+    enabled: bool
+    target_version: str
+
+
+def _downgrade_info(data: bytes | None) -> DowngradeInfo | None:
+    if data is None:
+        return None
+    # DowngradeInfo {bool enabled = 1; string targetVersion = 2}: decoded as a bare message.
+    inner = etcdrpc.StatusRequest.FromString(data)  # a message without fields: all unknown
+    return DowngradeInfo(
+        enabled=bool(_unknown_varints(inner).get(1, 0)),
+        target_version=_unknown_bytes(inner).get(2, b"").decode("utf-8", "replace"),
+    )
+
+
+def _int64(value: int | None) -> int | None:
+    """A varint read as protobuf int64 (two's complement above 2**63)."""
+    if value is None:
+        return None
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 @dataclass(frozen=True)
 class MemberInfo:
     """One entry of MemberList. `id` is etcd's uint64 member id."""
@@ -106,10 +137,41 @@ class MemberStatus:
     raft_applied_index: int | None
     is_learner: bool
     revision: int
+    # etcd 3.6+ only (None/"" from older members):
+    storage_version: str = ""
+    db_size_quota: int | None = None
+    downgrade: DowngradeInfo | None = None
 
     @property
     def is_leader(self) -> bool:
         return self.member_id == self.leader_id and self.leader_id != 0
+
+
+def decode_status(response) -> MemberStatus:
+    """A StatusResponse of any etcd 3.x as a MemberStatus.
+
+    pyetcd's protos stop at field 6; later fields arrive as unknown fields: raftAppliedIndex (7),
+    dbSizeInUse (9), isLearner (10) since 3.4, and since 3.6 storageVersion (11),
+    dbSizeQuota (12, the --quota-backend-bytes in force) and downgradeInfo (13).
+    """
+    varints = _unknown_varints(response)
+    strings = _unknown_bytes(response)
+    quota = _int64(varints.get(12))
+    return MemberStatus(
+        member_id=response.header.member_id,
+        leader_id=response.leader,
+        version=response.version,
+        db_size=response.dbSize,
+        raft_index=response.raftIndex,
+        raft_term=response.raftTerm,
+        raft_applied_index=varints.get(7),
+        db_size_in_use=_int64(varints.get(9)),
+        is_learner=bool(varints.get(10, 0)),
+        revision=response.header.revision,
+        storage_version=strings.get(11, b"").decode("utf-8", "replace"),
+        db_size_quota=quota if quota and quota > 0 else None,
+        downgrade=_downgrade_info(strings.get(13)),
+    )
 
 
 class EtcdClient:
@@ -204,19 +266,7 @@ class EtcdClient:
     def status(self, *, timeout: float | None = None) -> MemberStatus:
         """Status of the member behind this endpoint (raw stub: no extra MemberList RPC)."""
         response = self.stub("maintenancestub", "Status", etcdrpc.StatusRequest(), timeout=timeout)
-        extra = _unknown_varints(response)
-        return MemberStatus(
-            member_id=response.header.member_id,
-            leader_id=response.leader,
-            version=response.version,
-            db_size=response.dbSize,
-            raft_index=response.raftIndex,
-            raft_term=response.raftTerm,
-            raft_applied_index=extra.get(7),
-            db_size_in_use=extra.get(9),
-            is_learner=bool(extra.get(10, 0)),
-            revision=response.header.revision,
-        )
+        return decode_status(response)
 
     def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
         """MemberList, with isLearner recovered from the wire."""

@@ -13,7 +13,7 @@ import pyetcd
 
 from etcdgateway.client import EtcdClient, MemberInfo, MemberStatus
 from etcdgateway.config import ClusterConfig, normalise_endpoint
-from etcdgateway.errors import EtcdError, EtcdUnavailable
+from etcdgateway.errors import EtcdAuthFailed, EtcdError, EtcdPermissionDenied, EtcdUnavailable
 from etcdgateway.scraper import MetricsScraper
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,12 @@ class ClusterGateway:
         client = self.client_for(endpoint)
         try:
             client.status(timeout=min(PROBE_TIMEOUT, self.config.connect_timeout))
+            return EndpointHealth(healthy=True, checked_at=time.monotonic())
+        except EtcdAuthFailed as exc:
+            return EndpointHealth(healthy=False, checked_at=time.monotonic(), error=exc.message)
+        except EtcdPermissionDenied:
+            # etcd 3.5 answers Status to root only: a logged-in user's denial is still an
+            # answer from a live, serving member.
             return EndpointHealth(healthy=True, checked_at=time.monotonic())
         except EtcdError as exc:
             return EndpointHealth(healthy=False, checked_at=time.monotonic(), error=exc.message)
@@ -141,6 +147,26 @@ class ClusterGateway:
     def status(self) -> MemberStatus:
         """Status of whichever member answers first."""
         return self.call(lambda client: client.status())
+
+    def server_version(self) -> str:
+        """`etcdserver` of GET /version (served without etcd auth), first endpoint that answers."""
+
+        def fetch(client: EtcdClient) -> str:
+            try:
+                with self.http_client() as http:
+                    response = http.get(f"{client.endpoint}/version")
+            except httpx.ConnectError as exc:
+                raise EtcdUnavailable(
+                    f"{client.endpoint}: {exc}", endpoint=client.endpoint
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise EtcdError(f"/version failed: {exc}", endpoint=client.endpoint) from exc
+            try:
+                return str(response.json().get("etcdserver", ""))
+            except (ValueError, AttributeError):
+                return ""
+
+        return self.call(fetch)
 
     def kv(self, operation: Callable[[pyetcd.MultiEndpointEtcd3Client], T]) -> T:
         """Run a pyetcd call with failover, e.g. `gateway.kv(lambda c: c.get(key))`."""

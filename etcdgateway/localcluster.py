@@ -27,11 +27,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def etcd_binary() -> str:
-    found = shutil.which("etcd") or ("/usr/bin/etcd" if os.path.exists("/usr/bin/etcd") else None)
+def etcd_binary(name: str = "etcd") -> str:
+    """`etcd` (or `etcdctl`) from ETCD_BIN_DIR when set (`make test-etcd35`), else from PATH."""
+    bin_dir = os.environ.get("ETCD_BIN_DIR")
+    if bin_dir:
+        found = os.path.join(bin_dir, name)
+        if not os.access(found, os.X_OK):
+            # A set but wrong ETCD_BIN_DIR must not silently test the system's etcd instead.
+            raise RuntimeError(f"ETCD_BIN_DIR={bin_dir} has no executable {name}")
+        return found
+    fallback = f"/usr/bin/{name}"
+    found = shutil.which(name) or (fallback if os.path.exists(fallback) else None)
     if not found:
-        raise RuntimeError("etcd binary not found (apt-get install etcd-server)")
+        package = "etcd-server" if name == "etcd" else "etcd-client"
+        raise RuntimeError(f"{name} binary not found (apt-get install {package})")
     return found
+
+
+def etcd_version(binary: str | None = None) -> str:
+    """The version `etcd --version` reports, e.g. "3.5.30"."""
+    output = subprocess.run(
+        [binary or etcd_binary(), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    first = output.splitlines()[0] if output else ""
+    return first.rpartition(" ")[2]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The etcd v2 keys API (`/v2/keys`) over plain httpx, with the gateway's endpoint failover.
 
-etcd 3.4 serves v2 only with `--enable-v2=true`; without it `/v2/keys` answers a plain-text 404,
-which surfaces as `EtcdV2Unavailable`. Nothing here caches availability: every call finds out.
+etcd 3.4 and 3.5 serve v2 only with `--enable-v2=true`, 3.6 not at all; without it `/v2/keys`
+answers a plain-text 404, which surfaces as `EtcdV2Unavailable` (its message says which case).
+Nothing here caches availability: every call finds out.
 """
 
 from urllib.parse import quote, unquote
@@ -110,6 +111,24 @@ def _error_from_response(response: httpx.Response, endpoint: str) -> EtcdError:
     return EtcdError(f"etcd v2 request failed: HTTP {response.status_code}", endpoint=endpoint)
 
 
+def v2_unavailable_message(server_version: str) -> str:
+    """Why v2 is missing, by the member's version: 3.6 removed the v2 API altogether, so
+    `--enable-v2` would be the wrong advice there."""
+    major, _, rest = server_version.partition(".")
+    minor = rest.partition(".")[0]
+    if major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= (3, 6):
+        return f"etcd v2 API is not available (etcd {server_version} has no v2 API)"
+    return EtcdV2Unavailable.default_message
+
+
+def _server_version(http: httpx.Client, endpoint: str) -> str:
+    """`etcdserver` of the member's public /version, "" when it cannot be read."""
+    try:
+        return str(http.get(f"{endpoint}/version").json().get("etcdserver", ""))
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return ""
+
+
 class V2Keys:
     """A handful of `/v2/keys` calls against one cluster, failing over like the v3 gateway.
 
@@ -151,6 +170,11 @@ class V2Keys:
                     continue
                 if response.status_code >= 400:
                     error = _error_from_response(response, endpoint)
+                    if isinstance(error, EtcdV2Unavailable):
+                        error = EtcdV2Unavailable(
+                            v2_unavailable_message(_server_version(http, endpoint)),
+                            endpoint=endpoint,
+                        )
                     if type(error) is EtcdUnavailable:
                         failures.append(error.message.removeprefix("etcd unavailable: "))
                         continue

@@ -13,7 +13,13 @@ from collections.abc import Iterator
 
 from django.conf import settings
 
-from etcdgateway import ClusterGateway, EtcdError, EtcdNotFound, EtcdPermissionDenied
+from etcdgateway import (
+    ClusterGateway,
+    EtcdAuthFailed,
+    EtcdError,
+    EtcdNotFound,
+    EtcdPermissionDenied,
+)
 from etcdgateway.v2 import V2Keys
 from kvmanager.keyspace import (
     count_range,
@@ -47,8 +53,17 @@ def format_size(size: int) -> str:
 
 
 def cluster_info(*, gateway: ClusterGateway) -> dict:
-    """`connect`: version, leader member name, DB size of the member that answered."""
-    status = gateway.status()
+    """`connect`: version, leader member name, DB size of the member that answered.
+
+    etcd 3.5 answers Status to root only; for another user the version comes from the
+    member's public `/version` and the leader and size stay unknown (never guessed).
+    """
+    try:
+        status = gateway.status()
+    except EtcdAuthFailed:
+        raise
+    except EtcdPermissionDenied:
+        return {"version": gateway.server_version(), "name": "", "size": None, "size_str": ""}
     leader = next((m for m in gateway.members() if m.id == status.leader_id), None)
     return {
         "version": status.version,

@@ -426,8 +426,14 @@ def _preflight(config: ClusterConfig) -> None:
 def endpoint_check(client: EtcdClient, *, timeout: float) -> None:
     """Status, then a one-key read: Status and MemberList answer without credentials even when
     etcd auth is on, a Range does not. Permission denied on that key still proves the
-    credentials (a user limited to a prefix); a refused login raises EtcdAuthFailed."""
-    client.status(timeout=timeout)
+    credentials (a user limited to a prefix); a refused login raises EtcdAuthFailed. etcd 3.5
+    answers Status to root only: a denied Status of a logged-in user is an answer too."""
+    try:
+        client.status(timeout=timeout)
+    except EtcdAuthFailed:
+        raise
+    except EtcdPermissionDenied:
+        pass
     probe = etcdrpc.RangeRequest(key=b"\0", limit=1, keys_only=True, serializable=True)
     try:
         client.stub("kvstub", "Range", probe, timeout=timeout)

@@ -662,3 +662,86 @@ def stored_key_names() -> list[str]:
     names += ["process_cpu_usage_percent", "etcd_server_client_requests_total_rate"]
     names += [f"{key}_rate" for key in RATE_KEYS]
     return list(dict.fromkeys(names))
+
+
+# --- names an etcd does not export ------------------------------------------------------------
+# A stored key → the scrape sample names it is derived from (present if any one is present).
+# Keys from RPCs (raft_term, raft_index, etcd_lease_count) and collector_up have no entry.
+
+
+def _key_sources() -> dict[str, tuple[str, ...]]:
+    sources: dict[str, tuple[str, ...]] = {}
+    for key in (*FIRST_VALUE_KEYS, *SUMMED_KEYS, "etcd_network_active_peers"):
+        sources[key] = (key,)
+    sources.update(RENAMED_KEYS)
+    # grpc_server_handled_total's zero samples are dropped before parsing (SPARSE_NAMES); the
+    # `started` family lists the same methods, so either one shows the family is exported.
+    grpc = ("grpc_server_handled_total", "grpc_server_started_total")
+    for key in ("grpc_server_handled_total", "grpc_server_handled_ok_total"):
+        sources[key] = grpc
+    sources["grpc_server_handled_error_total"] = grpc
+    for rank in range(TOP_GRPC_METHODS):
+        sources[f"grpc_method_{rank}_count"] = grpc
+    for quantile in ("0", "025", "05", "075", "1"):
+        sources[f"go_gc_duration_seconds_q{quantile}"] = ("go_gc_duration_seconds",)
+    for prefix, (family, _) in HISTOGRAMS.items():
+        for suffix in (*(s for s, _ in QUANTILES), "count"):
+            sources[f"{prefix}_{suffix}"] = (f"{family}_bucket",)
+    requests = ("etcd_server_client_requests_total",)
+    sources["etcd_server_client_requests_total"] = requests
+    sources["etcd_server_proposals_commit_apply_lag"] = ("etcd_server_proposals_committed_total",)
+    sources["process_cpu_usage_percent"] = ("process_cpu_seconds_total",)
+    for counter, rate in NAMED_RATES.items():
+        sources[rate] = sources[counter]
+    for key in RATE_KEYS:
+        sources[f"{key}_rate"] = sources[key]
+    return sources
+
+
+KEY_SOURCES = _key_sources()
+_CLIENT_REQUESTS = "etcd_server_client_requests_"
+
+
+def sources_of(key: str) -> tuple[str, ...]:
+    """The scrape names a stored key is derived from; () for keys that come from RPCs."""
+    found = KEY_SOURCES.get(key)
+    if found is not None:
+        return found
+    if key.startswith(_CLIENT_REQUESTS):  # version-labelled keys, e.g. ..._35_rate
+        return ("etcd_server_client_requests_total",)
+    return ()
+
+
+# Label vectors etcd creates on first use (per peer, per gRPC method, per client API version):
+# absent from a scrape means "nothing happened yet" (a lone member has no peers), not "this
+# etcd does not export it", so they are never reported as unexported.
+LAZY_SOURCES = frozenset(
+    [
+        *SUMMED_KEYS,
+        "etcd_network_active_peers",
+        "etcd_server_client_requests_total",
+        "grpc_server_handled_total",
+        "etcd_network_peer_round_trip_time_seconds_bucket",
+    ]
+)
+
+
+def unexported_sources(samples: Samples) -> list[str]:
+    """The source names this scrape (parsed with `only=SOURCE_NAMES`) lacks although etcd
+    would always export them, sorted: a version that renamed or dropped them."""
+    return sorted(name for name in SOURCE_NAMES - LAZY_SOURCES if name not in samples)
+
+
+def not_exported(keys, unexported: list[str] | set[str]) -> dict[str, list[str]]:
+    """For each stored key whose every source is in `unexported`: the etcd metric names it
+    would come from (histogram families without `_bucket`), so a client can say which name
+    this etcd lacks instead of drawing an empty chart."""
+    missing = set(unexported)
+    if not missing:
+        return {}
+    out = {}
+    for key in keys:
+        sources = sources_of(key)
+        if sources and all(source in missing for source in sources):
+            out[key] = [s.removesuffix("_bucket") for s in sources]
+    return out

@@ -81,6 +81,11 @@ class Member(models.Model):
     is_learner = models.BooleanField(default=False)
     collector_up = models.BooleanField(default=False)
     etcd_version = models.CharField(max_length=32, blank=True, default="")
+    # The db file's version from Status (etcd 3.6+); "" for members that do not report it.
+    storage_version = models.CharField(max_length=32, blank=True, default="")
+    # Source metric names the last successful scrape lacked (etcd versions rename and drop
+    # names): /api/range says which requested series this member cannot have.
+    unexported_metrics = models.JSONField(default=list)
     last_seen = models.DateTimeField(null=True, blank=True)
     last_scrape_at = models.DateTimeField(null=True, blank=True)
     last_scrape_error = models.TextField(blank=True, default="")

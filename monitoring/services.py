@@ -339,6 +339,9 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
     status = result.status
     if status is not None:
         extra = {"raft_term": float(status.raft_term), "raft_index": float(status.raft_index)}
+        if status.db_size_quota is not None:
+            # etcd 3.6+ reports the quota in force in Status: it wins over the metric.
+            extra["etcd_server_quota_backend_bytes"] = float(status.db_size_quota)
     if lease_count is not None:
         extra["etcd_lease_count"] = float(lease_count)
     samples = metrics.parse_metrics(
@@ -364,12 +367,14 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
         "grpc_methods": snapshot.grpc_methods,
         "quantile_basis": snapshot.basis,
         "scrape_state": snapshot.state,
+        "unexported_metrics": metrics.unexported_sources(samples),
         "is_leader": snapshot.values.get("etcd_server_is_leader") == 1.0,
     }
     if status is not None:
         fields["is_leader"] = status.is_leader
         fields["is_learner"] = status.is_learner
         fields["etcd_version"] = status.version
+        fields["storage_version"] = status.storage_version
     _write_cycle(member, ts, timeseries.to_array(snapshot.values), fields)
     return {"member_id": member.member_id, "name": member.name, "up": True, "keys": len(fields)}
 

@@ -2,13 +2,15 @@
 
 import subprocess
 
+from etcdgateway.localcluster import etcd_binary
+
 
 def etcdctl(endpoint: str, *args: str, user: str | None = None, stdin: bytes | None = None) -> None:
     """Run one etcdctl (API v3) command; raises CalledProcessError on failure.
 
     `stdin` feeds e.g. `put KEY` its value (an argument is capped at 128 KiB by the kernel).
     """
-    command = ["etcdctl", f"--endpoints={endpoint}"]
+    command = [etcd_binary("etcdctl"), f"--endpoints={endpoint}"]
     if user:
         command.append(f"--user={user}")
     subprocess.run(

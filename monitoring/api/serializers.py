@@ -80,6 +80,11 @@ class RangeOutputSerializer(serializers.Serializer):
     end = serializers.IntegerField()
     member_id = serializers.CharField()
     metrics = serializers.DictField(child=PointSerializer(many=True), allow_null=True)
+    not_exported = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="requested metric → the etcd metric names it comes from, which this member's "
+        "etcd does not export (its chart cannot have data); absent names are not listed",
+    )
 
 
 class MonitorStatusOutputSerializer(serializers.Serializer):
@@ -88,6 +93,7 @@ class MonitorStatusOutputSerializer(serializers.Serializer):
     collector_up = serializers.BooleanField()
     etcd_endpoint = serializers.CharField()
     etcd_version = serializers.CharField()
+    storage_version = serializers.CharField(help_text='db storage version (etcd 3.6+), else ""')
     collect_interval = serializers.IntegerField()
     retention_days = serializers.IntegerField()
     members = MemberHealthInfoSerializer(many=True)

@@ -18,6 +18,7 @@ from etcdmonitor_site.exceptions import ApiError
 from monitoring import selectors
 from monitoring.api import serializers
 from monitoring.api.range import parse_metric_names, parse_window
+from monitoring.metrics import not_exported
 
 LOOPBACK = {"127.0.0.1", "::1"}
 MEMBER_ID_MAX = 20  # decimal uint64
@@ -129,10 +130,14 @@ class MetricsViewSet(viewsets.ViewSet):
             if names is not None
             else "null"
         )
+        # Requested series this member's etcd does not export (a renamed or dropped name):
+        # reference clients ignore the extra key, ours says so instead of a blank chart.
+        missing = not_exported(names or (), member.unexported_metrics or ())
         # The series arrive as JSON text from the database; wrap them without re-parsing.
         body = (
             f'{{"start":{window.start},"end":{window.end},'
-            f'"member_id":{json.dumps(member.member_id)},"metrics":{series}}}'
+            f'"member_id":{json.dumps(member.member_id)},"metrics":{series},'
+            f'"not_exported":{json.dumps(missing, separators=(",", ":"))}}}'
         )
         return HttpResponse(body, content_type="application/json")
 
@@ -153,6 +158,7 @@ class StatusViewSet(viewsets.ViewSet):
                 "collector_up": bool(default and default.collector_up),
                 "etcd_endpoint": ",".join(settings.ETCD_ENDPOINTS),
                 "etcd_version": default.etcd_version if default else "",
+                "storage_version": default.storage_version if default else "",
                 "collect_interval": settings.COLLECTOR_INTERVAL,
                 "retention_days": settings.RETENTION_DAYS,
                 "members": [m.to_health_info(now=now, max_age=max_age) for m in members],

@@ -7,6 +7,7 @@ import pytest
 
 from accounts.models import AuditLog
 from etcdgateway import cluster_gateway
+from etcdgateway.localcluster import etcd_binary
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +112,8 @@ def test_snapshot_comes_from_the_chosen_member_and_passes_etcdctl(ops_client, kv
     path.write_bytes(b"".join(response.streaming_content))
     status = json.loads(
         subprocess.check_output(
-            ["etcdctl", "snapshot", "status", str(path), "-w", "json"], env={"ETCDCTL_API": "3"}
+            [etcd_binary("etcdctl"), "snapshot", "status", str(path), "-w", "json"],
+            env={"ETCDCTL_API": "3"},
         )
     )
     assert status["revision"] == revision

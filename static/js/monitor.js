@@ -62,6 +62,7 @@ const Monitor = (function () {
         el("span", { className: "panel-tag" }, panel.tag),
         el("button", { type: "button", className: "icon maximise", title: "Maximise", "aria-label": "Maximise " + panel.title,
           onclick: () => toggleMaximise(panel.id) }, "⤢")),
+      el("p", { className: "panel-note", id: "note-" + panel.id, hidden: true }),
       el("div", { className: "chart", id: panel.id }));
   }
 
@@ -213,9 +214,25 @@ const Monitor = (function () {
   function drawCharts(series) {
     for (const [id, chart] of Object.entries(charts)) {
       chart.setOption(chartOption(panelsById[id], series || {}), true);
+      renderNote(panelsById[id]);
     }
   }
   let lastSeries = {};
+  let notExported = {};
+
+  // A series this member's etcd does not export (a renamed or dropped name, per /api/range's
+  // not_exported) is named on the panel, so an empty chart never looks like a quiet one.
+  function renderNote(panel) {
+    const note = $("note-" + panel.id);
+    if (!note) return;
+    const missing = panel.series.filter((s) => notExported[s.metric]);
+    const names = [...new Set(missing.flatMap((s) => notExported[s.metric]))].join(", ");
+    note.hidden = !missing.length;
+    note.classList.toggle("all", missing.length === panel.series.length);
+    note.textContent = !missing.length ? ""
+      : missing.length === panel.series.length ? `no data: ${names} not exported by this etcd`
+      : `${missing.map((s) => s.label).join(", ")}: ${names} not exported by this etcd`;
+  }
 
   // --- banner and cards ---
   function metricBox(label, value, sub, cls, extra) {
@@ -228,7 +245,8 @@ const Monitor = (function () {
     const m = latest;
     const commit = m.etcd_disk_backend_commit_duration_seconds_p99;
     clear($("banner")).append(
-      metricBox("Version", (status && status.etcd_version) || m.etcd_version || "–"),
+      metricBox("Version", (status && status.etcd_version) || m.etcd_version || "–",
+        status && status.storage_version ? "storage " + status.storage_version : undefined),
       metricBox("CPU Usage", m.process_cpu_usage_percent === undefined ? "–" : m.process_cpu_usage_percent.toFixed(1) + " %"),
       metricBox("Memory", format("bytes", m.process_resident_memory_bytes)),
       metricBox("DB Size", format("bytes", m.etcd_mvcc_db_total_size_in_bytes),
@@ -391,6 +409,7 @@ const Monitor = (function () {
         renderStale();
         renderCards();
         lastSeries = rangeResp.metrics || {};
+        notExported = rangeResp.not_exported || {};
         window_ = { start: rangeResp.start, end: rangeResp.end, long: rangeResp.end - rangeResp.start > 86400 };
         drawCharts(lastSeries);
         $("loading").hidden = true;

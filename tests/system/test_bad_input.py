@@ -212,7 +212,7 @@ def test_lenient_range_queries_answer_an_empty_or_default_window(api_client, etc
     response = api_client.get("/api/range", params)
 
     assert response.status_code == 200
-    assert set(response.json()) == {"start", "end", "member_id", "metrics"}
+    assert set(response.json()) == {"start", "end", "member_id", "metrics", "not_exported"}
 
 
 @pytest.mark.parametrize(

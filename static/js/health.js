@@ -58,7 +58,8 @@ const Health = (function () {
     for (const [key, spec] of Object.entries(DISK_TARGETS)) {
       const d = disk && disk[key];
       const text = d ? `${format("duration", d.value)} on ${memberName(members, d.member)}${d.sinceStart ? " (since start)" : ""}` : "–";
-      const node = item(spec.label, text, d && d.value > spec.target ? "bad" : "");
+      // Red only for a recent value: a since-start p99 may be an old spike, no alarm we can prove.
+      const node = item(spec.label, text, d && !d.sinceStart && d.value > spec.target ? "bad" : "");
       node.id = "cl-disk-" + key;
       node.title = `slowest member; target < ${format("duration", spec.target)}`;
       node.appendChild(el("span", { className: "cl-label" }, ` / ${format("duration", spec.target)}`));

@@ -268,7 +268,7 @@ const Monitor = (function () {
       },
       xAxis: { type: "time", ...axisStyle, splitLine: { show: false }, min: window_.start * 1000 || undefined,
         max: window_.end * 1000 || undefined,
-        axisLabel: { color: colors.muted, hideOverlap: true, formatter: window_.long ? "{MM}-{dd} {HH}:{mm}" : "{HH}:{mm}" } },
+        axisLabel: { color: colors.muted, hideOverlap: true, formatter: window_.long ? "{MM}-{dd} {HH}:{mm}" : window_.short ? "{HH}:{mm}:{ss}" : "{HH}:{mm}" } },
       yAxis,
       series: lines,
     };
@@ -487,7 +487,9 @@ const Monitor = (function () {
         renderStale();
         renderCards();
         lastSeries = rangeResp.metrics || {};
-        window_ = { start: rangeResp.start, end: rangeResp.end, long: rangeResp.end - rangeResp.start > 86400 };
+        const span = rangeResp.end - rangeResp.start;
+        // Seconds on the ticks of short ranges, where minutes alone repeat ("20:21 20:21").
+        window_ = { start: rangeResp.start, end: rangeResp.end, long: span > 86400, short: span <= 900 };
         drawCharts(lastSeries);
         renderDataSince();
         $("loading").hidden = true;

@@ -402,6 +402,10 @@ QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 SUMMARIES = ("go_gc_duration_seconds",)
 
 RATE_KEYS = (
+    # Rated here from float64 scrapes: the stored values are float32, too coarse to difference
+    # a counter in the millions in the browser.
+    "etcd_server_proposals_committed_total",
+    "etcd_server_proposals_applied_total",
     "etcd_network_peer_sent_bytes_total",
     "etcd_network_peer_received_bytes_total",
     "etcd_network_peer_sent_failures_total",

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 MAX_VISIBLE_CARDS = 7
 
-# Section order on the page (fixed; panels never move between sections).
+# Section order on the page (fixed; panels never move between sections). The order is the one an
+# SRE checks a cluster in (the etcd mixin's dashboard): up and leader, RPC rate and failures, DB
+# size against the quota, disk sync, peer round trips, proposals; the process runtime after.
 SECTIONS: tuple[tuple[str, str], ...] = (
-    ("raft", "Raft & Server"),
-    ("disk", "Disk Performance"),
-    ("storage", "MVCC & Storage"),
-    ("network", "Network & Peers"),
+    ("raft", "Cluster & Leader"),
     ("grpc", "gRPC Requests"),
+    ("storage", "Database & MVCC"),
+    ("disk", "Disk Sync"),
+    ("network", "Network & Peers"),
+    ("proposals", "Raft Proposals"),
     ("runtime", "Process & Runtime"),
     ("lease", "Lease Management"),
 )
@@ -37,35 +40,36 @@ class Card:
     default_visible: bool
 
 
-# (id, title, tag, section, default visible), listed in default order (§3.3).
+# (id, title, tag, section, default visible), listed in default order: sections as above, the
+# panel an SRE reads first first within each. Ids never change (saved layouts name them).
 _PANEL_ROWS = (
-    ("chartRaftProposals", "Raft Proposals", "Counter", "raft", True),
-    ("chartLeaderChanges", "Leader Changes", "Counter", "raft", False),
-    ("chartSlowOps", "Slow Operations", "Counter", "raft", True),
-    ("chartProposalLag", "Proposal Commit-Apply Lag", "Gauge", "raft", True),
-    ("chartProposalFailedRate", "Proposal Failed Rate", "Rate", "raft", True),
+    ("chartLeaderChanges", "Up, Leader & Elections", "Status", "raft", True),
+    ("chartServerHealth", "Server Health & Quota", "Mixed", "raft", False),
+    ("chartGRPC", "gRPC Request Rate", "Rate", "grpc", True),
+    ("chartGRPCTraffic", "gRPC Client Traffic", "Rate", "grpc", True),
+    ("chartDBSize", "Database Size vs Quota", "Gauge", "storage", True),
+    ("chartFragmentationRatio", "Fragmentation Ratio", "Gauge", "storage", True),
+    ("chartMVCCOps", "MVCC Operations", "Rate", "storage", True),
+    ("chartMVCCCompaction", "MVCC Revisions & Compaction", "Mixed", "storage", True),
+    ("chartWatcherEvents", "Watcher & Events", "Mixed", "storage", False),
     ("chartWALFsync", "WAL Fsync Duration", "Histogram", "disk", True),
     ("chartBackendCommit", "Backend Commit Duration", "Histogram", "disk", True),
-    ("chartDBSize", "Database Size", "Gauge", "storage", True),
-    ("chartMVCCOps", "MVCC Operations", "Counter", "storage", True),
-    ("chartPeerTraffic", "Peer Network Traffic", "Counter", "network", True),
+    ("chartSnapshotDefrag", "Snapshot & Defrag Duration", "Histogram", "disk", False),
+    ("chartBackendBreakdown", "Backend Commit Breakdown", "Histogram", "disk", False),
     ("chartPeerRTT", "Peer Round Trip Time", "Histogram", "network", True),
-    ("chartGRPC", "gRPC Request Rate", "Counter", "grpc", True),
-    ("chartGRPCTraffic", "gRPC Client Traffic", "Counter", "grpc", True),
+    ("chartPeerTraffic", "Peer Network Traffic", "Rate", "network", True),
+    ("chartActivePeersGRPC", "Active Peers & gRPC Messages", "Mixed", "network", False),
+    ("chartRaftProposals", "Raft Proposals", "Rate", "proposals", True),
+    ("chartProposalFailedRate", "Proposal Failed Rate", "Rate", "proposals", True),
+    ("chartProposalLag", "Proposal Commit-Apply Lag", "Gauge", "proposals", True),
+    ("chartSlowOps", "Slow Operations", "Increase", "proposals", True),
     ("chartCPU", "CPU Usage", "Rate", "runtime", True),
     ("chartMemory", "Memory", "Gauge", "runtime", True),
     ("chartGoroutines", "Goroutines", "Gauge", "runtime", True),
     ("chartGC", "GC Duration", "Summary", "runtime", True),
     ("chartFDs", "File Descriptors", "Gauge", "runtime", True),
     ("chartMemSys", "Memory Sys", "Gauge", "runtime", True),
-    ("chartServerHealth", "Server Health & Quota", "Mixed", "raft", False),
-    ("chartSnapshotDefrag", "Snapshot & Defrag Duration", "Histogram", "disk", False),
-    ("chartBackendBreakdown", "Backend Commit Breakdown", "Histogram", "disk", False),
-    ("chartMVCCCompaction", "MVCC Revisions & Compaction", "Mixed", "storage", True),
-    ("chartWatcherEvents", "Watcher & Events", "Mixed", "storage", False),
-    ("chartLeaseActivity", "Lease Activity", "Counter", "lease", False),
-    ("chartActivePeersGRPC", "Active Peers & gRPC Messages", "Mixed", "network", False),
-    ("chartFragmentationRatio", "Fragmentation Ratio", "Gauge", "storage", True),
+    ("chartLeaseActivity", "Lease Activity", "Rate", "lease", False),
 )
 
 PANELS: tuple[Panel, ...] = tuple(
@@ -165,30 +169,43 @@ def merge_panel_config(saved: dict | None) -> dict:
 
 # --- what each panel draws (§3.2) ---------------------------------------------------------------
 # Units: count, per_second, duration (seconds), bytes, bytes_per_second, percent. A series is
-# (metric, label) or (metric, label, options) with options "area" and/or "right" (second y axis).
+# (metric, label) or (metric, label, *options): "area", "right" (second y axis, `right_unit`),
+# "increase" (a stored cumulative counter drawn as its increase from one point to the next).
 # Every metric here is a name the collector stores, so a chart never asks for a missing series.
+#
+# No panel draws a cumulative counter as it is (a total since the member started says nothing
+# about now, and drops to zero on every restart): busy counters are drawn as the per-second
+# rates the collector derives from float64 scrapes (`*_rate`); rare events (leader changes, slow
+# applies) as integer increases per point, which is what an SRE counts ("2 elections at 14:05"):
+# as a rate they would read 0.0033/s. monitoring/tests/test_panels.py holds every panel to this.
 
 _P = ("p50", "p90", "p99")
 
 PANEL_CHARTS: dict[str, dict] = {
     "chartRaftProposals": {
-        "unit": "count",
+        "unit": "per_second",
+        "right_unit": "count",
         "series": [
-            ("etcd_server_proposals_committed_total", "Committed", "area"),
-            ("etcd_server_proposals_applied_total", "Applied"),
-            ("etcd_server_proposals_pending", "Pending"),
-            ("etcd_server_proposals_failed_total", "Failed"),
+            ("etcd_server_proposals_committed_total_rate", "Committed / s", "area"),
+            ("etcd_server_proposals_applied_total_rate", "Applied / s"),
+            ("etcd_server_proposals_failed_rate", "Failed / s"),
+            ("etcd_server_proposals_pending", "Pending", "right"),
         ],
     },
     "chartLeaderChanges": {
+        # Up (the collector reached the member: 1/0), has a leader (1/0) and leader elections.
         "unit": "count",
-        "series": [("etcd_server_leader_changes_seen_total", "Leader Changes")],
+        "series": [
+            ("collector_up", "Up"),
+            ("etcd_server_has_leader", "Has Leader"),
+            ("etcd_server_leader_changes_seen_total", "Leader Changes", "increase"),
+        ],
     },
     "chartSlowOps": {
         "unit": "count",
         "series": [
-            ("etcd_server_slow_apply_total", "Slow Apply"),
-            ("etcd_server_slow_read_indexes_total", "Slow Read Index"),
+            ("etcd_server_slow_apply_total", "Slow Applies", "increase"),
+            ("etcd_server_slow_read_indexes_total", "Slow Read Indexes", "increase"),
         ],
     },
     "chartProposalLag": {
@@ -247,10 +264,12 @@ PANEL_CHARTS: dict[str, dict] = {
             ("etcd_mvcc_db_total_size_in_bytes", "Total Size", "area"),
             ("etcd_mvcc_db_total_size_in_use_in_bytes", "In Use"),
         ],
-        # Fractions of the latest etcd_server_quota_backend_bytes (from /api/current).
+        # Fractions of the latest etcd_server_quota_backend_bytes (from /api/current). The axis
+        # always reaches the quota (100 % on the right axis), so the lines are never off-scale;
+        # 80 % is where the cluster health model turns degraded.
         "quota_lines": [
-            {"fraction": 0.75, "label": "warning 75% quota", "color": "orange"},
-            {"fraction": 0.9, "label": "critical 90% quota", "color": "red"},
+            {"fraction": 0.8, "label": "80 % of quota", "color": "orange"},
+            {"fraction": 1.0, "label": "quota", "color": "red"},
         ],
     },
     "chartFragmentationRatio": {
@@ -278,9 +297,11 @@ PANEL_CHARTS: dict[str, dict] = {
         "unit": "count",
         "right_unit": "duration",
         "series": [
+            # Revisions are positions (a gauge in etcd), read as levels; the gap between them is
+            # the history compaction has not removed yet.
             ("etcd_mvcc_current_revision", "Current Revision"),
             ("etcd_mvcc_compact_revision", "Compact Revision"),
-            ("etcd_mvcc_db_compaction_keys_total_rate", "Compaction Keys / s"),
+            ("etcd_mvcc_db_compaction_keys_total_rate", "Compaction Keys / s", "per_second"),
             ("etcd_mvcc_db_compaction_pause_duration_p99", "Compaction Pause P99", "right"),
             ("etcd_mvcc_db_compaction_total_duration_p99", "Compaction Total P99", "right"),
         ],
@@ -291,8 +312,9 @@ PANEL_CHARTS: dict[str, dict] = {
     },
     "chartWatcherEvents": {
         "unit": "count",
+        "right_unit": "per_second",
         "series": [
-            ("etcd_mvcc_events_total_rate", "Events / s"),
+            ("etcd_mvcc_events_total_rate", "Events / s", "right"),
             ("etcd_mvcc_pending_events_total", "Pending Events"),
             ("etcd_mvcc_watch_stream_total", "Watch Streams"),
             ("etcd_mvcc_watcher_total", "Watchers"),
@@ -301,11 +323,12 @@ PANEL_CHARTS: dict[str, dict] = {
     },
     "chartPeerTraffic": {
         "unit": "bytes_per_second",
+        "right_unit": "per_second",
         "series": [
             ("etcd_network_peer_sent_bytes_total_rate", "Sent", "area"),
             ("etcd_network_peer_received_bytes_total_rate", "Received", "area"),
-            ("etcd_network_peer_sent_failures_total_rate", "Send Failures"),
-            ("etcd_network_peer_received_failures_total_rate", "Receive Failures"),
+            ("etcd_network_peer_sent_failures_total_rate", "Send Failures / s", "right"),
+            ("etcd_network_peer_received_failures_total_rate", "Receive Failures / s", "right"),
         ],
     },
     "chartPeerRTT": {
@@ -314,10 +337,11 @@ PANEL_CHARTS: dict[str, dict] = {
     },
     "chartActivePeersGRPC": {
         "unit": "count",
+        "right_unit": "per_second",
         "series": [
             ("etcd_network_active_peers", "Active Peers"),
-            ("grpc_server_msg_received_total_rate", "gRPC Msg Received / s"),
-            ("grpc_server_msg_sent_total_rate", "gRPC Msg Sent / s"),
+            ("grpc_server_msg_received_total_rate", "gRPC Msg Received / s", "right"),
+            ("grpc_server_msg_sent_total_rate", "gRPC Msg Sent / s", "right"),
         ],
     },
     "chartGRPC": {
@@ -380,13 +404,23 @@ CARD_METRICS: dict[str, tuple[str | None, str]] = {
 }
 
 
-def _series_dict(row: tuple) -> dict:
+UNITS = ("count", "per_second", "duration", "bytes", "bytes_per_second", "percent")
+
+
+def _series_dict(row: tuple, chart: dict) -> dict:
     options = row[2:] if len(row) > 2 else ()
+    axis = 1 if "right" in options else 0
+    # A series' own unit (tooltip) is its axis' unit unless an option names another one.
+    unit = next((o for o in options if o in UNITS), None)
+    if unit is None:
+        unit = chart["right_unit"] if axis else chart["unit"]
     return {
         "metric": row[0],
         "label": row[1],
         "area": "area" in options,
-        "axis": 1 if "right" in options else 0,
+        "axis": axis,
+        "unit": unit,
+        "derive": "increase" if "increase" in options else None,
     }
 
 
@@ -409,7 +443,7 @@ def dashboard_registry() -> dict:
                 "default_order": panel.default_order,
                 "default_visible": panel.default_visible,
                 **{k: v for k, v in chart.items() if k != "series"},
-                "series": [_series_dict(row) for row in chart["series"]],
+                "series": [_series_dict(row, chart) for row in chart["series"]],
             }
         )
     cards = [

@@ -19,7 +19,6 @@ def test_registry_has_the_27_panels_and_11_cards_of_the_reference():
     assert {p.section for p in PANELS} == {key for key, _ in SECTIONS}
     hidden = {p.id for p in PANELS if not p.default_visible}
     assert hidden == {
-        "chartLeaderChanges",
         "chartServerHealth",
         "chartSnapshotDefrag",
         "chartBackendBreakdown",
@@ -67,8 +66,8 @@ def test_unknown_and_duplicate_ids_are_dropped_and_missing_appended(api_client):
     body = api_client.get(URL).json()
     assert body["panels"][0] == {"id": "chartGC", "visible": True, "order": 0}
     assert [p["order"] for p in body["panels"]] == list(range(27))
-    leader = next(p for p in body["panels"] if p["id"] == "chartLeaderChanges")
-    assert leader["visible"] is False  # appended with its registry default
+    leases = next(p for p in body["panels"] if p["id"] == "chartLeaseActivity")
+    assert leases["visible"] is False  # appended with its registry default
 
 
 def test_eight_visible_cards_are_refused_and_nothing_is_stored(api_client):

@@ -95,19 +95,28 @@ const EM = (function () {
   function trim2(n) {
     return String(Number(n.toFixed(2)));
   }
+  // Three significant digits at most, trailing zeros dropped: 1.5, 12.3, 250.
+  function sig3(n) {
+    const a = Math.abs(n);
+    return String(Number(n.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : 2)));
+  }
+  // Binary units (1 KiB = 1024 B), as etcd's quota and DB size are powers of two.
   function bytes(v) {
     if (v === null || v === undefined || !isFinite(v)) return "–";
-    const units = ["B", "KB", "MB", "GB", "TB"];
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let i = 0;
     let n = Math.abs(v);
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (v < 0 ? "-" : "") + trim2(n) + " " + units[i];
   }
+  // Seconds in the unit of their magnitude: 850 µs, 12.3 ms, 1.25 s.
   function duration(v) {
     if (v === null || v === undefined || !isFinite(v)) return "–";
-    if (v < 0.001) return Math.round(v * 1e6) + " us";
-    if (v < 1) return (v * 1000).toFixed(2) + " ms";
-    return v.toFixed(3) + " s";
+    const a = Math.abs(v);
+    if (a === 0) return "0 s";
+    if (a < 0.0009995) return sig3(v * 1e6) + " µs"; // 999.5 µs would round to "1000 µs"
+    if (a < 0.9995) return sig3(v * 1000) + " ms";
+    return sig3(v) + " s";
   }
   function count(v) {
     if (v === null || v === undefined || !isFinite(v)) return "–";

@@ -20,6 +20,7 @@ const Monitor = (function () {
   let timer = null;
   let loadedOnce = false;
   let inFlight = null;
+  let again = false;
   let onMembers = () => {};
 
   // --- layout from the saved config ---
@@ -41,6 +42,7 @@ const Monitor = (function () {
     for (const chart of Object.values(charts)) chart.dispose();
     charts = {};
     const root = clear($("panels"));
+    root.appendChild(el("p", { id: "data-since", className: "data-since muted small", hidden: true }));
     const visible = visiblePanels();
     for (const section of registry.sections) {
       const inSection = visible.filter((entry) => panelsById[entry.id].section === section.id);
@@ -86,7 +88,7 @@ const Monitor = (function () {
 
   // --- charts ---
   function axisFormatter(unit) {
-    return (v) => (unit === "percent" ? v.toFixed(0) + " %" : format(unit, v));
+    return (v) => (unit === "percent" ? Number(v.toFixed(1)) + " %" : format(unit, v));
   }
   function rgba(hex, alpha) {
     const n = parseInt(hex.slice(1), 16);
@@ -113,13 +115,18 @@ const Monitor = (function () {
     return points;
   }
 
-  // An outage stores no points: break the line there instead of drawing across it. A gap is
-  // more than twice the usual spacing of the series' points.
-  function withGaps(points) {
+  // The usual spacing of a series' points (their median step), 0 with fewer than two points.
+  function usualStep(points) {
     const steps = [];
     for (let i = 1; i < points.length; i++) steps.push(points[i].ts - points[i - 1].ts);
     steps.sort((a, b) => a - b);
-    const usual = steps.length ? steps[Math.floor(steps.length / 2)] : 0;
+    return steps.length ? steps[Math.floor(steps.length / 2)] : 0;
+  }
+
+  // An outage stores no points: break the line there instead of drawing across it. A gap is
+  // more than twice the usual spacing of the series' points.
+  function withGaps(points) {
+    const usual = usualStep(points);
     const data = [];
     for (let i = 0; i < points.length; i++) {
       if (i > 0 && usual > 0 && points[i].ts - points[i - 1].ts > 2 * usual) {
@@ -130,6 +137,51 @@ const Monitor = (function () {
     return data;
   }
 
+  // A cumulative counter of rare events (leader changes, slow applies) as its increase from one
+  // point to the next. Downsampled points are averages: each is rounded to the counter's nearest
+  // integer first, so the increases are whole events and add up to the change over the range.
+  // No increase across a gap (unknown when it happened) or a reset (the member restarted).
+  function increases(points) {
+    const usual = usualStep(points);
+    const data = [];
+    for (let i = 1; i < points.length; i++) {
+      const prev = points[i - 1];
+      const cur = points[i];
+      if (usual > 0 && cur.ts - prev.ts > 2 * usual) {
+        data.push([(prev.ts + usual) * 1000, null]);
+        continue;
+      }
+      const d = Math.round(cur.value) - Math.round(prev.value);
+      data.push([cur.ts * 1000, d < 0 ? null : d]);
+    }
+    return data;
+  }
+
+  // Ticks of a byte axis at round binary steps (0, 512 MiB, 1 GiB, ...), never 190.73 MiB.
+  function binaryAxis(max) {
+    if (!(max > 0)) return {};
+    let unit = 1;
+    while (max / unit >= 1024 && unit < 1024 ** 4) unit *= 1024;
+    const raw = max / unit / 4; // about four ticks
+    const pow = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 2.5, 5, 10].map((f) => f * pow).find((x) => x >= raw) * unit;
+    return { max: Math.ceil(max / step - 1e-9) * step, interval: step };
+  }
+  // The smallest 1, 2, 2.5 or 5 × 10^k at or above x.
+  function niceCeil(x) {
+    const pow = 10 ** Math.floor(Math.log10(x));
+    return [1, 2, 2.5, 5, 10].map((f) => f * pow).find((v) => v >= x * (1 - 1e-9));
+  }
+  function seriesMax(lines, axis) {
+    let max = 0;
+    for (const l of lines) {
+      if ((l.yAxisIndex || 0) !== axis) continue;
+      for (const [, v] of l.data) if (v !== null && v > max) max = v;
+    }
+    return max;
+  }
+  const isBytes = (unit) => unit === "bytes" || unit === "bytes_per_second";
+
   let window_ = {};
   function chartOption(panel, series) {
     const colors = EM.colors();
@@ -138,27 +190,39 @@ const Monitor = (function () {
       axisLabel: { color: colors.muted },
       splitLine: { lineStyle: { color: colors.grid, opacity: 0.5 } },
     };
-    const yAxis = [{ type: "value", ...axisStyle, axisLabel: { color: colors.muted, formatter: axisFormatter(panel.unit) },
-      max: panel.y_max, min: panel.y_max ? 0 : undefined }];
-    if (panel.right_unit) {
-      yAxis.push({ type: "value", ...axisStyle, splitLine: { show: false },
-        axisLabel: { color: colors.muted, formatter: axisFormatter(panel.right_unit) } });
-    }
+    // Counts have whole-number ticks (no "0.5 leader changes").
+    const valueAxis = (unit, extra) => ({ type: "value", ...axisStyle, minInterval: unit === "count" ? 1 : undefined,
+      axisLabel: { color: colors.muted, formatter: axisFormatter(unit) }, ...extra });
+    const yAxis = [valueAxis(panel.unit, { max: panel.y_max, min: panel.y_max ? 0 : undefined })];
+    if (panel.right_unit) yAxis.push(valueAxis(panel.right_unit, { splitLine: { show: false } }));
     let lines;
+    // No smoothing: a spline invents values between the points and overshoots below zero.
     if (panel.derived === "fragmentation") {
-      lines = [{ name: "Fragmentation", type: "line", smooth: true, showSymbol: false, data: fragmentation(series) }];
+      lines = [{ name: "Fragmentation", type: "line", smooth: false, showSymbol: false, data: fragmentation(series) }];
     } else {
       lines = panel.series.map((s) => ({
-        name: s.label, type: "line", smooth: true, showSymbol: false, yAxisIndex: s.axis,
+        name: s.label, type: "line", smooth: false, showSymbol: false, yAxisIndex: s.axis,
+        step: s.derive === "increase" ? "start" : undefined,
         areaStyle: s.area ? { opacity: 0.15 } : undefined,
-        data: withGaps(series[s.metric] || []),
+        data: s.derive === "increase" ? increases(series[s.metric] || []) : withGaps(series[s.metric] || []),
       }));
     }
     const first = lines[0];
     if (panel.mark_lines) first.markLine = markLine(panel.mark_lines, colors);
-    if (panel.quota_lines && latest.etcd_server_quota_backend_bytes > 0) {
-      const quota = latest.etcd_server_quota_backend_bytes;
+    [0, 1].forEach((axis) => {
+      const unit = axis ? panel.right_unit : panel.unit;
+      if (isBytes(unit) && !panel.quota_lines) Object.assign(yAxis[axis], binaryAxis(seriesMax(lines, axis)));
+    });
+    const quota = latest.etcd_server_quota_backend_bytes;
+    if (panel.quota_lines && quota > 0) {
+      // The axis reaches the quota, and a right axis reads the same height as % of it.
       first.markLine = markLine(panel.quota_lines.map((q) => ({ ...q, value: quota * q.fraction })), colors);
+      const scale = binaryAxis(Math.max(quota, seriesMax(lines, 0)));
+      Object.assign(yAxis[0], { min: 0, ...scale });
+      yAxis.push(valueAxis("percent", { splitLine: { show: false }, min: 0,
+        max: (scale.max / quota) * 100, interval: (scale.interval / quota) * 100 }));
+    } else if (panel.quota_lines) {
+      Object.assign(yAxis[0], binaryAxis(seriesMax(lines, 0)));
     }
     if (panel.right_mark_lines) {
       const right = lines.find((l) => l.yAxisIndex === 1);
@@ -172,19 +236,25 @@ const Monitor = (function () {
           { yAxis: b.to === null ? Number.MAX_SAFE_INTEGER : b.to },
         ]),
       };
-      // Keep the axis on the data, not on the open-ended top band.
-      yAxis[0].max = (value) => Math.max(value.max * 1.1, 0.001);
+      // Keep the axis on the data, not on the open-ended top band, and end it on a round value
+      // (250 ms, not 215 ms) so its top label does not crowd the tick below it.
+      yAxis[0].max = (value) => niceCeil(Math.max(value.max * 1.1, 0.001));
     }
-    const unitOf = (name) => {
-      const s = panel.series.find((x) => x.label === name);
-      return s && s.axis === 1 ? panel.right_unit : panel.unit;
+    const byLabel = Object.fromEntries(panel.series.map((s) => [s.label, s]));
+    const valueText = (name, v) => {
+      if (v === null || v === undefined) return "no data";
+      if (panel.derived) return v.toFixed(1) + " %";
+      const s = byLabel[name];
+      if (s && s.derive === "increase") return "+" + v + " since the previous point";
+      const text = format(s ? s.unit : panel.unit, v);
+      return panel.quota_lines && quota > 0 ? `${text} (${((v / quota) * 100).toFixed(1)} % of quota)` : text;
     };
     return {
       color: EM.palette(),
       backgroundColor: "transparent",
       animation: false,
       textStyle: { color: colors.text },
-      grid: { left: 64, right: panel.right_unit ? 64 : 18, top: 36, bottom: 26 },
+      grid: { left: 64, right: yAxis.length > 1 ? 64 : 18, top: 36, bottom: 26 },
       legend: { top: 0, type: "scroll", textStyle: { color: colors.muted } },
       tooltip: {
         trigger: "axis",
@@ -192,19 +262,40 @@ const Monitor = (function () {
           if (!items.length) return "";
           const lines2 = [EM.clock(items[0].value[0] / 1000)];
           for (const item of items) {
-            const v = item.value[1];
-            lines2.push(item.marker + " " + escapeText(item.seriesName) + ": " +
-              (panel.derived ? v.toFixed(1) + " %" : escapeText(format(unitOf(item.seriesName), v))));
+            lines2.push(item.marker + " " + escapeText(item.seriesName) + ": " + escapeText(valueText(item.seriesName, item.value[1])));
           }
           return lines2.join("<br>");
         },
       },
       xAxis: { type: "time", ...axisStyle, splitLine: { show: false }, min: window_.start * 1000 || undefined,
         max: window_.end * 1000 || undefined,
-        axisLabel: { color: colors.muted, hideOverlap: true, formatter: window_.long ? "{MM}-{dd} {HH}:{mm}" : "{HH}:{mm}" } },
+        axisLabel: { color: colors.muted, hideOverlap: true, formatter: window_.long ? "{MM}-{dd} {HH}:{mm}" : window_.short ? "{HH}:{mm}:{ss}" : "{HH}:{mm}" } },
       yAxis,
       series: lines,
     };
+  }
+
+  // "data since 14:02" when the chosen range reaches back before the oldest stored point, so
+  // an empty left part of every chart is not read as an outage.
+  function dataSinceText(series, start, end) {
+    let first = Infinity;
+    for (const points of Object.values(series || {})) if (points && points.length) first = Math.min(first, points[0].ts);
+    if (!isFinite(start) || !isFinite(end)) return "";
+    if (first === Infinity) return "No stored data in this range yet.";
+    const slack = Math.max(120, 0.02 * (end - start)); // a bucket's width of the longest tiers
+    if (first - start <= slack) return "";
+    const d = new Date(first * 1000);
+    const hhmm = d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false });
+    const today = d.toDateString() === new Date().toDateString();
+    const day = today ? "" : d.toLocaleDateString("en-GB", { day: "numeric", month: "short" }) + " ";
+    return `Data since ${day}${hhmm}: the chosen range is longer than the stored history.`;
+  }
+  function renderDataSince() {
+    const note = $("data-since");
+    if (!note) return;
+    const text = dataSinceText(lastSeries, window_.start, window_.end);
+    note.textContent = text;
+    note.hidden = !text;
   }
   // Tooltip HTML is built by ECharts; series names come from our registry, but escape anyway.
   function escapeText(s) {
@@ -383,7 +474,12 @@ const Monitor = (function () {
 
   // --- refresh ---
   async function refresh() {
-    if (inFlight) return inFlight;
+    // A refresh asked for while one runs (a new range chosen) runs once after it: the running
+    // one may have read the old range already.
+    if (inFlight) {
+      again = true;
+      return inFlight;
+    }
     inFlight = (async () => {
       try {
         const membersResp = await api("GET", "/api/members");
@@ -410,8 +506,11 @@ const Monitor = (function () {
         renderCards();
         lastSeries = rangeResp.metrics || {};
         notExported = rangeResp.not_exported || {};
-        window_ = { start: rangeResp.start, end: rangeResp.end, long: rangeResp.end - rangeResp.start > 86400 };
+        const span = rangeResp.end - rangeResp.start;
+        // Seconds on the ticks of short ranges, where minutes alone repeat ("20:21 20:21").
+        window_ = { start: rangeResp.start, end: rangeResp.end, long: span > 86400, short: span <= 900 };
         drawCharts(lastSeries);
+        renderDataSince();
         $("loading").hidden = true;
         loadedOnce = true;
       } catch (err) {
@@ -421,6 +520,10 @@ const Monitor = (function () {
         else EM.toast(err.message, "error");
       } finally {
         inFlight = null;
+        if (again) {
+          again = false;
+          refresh();
+        }
       }
     })();
     return inFlight;
@@ -565,7 +668,12 @@ const Monitor = (function () {
   function themeChanged() {
     renderLayout();
     drawCharts(lastSeries);
+    renderDataSince();
   }
 
-  return { init, refresh, activate, themeChanged, members: () => members, memberId: () => memberId, latest: () => latest };
+  return {
+    init, refresh, activate, themeChanged, members: () => members, memberId: () => memberId, latest: () => latest,
+    // For the browser tests of the chart logic.
+    _test: { increases, binaryAxis, dataSinceText },
+  };
 })();

@@ -128,7 +128,7 @@ def test_operator_walk_from_first_login_to_logout(
     page.uncheck("#set-chartCPU")
     for _ in range(3):
         page.click("[aria-label='Move Goroutines up']")
-    raft = page.locator("#settings-panels ul[data-section=raft] li")
+    raft = page.locator("#settings-panels ul[data-section=proposals] li")
     raft.filter(has_text="Slow Operations").drag_to(raft.filter(has_text="Raft Proposals"))
     ranges.clear()
     page.click("#settings-save")
@@ -143,7 +143,7 @@ def test_operator_walk_from_first_login_to_logout(
         "nodes => nodes.map(n => n.dataset.panelId)"
     )
     assert runtime[0] == "chartGoroutines" and "chartCPU" not in runtime
-    raft_order = page.locator("[data-section=raft] .panel").evaluate_all(
+    raft_order = page.locator("[data-section=proposals] .panel").evaluate_all(
         "nodes => nodes.map(n => n.dataset.panelId)"
     )
     assert raft_order[:2] == ["chartSlowOps", "chartRaftProposals"]

@@ -64,28 +64,32 @@ const KV = (function () {
     };
   }
 
-  // The tree is a WAI-ARIA tree: each <li> is a treeitem (name, aria-expanded, aria-selected)
-  // holding its row and, for a directory, its group of children; one item is in the tab order
-  // (roving tabindex) and the arrow keys move between the visible items (treeKeydown).
-  function itemLabel(node) {
-    const name = EM.visible(tabState(node.view.tabId).mode === "list" ? node.key : node.label);
-    if (!node.dir) return name;
-    return name + ", directory" + (node.count !== undefined ? `, ${node.count} key${node.count === 1 ? "" : "s"}` : "");
+  // The tree is a WAI-ARIA tree (ARIA 1.2: a tree or group owns treeitems and groups): each
+  // row is a treeitem (aria-level, aria-expanded, aria-selected) named by its own text only,
+  // followed by its children's group; the <li>s are presentational. One row is in the tab order
+  // (roving tabindex) and the arrow keys move between the visible rows (treeKeydown).
+  function depth(node) {
+    let level = 1;
+    for (let p = node.parent; p; p = p.parent) level += 1;
+    return level;
   }
 
   function nodeRow(node) {
     const twisty = el("span", { className: "twisty", "aria-hidden": "true" }, node.dir ? (node.expanded ? "▾" : "▸") : "");
     const row = el("div", {
-      className: "kv-node" + (node.dir ? " dir" : " leaf"),
+      className: "kv-node" + (node.dir ? " dir" : " leaf"), role: "treeitem", tabindex: "-1",
+      "aria-selected": "false", "aria-level": String(depth(node)),
       dataset: { key: node.key, dir: node.dir ? "1" : "0" },
       title: EM.visible(node.key),
     }, twisty, el("span", { className: "seg-label" }, EM.visible(node.label)),
     el("span", { className: "full-label" }, EM.visible(node.key)),
-      node.dir && node.count !== undefined ? el("span", { className: "count", "aria-hidden": "true" }, "(" + node.count + ")") : null);
+      node.dir && node.count !== undefined ? el("span", { className: "count" }, "(" + node.count + ")") : null);
+    if (node.dir) row.setAttribute("aria-expanded", node.expanded ? "true" : "false");
+    row.kvNode = node;
     row.addEventListener("click", () => {
       if (node.dir) toggle(node);
       select(node);
-      focusItem(node.li);
+      focusItem(row);
     });
     row.addEventListener("contextmenu", (e) => {
       e.preventDefault();
@@ -97,12 +101,9 @@ const KV = (function () {
   }
 
   function renderNode(node) {
-    const li = el("li", { role: "treeitem", tabindex: "-1", "aria-selected": "false", "aria-label": itemLabel(node) },
-      nodeRow(node));
-    li.kvNode = node;
+    const li = el("li", { role: "none" }, nodeRow(node));
     node.li = li;
     if (node.dir) {
-      li.setAttribute("aria-expanded", node.expanded ? "true" : "false");
       node.childList = el("ul", { role: "group" });
       node.childList.hidden = !node.expanded;
       li.appendChild(node.childList);
@@ -112,14 +113,14 @@ const KV = (function () {
 
   // --- keyboard ---
   function visibleItems() {
-    return [...$("kv-tree").querySelectorAll("[role=treeitem]")].filter((li) => li.offsetParent !== null);
+    return [...$("kv-tree").querySelectorAll("[role=treeitem]")].filter((row) => row.offsetParent !== null);
   }
-  // Moves the one tab stop of the tree to `li` (and focus, unless told not to).
-  function focusItem(li, keepFocus) {
-    if (!li) return;
-    $("kv-tree").querySelectorAll("[role=treeitem][tabindex='0']").forEach((n) => { if (n !== li) n.tabIndex = -1; });
-    li.tabIndex = 0;
-    if (!keepFocus) li.focus();
+  // Moves the one tab stop of the tree to `row` (and focus, unless told not to).
+  function focusItem(row, keepFocus) {
+    if (!row) return;
+    $("kv-tree").querySelectorAll("[role=treeitem][tabindex='0']").forEach((n) => { if (n !== row) n.tabIndex = -1; });
+    row.tabIndex = 0;
+    if (!keepFocus) row.focus();
   }
   // After a level is (re)built the tree must still have a tab stop.
   function ensureTabStop() {
@@ -129,12 +130,12 @@ const KV = (function () {
     if (first) first.tabIndex = 0;
   }
   function treeKeydown(e) {
-    const li = e.target.closest && e.target.closest("[role=treeitem]");
-    if (!li || e.target !== li || e.altKey || e.ctrlKey || e.metaKey) return;
-    const node = li.kvNode;
+    const row = e.target;
+    if (!row.kvNode || row.getAttribute("role") !== "treeitem" || e.altKey || e.ctrlKey || e.metaKey) return;
+    const node = row.kvNode;
     const items = visibleItems();
-    const at = items.indexOf(li);
-    const parentItem = li.parentElement && li.parentElement.closest("[role=treeitem]");
+    const at = items.indexOf(row);
+    const parentItem = node.parent ? node.parent.row : null;
     let handled = true;
     switch (e.key) {
       case "ArrowDown": focusItem(items[at + 1]); break;
@@ -188,7 +189,7 @@ const KV = (function () {
   async function toggle(node, forceOpen) {
     node.expanded = forceOpen ? true : !node.expanded;
     node.twisty.textContent = node.expanded ? "▾" : "▸";
-    node.li.setAttribute("aria-expanded", node.expanded ? "true" : "false");
+    node.row.setAttribute("aria-expanded", node.expanded ? "true" : "false");
     node.childList.hidden = !node.expanded;
     if (node.expanded && !node.loaded) {
       try {
@@ -332,9 +333,9 @@ const KV = (function () {
     $("kv-tree").querySelectorAll(".kv-node.selected").forEach((n) => n.classList.remove("selected"));
     $("kv-tree").querySelectorAll("[role=treeitem][aria-selected='true']").forEach((n) => n.setAttribute("aria-selected", "false"));
     if (node.row) node.row.classList.add("selected");
-    if (node.li) {
-      node.li.setAttribute("aria-selected", "true");
-      focusItem(node.li, true);
+    if (node.row) {
+      node.row.setAttribute("aria-selected", "true");
+      focusItem(node.row, true);
     }
     view.selected = { node, data: null };
     $("kv-path").textContent = EM.visible(node.key);
@@ -412,6 +413,10 @@ const KV = (function () {
     menu.style.left = x + "px";
     menu.style.top = y + "px";
     menu.hidden = false;
+    // Keep the whole menu on screen (a phone is narrower than a long key's row).
+    const box = menu.getBoundingClientRect();
+    menu.style.left = Math.max(4, Math.min(x, window.innerWidth - box.width - 4)) + "px";
+    menu.style.top = Math.max(4, Math.min(y, window.innerHeight - box.height - 4)) + "px";
   }
   function closeMenu() {
     $("kv-menu").hidden = true;
@@ -505,7 +510,7 @@ const KV = (function () {
       }
       if (node.parent) {
         await reloadLevel(node.parent);
-        if (cur === view && node.parent.li) focusItem(node.parent.li); // the deleted item had focus
+        if (cur === view && node.parent.row) focusItem(node.parent.row); // the deleted item had focus
       } else {
         await buildTree(view);
       }
@@ -672,9 +677,6 @@ const KV = (function () {
   function setLayout(next) {
     if (activeTab) tabState(activeTab).mode = next;
     applyLayout(next);
-    $("kv-tree").querySelectorAll("[role=treeitem]").forEach((li) => {
-      if (li.kvNode) li.setAttribute("aria-label", itemLabel(li.kvNode));
-    });
   }
 
   function themeChanged() {
@@ -704,7 +706,7 @@ const KV = (function () {
     document.addEventListener("keydown", (e) => {
       if (e.key !== "Escape" || $("kv-menu").hidden) return;
       closeMenu();
-      if (menuTarget && menuTarget.li && menuTarget.li.isConnected) menuTarget.li.focus(); // back where it opened
+      if (menuTarget && menuTarget.row && menuTarget.row.isConnected) menuTarget.row.focus(); // back where it opened
     });
     $("kv-menu").addEventListener("keydown", (e) => {
       if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;

@@ -210,3 +210,66 @@ def test_every_view_is_accessible_and_fits_a_phone(
 
     found.assert_clean()
     assert page_errors == []
+
+
+def test_cluster_tabs_are_accessible_and_work_by_keyboard(
+    dashboard_server, etcd_cluster_factory, page, page_errors
+):
+    """A user's tab, healthy and then failing: no control nested in a tab, arrows move along the
+    strip, Enter opens, the failing tab's credentials are re-entered from the info bar."""
+    page.add_init_script(path=str(AXE))
+    remote = etcd_cluster_factory(size=1, point_settings=False)
+    member = remote.members[0]
+    server = dashboard_server()
+    sign_in(page, server, PASSWORD)
+    csrf = page.evaluate("() => document.querySelector('meta[name=csrf-token]').content")
+    added = page.request.post(
+        server.url + "/api/kv/tabs",
+        data={"endpoint": member.client_url, "name": "remote"},
+        headers={"X-CSRFToken": csrf},
+    )
+    assert added.ok, added.text()
+    page.goto(server.url + "/kv")
+    expect_dashboard_ready(page)
+    expect(page.locator("#kv-info")).to_contain_text("Version")
+    found = Findings()
+    for theme in THEMES:
+        _toggle_to(page, theme)
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 844 if width < 800 else 900})
+            found.check(page, f"{theme}/{width}/kv-user-tab")
+
+    # Keyboard: the default tab is the strip's tab stop; → focuses "remote", Enter opens it.
+    default = page.locator("#kv-tab-list [role=tab][data-tab-id='default']")
+    remote_tab = page.locator("#kv-tab-list [role=tab]", has_text="remote")
+    expect(default).to_have_attribute("tabindex", "0")
+    page.focus("#logout-btn")  # the last control before the strip
+    page.keyboard.press("Tab")
+    expect(default).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(remote_tab).to_be_focused()
+    expect(remote_tab).to_have_attribute("aria-selected", "false")
+    page.keyboard.press("Enter")
+    expect(remote_tab).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#kv-info")).to_contain_text("Cluster: remote")
+    expect(remote_tab).to_have_attribute("aria-keyshortcuts", "Delete")
+
+    remote.kill_member(member)
+    page.click("#kv-reload")  # the failed connect marks the tab `error` at once
+    expect(remote_tab.locator(".kv-tab-warn")).to_have_count(1, timeout=40_000)
+    reenter = page.locator("#kv-info-reenter")
+    expect(reenter).to_be_visible()
+    for theme in THEMES:
+        _toggle_to(page, theme)
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 844 if width < 800 else 900})
+            found.check(page, f"{theme}/{width}/kv-failing-tab")
+    reenter.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#kv-cred-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#kv-cred-reason")).to_contain_text("unreachable")
+    found.check(page, "light/390/dialog-kv-cred-failing", "#kv-cred-dialog")
+    _close_dialog(page, "#kv-cred-dialog")
+    found.assert_clean()
+    assert page_errors == []

@@ -6,79 +6,18 @@ axe-core runs every WCAG 2.0/2.1 A and AA rule plus its best practices; a `serio
 `critical` violation fails the test. No rule is disabled.
 """
 
-import json
 import re
-from pathlib import Path
 
 from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
+from tests.browser.axe import Findings, install
 from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
 
-AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 PASSWORD = "a11y-pass-1"
 WIDTHS = (1440, 390)
 THEMES = ("dark", "light")
 OPS_PANES = ("audit", "defrag", "snapshot", "alarms", "leader", "hashkv", "compact")
-
-AXE_RUN = """async (selector) => {
-  const result = await axe.run(selector ? document.querySelector(selector) : document, {
-    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
-    resultTypes: ["violations"],
-  });
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.map((n) => n.target.join(" ") + " :: " +
-      n.failureSummary.split("\\n").slice(1, 3).join(" ")),
-  }));
-}"""
-
-
-# The elements reaching past the right edge: what to fix when the page scrolls sideways.
-WIDE_ELEMENTS = """() => [...document.querySelectorAll('body *')].filter((n) => {
-  const r = n.getBoundingClientRect();
-  return r.width && r.right > window.innerWidth + 1;
-}).slice(0, 8).map((n) => n.tagName + '#' + n.id + '.' + n.className + ' ' +
-  Math.round(n.getBoundingClientRect().right))"""
-
-
-def _axe(page, selector: str | None = None) -> list[dict]:
-    return page.evaluate(AXE_RUN, selector)
-
-
-def _overflow(page) -> int:
-    """How many CSS px the page scrolls sideways (0 is what we want)."""
-    return page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-
-
-class Findings:
-    """Everything found over the sweep, asserted once at the end so one run lists all of it."""
-
-    def __init__(self):
-        self.problems: dict[str, list] = {}
-        self.counts: dict[str, int] = {}
-        self.lesser: dict[str, int] = {}  # moderate/minor findings by rule: reported, not failed
-
-    def check(self, page, where: str, selector: str | None = None) -> None:
-        violations = _axe(page, selector)
-        bad = [v for v in violations if v["impact"] in ("serious", "critical")]
-        self.counts[where] = sum(len(v["nodes"]) for v in bad)
-        for v in violations:
-            if v not in bad:
-                self.lesser[v["id"]] = self.lesser.get(v["id"], 0) + len(v["nodes"])
-        if bad:
-            self.problems[where + " axe"] = bad
-        overflow = _overflow(page)
-        if overflow > 0:
-            self.problems[where + " scroll"] = [
-                f"scrolls {overflow}px sideways",
-                *page.evaluate(WIDE_ELEMENTS),
-            ]
-
-    def assert_clean(self) -> None:
-        print("serious+critical axe nodes per view:", json.dumps(self.counts, indent=1))
-        print("moderate/minor axe nodes by rule (not failing):", json.dumps(self.lesser))
-        assert not self.problems, json.dumps(self.problems, indent=1)
 
 
 def _set_theme(page, theme: str) -> None:
@@ -99,8 +38,7 @@ def _close_dialog(page, dialog: str) -> None:
 def test_every_view_is_accessible_and_fits_a_phone(
     dashboard_server, page, page_errors, etcd_cluster, tmp_path
 ):
-    # An init script is not subject to the page's CSP (script-src 'self'); a script tag would be.
-    page.add_init_script(path=str(AXE))
+    install(page)
     server = dashboard_server()
     gateway = cluster_gateway()
     gateway.kv(lambda c: c.put(b"/a11y/app/config.json", b'{"a": 1}'))
@@ -217,7 +155,7 @@ def test_cluster_tabs_are_accessible_and_work_by_keyboard(
 ):
     """A user's tab, healthy and then failing: no control nested in a tab, arrows move along the
     strip, Enter opens, the failing tab's credentials are re-entered from the info bar."""
-    page.add_init_script(path=str(AXE))
+    install(page)
     remote = etcd_cluster_factory(size=1, point_settings=False)
     member = remote.members[0]
     server = dashboard_server()

@@ -354,6 +354,7 @@ const KV = (function () {
       if (err.status === 404) {
         EM.toast("Key expired or deleted: " + EM.visible(node.key), "error");
         if (node.li) node.li.remove();
+        ensureTabStop();
         if (view.selected && view.selected.node === node) {
           view.selected = null;
           if (cur === view) clearDetail();

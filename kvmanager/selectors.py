@@ -293,6 +293,21 @@ def key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit:
     }
 
 
+def dir_count(*, gateway: ClusterGateway, key: str) -> int:
+    """How many keys deleting `key` as a directory removes: the key itself and every key under
+    `key + separator` (for the root, every key starting with the separator), as `kv_delete`.
+
+    Count-only ranges: nothing is transferred however large the directory. A hint for the
+    confirmation, so writes between the count and the delete may change the real number.
+    """
+    separator = settings.KV_SEPARATOR
+    raw = encode_key(key)
+    if key == separator:
+        return count_range(gateway, raw, prefix_end(raw))
+    base = encode_key(key + separator)
+    return count_range(gateway, raw, raw + b"\x00") + count_range(gateway, base, prefix_end(base))
+
+
 def key_search(
     *, gateway: ClusterGateway, prefix: str, query: str, limit: int, cursor: str | None
 ) -> dict:
@@ -367,6 +382,21 @@ def v2_key_tree(*, gateway: ClusterGateway, key: str, with_values: bool) -> dict
     except EtcdNotFound:
         return {"key": key, "dir": True}
     return v2_node(raw, with_values=with_values)
+
+
+def v2_dir_count(*, gateway: ClusterGateway, key: str) -> int:
+    """How many keys (not directories) deleting the v2 directory `key` removes; 1 for a key."""
+
+    def leaves(node: dict) -> int:
+        if not node.get("dir"):
+            return 1
+        return sum(leaves(child) for child in node.get("nodes") or [])
+
+    try:
+        raw = V2Keys(gateway).get(key, recursive=True)
+    except EtcdNotFound:
+        return 0
+    return leaves(raw)
 
 
 def v2_key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit: int) -> dict:

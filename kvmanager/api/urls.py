@@ -21,6 +21,7 @@ def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
         "delete": {"post": "delete_key"},
         "list": {"get": "list"},
         "search": {"get": "search"},
+        "count": {"get": "count"},
     }
     names = [*list(actions)[:8], *extra]
     return [
@@ -30,8 +31,8 @@ def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
 
 
 urlpatterns = [
-    *_routes("v3", KvV3ViewSet, extra=("search",)),
-    *_routes("v2", KvV2ViewSet),
+    *_routes("v3", KvV3ViewSet, extra=("search", "count")),
+    *_routes("v2", KvV2ViewSet, extra=("count",)),
     path("kv/tabs", KvTabViewSet.as_view({"get": "list", "post": "create"}), name="kv-tabs"),
     path("kv/tabs/order", KvTabViewSet.as_view({"put": "order"}), name="kv-tabs-order"),
     # Before kv/tabs/<tab_id>: "order" and "test" are never tab ids.

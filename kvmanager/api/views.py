@@ -171,6 +171,12 @@ class KvV3ViewSet(KvViewSet):
         key = self.key_param()
         return Response({"node": selectors.key_get(gateway=self.gateway(), key=key)})
 
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def count(self, request):
+        """How many keys a directory delete of `key` removes (asked before confirming)."""
+        key = self.key_param()
+        return Response({"key": key, "count": selectors.dir_count(gateway=self.gateway(), key=key)})
+
     @extend_schema(parameters=[serializers.ListQuerySerializer], responses=OpenApiTypes.OBJECT)
     def list(self, request):
         params = self.query(serializers.ListQuerySerializer)
@@ -247,6 +253,14 @@ class KvV2ViewSet(KvViewSet):
     def get_key(self, request):
         key = self.key_param()
         return Response({"node": selectors.v2_key_get(gateway=self.gateway(), key=key)})
+
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def count(self, request):
+        """How many keys a directory delete of `key` removes (asked before confirming)."""
+        key = self.key_param()
+        return Response(
+            {"key": key, "count": selectors.v2_dir_count(gateway=self.gateway(), key=key)}
+        )
 
     @extend_schema(parameters=[serializers.ListQuerySerializer], responses=OpenApiTypes.OBJECT)
     def list(self, request):

@@ -83,6 +83,18 @@ def test_recursive_delete_removes_a_directory_and_plain_delete_refuses(api, v2_p
     assert missing.status_code == 404 and missing.json()["code"] == "key_not_found"
 
 
+def test_count_says_how_many_keys_a_directory_delete_removes(api, v2_prefix):
+    for key in ("d/x/y", "d/x/z", "d/k", "other"):
+        api.put("/api/kv/v2/put", {"key": f"{v2_prefix}/{key}", "value": "1"}, format="json")
+    api.put("/api/kv/v2/put", {"key": f"{v2_prefix}/d/empty", "dir": True}, format="json")
+
+    counted = api.get("/api/kv/v2/count", {"key": f"{v2_prefix}/d"})
+
+    assert counted.status_code == 200
+    assert counted.json() == {"key": f"{v2_prefix}/d", "count": 3}
+    assert api.get("/api/kv/v2/count", {"key": f"{v2_prefix}/none"}).json()["count"] == 0
+
+
 def test_getpath_of_a_missing_key_is_an_empty_directory(api, v2_prefix):
     node = api.get("/api/kv/v2/getpath", {"key": f"{v2_prefix}/none"}).json()["node"]
 

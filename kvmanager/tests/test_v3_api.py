@@ -168,6 +168,20 @@ def test_dir_delete_removes_the_subtree_but_never_prefix_siblings(api, kv_prefix
     assert etcd.keys(kv_prefix) == sorted(f"{kv_prefix}{k}" for k in ("ab", "abc/x", "a-b"))
 
 
+def test_count_says_how_many_keys_a_dir_delete_removes(api, kv_prefix, etcd):
+    for key in ("a", "a/x", "a/y/z", "ab", "abc/x", "a-b"):
+        etcd.put(f"{kv_prefix}{key}", "1")
+
+    counted = api.get("/api/kv/v3/count", {"key": f"{kv_prefix}a"})
+
+    assert counted.status_code == 200
+    assert counted.json() == {"key": f"{kv_prefix}a", "count": 3}
+    assert api.get("/api/kv/v3/count", {"key": f"{kv_prefix}none"}).json()["count"] == 0
+    deleted = api.post("/api/kv/v3/delete", {"key": f"{kv_prefix}a", "dir": True}, format="json")
+    assert deleted.json()["deleted"] == counted.json()["count"]
+    assert api.get("/api/kv/v3/count").status_code == 400
+
+
 def test_plain_delete_removes_only_the_exact_key(api, kv_prefix, etcd):
     etcd.put(f"{kv_prefix}a", "1")
     etcd.put(f"{kv_prefix}a/child", "2")

@@ -48,18 +48,22 @@ const KVTabs = (function () {
   function tabElement(tab) {
     const isActive = tab.id === active;
     const error = tab.last_status === "error";
-    const warn = error ? el("button", {
-      type: "button", className: "kv-tab-warn", title: tabTitle(tab) + "\nClick to re-enter credentials",
-      "aria-label": "Connection problem: re-enter credentials for " + tab.name,
+    // ⚠ and × are mouse shortcuts, not buttons: a tab must not contain controls (axe
+    // nested-interactive; even an unfocusable, aria-hidden button counts). The keyboard closes
+    // the focused tab with Delete (aria-keyshortcuts) and re-enters credentials from the info
+    // bar's button; the tab's title, its description, carries the connection problem.
+    const warn = error ? el("span", {
+      className: "kv-tab-warn", title: tabTitle(tab) + "\nClick to re-enter credentials", "aria-hidden": "true",
       onclick: (e) => { e.stopPropagation(); reenter(tab.id); },
     }, "⚠") : null;
-    const close = tab.is_default ? null : el("button", {
-      type: "button", className: "kv-tab-close", title: "Close tab", "aria-label": "Close tab " + tab.name,
+    const close = tab.is_default ? null : el("span", {
+      className: "kv-tab-close", title: "Close tab (Delete)", "aria-hidden": "true",
       onclick: (e) => { e.stopPropagation(); closeTab(tab.id); },
     }, "×");
     const node = el("div", {
       className: "kv-tab" + (isActive ? " active" : "") + (error ? " error" : "") + (tab.is_default ? " default" : ""),
       role: "tab", tabindex: isActive ? "0" : "-1", "aria-selected": isActive ? "true" : "false",
+      "aria-keyshortcuts": tab.is_default ? null : "Delete",
       title: tabTitle(tab), draggable: tab.is_default ? false : "true", dataset: { tabId: tab.id, status: tab.last_status || "" },
     }, warn, el("span", { className: "kv-tab-name" }, tab.name), close);
     node.addEventListener("click", () => select(tab.id));
@@ -70,6 +74,16 @@ const KVTabs = (function () {
         select(tab.id);
       } else if (e.key === "Delete" && !tab.is_default) {
         closeTab(tab.id);
+      } else if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) {
+        // Arrows move focus along the strip; Enter or Space opens the focused tab.
+        e.preventDefault();
+        const all = [...$("kv-tab-list").querySelectorAll("[role=tab]")];
+        const at = all.indexOf(node);
+        const next = { ArrowLeft: all[at - 1], ArrowRight: all[at + 1], Home: all[0], End: all[all.length - 1] }[e.key];
+        if (next) {
+          all.forEach((t) => { t.tabIndex = t === next ? 0 : -1; });
+          next.focus();
+        }
       }
     });
     return node;

@@ -64,18 +64,32 @@ const KV = (function () {
     };
   }
 
+  // The tree is a WAI-ARIA tree (ARIA 1.2: a tree or group owns treeitems and groups): each
+  // row is a treeitem (aria-level, aria-expanded, aria-selected) named by its own text only,
+  // followed by its children's group; the <li>s are presentational. One row is in the tab order
+  // (roving tabindex) and the arrow keys move between the visible rows (treeKeydown).
+  function depth(node) {
+    let level = 1;
+    for (let p = node.parent; p; p = p.parent) level += 1;
+    return level;
+  }
+
   function nodeRow(node) {
-    const twisty = el("span", { className: "twisty" }, node.dir ? (node.expanded ? "▾" : "▸") : "");
+    const twisty = el("span", { className: "twisty", "aria-hidden": "true" }, node.dir ? (node.expanded ? "▾" : "▸") : "");
     const row = el("div", {
       className: "kv-node" + (node.dir ? " dir" : " leaf"), role: "treeitem", tabindex: "-1",
+      "aria-selected": "false", "aria-level": String(depth(node)),
       dataset: { key: node.key, dir: node.dir ? "1" : "0" },
       title: EM.visible(node.key),
     }, twisty, el("span", { className: "seg-label" }, EM.visible(node.label)),
     el("span", { className: "full-label" }, EM.visible(node.key)),
       node.dir && node.count !== undefined ? el("span", { className: "count" }, "(" + node.count + ")") : null);
+    if (node.dir) row.setAttribute("aria-expanded", node.expanded ? "true" : "false");
+    row.kvNode = node;
     row.addEventListener("click", () => {
       if (node.dir) toggle(node);
       select(node);
+      focusItem(row);
     });
     row.addEventListener("contextmenu", (e) => {
       e.preventDefault();
@@ -87,7 +101,7 @@ const KV = (function () {
   }
 
   function renderNode(node) {
-    const li = el("li", {}, nodeRow(node));
+    const li = el("li", { role: "none" }, nodeRow(node));
     node.li = li;
     if (node.dir) {
       node.childList = el("ul", { role: "group" });
@@ -95,6 +109,63 @@ const KV = (function () {
       li.appendChild(node.childList);
     }
     return li;
+  }
+
+  // --- keyboard ---
+  function visibleItems() {
+    return [...$("kv-tree").querySelectorAll("[role=treeitem]")].filter((row) => row.offsetParent !== null);
+  }
+  // Moves the one tab stop of the tree to `row` (and focus, unless told not to).
+  function focusItem(row, keepFocus) {
+    if (!row) return;
+    $("kv-tree").querySelectorAll("[role=treeitem][tabindex='0']").forEach((n) => { if (n !== row) n.tabIndex = -1; });
+    row.tabIndex = 0;
+    if (!keepFocus) row.focus();
+  }
+  // After a level is (re)built the tree must still have a tab stop.
+  function ensureTabStop() {
+    const tree = $("kv-tree");
+    if (tree.querySelector("[role=treeitem][tabindex='0']")) return;
+    const first = tree.querySelector("[role=treeitem]");
+    if (first) first.tabIndex = 0;
+  }
+  function treeKeydown(e) {
+    const row = e.target;
+    if (!row.kvNode || row.getAttribute("role") !== "treeitem" || e.altKey || e.ctrlKey || e.metaKey) return;
+    const node = row.kvNode;
+    const items = visibleItems();
+    const at = items.indexOf(row);
+    const parentItem = node.parent ? node.parent.row : null;
+    let handled = true;
+    switch (e.key) {
+      case "ArrowDown": focusItem(items[at + 1]); break;
+      case "ArrowUp": focusItem(items[at - 1]); break;
+      case "Home": focusItem(items[0]); break;
+      case "End": focusItem(items[items.length - 1]); break;
+      case "ArrowRight":
+        if (node.dir && !node.expanded) toggle(node, true);
+        else if (node.dir) focusItem(node.childList.querySelector("[role=treeitem]"));
+        break;
+      case "ArrowLeft":
+        if (node.dir && node.expanded) toggle(node);
+        else focusItem(parentItem);
+        break;
+      case "Enter":
+        if (node.dir) toggle(node);
+        select(node);
+        break;
+      case "Delete":
+        if (!(node.isRoot && node.view.proto === "v2")) removeNode(node);
+        break;
+      case "ContextMenu": {
+        const box = node.row.getBoundingClientRect();
+        openMenu(node, box.left + 16, box.bottom);
+        $("kv-menu-create").focus();
+        break;
+      }
+      default: handled = false;
+    }
+    if (handled) e.preventDefault();
   }
 
   async function loadLevel(node, cursor) {
@@ -108,15 +179,17 @@ const KV = (function () {
     if (data.next_cursor) {
       const more = el("button", { type: "button", className: "kv-more",
         onclick: () => loadLevel(node, data.next_cursor).catch((err) => showError(err, node.view)) }, "Load more…");
-      node.childList.appendChild(el("li", { className: "more" }, more));
+      node.childList.appendChild(el("li", { className: "more", role: "none" }, more));
     }
-    if (!(data.nodes || []).length && !cursor) node.childList.appendChild(el("li", { className: "muted small empty" }, "(empty)"));
+    if (!(data.nodes || []).length && !cursor) node.childList.appendChild(el("li", { className: "muted small empty", role: "none" }, "(empty)"));
     node.loaded = true;
+    if (cur === node.view) ensureTabStop();
   }
 
   async function toggle(node, forceOpen) {
     node.expanded = forceOpen ? true : !node.expanded;
     node.twisty.textContent = node.expanded ? "▾" : "▸";
+    node.row.setAttribute("aria-expanded", node.expanded ? "true" : "false");
     node.childList.hidden = !node.expanded;
     if (node.expanded && !node.loaded) {
       try {
@@ -144,9 +217,10 @@ const KV = (function () {
     view.selected = null;
     view.searching = false;
     if (cur === view) {
-      clear($("kv-tree")).appendChild(el("ul", { role: "tree" }, renderNode(view.root)));
+      clear($("kv-tree")).appendChild(el("ul", { role: "tree", "aria-label": "Keys" }, renderNode(view.root)));
       clearDetail();
       $("kv-search-clear").hidden = true;
+      ensureTabStop();
     }
     await toggle(view.root, true);
   }
@@ -257,7 +331,12 @@ const KV = (function () {
     const view = node.view;
     if (view !== cur) return;
     $("kv-tree").querySelectorAll(".kv-node.selected").forEach((n) => n.classList.remove("selected"));
+    $("kv-tree").querySelectorAll("[role=treeitem][aria-selected='true']").forEach((n) => n.setAttribute("aria-selected", "false"));
     if (node.row) node.row.classList.add("selected");
+    if (node.row) {
+      node.row.setAttribute("aria-selected", "true");
+      focusItem(node.row, true);
+    }
     view.selected = { node, data: null };
     $("kv-path").textContent = EM.visible(node.key);
     if (node.dir) {
@@ -275,6 +354,7 @@ const KV = (function () {
       if (err.status === 404) {
         EM.toast("Key expired or deleted: " + EM.visible(node.key), "error");
         if (node.li) node.li.remove();
+        ensureTabStop();
         if (view.selected && view.selected.node === node) {
           view.selected = null;
           if (cur === view) clearDetail();
@@ -334,6 +414,10 @@ const KV = (function () {
     menu.style.left = x + "px";
     menu.style.top = y + "px";
     menu.hidden = false;
+    // Keep the whole menu on screen (a phone is narrower than a long key's row).
+    const box = menu.getBoundingClientRect();
+    menu.style.left = Math.max(4, Math.min(x, window.innerWidth - box.width - 4)) + "px";
+    menu.style.top = Math.max(4, Math.min(y, window.innerHeight - box.height - 4)) + "px";
   }
   function closeMenu() {
     $("kv-menu").hidden = true;
@@ -397,11 +481,26 @@ const KV = (function () {
     }
   }
 
+  // The confirmation of a directory delete says how many keys go: counted by the server right
+  // before asking (count-only, whatever the directory's size), never guessed from the tree.
+  async function deleteQuestion(node) {
+    const name = EM.visible(node.key);
+    if (!node.dir) return `Delete the key "${name}"?`;
+    let count;
+    try {
+      count = (await api("GET", kvUrl(node.view, "count", { key: node.key }))).count;
+    } catch (err) {
+      if (err.status === 401) return null;
+      return `Delete the directory "${name}" and ALL keys under it? The keys could not be counted (${err.message}). ` +
+        "This cannot be undone.";
+    }
+    return `Delete the directory "${name}" and ALL keys under it: ${count} key${count === 1 ? "" : "s"} will be removed. ` +
+      "This cannot be undone.";
+  }
+
   async function removeNode(node) {
-    const text = node.dir
-      ? `Delete the directory "${EM.visible(node.key)}" and ALL keys under it? This cannot be undone.`
-      : `Delete the key "${EM.visible(node.key)}"?`;
-    if (!(await EM.confirmAction("Remove Node", text, "Delete"))) return;
+    const text = await deleteQuestion(node);
+    if (text === null || !(await EM.confirmAction("Remove Node", text, "Delete"))) return;
     const view = node.view;
     try {
       await api("POST", kvUrl(view, "delete"), { key: node.key, dir: node.dir });
@@ -410,8 +509,12 @@ const KV = (function () {
         view.selected = null;
         if (cur === view) clearDetail();
       }
-      if (node.parent) await reloadLevel(node.parent);
-      else await buildTree(view);
+      if (node.parent) {
+        await reloadLevel(node.parent);
+        if (cur === view && node.parent.row) focusItem(node.parent.row); // the deleted item had focus
+      } else {
+        await buildTree(view);
+      }
     } catch (err) {
       showError(err, view);
     }
@@ -438,15 +541,16 @@ const KV = (function () {
       if (!cursor) {
         clear(box);
         box.appendChild(el("div", { className: "muted small", id: "kv-search-summary" }));
-        list = el("ul", { className: "search-results", role: "tree" });
+        list = el("ul", { className: "search-results", role: "tree", "aria-label": "Matching keys" });
         box.appendChild(list);
       }
       const more = box.querySelector("button.kv-more");
       if (more) more.remove();
       for (const item of data.nodes || []) {
         const node = { key: item.key, dir: false, label: item.key, parent: null, view };
-        list.appendChild(el("li", {}, nodeRow(node)));
+        list.appendChild(renderNode(node));
       }
+      ensureTabStop();
       const shown = list.children.length;
       $("kv-search-summary").textContent = shown ? `${shown} matching key(s)` + (data.truncated ? " (more available)" : "")
         : "No matching keys found";
@@ -600,7 +704,20 @@ const KV = (function () {
     $("kv-menu-create").addEventListener("click", () => { closeMenu(); openCreate(menuTarget); });
     $("kv-menu-delete").addEventListener("click", () => { closeMenu(); removeNode(menuTarget); });
     document.addEventListener("click", (e) => { if (!$("kv-menu").contains(e.target)) closeMenu(); });
-    document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeMenu(); });
+    document.addEventListener("keydown", (e) => {
+      if (e.key !== "Escape" || $("kv-menu").hidden) return;
+      closeMenu();
+      if (menuTarget && menuTarget.row && menuTarget.row.isConnected) menuTarget.row.focus(); // back where it opened
+    });
+    $("kv-menu").addEventListener("keydown", (e) => {
+      if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+      e.preventDefault();
+      const items = [...$("kv-menu").querySelectorAll("button:not(:disabled)")];
+      const at = items.indexOf(document.activeElement);
+      const next = items[(at + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length];
+      if (next) next.focus();
+    });
+    $("kv-tree").addEventListener("keydown", treeKeydown);
     $("kv-create-form").addEventListener("submit", submitCreate);
     $("kv-create-cancel").addEventListener("click", () => $("kv-create-dialog").close());
     $("kv-create-dir").addEventListener("change", syncDirField);

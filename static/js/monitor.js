@@ -384,6 +384,7 @@ const Monitor = (function () {
         const box = metricBox(card.label, `${up}/${members.length} up`, "hover to list, click to switch",
           up < members.length ? "bad" : "", "card-members");
         box.appendChild(tip);
+        box.tabIndex = 0; // keyboard users open the list by focusing the card (CSS :focus-within)
         return box;
       }
       case "cardRaftIndex":

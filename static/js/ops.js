@@ -83,7 +83,11 @@ const Ops = (function () {
     $("audit-page").textContent = `Page ${audit.page} / ${pages} (${audit.total} total)`;
     $("audit-prev").disabled = audit.page <= 1;
     $("audit-next").disabled = audit.page >= pages;
-    document.querySelectorAll("#audit-table th").forEach((th) => th.classList.toggle("sorted", th.dataset.sort === key));
+    document.querySelectorAll("#audit-table th").forEach((th) => {
+      th.classList.toggle("sorted", th.dataset.sort === key);
+      if (th.dataset.sort === key) th.setAttribute("aria-sort", audit.desc ? "descending" : "ascending");
+      else th.removeAttribute("aria-sort");
+    });
   }
 
   // --- defragment ---
@@ -314,6 +318,10 @@ const Ops = (function () {
     });
     $("audit-prev").addEventListener("click", () => { audit.page = Math.max(1, audit.page - 1); loadAudit(); });
     $("audit-next").addEventListener("click", () => { audit.page += 1; loadAudit(); });
+    document.querySelectorAll("#audit-table th[data-sort]").forEach((th) => {
+      // A button inside the header makes sorting reachable by keyboard; its click bubbles to the th.
+      th.replaceChildren(el("button", { type: "button", className: "sort" }, th.textContent));
+    });
     document.querySelectorAll("#audit-table th[data-sort]").forEach((th) => th.addEventListener("click", () => {
       audit.desc = audit.sort === th.dataset.sort ? !audit.desc : false;
       audit.sort = th.dataset.sort;

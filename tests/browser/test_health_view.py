@@ -9,6 +9,7 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.browser.axe import Findings, install
 from tests.browser.conftest import save_screenshot, sign_in
 
 PASSWORD = "health-pass-1"
@@ -20,6 +21,8 @@ def test_a_killed_follower_shows_everywhere_within_seconds(
 ):
     cluster = etcd_cluster_factory(point_settings=False)
     server = dashboard_server(ETCD_ENDPOINTS=cluster.endpoints, COLLECTOR_INTERVAL="30")
+    install(page)  # the failure views' colours (stale, degraded, down) are checked by axe too
+    found = Findings()
     sign_in(page, server, PASSWORD)
     line = page.locator("#cluster-line")
     expect(page.locator("#cluster-health")).to_have_text("Healthy", timeout=WITHIN)
@@ -51,6 +54,7 @@ def test_a_killed_follower_shows_everywhere_within_seconds(
     expect(page.locator("#cards")).to_have_class(re.compile(r"\bstale\b"))
     page.evaluate("() => window.scrollTo(0, 0)")
     save_screenshot(page, "monitor-member-down.png", tmp_path)
+    found.check(page, "dark/monitor-member-down")
 
     # --- ops: HashKV cannot verify; the dead member is marked and never pre-selected ---
     page.click("#view-ops")
@@ -62,6 +66,7 @@ def test_a_killed_follower_shows_everywhere_within_seconds(
     )
     expect(banner).not_to_contain_text("nconsisten")
     save_screenshot(page, "ops-hashkv-member-down.png", tmp_path)
+    found.check(page, "dark/ops-hashkv-member-down")
     page.click("#ops-menu [data-ops='leader']")
     target = page.locator(f"#leader-target option[value='{victim['id']}']")
     expect(target).to_be_disabled()
@@ -70,6 +75,17 @@ def test_a_killed_follower_shows_everywhere_within_seconds(
     page.click("#ops-menu [data-ops='defrag']")
     expect(page.locator(f"#defrag-{victim['id']}")).to_be_disabled()
     expect(page.locator(f"#defrag-list li[data-member='{victim['id']}']")).to_contain_text("down")
+    found.check(page, "dark/ops-defrag-member-down")
+    page.click("#theme-toggle")
+    expect(page.locator("html[data-theme='light']")).to_have_count(1)
+    found.check(page, "light/ops-defrag-member-down")
+    page.click("#ops-menu [data-ops='hashkv']")
+    expect(banner).to_be_visible()
+    found.check(page, "light/ops-hashkv-member-down")
+    page.click("#view-monitor")
+    expect(page.locator("#cards")).to_have_class(re.compile(r"\bstale\b"))
+    found.check(page, "light/monitor-member-down")
+    page.click("#view-ops")
     page.click("#ops-menu [data-ops='snapshot']")
     expect(page.locator(f"#snapshot-member option[value='{victim['id']}']")).to_be_disabled()
     assert page.locator("#snapshot-member").input_value() == leader["id"]
@@ -78,6 +94,7 @@ def test_a_killed_follower_shows_everywhere_within_seconds(
     cluster.start_member(local)
     expect(page.locator("#cluster-health")).to_have_text("Healthy", timeout=WITHIN)
     expect(line).to_contain_text("3/3 up")
+    found.assert_clean()
     assert page_errors == []
 
 

@@ -8,11 +8,9 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import runmonitors
 
 # What the reference product's own front end asks for besides our panels' series: its banner,
 # the series of charts it draws that we name differently, and the names it requests that no
@@ -76,12 +74,6 @@ def reference_front_end_names() -> list[str]:
     names |= {f"{prefix}_{q}" for prefix in HISTOGRAM_PREFIXES for q in ("p50", "p90", "p99")}
     names |= {f"{prefix}_count" for prefix in HISTOGRAM_PREFIXES}
     return sorted(names)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -147,64 +139,19 @@ def _children(pid: int) -> list[int]:
 @pytest.fixture
 def monitor_server(tmp_path, etcd_cluster):
     """Start `manage.py runmonitor` (embedded by default, or with a broker) and stop it by PID."""
-    started: list[subprocess.Popen] = []
+    endpoints = ",".join(etcd_cluster.client_urls)
+    with runmonitors(tmp_path, ETCD_ENDPOINTS=endpoints, COLLECTOR_INTERVAL="2") as start_one:
 
-    def start(*, broker: bool = False, **overrides) -> Server:
-        data_dir = tmp_path / f"data{len(started)}"
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("DJANGO_", "CELERY_", "ETCD_")) and key != "DATABASE_URL"
-        }
-        env.update(
-            DATA_DIR=str(data_dir),
-            ETCD_ENDPOINTS=",".join(etcd_cluster.client_urls),
-            COLLECTOR_INTERVAL="2",
-            **overrides,
-        )
-        if broker:
-            env.update(
-                CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-                DJANGO_SECRET_KEY="x" * 50 + "-test-only-secret",
-            )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        port = _free_port()
-        log = open(tmp_path / f"runmonitor{len(started)}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runmonitor", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        server = Server(port, data_dir, process)
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                if server.request("GET", "/healthz", timeout=2)[0] == 200:
-                    return server
-            except OSError:
-                pass
-            assert process.poll() is None, (
-                tmp_path / f"runmonitor{len(started) - 1}.log"
-            ).read_text()
-            assert time.monotonic() < deadline, "runmonitor did not answer /healthz"
-            time.sleep(0.2)
+        def start(*, broker: bool = False, **overrides) -> Server:
+            if broker:
+                overrides.update(
+                    CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+                    DJANGO_SECRET_KEY="x" * 50 + "-test-only-secret",
+                )
+            started = start_one(**overrides)
+            return Server(started.port, started.data_dir, started.process)
 
-    yield start
-    for process in started:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield start
 
 
 def _json_error(raw: bytes) -> tuple[int, dict, dict]:

@@ -10,8 +10,6 @@ sign-ins beyond twice that refused at once with 503.
 
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from etcdgateway.localcluster import free_port
-from tests.test_project import ROOT, clean_env
+from tests.servers import start_runmonitor
 
 MIB = 1024 * 1024
 
@@ -55,42 +52,16 @@ NO_THROTTLES = {
 
 @pytest.fixture(params=[{}, NO_THROTTLES], ids=["defaults", "hashing-limit-only"])
 def server(request, tmp_path, etcd_cluster):
-    env = clean_env(
-        DATA_DIR=str(tmp_path / "data"),
+    started = start_runmonitor(
+        tmp_path,
         ETCD_ENDPOINTS=",".join(etcd_cluster.client_urls),
         DJANGO_SECRET_KEY="burst-test-" + uuid.uuid4().hex * 2,
         **request.param,
         PASSWORD_HASH_CONCURRENCY=os.environ.get("BURST_HC", "2"),
         LOG_LEVEL="WARNING",
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT, env=env, check=True, timeout=180,
-    )  # fmt: skip
-    port = free_port()
-    log = open(tmp_path / "runmonitor.log", "wb")  # noqa: SIM115 - owned by the child
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runmonitor", "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "runmonitor did not start"
-        time.sleep(0.25)
-    yield url, process
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    yield started.url, started.process
+    started.stop()
 
 
 def _health_during(url: str, burst) -> list[float]:

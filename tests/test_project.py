@@ -1,61 +1,16 @@
 """Project-level promises: configuration contract, embedded defaults, the runmonitor server."""
 
 import json
-import os
 import re
-import signal
-import socket
 import stat
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CONTRACT_VARIABLES = [
-    "ETCD_ENDPOINTS",
-    "ETCD_USERNAME",
-    "ETCD_PASSWORD",
-    "ETCD_METRICS_PATH",
-    "ETCD_TLS_CA_CERT",
-    "ETCD_TLS_CERT",
-    "ETCD_TLS_KEY",
-    "ETCD_TLS_INSECURE_SKIP_VERIFY",
-    "ETCD_TLS_SERVER_NAME",
-    "DATA_DIR",
-    "DATABASE_URL",
-    "CELERY_BROKER_URL",
-    "COLLECTOR_INTERVAL",
-    "RETENTION_DAYS",
-    "AUDIT_RETENTION_DAYS",
-    "OPS_ENABLED",
-    "SESSION_TIMEOUT",
-    "LOCKOUT_THRESHOLD",
-    "LOCKOUT_DURATION_SECONDS",
-    "MIN_PASSWORD_LENGTH",
-    "KV_SEPARATOR",
-    "KV_MAX_VALUE_SIZE",
-    "KV_CONNECT_TIMEOUT",
-    "KV_REQUEST_TIMEOUT",
-    "DJANGO_SECRET_KEY",
-    "DJANGO_DEBUG",
-    "DJANGO_ALLOWED_HOSTS",
-    "TRUSTED_PROXIES",
-]
-
-
-def clean_env(**overrides) -> dict:
-    """The environment of a fresh shell: nothing of ours set except what the test gives."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in CONTRACT_VARIABLES and not k.startswith(("DJANGO_", "CELERY_"))
-    }
-    env.update(overrides)
-    return env
+from tests.servers import CONTRACT_VARIABLES, ROOT, clean_env, runmonitors
 
 
 def test_env_example_lists_every_variable_settings_reads():
@@ -125,70 +80,23 @@ def test_check_deploy_is_clean_with_production_like_env(tmp_path):
     assert result.returncode == 0, result.stderr + result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get_json(url: str, timeout: float = 5.0) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
 
 
-def _wait_for(url: str, deadline: float) -> dict:
-    while True:
-        try:
-            return _get_json(url)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @pytest.fixture
 def runmonitor(tmp_path):
     """Start `manage.py runmonitor` (embedded mode, fresh SQLite) and stop it by PID."""
-    processes = []
-
-    def start(endpoints: str) -> str:
-        env = clean_env(
-            DATA_DIR=str(tmp_path / "data"), ETCD_ENDPOINTS=endpoints, COLLECTOR_INTERVAL="2"
-        )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        port = _free_port()
-        log = open(tmp_path / "runmonitor.log", "wb")  # noqa: SIM115
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "manage.py", "runmonitor", "--bind", f"127.0.0.1:{port}"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with runmonitors(tmp_path, COLLECTOR_INTERVAL="2") as start:
+        yield lambda endpoints: start(ETCD_ENDPOINTS=endpoints).url
 
 
 def test_runmonitor_serves_healthz_and_survives_etcd_failures(runmonitor, etcd_cluster_factory):
     cluster = etcd_cluster_factory(point_settings=False)
     base = runmonitor(cluster.endpoints)
 
-    health = _wait_for(f"{base}/healthz", time.monotonic() + 30)
+    health = _get_json(f"{base}/healthz")
     assert health == {"status": "ok", "database": True, "etcd": True, "broker": None}
 
     cluster.kill_member(cluster.members[0])

@@ -7,18 +7,12 @@ serves. Nothing is mocked.
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_project import clean_env
+from tests.servers import runmonitors
 
 # Sync Playwright runs an event loop in the test thread; Django fixtures must still work.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -55,78 +49,15 @@ def browser_context_args(browser_context_args):
     }
 
 
-@dataclass
-class Server:
-    url: str
-    data_dir: Path
-    process: subprocess.Popen
-
-    def initial_password(self) -> str:
-        return (self.data_dir / "initial-admin-password").read_text().strip()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, deadline: float) -> None:
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("runmonitor did not become healthy")
-        time.sleep(0.25)
-
-
 @pytest.fixture
 def dashboard_server(etcd_cluster, tmp_path):
-    """Start runmonitor servers on the session cluster; each is stopped by its PID afterwards."""
-    started: list[Server] = []
+    """Start runmonitor servers on the session cluster; each is stopped by its PID afterwards.
 
-    def start(**env_overrides) -> Server:
-        data_dir = tmp_path / f"data{len(started)}"
-        env = clean_env(
-            **{
-                "DATA_DIR": str(data_dir),
-                "ETCD_ENDPOINTS": ",".join(etcd_cluster.client_urls),
-                "COLLECTOR_INTERVAL": "2",
-                **env_overrides,  # e.g. a private cluster's ETCD_ENDPOINTS
-            }
-        )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        port = _free_port()
-        log = open(tmp_path / f"runmonitor{len(started)}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runmonitor", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        server = Server(url=f"http://127.0.0.1:{port}", data_dir=data_dir, process=process)
-        started.append(server)
-        _wait_healthy(server.url, process, time.monotonic() + 60)
-        return server
-
-    yield start
-    for server in started:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+    Keyword arguments override the environment, e.g. a private cluster's ETCD_ENDPOINTS.
+    """
+    endpoints = ",".join(etcd_cluster.client_urls)
+    with runmonitors(tmp_path, ETCD_ENDPOINTS=endpoints, COLLECTOR_INTERVAL="2") as start:
+        yield start
 
 
 def sign_in(page, server, password: str) -> None:

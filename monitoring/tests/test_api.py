@@ -11,22 +11,9 @@ from monitoring import services, timeseries
 from monitoring.api.range import go_duration_seconds, range_seconds
 from monitoring.models import Member, MonitoredCluster, Sample
 
+pytestmark = pytest.mark.usefixtures("fresh_slot_cache")
+
 PATHS = ["/api/members", "/api/current", "/api/range?metrics=x&range=1h", "/api/status"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_slot_cache():
-    timeseries.forget_slots()
-    yield
-    timeseries.forget_slots()
-
-
-@pytest.fixture
-def api(db):
-    user = get_user_model().objects.create_user(username="viewer", password="pw-123456789")
-    client = APIClient()
-    client.force_authenticate(user=user)
-    return client
 
 
 @pytest.fixture

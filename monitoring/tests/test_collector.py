@@ -10,12 +10,7 @@ from etcdgateway import cluster_gateway
 from monitoring import metrics, services, timeseries
 from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup
 
-
-@pytest.fixture(autouse=True)
-def _fresh_slot_cache():
-    timeseries.forget_slots()
-    yield
-    timeseries.forget_slots()
+pytestmark = pytest.mark.usefixtures("fresh_slot_cache")
 
 
 def _values(sample: Sample) -> dict[str, float]:

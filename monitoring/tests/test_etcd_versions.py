@@ -7,36 +7,21 @@ import urllib.error
 import urllib.request
 
 import pytest
-from django.contrib.auth import get_user_model
 from pyetcd import etcdrpc
-from rest_framework.test import APIClient
 
 from etcdgateway import cluster_gateway
 from etcdgateway.client import decode_status
-from monitoring import metrics, services, timeseries
+from monitoring import metrics, services
 from monitoring.models import Member
 from monitoring.panels import CARD_METRICS, PANEL_CHARTS, panel_metrics
 from tests.test_status_decoding import _field_bytes, _field_varint, _known_part
+
+pytestmark = pytest.mark.usefixtures("fresh_slot_cache")
 
 ALL_PANEL_METRICS = sorted(
     {name for panel in PANEL_CHARTS for name in panel_metrics(panel)}
     | {metric for metric, _ in CARD_METRICS.values() if metric}
 )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_slot_cache():
-    timeseries.forget_slots()
-    yield
-    timeseries.forget_slots()
-
-
-@pytest.fixture
-def api(db):
-    user = get_user_model().objects.create_user(username="viewer", password="pw-123456789")
-    client = APIClient()
-    client.force_authenticate(user=user)
-    return client
 
 
 def _two_cycles():

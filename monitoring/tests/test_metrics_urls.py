@@ -6,32 +6,17 @@ import urllib.request
 
 import httpx
 import pytest
-from django.contrib.auth import get_user_model
 from django.core import checks
-from rest_framework.test import APIClient
 
 from etcdgateway import reset_gateways
 from etcdgateway.localcluster import free_port, make_test_certificates
-from monitoring import services, timeseries
+from monitoring import services
 from monitoring.models import Member
 from monitoring.services import metrics_targets
 
+pytestmark = pytest.mark.usefixtures("fresh_slot_cache")
+
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_slot_cache():
-    timeseries.forget_slots()
-    yield
-    timeseries.forget_slots()
-
-
-@pytest.fixture
-def api(db):
-    user = get_user_model().objects.create_user(username="viewer", password="pw-123456789")
-    client = APIClient()
-    client.force_authenticate(user=user)
-    return client
 
 
 @pytest.fixture

@@ -4,31 +4,16 @@ import time
 
 import httpx
 import pytest
-from django.contrib.auth import get_user_model
 from django.core import checks
-from rest_framework.test import APIClient
 
 from etcdgateway import cluster_gateway
-from monitoring import services, timeseries
+from monitoring import services
 from monitoring.checks import quantile_window_seconds
+
+pytestmark = pytest.mark.usefixtures("fresh_slot_cache")
 
 WAL_P99 = "etcd_disk_wal_fsync_duration_seconds_p99"
 COMMIT_P99 = "etcd_disk_backend_commit_duration_seconds_p99"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_slot_cache():
-    timeseries.forget_slots()
-    yield
-    timeseries.forget_slots()
-
-
-@pytest.fixture
-def api(db):
-    user = get_user_model().objects.create_user(username="viewer", password="pw-123456789")
-    client = APIClient()
-    client.force_authenticate(user=user)
-    return client
 
 
 def _fsyncs(cluster) -> float:

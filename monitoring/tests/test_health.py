@@ -281,6 +281,17 @@ def _after(jobs, seconds: float) -> None:
     jobs.wait_for(lambda: time.monotonic() >= until, timeout=seconds + 30, what="a pause")
 
 
+def _restart_until_up(cluster, jobs, api_client, victim, member_id: str, *, phase, what) -> float:
+    """Restart the killed member `phase` seconds from now; seconds until the API shows it up."""
+    _after(jobs, phase)
+    cluster.start_member(victim)
+    return jobs.wait_for(
+        lambda: _members(api_client)[member_id]["health"] == "up",
+        timeout=DETECTION_DEADLINE,
+        what=what,
+    )
+
+
 def kill_follower_and_measure(cluster, jobs, api_client, *, phase=0.0) -> tuple[float, float]:
     """(seconds until the API shows the follower down and the cluster degraded with margin 0,
     seconds from its restart until it is up again). The kill comes `phase` seconds after the
@@ -303,12 +314,8 @@ def kill_follower_and_measure(cluster, jobs, api_client, *, phase=0.0) -> tuple[
 
     cluster.kill_member(victim)
     down_after = jobs.wait_for(detected, timeout=DETECTION_DEADLINE, what="follower down")
-    _after(jobs, phase)
-    cluster.start_member(victim)
-    up_after = jobs.wait_for(
-        lambda: _members(api_client)[victim_id]["health"] == "up",
-        timeout=DETECTION_DEADLINE,
-        what="follower up again",
+    up_after = _restart_until_up(
+        cluster, jobs, api_client, victim, victim_id, phase=phase, what="follower up again"
     )
     return down_after, up_after
 
@@ -348,12 +355,8 @@ def kill_leader_and_measure(cluster, jobs, api_client, *, phase=0.0) -> tuple[fl
         what="the end of the observation window",
         during=never_old_leader,
     )
-    _after(jobs, phase)
-    cluster.start_member(victim)
-    up_after = jobs.wait_for(
-        lambda: _members(api_client)[old_leader]["health"] == "up",
-        timeout=DETECTION_DEADLINE,
-        what="old leader up again",
+    up_after = _restart_until_up(
+        cluster, jobs, api_client, victim, old_leader, phase=phase, what="old leader up again"
     )
     return replaced_after, up_after
 

@@ -1,4 +1,5 @@
-"""The server we ship, `manage.py runmonitor`, as a real subprocess for tests.
+"""Servers for tests: the one we ship, `manage.py runmonitor`, as a real subprocess, and a
+loopback HTTP server with a canned answer (something that is not etcd).
 
 `start_runmonitor` migrates a fresh DATA_DIR, starts the server on a free loopback port with the
 environment of a fresh shell plus the test's overrides, and returns once `/healthz` answers 200.
@@ -9,9 +10,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from etcdgateway.localcluster import free_port
@@ -138,3 +141,29 @@ def runmonitors(directory: Path, **defaults):
     finally:
         for server in started:
             server.stop()
+
+
+@contextlib.contextmanager
+def canned_http_server(body: bytes, content_type: str, methods=("GET",)):
+    """Yield the URL of a loopback HTTP server answering 200 with `body` to each of `methods`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    for method in methods:
+        setattr(Handler, f"do_{method}", Handler._answer)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,8 +7,6 @@ regression cannot break the session cluster), and check the member list afterwar
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings
@@ -16,6 +14,7 @@ from django.conf import settings
 from etcdgateway import ClusterConfig, ClusterGateway, EtcdError, reset_gateways
 from etcdgateway.localcluster import LocalEtcdCluster
 from etcdgateway.v2 import V2Keys, keys_path
+from tests.servers import canned_http_server
 
 pytestmark = pytest.mark.django_db
 
@@ -146,27 +145,9 @@ def test_non_v2_json_answers_502_not_500(json_server):
 @pytest.fixture
 def json_server():
     """A loopback HTTP server answering `{"etcdserver": "3.4.0"}` (like /version) to anything."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self):
-            body = json.dumps({"etcdserver": "3.4.0", "etcdcluster": "3.4.0"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_PUT = do_DELETE = _answer
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    body = json.dumps({"etcdserver": "3.4.0", "etcdcluster": "3.4.0"}).encode()
+    with canned_http_server(body, "application/json", ("GET", "PUT", "DELETE")) as url:
+        yield url
 
 
 def test_ordinary_keys_keep_working_and_are_quoted_per_segment():

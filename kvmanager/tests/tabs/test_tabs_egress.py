@@ -9,13 +9,13 @@ import contextlib
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from accounts.models import AuditLog
 from kvmanager.models import KvClusterTab
 from kvmanager.tests.tabs.conftest import add_tab, dead_url
+from tests.servers import canned_http_server
 
 pytestmark = pytest.mark.django_db
 
@@ -95,24 +95,10 @@ def listener_factory():
 
 @pytest.fixture
 def html_server():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with canned_http_server(
+        b"<html><body><h1>Welcome to nginx!</h1></body></html>", "text/html"
+    ) as url:
+        yield url
 
 
 def _test_fields(client, **fields):

@@ -84,6 +84,13 @@ def expect_dashboard_ready(page) -> None:
     expect(page.locator("html[data-ready='true']")).to_have_count(1)
 
 
+def open_slash_dir(tree) -> None:
+    """Expand the "/" directory (keys starting with "/") under the tree's root."""
+    slash = tree.locator(".kv-node[data-key='/']")
+    expect(slash).to_have_count(2)  # the root row and, once listed, the "/" directory
+    slash.last.click()
+
+
 @pytest.fixture
 def page_errors(page):
     """Uncaught page errors; a test asserts none happened."""

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
 from monitoring.panels import PANELS, panel_metrics
-from tests.browser.conftest import expect_dashboard_ready, save_screenshot
+from tests.browser.conftest import expect_dashboard_ready, open_slash_dir, save_screenshot
 
 NEW_PASSWORD = "browser-pass-1"
 KEY_PANELS = ("chartRaftProposals", "chartDBSize", "chartMemory", "chartGoroutines", "chartFDs")
@@ -40,13 +40,6 @@ def _visible_metrics(hidden: set[str] = frozenset()) -> set[str]:
 def _etcd_get(key: str):
     """(value, metadata) straight from etcd."""
     return cluster_gateway().kv(lambda c: c.get(key.encode()))
-
-
-def _open_slash_dir(tree) -> None:
-    """Expand the "/" directory (keys starting with "/") under the tree's root."""
-    slash = tree.locator(".kv-node[data-key='/']")
-    expect(slash).to_have_count(2)  # the root row and, once listed, the "/" directory
-    slash.last.click()
 
 
 def _first_login(page, server) -> None:
@@ -166,7 +159,7 @@ def test_operator_walk_from_first_login_to_logout(
     page.click("#kv-create-ok")
     expect(page.locator("#kv-create-dialog")).to_be_hidden()
     tree = page.locator("#kv-tree")
-    _open_slash_dir(tree)
+    open_slash_dir(tree)
     tree.locator(f".kv-node[data-key='{base}']").click()
     tree.locator(f".kv-node[data-key='{base}/app']").click()
     tree.locator(f".kv-node[data-key='{base}/app/config.json']").click()
@@ -203,7 +196,7 @@ def test_operator_walk_from_first_login_to_logout(
     expect(page.locator("#kv-search-summary")).to_contain_text("matching")
     expect(tree.locator(f".kv-node[data-key='{base}/app/config.json']")).to_have_count(1)
     page.click("#kv-search-clear")
-    _open_slash_dir(tree)
+    open_slash_dir(tree)
     tree.locator(f".kv-node[data-key='{base}']").click(button="right")
     page.click("#kv-menu-delete")
     expect(page.locator("#confirm-text")).to_contain_text("ALL keys")

@@ -6,7 +6,7 @@ import uuid
 from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import open_slash_dir, sign_in
 
 PASSWORD = "display-pass-1"
 RLO = "\u202e"
@@ -21,9 +21,7 @@ def test_control_characters_in_keys_are_shown_escaped(dashboard_server, page, pa
     try:
         page.click("#view-kv")
         tree = page.locator("#kv-tree")
-        slash = tree.locator(".kv-node[data-key='/']")
-        expect(slash).to_have_count(2)
-        slash.last.click()
+        open_slash_dir(tree)
         tree.locator(f".kv-node[data-key='{base}']").click()
 
         evil = tree.locator(".kv-node.leaf .seg-label", has_text="evil")

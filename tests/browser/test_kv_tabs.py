@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from etcdgateway import ClusterConfig, cluster_gateway
 from etcdgateway.localcluster import free_port as _free_port
-from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
+from tests.browser.conftest import expect_dashboard_ready, open_slash_dir, save_screenshot, sign_in
 
 PASSWORD = "tabs-pass-1"
 
@@ -38,12 +38,6 @@ def _tab(page, name: str):
 
 def _open(tree, key: str) -> None:
     tree.locator(f".kv-node[data-key='{key}']").click()
-
-
-def _open_slash_dir(tree) -> None:
-    slash = tree.locator(".kv-node[data-key='/']")
-    expect(slash).to_have_count(2)  # the root row and, once listed, the "/" directory
-    slash.last.click()
 
 
 def _add_tab(page, url: str, name: str, *, test_first: bool) -> None:
@@ -118,7 +112,7 @@ def test_add_browse_switch_reorder_and_close_a_second_cluster(
 
         # --- the default tab: open a key, remember what is shown ---
         tree = page.locator("#kv-tree")
-        _open_slash_dir(tree)
+        open_slash_dir(tree)
         _open(tree, default_base)
         _open(tree, default_key)
         expect(page.locator("#kv-path")).to_have_text(default_key)
@@ -144,7 +138,7 @@ def test_add_browse_switch_reorder_and_close_a_second_cluster(
         expect(strip).to_have_count(2)
         expect(_tab(page, "remote-a").locator(".kv-tab-close")).to_have_count(1)
         mark = len(requests)
-        _open_slash_dir(tree)
+        open_slash_dir(tree)
         expect(tree.locator(f".kv-node[data-key='{remote_base}']")).to_have_count(1)
         expect(tree.locator(f".kv-node[data-key='{default_base}']")).to_have_count(0)
         _open(tree, remote_base)

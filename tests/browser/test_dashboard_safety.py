@@ -49,6 +49,8 @@ def test_markup_in_usernames_keys_and_audit_fields_is_shown_as_text(
     expect(node).to_have_count(1)
     node.click()
     expect(page.locator("#kv-path")).to_have_text(f"{base}/{PAYLOAD}")
+    # The path shows at once, the value once the get answers.
+    expect(page.locator("#kv-editor")).to_be_visible()
     assert page.evaluate("() => ace.edit('kv-editor').getValue()") == PAYLOAD
     # a key created through the UI lands in the audit log with the markup as its target
     page.click("#kv-new")

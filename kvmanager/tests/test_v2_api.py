@@ -93,6 +93,10 @@ def test_count_says_how_many_keys_a_directory_delete_removes(api, v2_prefix):
     assert counted.status_code == 200
     assert counted.json() == {"key": f"{v2_prefix}/d", "count": 3}
     assert api.get("/api/kv/v2/count", {"key": f"{v2_prefix}/none"}).json()["count"] == 0
+    missing = api.get("/api/kv/v2/count")
+    assert missing.status_code == 400 and missing.json()["error"]
+    escaping = api.get("/api/kv/v2/count", {"key": f"{v2_prefix}/../../version"})
+    assert escaping.status_code == 400 and escaping.json()["error"]
 
 
 def test_getpath_of_a_missing_key_is_an_empty_directory(api, v2_prefix):

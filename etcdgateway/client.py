@@ -24,7 +24,12 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from pyetcd import etcdrpc
 
 from etcdgateway.config import ClusterConfig, split_endpoint
-from etcdgateway.errors import EtcdUnavailable, is_invalid_token, translate
+from etcdgateway.errors import (
+    EtcdPreconditionFailed,
+    EtcdUnavailable,
+    is_invalid_token,
+    translate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +179,9 @@ def decode_status(response) -> MemberStatus:
     )
 
 
+LEASE_RACE_ATTEMPTS = 5  # a put keeping the lease retries when the lease changes meanwhile
+
+
 class EtcdClient:
     """A pyetcd client for exactly one endpoint (`http(s)://host:port`)."""
 
@@ -289,6 +297,36 @@ class EtcdClient:
         request = etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0, alarm=0)
         response = self.stub("maintenancestub", "Alarm", request, timeout=timeout)
         return [(a.memberID, ALARM_NAMES.get(a.alarm, str(a.alarm))) for a in response.alarms]
+
+    def put(self, key: bytes, value: bytes, *, ttl: int | None) -> None:
+        """Put `value` once. `ttl` None keeps the key's current lease, 0 detaches any lease,
+        N > 0 attaches a new N-second lease.
+
+        Keeping the lease: a transaction with a put in each branch (ignore_lease if the key
+        exists, plain otherwise) would carry the value twice and halve the largest value etcd
+        accepts. Instead the lease is read first (keys only) and the put is guarded by "the key
+        still has that lease"; a lease that changed in between is read again.
+        """
+        if ttl is not None:
+            lease = 0
+            if ttl > 0:
+                lease = self.stub("leasestub", "LeaseGrant", etcdrpc.LeaseGrantRequest(TTL=ttl)).ID
+            self.stub("kvstub", "Put", etcdrpc.PutRequest(key=key, value=value, lease=lease))
+            return
+        for _ in range(LEASE_RACE_ATTEMPTS):
+            current = self.stub("kvstub", "Range", etcdrpc.RangeRequest(key=key, keys_only=True))
+            lease = current.kvs[0].lease if current.kvs else 0
+            # On a missing key etcd compares against lease 0, so a new key needs no own case.
+            same_lease = etcdrpc.Compare(
+                key=key, target=etcdrpc.Compare.LEASE, result=etcdrpc.Compare.EQUAL, lease=lease
+            )
+            put = etcdrpc.PutRequest(key=key, value=value, lease=lease)
+            request = etcdrpc.TxnRequest(
+                compare=[same_lease], success=[etcdrpc.RequestOp(request_put=put)]
+            )
+            if self.stub("kvstub", "Txn", request).succeeded:
+                return
+        raise EtcdPreconditionFailed("the key's lease changed during every put attempt; try again")
 
     def lease_count(self, *, timeout: float | None = None) -> int:
         """Number of live leases (LeaseLeases, which pyetcd's protos lack: a raw channel call).

@@ -16,7 +16,6 @@ from accounts.services import audit_record
 from etcdgateway import (
     ClusterGateway,
     EtcdError,
-    EtcdPreconditionFailed,
     EtcdRequestTooLarge,
 )
 from etcdgateway.v2 import V2Keys
@@ -65,37 +64,6 @@ def _txn(gateway: ClusterGateway, request: etcdrpc.TxnRequest):
     return gateway.call(lambda client: client.stub("kvstub", "Txn", request))
 
 
-LEASE_RACE_ATTEMPTS = 5
-
-
-def _put_keeping_lease(gateway: ClusterGateway, key: bytes, value: bytes) -> None:
-    """Put `value` under the key's current lease (none for a new key), sending the value once.
-
-    A transaction with a put in each branch (ignore_lease if the key exists, plain otherwise)
-    would carry the value twice and halve the largest value etcd accepts. Instead the lease is
-    read first (keys only) and the put is guarded by "the key still has that lease"; a lease
-    that changed in between (expired, re-attached) is read again.
-    """
-    for _ in range(LEASE_RACE_ATTEMPTS):
-        current = gateway.call(
-            lambda client: client.stub(
-                "kvstub", "Range", etcdrpc.RangeRequest(key=key, keys_only=True)
-            )
-        )
-        lease = current.kvs[0].lease if current.kvs else 0
-        # On a missing key etcd compares against lease 0, so "new key" needs no separate case.
-        same_lease = etcdrpc.Compare(
-            key=key, target=etcdrpc.Compare.LEASE, result=etcdrpc.Compare.EQUAL, lease=lease
-        )
-        put = etcdrpc.PutRequest(key=key, value=value, lease=lease)
-        request = etcdrpc.TxnRequest(
-            compare=[same_lease], success=[etcdrpc.RequestOp(request_put=put)]
-        )
-        if _txn(gateway, request).succeeded:
-            return
-    raise EtcdPreconditionFailed("the key's lease changed during every put attempt; try again")
-
-
 def _sized(exc: Exception, size: int) -> Exception:
     """A size refusal names the value's size, so the audit row and the client see both."""
     if isinstance(exc, EtcdRequestTooLarge):
@@ -116,17 +84,7 @@ def kv_put(
     try:
         _check_size(value)
         raw_key = encode_key(key)
-        if ttl is None:
-            _put_keeping_lease(gateway, raw_key, value)
-        else:
-            lease = 0
-            if ttl > 0:
-                grant = etcdrpc.LeaseGrantRequest(TTL=ttl)
-                lease = gateway.call(
-                    lambda client: client.stub("leasestub", "LeaseGrant", grant)
-                ).ID
-            put = etcdrpc.PutRequest(key=raw_key, value=value, lease=lease)
-            gateway.call(lambda client: client.stub("kvstub", "Put", put))
+        gateway.call(lambda client: client.put(raw_key, value, ttl=ttl))
         node = key_get(gateway=gateway, key=key)
     except (EtcdError, ValueTooLarge) as exc:
         error = _sized(exc, len(value))

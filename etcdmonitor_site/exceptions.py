@@ -7,6 +7,7 @@ traceback server-side, never shown to the client).
 """
 
 import logging
+from dataclasses import dataclass, field
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
@@ -16,27 +17,75 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from etcdgateway import EtcdError
+from etcdmonitor_site import errors
 
 logger = logging.getLogger("etcdmonitor.api")
 
+# The status of each kind of domain error (most specific class first through the MRO).
+STATUS_BY_KIND: dict[type[errors.DomainError], int] = {
+    errors.InvalidInput: 400,
+    errors.AuthenticationRefused: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.RateLimited: 429,
+    errors.InternalFailure: 500,
+    errors.Unavailable: 503,
+}
 
-class ApiError(drf_exceptions.APIException):
-    """A client-facing error with a status and an optional machine-readable code and extras."""
+# DRF's own refusals of a client's credentials keep the project-wide body on every route.
+AUTH_REFUSALS = (
+    drf_exceptions.NotAuthenticated,
+    drf_exceptions.AuthenticationFailed,
+    drf_exceptions.PermissionDenied,
+)
 
-    def __init__(self, text: str, *, status_code: int = 400, code: str = "", **extra):
-        super().__init__(text)
+
+class ApiError(errors.DomainError):
+    """A refusal with an explicit HTTP status, for views whose rule is about HTTP itself."""
+
+    def __init__(self, text: str, /, *, status_code: int = 400, code: str = "", **extra):
+        super().__init__(text, code=code, **extra)
         self.status_code = status_code
-        self.message = text
-        self.error_code = code
-        self.extra = extra
+
+
+@dataclass(frozen=True)
+class ErrorDialect:
+    """How one family of routes words its error bodies (the reference product's routes differ).
+
+    A view opts in with an `error_dialect` attribute; everything else uses `DEFAULT_DIALECT`.
+    `etcd_overrides` maps a gateway error class to the (message or None, code) a route family
+    shows instead of the gateway's own.
+    """
+
+    validation_code: str = ""
+    parse_message: str = "invalid JSON"
+    echo_message: bool = False  # the body repeats its text as "message" (KV routes)
+    drf_codes: bool = False  # DRF's other refusals carry their default_code
+    internal_code: str = ""  # a 5xx body without a code gets this one
+    etcd_overrides: tuple[tuple[type[EtcdError], str | None, str], ...] = field(default=())
+
+
+DEFAULT_DIALECT = ErrorDialect()
+
+
+def domain_status(exc: errors.DomainError) -> int:
+    """The HTTP status of a domain error: its kind's, or an ApiError's explicit one."""
+    if isinstance(exc, ApiError):
+        return exc.status_code
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_KIND:
+            return STATUS_BY_KIND[kind]
+    return 400
 
 
 def first_message(detail) -> str:
     """The first human message inside a DRF error detail (dict, list or string)."""
     if isinstance(detail, dict):
-        for field, value in detail.items():
+        for name, value in detail.items():
             inner = first_message(value)
-            return inner if field in ("non_field_errors", "detail") else f"{field}: {inner}"
+            return inner if name in ("non_field_errors", "detail") else f"{name}: {inner}"
         return "invalid request"
     if isinstance(detail, list):
         return first_message(detail[0]) if detail else "invalid request"
@@ -52,36 +101,64 @@ def error_body(text: str, code: str = "", **extra) -> dict:
     return body
 
 
+def _etcd_error(exc: EtcdError, dialect: ErrorDialect) -> tuple[int, str, str]:
+    for error_class, message, code in dialect.etcd_overrides:
+        if isinstance(exc, error_class):
+            return exc.status_code, message or exc.message, code
+    return exc.status_code, exc.message, exc.code
+
+
+def _drf_error(exc: drf_exceptions.APIException, dialect: ErrorDialect) -> tuple[str, str]:
+    if isinstance(exc, drf_exceptions.ParseError):
+        return dialect.parse_message, dialect.validation_code
+    if isinstance(exc, drf_exceptions.ValidationError):
+        return first_message(exc.detail), dialect.validation_code
+    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+        return "not authenticated", ""
+    if isinstance(exc, AUTH_REFUSALS) or not dialect.drf_codes:
+        return first_message(exc.detail), ""
+    return first_message(exc.detail), exc.default_code
+
+
+def _respond(status: int, text: str, code: str, dialect: ErrorDialect, extra=None) -> Response:
+    if status >= 500 and not code:
+        code = dialect.internal_code
+    fields = dict(extra or {})
+    if dialect.echo_message:
+        fields["message"] = text
+    return Response(error_body(text, code, **fields), status=status)
+
+
 def api_exception_handler(exc, context):
-    """DRF EXCEPTION_HANDLER: every failure of an API view ends here."""
-    if isinstance(exc, ApiError):
-        return Response(
-            error_body(exc.message, exc.error_code, **exc.extra), status=exc.status_code
-        )
+    """DRF EXCEPTION_HANDLER: every failure of an API view ends here, and only here."""
+    dialect = getattr(context.get("view"), "error_dialect", DEFAULT_DIALECT)
+    if isinstance(exc, errors.DomainError):
+        status = domain_status(exc)
+        logger.info("request refused on %s: %s %s", _path(context), status, exc.message)
+        return _respond(status, exc.message, exc.code, dialect, exc.extra)
     if isinstance(exc, EtcdError):
         logger.warning("etcd error on %s: %s", _path(context), exc.message)
-        return Response(error_body(exc.message, exc.code), status=exc.status_code)
+        return _respond(*_etcd_error(exc, dialect), dialect)
     if isinstance(exc, Http404):
-        return Response(error_body("not found"), status=404)
+        return _respond(404, "not found", "", dialect)
     if isinstance(exc, RequestDataTooBig):
         # Over DATA_UPLOAD_MAX_MEMORY_SIZE: Django refuses to read the body; so do we, clearly.
-        return Response(error_body("request body too large", "body_too_large"), status=413)
+        return _respond(413, "request body too large", "body_too_large", dialect)
     if isinstance(exc, OperationalError | InterfaceError):
         # Connection-level failures only (integrity or SQL errors stay 500s with a traceback).
         logger.warning("database unavailable on %s: %s", _path(context), type(exc).__name__)
-        return Response(error_body("database unavailable", "database_unavailable"), status=503)
+        return _respond(503, "database unavailable", "database_unavailable", dialect)
     response = drf_exception_handler(exc, context)
     if response is not None:
-        if isinstance(exc, drf_exceptions.ParseError):
-            message = "invalid JSON"
-        elif isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
-            message = "not authenticated"
-        else:
-            message = first_message(exc.detail)
-        response.data = error_body(message)
+        text, code = _drf_error(exc, dialect)
+        if isinstance(exc, AUTH_REFUSALS):
+            response.data = error_body(text)
+            return response
+        body = _respond(response.status_code, text, code, dialect)
+        response.data = body.data
         return response
     logger.exception("unhandled error on %s", _path(context))
-    return Response(error_body("internal server error"), status=500)
+    return _respond(500, "internal server error", "", dialect)
 
 
 def _path(context) -> str:

@@ -21,6 +21,7 @@ from etcdgateway import (
     EtcdPermissionDenied,
 )
 from etcdgateway.v2 import V2Keys
+from etcdmonitor_site.errors import InvalidInput
 from kvmanager.keyspace import (
     count_range,
     decode_key,
@@ -37,8 +38,10 @@ STREAM_DEPTH = 2  # tree levels streamed node by node; deeper subtrees are dumpe
 STREAM_BATCH = 512
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(InvalidInput):
     """A `cursor` that this server did not hand out for this prefix."""
+
+    code = "invalid_cursor"
 
 
 def format_size(size: int) -> str:

@@ -19,14 +19,17 @@ from etcdgateway import (
     EtcdRequestTooLarge,
 )
 from etcdgateway.v2 import V2Keys
+from etcdmonitor_site.errors import TooLarge
 from kvmanager.keyspace import encode_key, prefix_end
 from kvmanager.selectors import key_get, v2_node
 
 MAX_TTL = 9_000_000_000  # etcd's MaxLeaseTTL; larger TTLs are refused by the server anyway
 
 
-class ValueTooLarge(Exception):
-    """A value over KV_MAX_VALUE_SIZE (the API answers 413)."""
+class ValueTooLarge(TooLarge):
+    """A value over KV_MAX_VALUE_SIZE."""
+
+    code = "value_too_large"
 
     def __init__(self, size: int, limit: int):
         self.size, self.limit = size, limit

@@ -914,6 +914,18 @@ def tab_mark_used(*, tab: KvClusterTab, error: Exception | None) -> None:
     )
 
 
+@contextlib.contextmanager
+def tab_usage(*, tab: KvClusterTab):
+    """Around a KV request on a tab: marks the tab by what the request found (tab_mark_used);
+    an error that is not etcd's (bad input, a value too large) says nothing about the tab."""
+    try:
+        yield
+    except EtcdError as exc:
+        tab_mark_used(tab=tab, error=exc)
+        raise
+    tab_mark_used(tab=tab, error=None)
+
+
 def _probe_one(tab: KvClusterTab, timeout: float) -> tuple[str, str] | None:
     """None when the tab's endpoint answered Status, else (class, message). No database use:
     this runs in the probe's worker threads."""

@@ -6,12 +6,12 @@ Error bodies are `{"error", "code", …}` with the reference's `KV_TAB_*` / `BAD
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions as drf_exceptions
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from accounts.selectors import client_ip
-from etcdmonitor_site.exceptions import ApiError, first_message
+from etcdmonitor_site.errors import InvalidInput
+from etcdmonitor_site.exceptions import ErrorDialect
 from kvmanager import tab_selectors, tab_services
 from kvmanager.api import tab_serializers
 
@@ -20,17 +20,13 @@ from kvmanager.api import tab_serializers
 class KvTabViewSet(viewsets.ViewSet):
     """A user's remote-cluster tabs: list, add, edit, close, test (stored or not yet), reorder."""
 
-    def handle_exception(self, exc):
-        if isinstance(exc, drf_exceptions.ParseError):
-            exc = ApiError("invalid request body", status_code=400, code="BAD_REQUEST")
-        elif isinstance(exc, drf_exceptions.ValidationError):
-            exc = ApiError(first_message(exc.detail), status_code=400, code="BAD_REQUEST")
-        response = super().handle_exception(exc)
-        # 401 keeps the project-wide body {"error": "not authenticated"} (the auth sweep pins
-        # it on every route), without the reference's "UNAUTHORIZED" code.
-        if response.status_code >= 500 and "code" not in response.data:
-            response.data["code"] = "INTERNAL"
-        return response
+    # 401 keeps the project-wide body {"error": "not authenticated"} (the auth sweep pins it
+    # on every route), without the reference's "UNAUTHORIZED" code.
+    error_dialect = ErrorDialect(
+        validation_code="BAD_REQUEST",
+        parse_message="invalid request body",
+        internal_code="INTERNAL",
+    )
 
     def actor(self) -> tab_services.TabActor:
         return tab_services.TabActor(user=self.request.user, client_ip=client_ip(self.request))
@@ -40,9 +36,7 @@ class KvTabViewSet(viewsets.ViewSet):
         if optional and not data:
             data = {}
         if not isinstance(data, dict):
-            raise ApiError(
-                "request body must be a JSON object", status_code=400, code="BAD_REQUEST"
-            )
+            raise InvalidInput("request body must be a JSON object", code="BAD_REQUEST")
         serializer = serializer_class(data=data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from etcdmonitor_site.exceptions import ApiError
+from etcdmonitor_site.errors import InvalidInput
 from monitoring import timeseries
 
 MAX_SPAN = 90 * 86400
@@ -73,17 +73,17 @@ class Window:
 
 
 def parse_window(params, *, now: int) -> Window:
-    """The queried window and its downsampling bucket, or ApiError (400) with the reference text."""
+    """The queried window and its downsampling bucket, or InvalidInput with the reference text."""
     range_text = params.get("range")
     if range_text:
         try:
             seconds = range_seconds(range_text)
         except ValueError:
-            raise ApiError("invalid range parameter") from None
+            raise InvalidInput("invalid range parameter") from None
         # The collector-interval buffer is our margin, not the user's range: the limit is on
         # the range itself, so the documented maximum `90d` is accepted.
         if seconds > MAX_SPAN:
-            raise ApiError("requested range too large (max 90 days)")
+            raise InvalidInput("requested range too large (max 90 days)")
         buffer = int(settings.COLLECTOR_INTERVAL)
         end = now + buffer
         start = end - int(seconds) - buffer
@@ -91,18 +91,18 @@ def parse_window(params, *, now: int) -> Window:
         start_text, end_text = params.get("start"), params.get("end")
         if start_text and end_text:
             if not _GO_INT.fullmatch(start_text):
-                raise ApiError("invalid start parameter")
+                raise InvalidInput("invalid start parameter")
             if not _GO_INT.fullmatch(end_text):
-                raise ApiError("invalid end parameter")
+                raise InvalidInput("invalid end parameter")
             start, end = int(start_text), int(end_text)
         else:
             start, end = now - 3600, now
         if end - start > MAX_SPAN:
-            raise ApiError("requested range too large (max 90 days)")
+            raise InvalidInput("requested range too large (max 90 days)")
     if start > now + MAX_FUTURE_START:
-        raise ApiError("start time cannot be in far future")
+        raise InvalidInput("start time cannot be in far future")
     if end < now - MAX_PAST_END:
-        raise ApiError("end time too far in past")
+        raise InvalidInput("end time too far in past")
     return Window(start=start, end=end, bucket=timeseries.bucket_for_span(end - start))
 
 
@@ -110,8 +110,8 @@ def parse_metric_names(params) -> list[str] | None:
     """Comma-split, trimmed names without empties; None when all are empty; 400 if absent."""
     text = params.get("metrics")
     if not text:
-        raise ApiError("metrics parameter required")
+        raise InvalidInput("metrics parameter required")
     names = [name.strip() for name in text.split(",") if name.strip()]
     if len(names) > MAX_METRICS:
-        raise ApiError(f"too many metrics (max {MAX_METRICS})")
+        raise InvalidInput(f"too many metrics (max {MAX_METRICS})")
     return names or None

@@ -14,7 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.response import Response
 
-from etcdmonitor_site.exceptions import ApiError
+from etcdmonitor_site.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from monitoring import selectors
 from monitoring.api import serializers
 from monitoring.api.range import parse_metric_names, parse_window
@@ -25,11 +25,9 @@ MEMBER_ID_MAX = 20  # decimal uint64
 NEVER_REACHED = "etcd unavailable: the cluster has not been reached yet"
 
 
-def _never_reached(detail: str) -> ApiError:
-    return ApiError(
-        f"{NEVER_REACHED} ({detail})" if detail else NEVER_REACHED,
-        status_code=503,
-        code="etcd_unavailable",
+def _never_reached(detail: str) -> Unavailable:
+    return Unavailable(
+        f"{NEVER_REACHED} ({detail})" if detail else NEVER_REACHED, code="etcd_unavailable"
     )
 
 
@@ -44,7 +42,7 @@ def _member_id_param(request) -> str:
     # A plain check, not a serializer: this runs on every dashboard poll (bench/perf_notes.md).
     member_id = request.query_params.get("member_id", "").strip()
     if len(member_id) > MEMBER_ID_MAX:
-        raise ApiError("invalid member_id")
+        raise InvalidInput("invalid member_id")
     return member_id
 
 
@@ -54,7 +52,7 @@ def _member_from(request, cluster, members):
         return selectors.member_default(members)
     member = selectors.member_by_id(cluster, member_id)
     if member is None:
-        raise ApiError("member not found", status_code=404)
+        raise NotFound("member not found")
     return member
 
 
@@ -91,7 +89,7 @@ class MetricsViewSet(viewsets.ViewSet):
         if not lookup.has_members:
             raise _never_reached(lookup.last_error)
         if lookup.member is None:
-            raise ApiError("member not found", status_code=404)
+            raise NotFound("member not found")
         member = lookup.member
         now = time.time()
         stale = "true" if member.is_stale(now=now) else "false"
@@ -178,7 +176,7 @@ class DebugViewSet(viewsets.ViewSet):
     def retrieve(self, request):
         user = request.user
         if request.META.get("REMOTE_ADDR") not in LOOPBACK and not getattr(user, "is_staff", False):
-            raise ApiError("debug endpoint restricted to localhost", status_code=403)
+            raise Forbidden("debug endpoint restricted to localhost")
         cluster, members = selectors.cluster_with_members()
         return Response(
             {

@@ -10,7 +10,7 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from accounts.selectors import client_ip
-from etcdmonitor_site.errors import InvalidInput
+from etcdmonitor_site.api import validated_body
 from etcdmonitor_site.exceptions import ErrorDialect
 from kvmanager import tab_selectors, tab_services
 from kvmanager.api import tab_serializers
@@ -32,14 +32,13 @@ class KvTabViewSet(viewsets.ViewSet):
         return tab_services.TabActor(user=self.request.user, client_ip=client_ip(self.request))
 
     def body(self, serializer_class, *, optional: bool = False) -> dict:
-        data = self.request.data
-        if optional and not data:
-            data = {}
-        if not isinstance(data, dict):
-            raise InvalidInput("request body must be a JSON object", code="BAD_REQUEST")
-        serializer = serializer_class(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        return validated_body(
+            self.request,
+            serializer_class,
+            not_an_object="request body must be a JSON object",
+            code="BAD_REQUEST",
+            optional=optional,
+        )
 
     def owned(self, tab_id: str):
         return tab_services.tab_for_user(actor=self.actor(), tab_id=tab_id, route=self.request.path)

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from accounts.selectors import client_ip
 from etcdgateway import ClusterGateway, EtcdNotFound, EtcdPermissionDenied, cluster_gateway
+from etcdmonitor_site.api import validated, validated_body
 from etcdmonitor_site.errors import InternalFailure, InvalidInput
 from etcdmonitor_site.exceptions import ErrorDialect
 from kvmanager import selectors, services, tab_services
@@ -76,20 +77,17 @@ class KvViewSet(viewsets.ViewSet):
         )
 
     def body(self, serializer_class) -> dict:
-        if not isinstance(self.request.data, dict):
-            raise InvalidInput(
-                "invalid request body: expected a JSON object", code="invalid_request"
-            )
-        serializer = serializer_class(data=self.request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        return validated_body(
+            self.request,
+            serializer_class,
+            not_an_object="invalid request body: expected a JSON object",
+            code="invalid_request",
+        )
 
     def query(self, serializer_class, **defaults) -> dict:
         data = {**defaults, **self.request.query_params.dict()}
         data.pop("tab_id", None)
-        serializer = serializer_class(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        return validated(serializer_class, data)
 
     def key_param(self, *, default: str | None = None) -> str:
         if default is not None and not self.request.query_params.get("key"):

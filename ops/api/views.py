@@ -8,6 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.selectors import audit_csv_lines, client_ip
+from etcdmonitor_site.api import validated
 from ops import selectors, services
 from ops.api import serializers
 from ops.api.permissions import OpsEnabled
@@ -15,12 +16,6 @@ from ops.api.permissions import OpsEnabled
 
 def _actor(request) -> services.Actor:
     return services.Actor(username=request.user.get_username(), client_ip=client_ip(request))
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class OpsViewSet(viewsets.ViewSet):
@@ -32,7 +27,7 @@ class MaintenanceViewSet(OpsViewSet):
 
     @extend_schema(request=serializers.MemberTargetSerializer, responses=OpenApiTypes.OBJECT)
     def defragment(self, request):
-        data = _valid(serializers.MemberTargetSerializer, request.data)
+        data = validated(serializers.MemberTargetSerializer, request.data)
         return Response(
             services.member_defragment(member_id=data["member_id"], actor=_actor(request))
         )
@@ -42,7 +37,7 @@ class MaintenanceViewSet(OpsViewSet):
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
     def snapshot(self, request):
-        data = _valid(serializers.SnapshotQuerySerializer, request.query_params)
+        data = validated(serializers.SnapshotQuerySerializer, request.query_params)
         stream = services.member_snapshot(member_id=data.get("member_id"), actor=_actor(request))
         response = StreamingHttpResponse(stream.chunks, content_type="application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="{stream.filename}"'
@@ -56,7 +51,7 @@ class MaintenanceViewSet(OpsViewSet):
 
     @extend_schema(request=serializers.AlarmDisarmSerializer, responses=OpenApiTypes.OBJECT)
     def alarm_disarm(self, request):
-        data = _valid(serializers.AlarmDisarmSerializer, request.data)
+        data = validated(serializers.AlarmDisarmSerializer, request.data)
         alarm_type = services.parse_alarm_type(data["alarm_type"])
         return Response(
             services.alarm_disarm(
@@ -66,7 +61,7 @@ class MaintenanceViewSet(OpsViewSet):
 
     @extend_schema(request=serializers.MoveLeaderSerializer, responses=OpenApiTypes.OBJECT)
     def move_leader(self, request):
-        data = _valid(serializers.MoveLeaderSerializer, request.data)
+        data = validated(serializers.MoveLeaderSerializer, request.data)
         return Response(
             services.leader_move(target_member_id=data["target_member_id"], actor=_actor(request))
         )
@@ -77,7 +72,7 @@ class MaintenanceViewSet(OpsViewSet):
 
     @extend_schema(request=serializers.CompactSerializer, responses=OpenApiTypes.OBJECT)
     def compact(self, request):
-        data = _valid(serializers.CompactSerializer, request.data)
+        data = validated(serializers.CompactSerializer, request.data)
         return Response(
             services.cluster_compact(
                 retain_count=data["retain_count"], physical=data["physical"], actor=_actor(request)
@@ -97,7 +92,7 @@ class AuditLogViewSet(OpsViewSet):
         responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
     )
     def list(self, request):
-        query = _valid(serializers.AuditQuerySerializer, request.query_params)
+        query = validated(serializers.AuditQuerySerializer, request.query_params)
         entries = selectors.audit_entries(
             operation=query["operation"],
             username=query["username"],

@@ -565,8 +565,6 @@ def metrics_purge(*, days: int | None = None, now: float | None = None) -> int:
 
 # --- the health probe -----------------------------------------------------------------------------
 
-QUOTA_KEY = "etcd_server_quota_backend_bytes"
-
 
 @dataclass
 class HealthReport:

@@ -10,8 +10,8 @@ import uuid
 import pytest
 from django.conf import settings
 
+from devtools.localcluster import LocalEtcdCluster, etcd_binary, etcd_version
 from etcdgateway import cluster_gateway, reset_gateways
-from etcdgateway.localcluster import LocalEtcdCluster, etcd_binary, etcd_version
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -6,8 +6,6 @@ import functools
 import io
 import ipaddress
 import logging
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC
 
@@ -188,8 +186,7 @@ def login_failures(*, username: str) -> int:
 
 ETCD_AUTH_CACHE_SECONDS = 300.0
 ETCD_AUTH_RETRY_SECONDS = 30.0  # after an etcd error the answer is a guess: ask again soon
-_etcd_auth: dict = {}
-_etcd_auth_lock = threading.Lock()
+_etcd_auth = ReuseWindow(max_entries=16)  # (answer, definite) by ETCD_ENDPOINTS
 
 
 def _probe_etcd_auth() -> tuple[bool, bool]:
@@ -219,15 +216,13 @@ def etcd_auth_required(*, refresh: bool = False) -> bool:
     When etcd cannot be asked the answer is True (as the reference), cached only briefly.
     """
     key = tuple(settings.ETCD_ENDPOINTS)
-    now = time.monotonic()
-    with _etcd_auth_lock:
-        cached = _etcd_auth.get(key)
-        if cached and not refresh and now < cached[1]:
-            return cached[0]
+    cached = _etcd_auth.get(
+        key, lambda hit: ETCD_AUTH_CACHE_SECONDS if hit[1] else ETCD_AUTH_RETRY_SECONDS
+    )
+    if cached is not None and not refresh:
+        return cached[0]
     value, definite = _probe_etcd_auth()
-    ttl = ETCD_AUTH_CACHE_SECONDS if definite else ETCD_AUTH_RETRY_SECONDS
-    with _etcd_auth_lock:
-        _etcd_auth[key] = (value, now + ttl)
+    _etcd_auth.put(key, (value, definite))
     return value
 
 

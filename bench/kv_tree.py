@@ -41,8 +41,8 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from pyetcd import etcdrpc  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from devtools.localcluster import LocalEtcdCluster  # noqa: E402
 from etcdgateway import cluster_gateway, reset_gateways  # noqa: E402
-from etcdgateway.localcluster import LocalEtcdCluster  # noqa: E402
 
 
 def peak_rss_mib() -> float:

@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from etcdgateway.localcluster import LocalEtcdCluster, free_port  # noqa: E402
+from devtools.localcluster import LocalEtcdCluster, free_port  # noqa: E402
 
 SHARED_POSTGRES = "postgres://postgres@127.0.0.1:5432"
 PASSWORD = "load-bench-admin-pw"  # noqa: S105 - a throwaway local instance

@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from etcdgateway.localcluster import LocalEtcdCluster, free_port  # noqa: E402
+from devtools.localcluster import LocalEtcdCluster, free_port  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:

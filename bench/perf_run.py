@@ -34,7 +34,7 @@ import perf_dataset  # noqa: E402
 import perf_promql  # noqa: E402
 import perf_report  # noqa: E402
 
-from etcdgateway.localcluster import LocalEtcdCluster, free_port  # noqa: E402
+from devtools.localcluster import LocalEtcdCluster, free_port  # noqa: E402
 
 PG = os.environ.get("PERF_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = os.environ.get("PERF_DB", "etcdmonitor_perf_bench")

@@ -79,8 +79,8 @@ def bench_parser() -> None:
 def bench_collector_cpu(cycles: int = 10) -> None:
     from django.conf import settings
 
+    from devtools.localcluster import LocalEtcdCluster
     from etcdgateway import reset_gateways
-    from etcdgateway.localcluster import LocalEtcdCluster
 
     with tempfile.TemporaryDirectory(prefix="bench-etcd-") as tmp:
         cluster = LocalEtcdCluster(Path(tmp)).start()

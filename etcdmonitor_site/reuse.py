@@ -1,8 +1,10 @@
 """Per-process reuse windows: a value computed once is served again for a few seconds.
 
-/healthz, the session lookup and /api/current each keep one (HEALTH_, AUTH_, CURRENT_CACHE_SECONDS).
-The window is passed to every read, so a setting of 0 (the tests' default) turns reuse off at
-once, and raising it serves the last stored value again.
+/healthz, the session lookup and /api/current each keep one (HEALTH_, AUTH_, CURRENT_CACHE_SECONDS),
+as do etcd's auth status and the default cluster's member URLs. The window is passed to every
+read, so a setting of 0 (the tests' default) turns reuse off at once, and raising it serves the
+last stored value again. A window may depend on the value (a guess is kept less long than an
+answer): pass a function of the stored value instead of a number.
 
 A reader that computed its value before a `clear()` must not store it afterwards (a session
 lookup racing a logout would put the revoked row back): readers take `generation()` before
@@ -11,6 +13,7 @@ computing and pass it to `put(..., since=)`, which drops the value if a clear ca
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class ReuseWindow:
@@ -26,12 +29,13 @@ class ReuseWindow:
         """A token for `put(since=)`: it changes with every `clear()`."""
         return self._generation
 
-    def get(self, key, seconds: float):
-        """The value stored for `key` less than `seconds` ago, else None."""
-        if seconds <= 0:
-            return None
+    def get(self, key, seconds: float | Callable[..., float]):
+        """The value stored for `key` less than `seconds` (or `seconds(value)`) ago, else None."""
         hit = self._entries.get(key)
-        if hit is not None and time.monotonic() - hit[0] < seconds:
+        if hit is None:
+            return None
+        window = seconds(hit[1]) if callable(seconds) else seconds
+        if window > 0 and time.monotonic() - hit[0] < window:
             return hit[1]
         return None
 

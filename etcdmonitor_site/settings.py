@@ -4,16 +4,20 @@ Everything comes from the environment (or a `.env` file at the project root) thr
 django-environ. The variable names are the configuration contract in the README; `.env.example`
 lists each with its default. With no environment at all the app runs in *embedded mode*: SQLite
 under DATA_DIR, a secret key generated once into DATA_DIR, and the periodic jobs run in-process.
+
+Importing this module reads the environment and writes nothing: DATA_DIR is created at start-up
+(etcdmonitor_site.apps) and its files on first use (etcdmonitor_site.datadir); values that make
+no sense are reported by system checks (etcdmonitor_site.checks and each app's checks.py).
 """
 
-import os
-import secrets
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import lazy
 
 from etcdmonitor_site import __version__
+from etcdmonitor_site.datadir import embedded_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -24,10 +28,8 @@ if (BASE_DIR / ".env").is_file():
 APP_VERSION = __version__
 
 # --- runtime files -------------------------------------------------------------------------------
+# Created owner-only at start-up (etcdmonitor_site.apps): it holds the initial admin password.
 DATA_DIR = Path(env.str("DATA_DIR", default="./data")).expanduser().resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
-# The data dir holds the initial admin password and the secret key: owner-only.
-os.chmod(DATA_DIR, 0o700)
 
 # --- Celery / embedded mode ----------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -47,16 +49,13 @@ def _secret_key() -> str:
     if from_env:
         return from_env
     if not EMBEDDED_MODE:
+        # At import, not as a system check: celery workers and beat never run the checks.
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY must be set when CELERY_BROKER_URL is set (web, worker and beat "
             "must share one key)"
         )
-    key_file = DATA_DIR / "secret-key"
-    if not key_file.exists():
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(50))
-    return key_file.read_text().strip()
+    # Read (or generated into DATA_DIR) when Django first needs it, not here.
+    return lazy(embedded_secret_key, str)(DATA_DIR)
 
 
 SECRET_KEY = _secret_key()
@@ -162,6 +161,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Django --------------------------------------------------------------------------------------
 INSTALLED_APPS = [
+    "etcdmonitor_site",  # DATA_DIR at start-up, the site-wide system checks
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

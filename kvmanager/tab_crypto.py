@@ -17,6 +17,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
+from etcdmonitor_site.datadir import private_file_create
+
 logger = logging.getLogger(__name__)
 
 KEY_FILE = "kv_tabs.key"
@@ -37,13 +39,7 @@ def key_path() -> Path:
 
 
 def _key_from_file(path: Path) -> bytes:
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(os.urandom(KEY_BYTES))
+    if private_file_create(path, os.urandom(KEY_BYTES)):
         logger.info("created the KV tabs key file %s", path)
     try:
         mode = stat.S_IMODE(path.stat().st_mode)

@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import ssl
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +44,7 @@ from etcdgateway import (
 )
 from etcdgateway.egress import EndpointNotAllowed, EndpointUnresolvable, pinned_endpoint
 from etcdmonitor_site.exceptions import ApiError
+from etcdmonitor_site.reuse import ReuseWindow
 from kvmanager.models import KvClusterTab
 from kvmanager.tab_crypto import (
     TabDecryptFailed,
@@ -477,20 +477,16 @@ def _test_failed(exc: ConnectionTestFailed) -> ApiError:
     return tab_error(exc.message, status_code=400, code=code, status=exc.status, cause=exc.cause)
 
 
-_default_urls_cache: tuple[float, tuple[str, ...], frozenset[str]] | None = None
-_default_urls_lock = threading.Lock()
+_default_urls = ReuseWindow(max_entries=1)  # by ETCD_ENDPOINTS: a new setting asks again
 
 
 def default_cluster_urls() -> tuple[frozenset[str], bool]:
     """Normalised client URLs of the default cluster's members (cached 30 s) and whether the
     answer is degraded (MemberList failed: the configured endpoints only)."""
-    global _default_urls_cache
     configured = tuple(settings.ETCD_ENDPOINTS)
-    now = time.monotonic()
-    with _default_urls_lock:
-        cached = _default_urls_cache
-        if cached and cached[1] == configured and now - cached[0] < MEMBER_CACHE_SECONDS:
-            return cached[2], False
+    cached = _default_urls.get(configured, MEMBER_CACHE_SECONDS)
+    if cached is not None:
+        return cached, False
     try:
         members = cluster_gateway().members()
     except EtcdError:
@@ -498,8 +494,7 @@ def default_cluster_urls() -> tuple[frozenset[str], bool]:
     urls = frozenset(
         normalise_endpoint(url) for member in members for url in member.client_urls
     ) | frozenset(normalise_endpoint(url) for url in configured)
-    with _default_urls_lock:
-        _default_urls_cache = (now, configured, urls)
+    _default_urls.put(configured, urls)
     return urls, False
 
 

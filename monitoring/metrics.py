@@ -651,23 +651,6 @@ SOURCE_NAMES = frozenset(
 SPARSE_NAMES = frozenset(["grpc_server_handled_total"])
 
 
-def stored_key_names() -> list[str]:
-    """Every key a full etcd 3.4 scrape can produce (version-labelled keys aside)."""
-    names = ["collector_up", *FIRST_VALUE_KEYS, *RENAMED_KEYS, *SUMMED_KEYS]
-    names += ["etcd_network_active_peers", "etcd_server_client_requests_total"]
-    names += ["grpc_server_handled_total", "grpc_server_handled_ok_total"]
-    names += ["grpc_server_handled_error_total"]
-    names += [f"grpc_method_{i}_count" for i in range(TOP_GRPC_METHODS)]
-    names += [f"go_gc_duration_seconds_q{q}" for q in ("0", "025", "05", "075", "1")]
-    for prefix in HISTOGRAMS:
-        names += [f"{prefix}_{s}" for s, _ in QUANTILES] + [f"{prefix}_count"]
-    names += ["raft_term", "raft_index", "etcd_lease_count"]
-    names += ["etcd_server_proposals_commit_apply_lag", "etcd_server_proposals_failed_rate"]
-    names += ["process_cpu_usage_percent", "etcd_server_client_requests_total_rate"]
-    names += [f"{key}_rate" for key in RATE_KEYS]
-    return list(dict.fromkeys(names))
-
-
 # --- names an etcd does not export ------------------------------------------------------------
 # A stored key → the scrape sample names it is derived from (present if any one is present).
 # Keys from RPCs (raft_term, raft_index, etcd_lease_count) and collector_up have no entry.

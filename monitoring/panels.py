@@ -424,11 +424,6 @@ def _series_dict(row: tuple, chart: dict) -> dict:
     }
 
 
-def panel_metrics(panel_id: str) -> list[str]:
-    """The stored metric names one panel asks /api/range for."""
-    return [row[0] for row in PANEL_CHARTS[panel_id]["series"]]
-
-
 def dashboard_registry() -> dict:
     """Everything the dashboard page needs to draw panels and cards, as plain JSON data."""
     panels = []

@@ -13,6 +13,7 @@ from etcdmonitor_site.reuse import ReuseWindow
 from monitoring import health, timeseries
 from monitoring.models import Member, MonitoredCluster
 
+# The name of the cluster row that ETCD_ENDPOINTS describes (the collector creates it).
 DEFAULT_CLUSTER = "default"
 
 

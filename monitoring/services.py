@@ -29,10 +29,10 @@ from monitoring.models import (
     SampleRollup,
     ValuesArrayField,
 )
+from monitoring.selectors import DEFAULT_CLUSTER
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CLUSTER = "default"
 MEMBER_SYNC_INTERVAL = 60.0
 SCRAPE_TIMEOUT = 10.0
 STATUS_TIMEOUT = 5.0
@@ -564,8 +564,6 @@ def metrics_purge(*, days: int | None = None, now: float | None = None) -> int:
 
 
 # --- the health probe -----------------------------------------------------------------------------
-
-QUOTA_KEY = "etcd_server_quota_backend_bytes"
 
 
 @dataclass

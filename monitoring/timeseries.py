@@ -51,12 +51,6 @@ def slots_for(names, *, create: bool = False) -> dict[str, int]:
     return {n: _slots[n] for n in names if n in _slots}
 
 
-def forget_slots() -> None:
-    """Drop the process cache (tests that flush the database)."""
-    with _slots_lock:
-        _slots.clear()
-
-
 def max_slot() -> int:
     return MetricName.objects.order_by("-slot").values_list("slot", flat=True).first() or 0
 

@@ -48,16 +48,6 @@ def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def parse_member_id(raw, *, field: str = "member_id") -> int:
-    """A decimal uint64 member id; anything else is a 400 (never a silent default)."""
-    if raw is None or raw == "":
-        raise ApiError(f"{field} is required")
-    text = str(raw).strip()
-    if isinstance(raw, bool) or not re.fullmatch(r"[0-9]{1,20}", text) or int(text) >= 2**64:
-        raise ApiError(f"invalid {field}: must be the decimal member id")
-    return int(text)
-
-
 def member_find(member_id: int) -> MemberInfo:
     """The current member with this id (400 when the cluster has no such member)."""
     for member in cluster_gateway().members():

@@ -21,7 +21,7 @@ if [ -z "${ETCD_ENDPOINTS:-}" ]; then
     echo "using the etcd that answers on 127.0.0.1:$first_port"
     export ETCD_ENDPOINTS=http://127.0.0.1:$first_port
   else
-    $PY -m etcdgateway.localcluster --data-dir "$DATA_DIR/dev-etcd" --client-ports "$DEV_ETCD_PORTS"
+    $PY -m devtools.localcluster --data-dir "$DATA_DIR/dev-etcd" --client-ports "$DEV_ETCD_PORTS"
     ETCD_ENDPOINTS=$(echo "$DEV_ETCD_PORTS" | sed 's|\([0-9][0-9]*\)|http://127.0.0.1:\1|g')
     export ETCD_ENDPOINTS
     # The dev cluster lives as long as the server: stop it by the PIDs it recorded (its data

@@ -2,7 +2,7 @@
 
 import subprocess
 
-from etcdgateway.localcluster import etcd_binary
+from devtools.localcluster import etcd_binary
 
 
 def etcdctl(endpoint: str, *args: str, user: str | None = None, stdin: bytes | None = None) -> None:

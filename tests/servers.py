@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from etcdgateway.localcluster import free_port
+from devtools.localcluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_VARIABLES = [

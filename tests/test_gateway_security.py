@@ -5,6 +5,7 @@ import time
 import httpx
 import pytest
 
+from devtools.localcluster import make_test_certificates
 from etcdgateway import (
     ClusterConfig,
     EtcdAuthFailed,
@@ -12,7 +13,6 @@ from etcdgateway import (
     EtcdUnavailable,
     cluster_gateway,
 )
-from etcdgateway.localcluster import make_test_certificates
 from tests.etcdctl import etcdctl
 
 

@@ -8,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from etcdgateway.localcluster import free_port
+from devtools.localcluster import free_port
 from tests.test_project import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]

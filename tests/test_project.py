@@ -28,7 +28,8 @@ def test_embedded_defaults_use_sqlite_and_a_kept_secret_key(tmp_path):
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='etcdmonitor_site.settings';"
         "django.setup(); from django.conf import settings as s; import json;"
         "print(json.dumps([s.DATABASES['default']['ENGINE'], str(s.DATABASES['default']"
-        "['NAME']), s.EMBEDDED_MODE, s.SECRET_KEY, s.ETCD_ENDPOINTS, s.CELERY_TASK_ALWAYS_EAGER]))"
+        "['NAME']), s.EMBEDDED_MODE, str(s.SECRET_KEY), s.ETCD_ENDPOINTS,"
+        " s.CELERY_TASK_ALWAYS_EAGER]))"
     )
 
     def run():

@@ -11,8 +11,8 @@ import json
 import pytest
 from django.conf import settings
 
+from devtools.localcluster import LocalEtcdCluster
 from etcdgateway import ClusterConfig, ClusterGateway, EtcdError, reset_gateways
-from etcdgateway.localcluster import LocalEtcdCluster
 from etcdgateway.v2 import V2Keys, keys_path
 from tests.servers import canned_http_server
 

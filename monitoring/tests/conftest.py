@@ -9,10 +9,11 @@ from monitoring import timeseries
 
 @pytest.fixture
 def fresh_slot_cache():
-    """Forget the process's metric-slot cache around a test (the test database is flushed)."""
-    timeseries.forget_slots()
+    """Forget the process's metric-slot cache around a test: the test database is flushed, so
+    slots remembered from another test name rows that are gone (production never flushes)."""
+    timeseries._slots.clear()
     yield
-    timeseries.forget_slots()
+    timeseries._slots.clear()
 
 
 @pytest.fixture

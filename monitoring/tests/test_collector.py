@@ -7,14 +7,15 @@ import pytest
 from django.core.management import call_command
 
 from etcdgateway import cluster_gateway
-from monitoring import metrics, services, timeseries
+from monitoring import services, timeseries
 from monitoring.models import Member, MonitoredCluster, Sample, SampleRollup
+from monitoring.tests.expected_keys import stored_key_names
 
 pytestmark = pytest.mark.usefixtures("fresh_slot_cache")
 
 
 def _values(sample: Sample) -> dict[str, float]:
-    slots = {slot: name for name, slot in timeseries.slots_for(metrics.stored_key_names()).items()}
+    slots = {slot: name for name, slot in timeseries.slots_for(stored_key_names()).items()}
     return {slots[i + 1]: v for i, v in enumerate(sample.vals) if v is not None and i + 1 in slots}
 
 
@@ -72,7 +73,7 @@ def test_every_stored_metric_is_present_after_two_cycles(etcd_cluster, kv_prefix
     # only once a failure happened. Everything else must be there.
     missing = {
         key
-        for key in set(metrics.stored_key_names()) - set(stored)
+        for key in set(stored_key_names()) - set(stored)
         if "failures_total" not in key and not key.endswith(("_p50", "_p90", "_p99"))
     }
     assert missing == set()

@@ -13,13 +13,19 @@ from etcdgateway import cluster_gateway
 from etcdgateway.client import decode_status
 from monitoring import metrics, services
 from monitoring.models import Member
-from monitoring.panels import CARD_METRICS, PANEL_CHARTS, panel_metrics
+from monitoring.panels import CARD_METRICS, dashboard_registry
+from monitoring.tests.expected_keys import stored_key_names
 from tests.test_status_decoding import _field_bytes, _field_varint, _known_part
 
 pytestmark = pytest.mark.usefixtures("fresh_slot_cache")
 
+# panel id → the stored metric names its chart asks /api/range for, as the page gets them.
+PANEL_METRICS = {
+    panel["id"]: [series["metric"] for series in panel["series"]]
+    for panel in dashboard_registry()["panels"]
+}
 ALL_PANEL_METRICS = sorted(
-    {name for panel in PANEL_CHARTS for name in panel_metrics(panel)}
+    {name for names in PANEL_METRICS.values() for name in names}
     | {metric for metric, _ in CARD_METRICS.values() if metric}
 )
 
@@ -49,8 +55,8 @@ def test_a_three_member_cluster_exports_every_name_a_panel_or_card_reads(api, et
         assert body["not_exported"] == {}, member.etcd_version
     blank = [
         panel
-        for panel in PANEL_CHARTS
-        if not any(body["metrics"].get(name) for name in panel_metrics(panel))
+        for panel, names in PANEL_METRICS.items()
+        if not any(body["metrics"].get(name) for name in names)
     ]
     # Quiet-cluster panels (defrag, snapshots, compaction) may be empty, never the core ones.
     assert not {"chartRaftProposals", "chartDBSize", "chartMemory", "chartGC", "chartCPU"} & set(
@@ -72,7 +78,7 @@ def test_a_panel_whose_names_this_etcd_lacks_says_which(api, etcd_cluster):
     result = services.MemberResult(member=member, text=_strip(text, "go_memstats_"))
     services._store_success(result, ts=int(time.time()) + 5, lease_count=None)
 
-    memory = panel_metrics("chartMemory") + panel_metrics("chartMemSys")
+    memory = PANEL_METRICS["chartMemory"] + PANEL_METRICS["chartMemSys"]
     body = _range(api, [*memory, "go_goroutines"])
 
     assert body["not_exported"] == {
@@ -88,7 +94,7 @@ def test_a_lone_member_without_peers_is_not_said_to_lack_peer_metrics(api, etcd_
     etcd_cluster_factory(size=1)
     _two_cycles()
 
-    body = _range(api, panel_metrics("chartPeerRTT") + panel_metrics("chartPeerTraffic"))
+    body = _range(api, PANEL_METRICS["chartPeerRTT"] + PANEL_METRICS["chartPeerTraffic"])
 
     assert body["not_exported"] == {}
 
@@ -110,7 +116,7 @@ def test_a_renamed_name_counts_as_exported_under_either_name():
 
 
 def test_every_stored_key_but_the_rpc_ones_knows_its_sources():
-    without = [key for key in metrics.stored_key_names() if not metrics.sources_of(key)]
+    without = [key for key in stored_key_names() if not metrics.sources_of(key)]
 
     assert without == ["collector_up", "raft_term", "raft_index", "etcd_lease_count"]
 

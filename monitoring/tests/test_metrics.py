@@ -13,10 +13,10 @@ from monitoring.metrics import (
     histogram_buckets,
     histogram_quantile,
     parse_metrics,
-    stored_key_names,
     window_advance,
     window_delta,
 )
+from monitoring.tests.expected_keys import stored_key_names
 
 SCRAPE = (Path(__file__).parent / "data" / "etcd-3.4.23-metrics.txt").read_text()
 

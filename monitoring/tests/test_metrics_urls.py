@@ -8,8 +8,8 @@ import httpx
 import pytest
 from django.core import checks
 
+from devtools.localcluster import free_port, make_test_certificates
 from etcdgateway import reset_gateways
-from etcdgateway.localcluster import free_port, make_test_certificates
 from monitoring import services
 from monitoring.models import Member
 from monitoring.services import metrics_targets

@@ -3,7 +3,6 @@ counters, the mixin's panel order, the quota on the DB-size chart, and saved lay
 
 import pytest
 
-from monitoring.metrics import stored_key_names
 from monitoring.panels import (
     PANEL_CHARTS,
     PANELS,
@@ -11,6 +10,7 @@ from monitoring.panels import (
     dashboard_registry,
     merge_panel_config,
 )
+from monitoring.tests.expected_keys import stored_key_names
 
 # etcd's Prometheus counters with a `_total` name that are in fact gauges (etcd_debugging_mvcc_*).
 GAUGES_NAMED_TOTAL = {

@@ -6,8 +6,8 @@ import subprocess
 import pytest
 
 from accounts.models import AuditLog
+from devtools.localcluster import etcd_binary
 from etcdgateway import cluster_gateway
-from etcdgateway.localcluster import etcd_binary
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
-from monitoring.metrics import stored_key_names
 from monitoring.panels import CARD_METRICS, CARDS, PANEL_CHARTS, PANELS, dashboard_registry
+from monitoring.tests.expected_keys import stored_key_names
 from tests.browser.conftest import expect_dashboard_ready, open_slash_dir, sign_in
 
 PAYLOAD = '<img src=x onerror="window.__xss=1">'

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
-from monitoring.panels import PANELS, panel_metrics
+from monitoring.panels import PANELS, dashboard_registry
 from tests.browser.conftest import expect_dashboard_ready, open_slash_dir, save_screenshot
 
 NEW_PASSWORD = "browser-pass-1"
@@ -30,10 +30,10 @@ def _range_metric_sets(requests: list[str]) -> list[set[str]]:
 
 def _visible_metrics(hidden: set[str] = frozenset()) -> set[str]:
     return {
-        name
-        for panel in PANELS
-        if panel.default_visible and panel.id not in hidden
-        for name in panel_metrics(panel.id)
+        series["metric"]
+        for panel in dashboard_registry()["panels"]
+        if panel["default_visible"] and panel["id"] not in hidden
+        for series in panel["series"]
     }
 
 

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
+from devtools.localcluster import free_port as _free_port
 from etcdgateway import ClusterConfig, cluster_gateway
-from etcdgateway.localcluster import free_port as _free_port
 from tests.browser.conftest import expect_dashboard_ready, open_slash_dir, save_screenshot, sign_in
 
 PASSWORD = "tabs-pass-1"

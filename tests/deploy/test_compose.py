@@ -536,6 +536,7 @@ def dockerignore_excludes(path: str) -> bool:
 def test_build_context_keeps_the_app_and_leaves_out_secrets_and_local_state():
     for secret_or_state in (".env", ".git", ".venv", "data", "staticfiles", ".test-data"):
         assert dockerignore_excludes(secret_or_state), secret_or_state
+    assert dockerignore_excludes("devtools"), "the dev cluster launcher stays out of the image"
     for needed in ("requirements.txt", "manage.py", "etcdmonitor_site", "etcdgateway"):
         assert not dockerignore_excludes(needed), needed
         assert (ROOT / needed).exists()

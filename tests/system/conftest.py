@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from etcdgateway.localcluster import free_port
+from devtools.localcluster import free_port
 from tests.test_project import ROOT, clean_env
 
 SHARED_POSTGRES = "postgres://postgres@127.0.0.1:5432"

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from devtools.localcluster import LocalEtcdCluster, free_port
 from etcdgateway import ClusterConfig, cluster_gateway
-from etcdgateway.localcluster import LocalEtcdCluster, free_port
 from tests.etcdctl import etcdctl
 
 

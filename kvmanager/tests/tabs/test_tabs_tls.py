@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from etcdgateway.localcluster import LocalEtcdCluster, make_test_certificates
+from devtools.localcluster import LocalEtcdCluster, make_test_certificates
 from kvmanager.models import KvClusterTab
 
 

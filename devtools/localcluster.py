@@ -3,7 +3,7 @@
 Members listen on loopback only, with v2 enabled and fast raft timers. Processes are tracked by
 PID and stopped with SIGKILL (a graceful stop of a whole cluster takes 5-9 s; data is throwaway).
 
-    python -m etcdgateway.localcluster --data-dir data/dev-etcd --client-ports 2379,22379,32379
+    python -m devtools.localcluster --data-dir data/dev-etcd --client-ports 2379,22379,32379
 """
 
 import argparse

@@ -1,0 +1,1 @@
+"""Developer and test tooling: never imported by the running app (the image leaves it out)."""

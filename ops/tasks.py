@@ -1,1 +1,0 @@
-"""Celery tasks of the ops app: thin wrappers over services."""

@@ -1,55 +1,58 @@
 // Dashboard shell: view switch (Monitor / KV Tree / Ops), theme toggle, logout.
-"use strict";
-(function () {
-  const { $, api } = EM;
-  const boot = EM.jsonData("boot-data");
-  const views = { monitor: Monitor, kv: typeof KV !== "undefined" ? KV : null, ops: typeof Ops !== "undefined" ? Ops : null };
-  const paths = { monitor: "/", kv: "/kv", ops: "/ops" };
-  let current = null;
+import { $, api, format, jsonData, setTheme, theme } from "./common.js";
+import * as Health from "./health.js";
+import * as KV from "./kv.js";
+import * as Monitor from "./monitor.js";
+import * as Ops from "./ops.js";
 
-  function show(view) {
-    if (!views[view] || (view === "ops" && !boot.ops_enabled)) view = "monitor";
-    current = view;
-    for (const name of Object.keys(paths)) {
-      const section = $(name + "-view");
-      if (section) section.hidden = name !== view;
-      const button = $("view-" + name);
-      if (button) button.classList.toggle("active", name === view);
-    }
-    // Range, refresh and panel settings only mean something on the monitor view.
-    document.querySelectorAll(".monitor-only").forEach((n) => { n.hidden = view !== "monitor"; });
-    if (window.location.pathname !== paths[view]) history.replaceState(null, "", paths[view]);
-    views[view].activate();
+const boot = jsonData("boot-data");
+const views = { monitor: Monitor, kv: KV, ops: boot.ops_enabled ? Ops : null };
+const paths = { monitor: "/", kv: "/kv", ops: "/ops" };
+
+function show(view) {
+  if (!views[view]) view = "monitor";
+  for (const name of Object.keys(paths)) {
+    const section = $(name + "-view");
+    if (section) section.hidden = name !== view;
+    const button = $("view-" + name);
+    if (button) button.classList.toggle("active", name === view);
   }
+  // Range, refresh and panel settings only mean something on the monitor view.
+  document.querySelectorAll(".monitor-only").forEach((n) => { n.hidden = view !== "monitor"; });
+  if (window.location.pathname !== paths[view]) history.replaceState(null, "", paths[view]);
+  views[view].activate();
+}
 
-  function themeButton() {
-    $("theme-toggle").textContent = EM.theme() === "dark" ? "☾" : "☀";
-  }
+function themeButton() {
+  $("theme-toggle").textContent = theme() === "dark" ? "☾" : "☀";
+}
 
-  $("user-label").textContent = boot.username;
-  document.querySelectorAll(".view-switch button").forEach((b) => b.addEventListener("click", () => show(b.dataset.view)));
-  $("theme-toggle").addEventListener("click", () => {
-    EM.setTheme(EM.theme() === "dark" ? "light" : "dark");
-    themeButton();
-    Monitor.themeChanged();
-    if (views.kv) views.kv.themeChanged();
-  });
-  $("logout-btn").addEventListener("click", async () => {
-    try {
-      await api("POST", "/api/auth/logout", undefined, { noRedirect: true });
-    } catch (err) {
-      /* an already expired session is logged out anyway */
-    }
-    window.location.assign("/login");
-  });
+$("user-label").textContent = boot.username;
+document.querySelectorAll(".view-switch button").forEach((b) => b.addEventListener("click", () => show(b.dataset.view)));
+$("theme-toggle").addEventListener("click", () => {
+  setTheme(theme() === "dark" ? "light" : "dark");
   themeButton();
-  show(boot.view);
-  Monitor.init({
-    onMembers: (members) => {
-      if (views.ops) views.ops.membersChanged(members);
-    },
-  });
-  Health.start();
-  // Every control is wired from here on (browser tests wait for this before clicking).
-  document.documentElement.dataset.ready = "true";
-})();
+  Monitor.themeChanged();
+  KV.themeChanged();
+});
+$("logout-btn").addEventListener("click", async () => {
+  try {
+    await api("POST", "/api/auth/logout", undefined, { noRedirect: true });
+  } catch (err) {
+    /* an already expired session is logged out anyway */
+  }
+  window.location.assign("/login");
+});
+themeButton();
+show(boot.view);
+Monitor.init({
+  onMembers: (members) => {
+    if (views.ops) views.ops.membersChanged(members);
+  },
+});
+Health.start();
+// The browser tests call the page's own formatters and chart helpers (tests/browser/test_charts.py);
+// nothing in the page reads this.
+window.etcdmonitorTest = { format, ...Monitor.chartHelpers };
+// Every control is wired from here on (browser tests wait for this before clicking).
+document.documentElement.dataset.ready = "true";

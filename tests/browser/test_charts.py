@@ -39,10 +39,10 @@ def test_formatters_use_binary_units_and_magnitude_durations(dashboard_server, p
     got = page.evaluate(
         """() => ({
           bytes: [0, 1023, 1536, 3 * 1024 ** 2, 2 * 1024 ** 3, 1.5 * 1024 ** 4]
-            .map(v => EM.format("bytes", v)),
-          rate: EM.format("bytes_per_second", 2048),
+            .map(v => etcdmonitorTest.format("bytes", v)),
+          rate: etcdmonitorTest.format("bytes_per_second", 2048),
           durations: [0, 0.00000042, 0.000512, 0.0009996, 0.0123, 0.25, 1.5, 12]
-            .map(v => EM.format("duration", v)),
+            .map(v => etcdmonitorTest.format("duration", v)),
         })"""
     )
     assert got["bytes"] == ["0 B", "1023 B", "1.5 KiB", "3 MiB", "2 GiB", "1.5 TiB"]
@@ -59,7 +59,7 @@ def test_formatters_use_binary_units_and_magnitude_durations(dashboard_server, p
     ]
     # Increases of a cumulative counter: whole events, none across a gap or a reset.
     increases = page.evaluate(
-        """() => Monitor._test.increases([
+        """() => etcdmonitorTest.increases([
           {ts: 0, value: 3}, {ts: 30, value: 3.4}, {ts: 60, value: 4}, {ts: 90, value: 6},
           {ts: 300, value: 7}, {ts: 330, value: 1}, {ts: 360, value: 1}])"""
     )

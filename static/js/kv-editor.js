@@ -1,0 +1,163 @@
+// The KV value editor: the detail pane of the selected node, an ACE editor with format
+// detection and pretty-print, and save. Values are only ever text.
+import { $, api, theme, toast, visible } from "./common.js";
+import { clearDetail, currentView, kvUrl, showError } from "./kv-shared.js";
+import { ensureTabStop, focusItem } from "./kv-tree.js";
+import { ace, jsyaml } from "./vendor.js";
+
+const EXT_MODES = { json: "json", yaml: "yaml", yml: "yaml", xml: "xml", toml: "toml", ini: "ini", conf: "ini",
+  cfg: "ini", js: "javascript", lua: "lua" };
+let editor = null;
+
+function metaText(node, data) {
+  const parts = [];
+  if (node.dir) {
+    parts.push("Type: Directory");
+    if (node.count !== undefined) parts.push("Keys: " + node.count);
+  } else {
+    parts.push("Type: Key");
+  }
+  if (data) {
+    const v3 = node.view.proto === "v3";
+    const created = v3 ? "CreateRev" : "CreatedIdx";
+    const modified = v3 ? "ModRev" : "ModifiedIdx";
+    if (data.createdIndex) parts.push(`${created}: ${data.createdIndex}`);
+    if (data.modifiedIndex) parts.push(`${modified}: ${data.modifiedIndex}`);
+    if (data.version) parts.push(`Version: ${data.version}`);
+    parts.push(data.ttl ? `TTL: ${data.ttl}s` : "TTL: none");
+    if (data.encoding === "base64") parts.push("Binary value (shown as base64)");
+  }
+  return parts.join(" | ");
+}
+
+function detectMode(key, value, encoding) {
+  if (encoding === "base64") return "text";
+  const ext = key.includes(".") ? key.split(".").pop().toLowerCase() : "";
+  if (EXT_MODES[ext]) return EXT_MODES[ext];
+  const text = value.trim();
+  if (/^[[{]/.test(text)) {
+    try {
+      JSON.parse(text);
+      return "json";
+    } catch (err) {
+      /* not JSON after all */
+    }
+  }
+  if (text.startsWith("<")) return "xml";
+  if (/^[\w"'.-][^\n]*:(\s|$)/m.test(text) && typeof jsyaml !== "undefined") {
+    try {
+      const parsed = jsyaml.load(text);
+      if (parsed && typeof parsed === "object") return "yaml";
+    } catch (err) {
+      /* plain text */
+    }
+  }
+  return "text";
+}
+
+function ensureEditor() {
+  if (editor) return editor;
+  ace.config.set("basePath", "/static/vendor/ace/");
+  editor = ace.edit("kv-editor", {
+    useWorker: false, tabSize: 2, useSoftTabs: true, wrap: true, showPrintMargin: false, fontSize: "13px",
+  });
+  themeChanged();
+  return editor;
+}
+function setMode(name) {
+  $("kv-mode").value = name;
+  ensureEditor().session.setMode("ace/mode/" + name);
+}
+
+export async function select(node) {
+  const view = node.view;
+  if (view !== currentView()) return;
+  $("kv-tree").querySelectorAll(".kv-node.selected").forEach((n) => n.classList.remove("selected"));
+  $("kv-tree").querySelectorAll("[role=treeitem][aria-selected='true']").forEach((n) => n.setAttribute("aria-selected", "false"));
+  if (node.row) node.row.classList.add("selected");
+  if (node.row) {
+    node.row.setAttribute("aria-selected", "true");
+    focusItem(node.row, true);
+  }
+  view.selected = { node, data: null };
+  $("kv-path").textContent = visible(node.key);
+  if (node.dir) {
+    $("kv-meta").textContent = metaText(node, null);
+    $("kv-editor-bar").hidden = true;
+    $("kv-editor").hidden = true;
+    return;
+  }
+  $("kv-meta").textContent = "Loading…";
+  let data;
+  const current = () => currentView() === view && view.selected && view.selected.node === node;
+  try {
+    data = (await api("GET", kvUrl(view, "get", { key: node.key }))).node;
+  } catch (err) {
+    if (err.status === 404) {
+      toast("Key expired or deleted: " + visible(node.key), "error");
+      if (node.li) node.li.remove();
+      ensureTabStop();
+      if (view.selected && view.selected.node === node) {
+        view.selected = null;
+        if (currentView() === view) clearDetail();
+      }
+      return;
+    }
+    return showError(err, view);
+  }
+  if (!current()) return;
+  view.selected.data = data;
+  $("kv-meta").textContent = metaText(node, data);
+  const value = data.value || "";
+  $("kv-encoding").hidden = data.encoding !== "base64";
+  $("kv-editor-bar").hidden = false;
+  $("kv-editor").hidden = false;
+  const ed = ensureEditor();
+  setMode(detectMode(node.key, value, data.encoding));
+  ed.session.setValue(value); // empty values are editable too
+  ed.resize();
+}
+
+async function save() {
+  const view = currentView();
+  const selected = view && view.selected;
+  if (!selected || !selected.data) return;
+  const key = selected.node.key;
+  const body = { key, value: ensureEditor().getValue() };
+  // A binary value round-trips as base64, so saving it unchanged writes the same bytes.
+  if (selected.data.encoding === "base64") body.encoding = "base64";
+  try {
+    await api("PUT", kvUrl(view, "put"), body); // no ttl: the key keeps its lease
+    toast("Saved " + key, "success");
+    if (view.selected === selected) await select(selected.node);
+  } catch (err) {
+    showError(err, view);
+  }
+}
+
+function prettyPrint() {
+  const ed = ensureEditor();
+  const value = ed.getValue();
+  const current = $("kv-mode").value;
+  try {
+    if (current === "yaml") ed.session.setValue(jsyaml.dump(jsyaml.load(value), { indent: 2, lineWidth: 120 }));
+    else ed.session.setValue(JSON.stringify(JSON.parse(value), null, 2));
+    if (current !== "yaml") setMode("json");
+  } catch (err) {
+    toast("Cannot pretty-print: " + err.message, "error");
+  }
+}
+
+export function themeChanged() {
+  if (editor) editor.setTheme(theme() === "dark" ? "ace/theme/monokai" : "ace/theme/chrome");
+}
+
+export function resizeEditor() {
+  if (editor) editor.resize();
+}
+
+export function wireEditor() {
+  $("kv-save").addEventListener("click", save);
+  $("kv-pretty").addEventListener("click", prettyPrint);
+  $("kv-mode").addEventListener("change", (e) => setMode(e.target.value));
+}

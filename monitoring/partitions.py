@@ -4,8 +4,8 @@ Layout: the parent `monitoring_sample` holds no rows; each UTC day [d, d + 86400
 is a partition `monitoring_sample_pYYYYMMDD`, and `monitoring_sample_default` (the DEFAULT
 partition) catches any row whose day has no partition yet (a clock far off, a history loaded
 into the past), so an insert never fails for lack of a partition. The retention job moves the
-default's rows that are still worth keeping into day partitions of their own and leaves the rest
-to the batched delete; the collector, the migration and the retention job create partitions for
+default's rows that are still worth keeping into day partitions of their own and deletes the
+rest; the collector, the migration and the retention job create partitions for
 today and the next `DAYS_AHEAD` days, so in normal running the default stays empty.
 
 Retention drops a partition whole once every row in it is older than the cutoff (after taking
@@ -162,7 +162,7 @@ def partitions_ready_for_collection() -> None:
 def default_partition_settle(*, cutoff: int) -> int:
     """Move the default partition's rows of days not wholly before `cutoff` into day partitions.
 
-    Rows of older days stay for the batched delete. Returns the number of rows moved.
+    Rows of older days stay for default_partition_trim. Returns the number of rows moved.
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -176,6 +176,23 @@ def default_partition_settle(*, cutoff: int) -> int:
         partitions_ensure(first=start, last=start)
         moved += count
     return moved
+
+
+def default_partition_trim(*, cutoff: int) -> int:
+    """Delete the default partition's rows older than `cutoff` in one statement; returns them.
+
+    The default is small (rows of days that had no partition), but its rows may be years
+    apart, which an hour-by-hour delete would walk through one empty hour at a time.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH gone AS (DELETE FROM {DEFAULT_PARTITION} WHERE ts < %s "  # noqa: S608
+            "RETURNING member_id), per_member AS (SELECT member_id, count(*) AS n FROM gone "
+            "GROUP BY member_id) UPDATE monitoring_member m SET sample_count = m.sample_count "
+            "- p.n FROM per_member p WHERE m.id = p.member_id RETURNING p.n",
+            [cutoff],
+        )
+        return sum(n for (n,) in cursor.fetchall())
 
 
 def partitions_drop_expired(*, cutoff: int) -> int:

@@ -545,8 +545,8 @@ def metrics_purge(*, days: int | None = None, now: float | None = None) -> int:
 
     On PostgreSQL the sample table is partitioned by day (monitoring.partitions): first the
     partitions for today and the days ahead are made and the default partition's keepable rows
-    moved into theirs, then every day partition older than the cutoff is dropped whole. What is
-    left before the cutoff (the day straddling it, old rows in the default partition; on SQLite
+    moved into theirs (its older rows deleted), then every day partition older than the cutoff
+    is dropped whole. What is left before the cutoff (the day straddling it; on SQLite
     everything) goes by the batched delete. `Member.sample_count` follows every removal.
     """
     days = settings.RETENTION_DAYS if days is None else days
@@ -556,6 +556,7 @@ def metrics_purge(*, days: int | None = None, now: float | None = None) -> int:
     if partitions.is_partitioned():
         partitions.partitions_ensure_ahead(now=now)
         partitions.default_partition_settle(cutoff=cutoff)
+        deleted += partitions.default_partition_trim(cutoff=cutoff)
         deleted += partitions.partitions_drop_expired(cutoff=cutoff)
     return deleted + _samples_delete_batched(cutoff=cutoff)
 

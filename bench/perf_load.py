@@ -101,8 +101,8 @@ def load_ours(spec: dict, models) -> dict:
         for table in ("monitoring_sample", "monitoring_samplerollup", "monitoring_metricname"):
             # A partitioned table has no storage of its own: sum its partitions.
             cursor.execute(
-                "SELECT coalesce(sum(pg_total_relation_size(relid)), pg_total_relation_size(%s)) "
-                "FROM pg_partition_tree(%s)",
+                "SELECT coalesce(sum(pg_total_relation_size(relid))::bigint, "
+                "pg_total_relation_size(%s)) FROM pg_partition_tree(%s)",
                 [table, table],
             )
             sizes[table] = cursor.fetchone()[0]

@@ -34,7 +34,7 @@ def load_ours(spec: dict, models) -> dict:
     django.setup()
     from django.db import connection
 
-    from monitoring import metrics, services, timeseries
+    from monitoring import metrics, partitions, services, timeseries
     from monitoring.models import Member, Sample
 
     cluster = services.cluster_ensure()
@@ -53,6 +53,9 @@ def load_ours(spec: dict, models) -> dict:
             },
         )
         members.append(member)
+    last_ts = spec["start"] + perf_dataset.STEP * (spec["ticks"] - 1)
+    if partitions.is_partitioned():  # the history's days get their partitions, as if collected
+        partitions.partitions_ensure(first=spec["start"], last=last_ts)
     started = time.perf_counter()
     cpu_started = time.process_time()
     states: list = [None] * len(models)
@@ -79,7 +82,6 @@ def load_ours(spec: dict, models) -> dict:
                 )
         Sample.objects.bulk_create(batch, batch_size=2000)
         count += len(batch)
-    last_ts = spec["start"] + perf_dataset.STEP * (spec["ticks"] - 1)
     for member, snap in zip(members, snapshots, strict=True):
         Member.objects.filter(pk=member.pk).update(
             latest={k: v for k, v in snap.values.items()},
@@ -97,7 +99,12 @@ def load_ours(spec: dict, models) -> dict:
         cursor.execute("VACUUM ANALYZE")
         sizes = {}
         for table in ("monitoring_sample", "monitoring_samplerollup", "monitoring_metricname"):
-            cursor.execute("SELECT pg_total_relation_size(%s)", [table])
+            # A partitioned table has no storage of its own: sum its partitions.
+            cursor.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(relid))::bigint, "
+                "pg_total_relation_size(%s)) FROM pg_partition_tree(%s)",
+                [table, table],
+            )
             sizes[table] = cursor.fetchone()[0]
         cursor.execute("SELECT count(*) FROM monitoring_samplerollup")
         rollups = cursor.fetchone()[0]

@@ -271,7 +271,8 @@ def _method(result: dict) -> list[str]:
             f"Prometheus {q.get('7d', {}).get('prom_series_points_bytes')}."
         )
     out.append(
-        "3. **Storage.** `pg_total_relation_size` of `monitoring_sample`, "
+        "3. **Storage.** `pg_total_relation_size` of `monitoring_sample` (summed over its "
+        "day partitions), "
         "`monitoring_samplerollup` and `monitoring_metricname` after `VACUUM ANALYZE`, "
         "against the sum of the compacted block directories (chunks + index + meta + "
         "tombstones), each ÷ member-scrapes."

@@ -194,7 +194,12 @@ class ValuesArrayField(models.Field):
 
 
 class Sample(models.Model):
-    """All values of one member at one scrape (ts = the cycle's start, Unix seconds)."""
+    """All values of one member at one scrape (ts = the cycle's start, Unix seconds).
+
+    On PostgreSQL the table is partitioned by RANGE (ts), one partition per UTC day plus a
+    DEFAULT one (migration 0005, monitoring.partitions), so retention drops whole days; the
+    model is unchanged, and every query through it reaches the parent table.
+    """
 
     pk = models.CompositePrimaryKey("member_id", "ts")
     ts = models.BigIntegerField()

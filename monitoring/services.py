@@ -19,7 +19,7 @@ from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.config import metrics_url_for_host
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
-from monitoring import health, metrics, selectors, timeseries
+from monitoring import health, metrics, partitions, selectors, timeseries
 from monitoring.checks import quantile_window_seconds
 from monitoring.models import (
     Member,
@@ -468,6 +468,7 @@ def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
     if token is None:
         report.skipped = True
         return report
+    partitions.partitions_ready_for_collection()
     finished = {}
     try:
         members = members_sync(cluster=cluster)
@@ -540,13 +541,32 @@ def rollups_refresh(*, cluster: MonitoredCluster, now: float | None = None) -> d
 
 
 def metrics_purge(*, days: int | None = None, now: float | None = None) -> int:
-    """Delete samples and rollups older than RETENTION_DAYS, an hour of one member per statement.
+    """Delete samples and rollups older than RETENTION_DAYS; returns the sample rows removed.
+
+    On PostgreSQL the sample table is partitioned by day (monitoring.partitions): first the
+    partitions for today and the days ahead are made and the default partition's keepable rows
+    moved into theirs (its older rows deleted), then every day partition older than the cutoff
+    is dropped whole. What is left before the cutoff (the day straddling it; on SQLite
+    everything) goes by the batched delete. `Member.sample_count` follows every removal.
+    """
+    days = settings.RETENTION_DAYS if days is None else days
+    now = now if now is not None else time.time()
+    cutoff = int(now - days * 86400)
+    deleted = 0
+    if partitions.is_partitioned():
+        partitions.partitions_ensure_ahead(now=now)
+        partitions.default_partition_settle(cutoff=cutoff)
+        deleted += partitions.default_partition_trim(cutoff=cutoff)
+        deleted += partitions.partitions_drop_expired(cutoff=cutoff)
+    return deleted + _samples_delete_batched(cutoff=cutoff)
+
+
+def _samples_delete_batched(*, cutoff: int) -> int:
+    """Delete samples (an hour of one member per statement) and rollups older than cutoff.
 
     Many short statements (each its own transaction, using the (member, ts) key) instead of one
     long delete: readers and the collector never wait behind a big lock.
     """
-    days = settings.RETENTION_DAYS if days is None else days
-    cutoff = int((now if now is not None else time.time()) - days * 86400)
     deleted = 0
     for member in Member.objects.all():
         oldest = (

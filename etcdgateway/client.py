@@ -32,7 +32,7 @@ from etcdgateway.errors import (
     is_invalid_token,
     translate,
 )
-from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, prefix_end
+from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, key_values, prefix_end
 
 logger = logging.getLogger(__name__)
 
@@ -324,23 +324,12 @@ class EtcdClient:
     ) -> RangePage:
         """One Range over [start, end) (`end` b"": the key `start` alone; b"\\0": every key
         from `start` on), at most `limit` keys (0: no limit), at `revision` (0: the newest)."""
-        request = etcdrpc.RangeRequest(
-            key=start,
-            range_end=end,
-            limit=limit,
-            keys_only=keys_only,
-            count_only=count_only,
-            revision=revision,
-            serializable=serializable,
-        )
+        request = etcdrpc.RangeRequest(key=start, range_end=end, limit=limit, revision=revision)
+        request.keys_only, request.count_only = keys_only, count_only
+        request.serializable = serializable
         response = self.stub("kvstub", "Range", request, timeout=timeout)
         return RangePage(
-            kvs=tuple(
-                KeyValue(
-                    kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease
-                )
-                for kv in response.kvs
-            ),
+            kvs=key_values(response.kvs),
             more=response.more,
             count=response.count,
             revision=response.header.revision,

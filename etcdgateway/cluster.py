@@ -157,27 +157,10 @@ class ClusterGateway:
         """Deactivate alarm `alarm` ("NOSPACE", "CORRUPT") of member `member_id`."""
         self.call(lambda client: client.alarm_disarm(member_id, alarm, timeout=timeout))
 
-    def range_page(
-        self,
-        start: bytes,
-        end: bytes = b"",
-        *,
-        limit: int = 0,
-        keys_only: bool = False,
-        count_only: bool = False,
-        revision: int = 0,
-    ) -> RangePage:
-        """One Range over [start, end) (see `EtcdClient.range_page`)."""
-        return self.call(
-            lambda client: client.range_page(
-                start,
-                end,
-                limit=limit,
-                keys_only=keys_only,
-                count_only=count_only,
-                revision=revision,
-            )
-        )
+    def range_page(self, start: bytes, end: bytes = b"", **options) -> RangePage:
+        """One Range over [start, end) on the first endpoint that answers; `options` (limit,
+        keys_only, count_only, revision) as `EtcdClient.range_page` takes them."""
+        return self.call(lambda client: client.range_page(start, end, **options))
 
     def range_count(self, start: bytes, end: bytes, *, revision: int = 0) -> int:
         """How many keys [start, end) holds, none transferred."""

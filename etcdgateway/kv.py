@@ -1,6 +1,9 @@
 """Typed results of the gateway's v3 operations: apps never see a protobuf message."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
+from operator import attrgetter
 from typing import NamedTuple
 
 
@@ -16,7 +19,7 @@ class KeyValue(NamedTuple):
     """One key of a range. `value` is b"" in keys-only ranges; `lease` 0 means none.
 
     A named tuple rather than a dataclass: a 100 k-key tree builds one per key, and a tuple is
-    built in about half the time of a frozen dataclass (measured).
+    built in a fraction of the time of a frozen dataclass (measured).
     """
 
     key: bytes
@@ -25,6 +28,16 @@ class KeyValue(NamedTuple):
     mod_revision: int
     version: int
     lease: int
+
+
+_fields_of = attrgetter(*KeyValue._fields)
+_as_key_value = partial(tuple.__new__, KeyValue)
+
+
+def key_values(messages: Iterable) -> tuple[KeyValue, ...]:
+    """Protobuf KeyValues as KeyValue tuples. map/attrgetter/tuple.__new__ run in C: half the
+    time of a Python-level loop over a 100 k-key tree (measured)."""
+    return tuple(map(_as_key_value, map(_fields_of, messages)))
 
 
 @dataclass(frozen=True)

@@ -192,19 +192,10 @@ _etcd_auth = ReuseWindow(max_entries=16)  # (answer, definite) by ETCD_ENDPOINTS
 def _probe_etcd_auth() -> tuple[bool, bool]:
     """(auth enabled, definite). etcd 3.4 has no AuthStatus RPC (pyetcd's protos lack it too), so
     an anonymous UserList decides: allowed only while auth is disabled."""
-    from pyetcd import etcdrpc
-
-    from etcdgateway import EtcdError, EtcdPermissionDenied, cluster_gateway
-
-    def anonymous_user_list(client):
-        # No token metadata on purpose: with auth on, etcd answers "user name is empty".
-        return client.call(lambda raw: raw.authstub.UserList(etcdrpc.AuthUserListRequest(), 3.0))
+    from etcdgateway import EtcdError, cluster_gateway
 
     try:
-        cluster_gateway().call(anonymous_user_list)
-        return False, True
-    except EtcdPermissionDenied:  # includes EtcdAuthFailed ("user name is empty")
-        return True, True
+        return cluster_gateway().auth_enabled(), True
     except (EtcdError, ValueError) as exc:
         logger.info("could not tell whether etcd auth is enabled: %s", exc)
         return True, False

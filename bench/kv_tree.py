@@ -38,7 +38,6 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
-from pyetcd import etcdrpc  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from devtools.localcluster import LocalEtcdCluster  # noqa: E402
@@ -62,12 +61,7 @@ def load(total: int) -> None:
     gateway = cluster_gateway()
     value = b"x" * 200
     for start in range(0, len(keys), 128):
-        ops = [
-            etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=k.encode(), value=value))
-            for k in keys[start : start + 128]
-        ]
-        request = etcdrpc.TxnRequest(success=ops)
-        gateway.call(lambda client, r=request: client.stub("kvstub", "Txn", r))
+        gateway.put_all((k.encode(), value) for k in keys[start : start + 128])
 
 
 def timed(function, runs: int) -> tuple[float, object]:

@@ -23,6 +23,7 @@ from etcdgateway.errors import (
     EtcdTimeout,
     EtcdUnavailable,
 )
+from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, prefix_end
 
 _gateways: dict[ClusterConfig, ClusterGateway] = {}
 _gateways_lock = threading.Lock()
@@ -70,11 +71,15 @@ __all__ = [
     "EtcdSpaceExceeded",
     "EtcdTimeout",
     "EtcdUnavailable",
+    "KeyValue",
+    "KeyspaceHash",
     "MemberInfo",
     "MemberStatus",
+    "RangePage",
     "cluster_gateway",
     "forget_gateway",
     "normalise_endpoint",
+    "prefix_end",
     "reset_gateways",
     "split_endpoint",
 ]

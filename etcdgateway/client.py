@@ -12,7 +12,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,11 +25,14 @@ from pyetcd import etcdrpc
 
 from etcdgateway.config import ClusterConfig, split_endpoint
 from etcdgateway.errors import (
+    EtcdError,
+    EtcdPermissionDenied,
     EtcdPreconditionFailed,
     EtcdUnavailable,
     is_invalid_token,
     translate,
 )
+from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, key_values, prefix_end
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ def presented_certificate(host: str, port: int, config: ClusterConfig) -> tuple[
 
 # etcd's AlarmType enum by wire value (pyetcd's 3.3-era protos lack CORRUPT).
 ALARM_NAMES = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
+ALARM_VALUES = {name: value for value, name in ALARM_NAMES.items()}
+AUTH_PROBE_TIMEOUT = 3.0
 
 
 def _unknown_varints(message) -> dict[int, int]:
@@ -298,6 +303,136 @@ class EtcdClient:
         response = self.stub("maintenancestub", "Alarm", request, timeout=timeout)
         return [(a.memberID, ALARM_NAMES.get(a.alarm, str(a.alarm))) for a in response.alarms]
 
+    def alarm_disarm(self, member_id: int, alarm: str, *, timeout: float | None = None) -> None:
+        """Deactivate alarm `alarm` ("NOSPACE", "CORRUPT") of one member (Alarm DEACTIVATE)."""
+        request = etcdrpc.AlarmRequest(
+            action=etcdrpc.AlarmRequest.DEACTIVATE, memberID=member_id, alarm=ALARM_VALUES[alarm]
+        )
+        self.stub("maintenancestub", "Alarm", request, timeout=timeout)
+
+    def range_page(
+        self,
+        start: bytes,
+        end: bytes = b"",
+        *,
+        limit: int = 0,
+        keys_only: bool = False,
+        count_only: bool = False,
+        revision: int = 0,
+        serializable: bool = False,
+        timeout: float | None = None,
+    ) -> RangePage:
+        """One Range over [start, end) (`end` b"": the key `start` alone; b"\\0": every key
+        from `start` on), at most `limit` keys (0: no limit), at `revision` (0: the newest)."""
+        request = etcdrpc.RangeRequest(key=start, range_end=end, limit=limit, revision=revision)
+        request.keys_only, request.count_only = keys_only, count_only
+        request.serializable = serializable
+        response = self.stub("kvstub", "Range", request, timeout=timeout)
+        return RangePage(
+            kvs=key_values(response.kvs),
+            more=response.more,
+            count=response.count,
+            revision=response.header.revision,
+        )
+
+    def range_count(self, start: bytes, end: bytes, *, revision: int = 0) -> int:
+        """How many keys [start, end) holds (count-only: no key is transferred)."""
+        return self.range_page(start, end, count_only=True, revision=revision).count
+
+    def get(self, key: bytes) -> KeyValue | None:
+        """The key with its value and revisions, None when absent."""
+        kvs = self.range_page(key, limit=1).kvs
+        return kvs[0] if kvs else None
+
+    def delete(self, key: bytes, *, prefix: bytes | None = None) -> int:
+        """Delete `key` and, with `prefix`, every key starting with `prefix`, in one transaction.
+
+        Returns the number of keys deleted (0 when none existed). An empty `prefix` is refused:
+        it would mean every key of the cluster.
+        """
+        if prefix == b"":
+            raise ValueError("an empty prefix would delete every key")
+        ranges = [etcdrpc.DeleteRangeRequest(key=key)]
+        if prefix is not None:
+            ranges.append(etcdrpc.DeleteRangeRequest(key=prefix, range_end=prefix_end(prefix)))
+        request = etcdrpc.TxnRequest(
+            success=[etcdrpc.RequestOp(request_delete_range=r) for r in ranges]
+        )
+        response = self.stub("kvstub", "Txn", request)
+        return sum(r.response_delete_range.deleted for r in response.responses)
+
+    def put_all(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Put every (key, value) in one transaction (etcd allows 128 ops per txn by default)."""
+        request = etcdrpc.TxnRequest(
+            success=[
+                etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=key, value=value))
+                for key, value in items
+            ]
+        )
+        self.stub("kvstub", "Txn", request)
+
+    def lease_grant(self, ttl: int) -> int:
+        """A new lease of `ttl` seconds; its id."""
+        return self.stub("leasestub", "LeaseGrant", etcdrpc.LeaseGrantRequest(TTL=ttl)).ID
+
+    def lease_ttl(self, lease_id: int) -> int:
+        """Seconds the lease has left (etcd answers -1 for a lease that expired or never was)."""
+        request = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id)
+        return self.stub("leasestub", "LeaseTimeToLive", request).TTL
+
+    def compact(self, revision: int, *, physical: bool, timeout: float | None = None) -> None:
+        """Compact the history below `revision`; `physical` waits until the space is freed."""
+        request = etcdrpc.CompactionRequest(revision=revision, physical=physical)
+        self.stub("kvstub", "Compact", request, timeout=timeout)
+
+    def defragment(self) -> None:
+        """Defragment this member's backend (bounded by this client's timeout)."""
+        self.call(lambda raw: raw.defragment())
+
+    def move_leader(self, target_id: int) -> None:
+        """Hand leadership to member `target_id`; only the leader accepts (else precondition)."""
+        request = etcdrpc.MoveLeaderRequest(targetID=target_id)
+        self.stub("maintenancestub", "MoveLeader", request)
+
+    def hashkv(self, revision: int) -> KeyspaceHash:
+        """HashKV of this member's keyspace at `revision` (0: the newest)."""
+        request = etcdrpc.HashKVRequest(revision=revision)
+        response = self.stub("maintenancestub", "HashKV", request)
+        return KeyspaceHash(
+            hash=response.hash,
+            revision=response.header.revision,
+            compact_revision=response.compact_revision,
+        )
+
+    def snapshot(self) -> Iterator[bytes]:
+        """This member's backend, chunk by chunk as etcd streams it (32 KiB each).
+
+        Nothing is asked until the first chunk is read; a failure at any chunk raises the
+        matching `EtcdError`.
+        """
+        responses = self.stub("maintenancestub", "Snapshot", etcdrpc.SnapshotRequest())
+        try:
+            for response in responses:
+                yield response.blob
+        except EtcdError:
+            raise
+        except Exception as exc:
+            raise translate(exc, endpoint=self.endpoint) from exc
+
+    def auth_enabled(self) -> bool:
+        """Whether etcd's own auth is on. etcd 3.4 has no AuthStatus RPC (pyetcd's protos lack
+        it too), so an anonymous UserList decides: allowed only while auth is disabled."""
+
+        def anonymous_user_list(raw):
+            # No token metadata on purpose: with auth on, etcd answers "user name is empty".
+            return raw.authstub.UserList(etcdrpc.AuthUserListRequest(), AUTH_PROBE_TIMEOUT)
+
+        try:
+            self.call(anonymous_user_list)
+        except EtcdPermissionDenied:  # includes EtcdAuthFailed ("user name is empty")
+            return True
+        return False
+
     def put(self, key: bytes, value: bytes, *, ttl: int | None) -> None:
         """Put `value` once. `ttl` None keeps the key's current lease, 0 detaches any lease,
         N > 0 attaches a new N-second lease.
@@ -310,7 +445,7 @@ class EtcdClient:
         if ttl is not None:
             lease = 0
             if ttl > 0:
-                lease = self.stub("leasestub", "LeaseGrant", etcdrpc.LeaseGrantRequest(TTL=ttl)).ID
+                lease = self.lease_grant(ttl)
             self.stub("kvstub", "Put", etcdrpc.PutRequest(key=key, value=value, lease=lease))
             return
         for _ in range(LEASE_RACE_ATTEMPTS):

@@ -3,7 +3,7 @@
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -14,6 +14,7 @@ import pyetcd
 from etcdgateway.client import EtcdClient, MemberInfo, MemberStatus
 from etcdgateway.config import ClusterConfig, normalise_endpoint
 from etcdgateway.errors import EtcdAuthFailed, EtcdError, EtcdPermissionDenied, EtcdUnavailable
+from etcdgateway.kv import KeyValue, RangePage
 from etcdgateway.scraper import MetricsScraper
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,56 @@ class ClusterGateway:
     def status(self) -> MemberStatus:
         """Status of whichever member answers first."""
         return self.call(lambda client: client.status())
+
+    def alarms(self, *, timeout: float | None = None) -> list[tuple[int, str]]:
+        """The cluster's active alarms as (member id, alarm name) pairs."""
+        return self.call(lambda client: client.alarms(timeout=timeout))
+
+    def alarm_disarm(self, member_id: int, alarm: str, *, timeout: float | None = None) -> None:
+        """Deactivate alarm `alarm` ("NOSPACE", "CORRUPT") of member `member_id`."""
+        self.call(lambda client: client.alarm_disarm(member_id, alarm, timeout=timeout))
+
+    def range_page(self, start: bytes, end: bytes = b"", **options) -> RangePage:
+        """One Range over [start, end) on the first endpoint that answers; `options` (limit,
+        keys_only, count_only, revision) as `EtcdClient.range_page` takes them."""
+        return self.call(lambda client: client.range_page(start, end, **options))
+
+    def range_count(self, start: bytes, end: bytes, *, revision: int = 0) -> int:
+        """How many keys [start, end) holds, none transferred."""
+        return self.call(lambda client: client.range_count(start, end, revision=revision))
+
+    def get(self, key: bytes) -> KeyValue | None:
+        """The key with its value and revisions, None when absent."""
+        return self.call(lambda client: client.get(key))
+
+    def put(self, key: bytes, value: bytes, *, ttl: int | None) -> None:
+        """Put `value`: `ttl` None keeps the key's lease, 0 detaches it, N > 0 sets a new one."""
+        self.call(lambda client: client.put(key, value, ttl=ttl))
+
+    def put_all(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Put every (key, value) in one transaction."""
+        items = list(items)  # a retry on the next endpoint must see them all again
+        self.call(lambda client: client.put_all(items))
+
+    def delete(self, key: bytes, *, prefix: bytes | None = None) -> int:
+        """Delete `key` and, with `prefix`, every key under it, in one transaction; how many."""
+        return self.call(lambda client: client.delete(key, prefix=prefix))
+
+    def lease_grant(self, ttl: int) -> int:
+        """A new lease of `ttl` seconds; its id."""
+        return self.call(lambda client: client.lease_grant(ttl))
+
+    def lease_ttl(self, lease_id: int) -> int:
+        """Seconds the lease has left (-1 for a lease that expired or never was)."""
+        return self.call(lambda client: client.lease_ttl(lease_id))
+
+    def compact(self, revision: int, *, physical: bool, timeout: float | None = None) -> None:
+        """Compact the history below `revision`."""
+        self.call(lambda client: client.compact(revision, physical=physical, timeout=timeout))
+
+    def auth_enabled(self) -> bool:
+        """Whether etcd's own auth is on (an anonymous UserList, first endpoint that answers)."""
+        return self.call(lambda client: client.auth_enabled())
 
     def server_version(self) -> str:
         """`etcdserver` of GET /version (served without etcd auth), first endpoint that answers."""

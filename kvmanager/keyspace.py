@@ -1,18 +1,16 @@
 """Low-level v3 keyspace helpers shared by selectors and services: ranges, pages, value codec.
 
-Every range goes through raw `kvstub.Range` calls on the gateway (failover, timeouts, token) and is
+Every range goes through the gateway's typed `range_page` (failover, timeouts, token) and is
 read page by page at one revision, so a listing is a consistent snapshot that never has to fit in
 one gRPC message.
 """
 
 import base64
 import binascii
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 
-from pyetcd import etcdrpc
-
-from etcdgateway import ClusterGateway, EtcdError, EtcdResponseTooLarge
+from etcdgateway import ClusterGateway, EtcdError, EtcdResponseTooLarge, KeyValue, RangePage
+from etcdgateway.kv import prefix_end as prefix_end  # selectors import it from here
 
 KEYS_PAGE = 20000  # keys-only: ~40 B/key, ~1 MB a page; etcd 3.4 counts the rest per page
 VALUES_PAGE = 256  # with values: shrunk on demand when a page is too big for one message
@@ -28,14 +26,6 @@ def decode_key(raw: bytes) -> str:
     except UnicodeDecodeError:
         # Keys written by other tools may not be UTF-8; show them rather than fail the listing.
         return raw.decode("utf-8", errors="replace")
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The smallest key greater than every key that starts with `prefix` (etcd's range_end)."""
-    for index in range(len(prefix) - 1, -1, -1):
-        if prefix[index] < 0xFF:
-            return prefix[:index] + bytes([prefix[index] + 1])
-    return b"\x00"  # every key from `prefix` on
 
 
 def value_fields(raw: bytes) -> dict:
@@ -59,13 +49,6 @@ def decode_value(value: str, encoding: str | None) -> bytes:
         raise ValueError("value is not valid UTF-8 text (send it base64-encoded)") from exc
 
 
-@dataclass(frozen=True)
-class Page:
-    kvs: Sequence  # the response's repeated field, not copied
-    more: bool
-    revision: int
-
-
 def range_page(
     gateway: ClusterGateway,
     start: bytes,
@@ -74,17 +57,12 @@ def range_page(
     limit: int,
     keys_only: bool,
     revision: int = 0,
-) -> Page:
-    request = etcdrpc.RangeRequest(
-        key=start, range_end=end, limit=limit, keys_only=keys_only, revision=revision
-    )
-    response = gateway.call(lambda client: client.stub("kvstub", "Range", request))
-    return Page(response.kvs, response.more, response.header.revision)
+) -> RangePage:
+    return gateway.range_page(start, end, limit=limit, keys_only=keys_only, revision=revision)
 
 
 def count_range(gateway: ClusterGateway, start: bytes, end: bytes, *, revision: int = 0) -> int:
-    request = etcdrpc.RangeRequest(key=start, range_end=end, count_only=True, revision=revision)
-    return gateway.call(lambda client: client.stub("kvstub", "Range", request)).count
+    return gateway.range_count(start, end, revision=revision)
 
 
 def iter_range(
@@ -94,7 +72,7 @@ def iter_range(
     *,
     keys_only: bool,
     page_size: int | None = None,
-) -> Iterator:
+) -> Iterator[KeyValue]:
     """Every KeyValue in [start, end) in key order, paged at the first page's revision."""
     page_size = page_size or (KEYS_PAGE if keys_only else VALUES_PAGE)
     revision = 0
@@ -120,13 +98,10 @@ def lease_ttls(gateway: ClusterGateway, lease_ids: set[int]) -> dict[int, int]:
     """Remaining TTL per lease: one TimeToLive per distinct lease (not one per key)."""
     ttls = {}
     for lease_id in lease_ids:
-        request = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id)
         try:
-            response = gateway.call(
-                lambda client, r=request: client.stub("leasestub", "LeaseTimeToLive", r)
-            )
+            ttl = gateway.lease_ttl(lease_id)
         except EtcdError:
             ttls[lease_id] = 0
             continue
-        ttls[lease_id] = max(0, response.TTL)
+        ttls[lease_id] = max(0, ttl)
     return ttls

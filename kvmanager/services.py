@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from pyetcd import etcdrpc
 
 from accounts.services import audit_record
 from etcdgateway import (
@@ -20,7 +19,7 @@ from etcdgateway import (
 )
 from etcdgateway.v2 import V2Keys
 from etcdmonitor_site.errors import TooLarge
-from kvmanager.keyspace import encode_key, prefix_end
+from kvmanager.keyspace import encode_key
 from kvmanager.selectors import key_get, v2_node
 
 MAX_TTL = 9_000_000_000  # etcd's MaxLeaseTTL; larger TTLs are refused by the server anyway
@@ -63,10 +62,6 @@ def _check_size(value: bytes) -> None:
         raise ValueTooLarge(len(value), settings.KV_MAX_VALUE_SIZE)
 
 
-def _txn(gateway: ClusterGateway, request: etcdrpc.TxnRequest):
-    return gateway.call(lambda client: client.stub("kvstub", "Txn", request))
-
-
 def _sized(exc: Exception, size: int) -> Exception:
     """A size refusal names the value's size, so the audit row and the client see both."""
     if isinstance(exc, EtcdRequestTooLarge):
@@ -87,7 +82,7 @@ def kv_put(
     try:
         _check_size(value)
         raw_key = encode_key(key)
-        gateway.call(lambda client: client.put(raw_key, value, ttl=ttl))
+        gateway.put(raw_key, value, ttl=ttl)
         node = key_get(gateway=gateway, key=key)
     except (EtcdError, ValueTooLarge) as exc:
         error = _sized(exc, len(value))
@@ -109,23 +104,16 @@ def kv_delete(*, gateway: ClusterGateway, key: str, dir: bool, actor: Actor) -> 
     started = time.monotonic()
     separator = settings.KV_SEPARATOR
     raw_key = encode_key(key)
-    ops = [etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(key=raw_key))]
+    base = None
     if dir:
         base = raw_key if key == separator else encode_key(key + separator)
-        ops.append(
-            etcdrpc.RequestOp(
-                request_delete_range=etcdrpc.DeleteRangeRequest(
-                    key=base, range_end=prefix_end(base)
-                )
-            )
-        )
     try:
-        response = _txn(gateway, etcdrpc.TxnRequest(success=ops))
+        deleted = gateway.delete(raw_key, prefix=base)
     except EtcdError as exc:
         _audit("delete", actor=actor, key=key, params={"dir": dir}, started=started, error=exc)
         raise
     _audit("delete", actor=actor, key=key, params={"dir": dir}, started=started)
-    return sum(r.response_delete_range.deleted for r in response.responses)
+    return deleted
 
 
 def v2_put(

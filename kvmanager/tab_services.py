@@ -24,7 +24,6 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
-from pyetcd import etcdrpc
 
 from accounts.services import audit_record
 from etcdgateway import (
@@ -434,9 +433,8 @@ def endpoint_check(client: EtcdClient, *, timeout: float) -> None:
         raise
     except EtcdPermissionDenied:
         pass
-    probe = etcdrpc.RangeRequest(key=b"\0", limit=1, keys_only=True, serializable=True)
     try:
-        client.stub("kvstub", "Range", probe, timeout=timeout)
+        client.range_page(b"\0", limit=1, keys_only=True, serializable=True, timeout=timeout)
     except EtcdAuthFailed:
         raise
     except EtcdPermissionDenied:

@@ -13,8 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pyetcd import etcdrpc
-
 from accounts.services import audit_record
 from etcdgateway import EtcdError, EtcdUnavailable, MemberInfo, cluster_gateway
 from etcdgateway.errors import translate
@@ -31,8 +29,6 @@ HASHKV_TIMEOUT = 30.0
 COMPACT_TIMEOUT = 300.0
 REACHABLE_TIMEOUT = 3.0
 
-# etcd's AlarmType enum (pyetcd's old protos lack CORRUPT; the wire value is what matters).
-ALARM_TYPES = {"NONE": 0, "NOSPACE": 1, "CORRUPT": 2}
 DISARMABLE_ALARMS = ("NOSPACE", "CORRUPT")
 
 
@@ -136,7 +132,7 @@ def member_defragment(*, member_id: int, actor: Actor) -> dict:
     duration = _run_audited(
         "defragment",
         actor,
-        lambda: client.call(lambda raw: raw.defragment()),
+        client.defragment,
         target=_member_label(member),
         params=member.id_str,
         failure="defragment failed",
@@ -198,8 +194,8 @@ def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
         )
 
     try:
-        responses = client.stub("maintenancestub", "Snapshot", etcdrpc.SnapshotRequest())
-        first = next(responses, None)
+        blobs = client.snapshot()
+        first = next(blobs, None)
     except EtcdError as exc:
         fail(0, exc)
         raise
@@ -212,10 +208,10 @@ def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
         sent = 0
         # etcd sends 32 KiB messages; writing ~1 MiB at a time cuts per-write overhead in the
         # WSGI server while memory stays flat.
-        buffer = bytearray(first.blob if first is not None else b"")
+        buffer = bytearray(first if first is not None else b"")
         try:
-            for response in responses:
-                buffer += response.blob
+            for blob in blobs:
+                buffer += blob
                 if len(buffer) >= SNAPSHOT_WRITE_SIZE:
                     sent += len(buffer)
                     yield bytes(buffer)
@@ -246,18 +242,13 @@ def alarms_list() -> list[dict]:
     """Active alarms, with member names resolved."""
     gateway = cluster_gateway()
     names = {m.id: _member_label(m) for m in gateway.members()}
-    request = etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0, alarm=0)
-    response = gateway.call(
-        lambda c: c.stub("maintenancestub", "Alarm", request, timeout=ALARM_TIMEOUT)
-    )
-    by_value = {value: name for name, value in ALARM_TYPES.items()}
     return [
         {
-            "member_id": str(alarm.memberID),
-            "member_name": names.get(alarm.memberID, str(alarm.memberID)),
-            "alarm_type": by_value.get(alarm.alarm, str(alarm.alarm)),
+            "member_id": str(member_id),
+            "member_name": names.get(member_id, str(member_id)),
+            "alarm_type": alarm_type,
         }
-        for alarm in response.alarms
+        for member_id, alarm_type in gateway.alarms(timeout=ALARM_TIMEOUT)
     ]
 
 
@@ -272,15 +263,10 @@ def alarm_disarm(*, member_id: int, alarm_type: str, actor: Actor) -> dict:
     """Deactivate one alarm of one member."""
     member = member_find(member_id)
     params = f"member_id={member.id_str}, alarm_type={alarm_type}"
-    request = etcdrpc.AlarmRequest(
-        action=etcdrpc.AlarmRequest.DEACTIVATE, memberID=member.id, alarm=ALARM_TYPES[alarm_type]
-    )
     _run_audited(
         "alarm_disarm",
         actor,
-        lambda: cluster_gateway().call(
-            lambda c: c.stub("maintenancestub", "Alarm", request, timeout=ALARM_TIMEOUT)
-        ),
+        lambda: cluster_gateway().alarm_disarm(member.id, alarm_type, timeout=ALARM_TIMEOUT),
         target=_member_label(member),
         params=params,
     )
@@ -324,9 +310,7 @@ def leader_move(*, target_member_id: int, actor: Actor) -> dict:
     duration = _run_audited(
         "move_leader",
         actor,
-        lambda: client.stub(
-            "maintenancestub", "MoveLeader", etcdrpc.MoveLeaderRequest(targetID=target.id)
-        ),
+        lambda: client.move_leader(target.id),
         target=_member_label(target),
         params=target.id_str,
         failure="move leader failed",
@@ -363,16 +347,14 @@ def cluster_hashkv(*, actor: Actor) -> dict:
             "compact_revision": 0,
         }
         try:
-            response = gateway.member_client(member, timeout=HASHKV_TIMEOUT).stub(
-                "maintenancestub", "HashKV", etcdrpc.HashKVRequest(revision=revision)
-            )
+            keyspace_hash = gateway.member_client(member, timeout=HASHKV_TIMEOUT).hashkv(revision)
         except EtcdError as exc:
             result["error"] = exc.message
             return result
         result.update(
-            hash=response.hash,
-            revision=response.header.revision,
-            compact_revision=response.compact_revision,
+            hash=keyspace_hash.hash,
+            revision=keyspace_hash.revision,
+            compact_revision=keyspace_hash.compact_revision,
         )
         return result
 
@@ -436,13 +418,10 @@ def cluster_compact(*, retain_count: int, physical: bool, actor: Actor) -> dict:
     params = json.dumps(
         {"retain_count": retain_count, "physical": physical, "target_revision": target}
     )
-    request = etcdrpc.CompactionRequest(revision=target, physical=physical)
     duration = _run_audited(
         "compact",
         actor,
-        lambda: cluster_gateway().call(
-            lambda c: c.stub("kvstub", "Compact", request, timeout=COMPACT_TIMEOUT)
-        ),
+        lambda: cluster_gateway().compact(target, physical=physical, timeout=COMPACT_TIMEOUT),
         target="cluster",
         params=params,
         failure="compact failed",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from pyetcd import etcdrpc
 
-from accounts.services import audit_record
+from audit.services import audit_record
 from etcdgateway import (
     ClusterGateway,
     EtcdError,

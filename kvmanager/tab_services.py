@@ -27,7 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 from pyetcd import etcdrpc
 
-from accounts.services import audit_record
+from audit.services import audit_record
 from etcdgateway import (
     ClusterConfig,
     ClusterGateway,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from pyetcd import etcdrpc
 
-from accounts.services import audit_record
+from audit.services import audit_record
 from etcdgateway import EtcdError, EtcdUnavailable, MemberInfo, cluster_gateway
 from etcdgateway.errors import translate
 from etcdmonitor_site.exceptions import ApiError

@@ -672,20 +672,30 @@ def password_change(
     profile = profile_for(user)
     was_forced = profile.must_change_password
     actor = Actor(username=username, client_ip=client_ip)
-    # failures=(): a change that breaks half-way was never audited; its error reaches the caller.
+    # Only a completed change is audited (failures=()): an error here is the server's, and 500s.
     with audited(
         "change_password", actor=actor, target=client_ip or "", failures=(), started=started
     ) as action:
-        _password_set(user, new_password)  # hashed before the transaction: no row waits on it
-        with transaction.atomic():
-            user.save(update_fields=["password"])
-            profile.must_change_password = False
-            profile.save(update_fields=["must_change_password"])
-            _counters_reset(username=user.get_username())
-            revoked = sessions_revoke(user=user)
+        revoked = _password_replace(
+            user=user, profile=profile, new_password=new_password, must_change=False
+        )
         if was_forced:
             initial_password_file_delete()
         action.result = f"ok, {revoked} session(s) revoked"
+
+
+def _password_replace(
+    *, user, profile: AccountProfile, new_password: str, must_change: bool
+) -> int:
+    """Store a new password, set whether it must be changed at next login, clear the user's
+    locks and end their sessions (one transaction); returns how many sessions ended."""
+    _password_set(user, new_password)  # hashed before the transaction: no row waits on Argon2
+    with transaction.atomic():
+        user.save(update_fields=["password"])
+        profile.must_change_password = must_change
+        profile.save(update_fields=["must_change_password"])
+        _counters_reset(username=user.get_username())
+        return sessions_revoke(user=user)
 
 
 def initial_password_file_delete() -> bool:
@@ -730,13 +740,9 @@ def password_reset(*, user, new_password: str, actor: str = "") -> int:
     if policy:
         raise AuthFailure(policy, status=400)
     profile = profile_for(user)
-    _password_set(user, new_password)
-    with transaction.atomic():
-        user.save(update_fields=["password"])
-        profile.must_change_password = True
-        profile.save(update_fields=["must_change_password"])
-        _counters_reset(username=user.get_username())
-        revoked = sessions_revoke(user=user)
+    revoked = _password_replace(
+        user=user, profile=profile, new_password=new_password, must_change=True
+    )
     audit_record(
         operation="cli_reset_password",
         username=actor or user.get_username(),

@@ -11,6 +11,7 @@ import threading
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils.module_loading import autodiscover_modules
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,9 @@ def celery_task(name: str):
     tasks module is imported first, as a worker does at start."""
     from etcdmonitor_site.celery import app
 
-    app.loader.import_default_modules()
+    # Not app.loader.import_default_modules(): its one-shot discovery imported nothing in the
+    # gunicorn worker of `make run`, where every job then failed as NotRegistered.
+    autodiscover_modules("tasks")
     return app.tasks[name]
 
 

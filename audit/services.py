@@ -21,7 +21,6 @@ from audit.models import AuditLog
 logger = logging.getLogger(__name__)
 
 TARGET_MAX = 1024
-DEFAULT_CLUSTER_ID = "default"
 SECRET_MASK = "***"  # noqa: S105 - what replaces a secret, not one
 
 # --- who acts -------------------------------------------------------------------------------------
@@ -35,10 +34,10 @@ class Actor:
     username: str
     client_ip: str | None = None
     user: Any = None
-    cluster_id: str = DEFAULT_CLUSTER_ID
+    cluster_id: str = "default"  # the default cluster (monitoring's DEFAULT_CLUSTER)
 
     @classmethod
-    def from_request(cls, request, *, cluster_id: str = DEFAULT_CLUSTER_ID) -> "Actor":
+    def from_request(cls, request, *, cluster_id: str = "default") -> "Actor":
         """The request's user (username "anonymous" when not signed in) and trusted client IP."""
         user = getattr(request, "user", None)
         username = user.get_username() if user is not None and user.is_authenticated else ""

@@ -1,14 +1,12 @@
 """Django admin registrations of the accounts app: users with their lock state (unlock / force a
-password change) and the audit log, which is strictly read-only."""
+password change)."""
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.http import StreamingHttpResponse
-from django.utils import timezone
 
 from accounts import selectors, services
-from accounts.models import AccountProfile, AuditLog
+from accounts.models import AccountProfile
 
 User = get_user_model()
 
@@ -70,45 +68,3 @@ class AccountUserAdmin(UserAdmin):
         self.message_user(
             request, f"{queryset.count()} user(s) must change their password", messages.SUCCESS
         )
-
-
-@admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
-    """The audit trail: viewable, filterable, exportable; never added to, edited or deleted."""
-
-    list_display = (
-        "timestamp",
-        "username",
-        "operation",
-        "target",
-        "success",
-        "duration_ms",
-        "client_ip",
-    )
-    list_filter = ("operation", "username", "success", ("timestamp", admin.DateFieldListFilter))
-    search_fields = ("target",)
-    date_hierarchy = "timestamp"
-    actions = ("export_csv",)
-    list_per_page = 100
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.is_active and request.user.is_staff
-
-    @admin.action(description="Export selected entries as CSV", permissions=["view"])
-    def export_csv(self, request, queryset):
-        response = StreamingHttpResponse(
-            selectors.audit_csv_lines(queryset.order_by("timestamp", "id").iterator()),
-            content_type="text/csv; charset=utf-8",
-        )
-        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
-        return response

@@ -3,6 +3,7 @@
 from django.contrib.auth.backends import ModelBackend
 
 from accounts import selectors, services
+from audit.services import audit_record
 
 
 class LockoutModelBackend(ModelBackend):
@@ -25,7 +26,7 @@ class LockoutModelBackend(ModelBackend):
             return None
         if services.profile_for(user).must_change_password or not self.user_can_authenticate(user):
             return None
-        services.audit_record(
+        audit_record(
             operation="admin_login",
             username=username,
             target=client_ip or "",

@@ -1,48 +1,11 @@
-"""Models of the accounts app: the audit log, account profiles, bearer sessions, panel configs."""
+"""Models of the accounts app: account profiles, sign-in throttles, bearer sessions, panel
+configs."""
 
 from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-
-
-class AuditLog(models.Model):
-    """One audited action: every mutation (KV write, ops action, login, password change), failures
-    included. Fields match the reference's `ops_audit_log`, plus the client IP. Never holds a
-    password or token."""
-
-    timestamp = models.DateTimeField(db_index=True)
-    username = models.CharField(max_length=150, blank=True, default="")
-    operation = models.CharField(max_length=64, db_index=True)
-    target = models.CharField(max_length=1024, blank=True, default="")
-    params = models.TextField(blank=True, default="")
-    result = models.TextField(blank=True, default="")
-    duration_ms = models.PositiveIntegerField(default=0)
-    success = models.BooleanField(default=True)
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-timestamp", "-id"]
-        indexes = [models.Index(fields=["operation", "timestamp"], name="audit_op_ts")]
-
-    def __str__(self) -> str:
-        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.username} {self.operation} {self.target}"
-
-    def to_dict(self) -> dict:
-        """The reference's audit entry shape (timestamp in Unix seconds)."""
-        return {
-            "id": self.id,
-            "timestamp": int(self.timestamp.timestamp()),
-            "username": self.username,
-            "operation": self.operation,
-            "target": self.target,
-            "params": self.params,
-            "result": self.result,
-            "duration_ms": self.duration_ms,
-            "success": self.success,
-            "client_ip": self.client_ip,
-        }
 
 
 class AccountProfile(models.Model):

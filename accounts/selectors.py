@@ -1,19 +1,14 @@
-"""Reads of the accounts app: the client IP, session lookup, etcd's auth state, panel configs,
-and the audit log's CSV shape."""
+"""Reads of the accounts app: the client IP, session lookup, etcd's auth state, panel configs."""
 
-import csv
 import functools
-import io
 import ipaddress
 import logging
-from collections.abc import Iterable, Iterator
-from datetime import UTC
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from accounts.models import AuditLog, LoginThrottle, PanelConfig, UserSession
+from accounts.models import LoginThrottle, PanelConfig, UserSession
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.reuse import ReuseWindow
 
@@ -228,46 +223,3 @@ def panel_config_for(user) -> dict:
     if stored is None:
         return default_panel_config()
     return merge_panel_config({"panels": stored.panels, "cards": stored.cards})
-
-
-# --- audit log -----------------------------------------------------------------------------------
-
-AUDIT_CSV_COLUMNS = (
-    "id",
-    "timestamp",
-    "username",
-    "operation",
-    "target",
-    "params",
-    "result",
-    "duration_ms",
-    "success",
-    "client_ip",
-)
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe_cell(value) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (OWASP: prefix a single quote)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
-
-
-def audit_csv_rows(entries: Iterable[AuditLog]) -> Iterator[list[str]]:
-    """Header then one neutralised row per entry; timestamps as ISO 8601 UTC."""
-    yield list(AUDIT_CSV_COLUMNS)
-    for entry in entries:
-        row = entry.to_dict()
-        row["timestamp"] = entry.timestamp.astimezone(UTC).isoformat()
-        yield [csv_safe_cell(row[column]) for column in AUDIT_CSV_COLUMNS]
-
-
-def audit_csv_lines(entries: Iterable[AuditLog]) -> Iterator[str]:
-    """The CSV document line by line (for a StreamingHttpResponse)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in audit_csv_rows(entries):
-        writer.writerow(row)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate(0)

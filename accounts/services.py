@@ -1,5 +1,5 @@
-"""Writes of the accounts app: the audit service every app calls, the admin bootstrap, the
-login / change-password flows with their lockout, bearer sessions, panel configs, retention."""
+"""Writes of the accounts app: the admin bootstrap, the login / change-password flows with their
+lockout, bearer sessions, panel configs, retention."""
 
 import hashlib
 import logging
@@ -29,43 +29,10 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import AccountProfile, AuditLog, LoginThrottle, PanelConfig, UserSession
+from accounts.models import AccountProfile, LoginThrottle, PanelConfig, UserSession
+from audit.services import Actor, audit_record, audited
 
 logger = logging.getLogger(__name__)
-
-TARGET_MAX = 1024
-
-
-def audit_record(
-    *,
-    operation: str,
-    username: str = "",
-    target: str = "",
-    params: str = "",
-    result: str = "",
-    duration_ms: int = 0,
-    success: bool = True,
-    client_ip: str | None = None,
-) -> AuditLog | None:
-    """Write one audit entry. Callers pass no secrets (mask passwords before calling).
-
-    An audit failure (e.g. the database is down) is logged and never breaks the audited action.
-    """
-    try:
-        return AuditLog.objects.create(
-            timestamp=timezone.now(),
-            username=username[:150],
-            operation=operation[:64],
-            target=target[:TARGET_MAX],
-            params=params,
-            result=result,
-            duration_ms=max(0, int(duration_ms)),
-            success=success,
-            client_ip=client_ip or None,
-        )
-    except Exception:  # auditing must not take the audited action down with it
-        logger.exception("could not write audit entry for %s", operation)
-        return None
 
 
 # --- passwords and bootstrap ---------------------------------------------------------------------
@@ -516,31 +483,18 @@ def credentials_check(*, username: str, password: str, operation: str, wrong: st
     and time: refused without any hash while locked or throttled, else one hash (a dummy one
     for unknown users), within the process's hashing slots.
     """
-    started = time.monotonic()
-
-    def refuse(message: str, status: int = 401) -> AuthFailure:
-        audit_record(
-            operation=operation,
-            username=username,
-            target=client_ip or "",
-            result=message,
-            duration_ms=int((time.monotonic() - started) * 1000),
-            success=False,
-            client_ip=client_ip,
-        )
-        return AuthFailure(message, status=status)
-
-    try:
+    actor = Actor(username=username, client_ip=client_ip)
+    with audited(operation, actor=actor, target=client_ip or "", failures=(AuthFailure,)) as action:
         with sign_in_admission():
-            return _credentials_verify(
+            user = _credentials_verify(
                 username=username,
                 password=password,
                 operation=operation,
                 wrong=wrong,
                 client_ip=client_ip,
             )
-    except AuthFailure as failure:
-        raise refuse(failure.message, failure.status) from None
+        action.discard()  # a success is audited by the caller, with the flow's outcome
+    return user
 
 
 def _credentials_verify(*, username: str, password: str, operation: str, wrong: str, client_ip):
@@ -677,31 +631,22 @@ def login_attempt(*, username: str, password: str, client_ip: str | None = None)
         client_ip=client_ip,
     )
     profile = profile_for(user)
-
-    def audit(result: str, success: bool = True) -> None:
-        audit_record(
-            operation="login",
-            username=username,
-            target=client_ip or "",
-            result=result,
-            duration_ms=int((time.monotonic() - started) * 1000),
-            success=success,
-            client_ip=client_ip,
-        )
-
-    if profile.must_change_password:
-        audit("must_change_password")
-        return LoginResult(user=user, must_change_password=True)
-    try:
-        with transaction.atomic():
-            user.last_login = timezone.now()
-            user.save(update_fields=["last_login"])
-            token, session = session_create(user=user, client_ip=client_ip)
-    except DatabaseError:
-        logger.exception("session creation failed for %s", username)
-        audit("session creation failed", success=False)
-        raise AuthFailure("login failed", status=500) from None
-    audit("ok")
+    actor = Actor(username=username, client_ip=client_ip)
+    with audited(
+        "login", actor=actor, target=client_ip or "", failures=(AuthFailure,), started=started
+    ) as action:
+        if profile.must_change_password:
+            action.result = "must_change_password"
+            return LoginResult(user=user, must_change_password=True)
+        try:
+            with transaction.atomic():
+                user.last_login = timezone.now()
+                user.save(update_fields=["last_login"])
+                token, session = session_create(user=user, client_ip=client_ip)
+        except DatabaseError:
+            logger.exception("session creation failed for %s", username)
+            action.result = "session creation failed"
+            raise AuthFailure("login failed", status=500) from None
     return LoginResult(user=user, must_change_password=False, token=token, session=session)
 
 
@@ -726,23 +671,31 @@ def password_change(
         raise AuthFailure(policy, status=400)  # not counted, not audited
     profile = profile_for(user)
     was_forced = profile.must_change_password
+    actor = Actor(username=username, client_ip=client_ip)
+    # Only a completed change is audited (failures=()): an error here is the server's, and 500s.
+    with audited(
+        "change_password", actor=actor, target=client_ip or "", failures=(), started=started
+    ) as action:
+        revoked = _password_replace(
+            user=user, profile=profile, new_password=new_password, must_change=False
+        )
+        if was_forced:
+            initial_password_file_delete()
+        action.result = f"ok, {revoked} session(s) revoked"
+
+
+def _password_replace(
+    *, user, profile: AccountProfile, new_password: str, must_change: bool
+) -> int:
+    """Store a new password, set whether it must be changed at next login, clear the user's
+    locks and end their sessions (one transaction); returns how many sessions ended."""
     _password_set(user, new_password)  # hashed before the transaction: no row waits on Argon2
     with transaction.atomic():
         user.save(update_fields=["password"])
-        profile.must_change_password = False
+        profile.must_change_password = must_change
         profile.save(update_fields=["must_change_password"])
         _counters_reset(username=user.get_username())
-        revoked = sessions_revoke(user=user)
-    if was_forced:
-        initial_password_file_delete()
-    audit_record(
-        operation="change_password",
-        username=username,
-        target=client_ip or "",
-        result=f"ok, {revoked} session(s) revoked",
-        duration_ms=int((time.monotonic() - started) * 1000),
-        client_ip=client_ip,
-    )
+        return sessions_revoke(user=user)
 
 
 def initial_password_file_delete() -> bool:
@@ -787,13 +740,9 @@ def password_reset(*, user, new_password: str, actor: str = "") -> int:
     if policy:
         raise AuthFailure(policy, status=400)
     profile = profile_for(user)
-    _password_set(user, new_password)
-    with transaction.atomic():
-        user.save(update_fields=["password"])
-        profile.must_change_password = True
-        profile.save(update_fields=["must_change_password"])
-        _counters_reset(username=user.get_username())
-        revoked = sessions_revoke(user=user)
+    revoked = _password_replace(
+        user=user, profile=profile, new_password=new_password, must_change=True
+    )
     audit_record(
         operation="cli_reset_password",
         username=actor or user.get_username(),
@@ -819,7 +768,7 @@ def password_change_force(*, user, actor: str = "", client_ip: str | None = None
     )
 
 
-# --- panel config and retention ------------------------------------------------------------------
+# --- panel config --------------------------------------------------------------------------------
 
 
 def panel_config_save(*, user, config: dict) -> dict:
@@ -854,17 +803,3 @@ class TooManyVisibleCards(ValueError):
     def __init__(self, maximum: int):
         super().__init__(f"more than {maximum} visible cards")
         self.maximum = maximum
-
-
-def audit_log_purge(*, now: datetime | None = None) -> int:
-    """Delete audit entries older than AUDIT_RETENTION_DAYS, in batches (readers never wait)."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.AUDIT_RETENTION_DAYS)
-    total = 0
-    while True:
-        batch = list(
-            AuditLog.objects.filter(timestamp__lt=cutoff).values_list("pk", flat=True)[:5000]
-        )
-        if not batch:
-            return total
-        deleted, _ = AuditLog.objects.filter(pk__in=batch).delete()
-        total += deleted

@@ -5,12 +5,6 @@ from celery import shared_task
 from accounts import services
 
 
-@shared_task(name="accounts.tasks.purge_audit_log", ignore_result=True)
-def purge_audit_log() -> int:
-    """Hourly: delete audit entries older than AUDIT_RETENTION_DAYS."""
-    return services.audit_log_purge()
-
-
 @shared_task(name="accounts.tasks.purge_expired_sessions", ignore_result=True)
 def purge_expired_sessions() -> int:
     """Hourly: delete expired bearer sessions (they are already refused on use) and sign-in

@@ -1,7 +1,8 @@
 """The in-process scheduler of embedded mode: runs settings.PERIODIC_JOBS without Celery.
 
 Beat and this scheduler read the same job list and call the same Celery tasks (here synchronously,
-in this process), so there is one code path and two ways to drive it. Each job has its own thread,
+in this process), so there is one code path and two ways to drive it. A job's `task` is the
+Celery task's name, looked up in Celery's registry as a worker would. Each job has its own thread,
 so a slow job delays only itself and two runs of one job never overlap.
 """
 
@@ -10,9 +11,20 @@ import threading
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils.module_loading import import_string
+from django.utils.module_loading import autodiscover_modules
 
 logger = logging.getLogger(__name__)
+
+
+def celery_task(name: str):
+    """The registered Celery task called `name` (KeyError if none is): every installed app's
+    tasks module is imported first, as a worker does at start."""
+    from etcdmonitor_site.celery import app
+
+    # Not app.loader.import_default_modules(): its one-shot discovery imported nothing in the
+    # gunicorn worker of `make run`, where every job then failed as NotRegistered.
+    autodiscover_modules("tasks")
+    return app.tasks[name]
 
 
 class InProcessScheduler:
@@ -25,7 +37,7 @@ class InProcessScheduler:
 
     def run_once(self, name: str) -> None:
         try:
-            import_string(self.jobs[name]["task"])()
+            celery_task(self.jobs[name]["task"])()
         except Exception:
             logger.exception("periodic job %s failed", name)
         finally:

@@ -172,6 +172,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "accounts",
+    "audit",
     "monitoring",
     "kvmanager",
     "ops",

@@ -2,7 +2,8 @@
 OpenAPI schema."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from etcdmonitor_site import pages
@@ -15,12 +16,18 @@ urlpatterns = [
     path("login", pages.login_page, name="login"),
     path("change-password", pages.change_password_page, name="change-password"),
     path("healthz", healthz, name="healthz"),
+    # The audit log's admin moved with its model (accounts → audit); old links follow it.
+    re_path(
+        r"^admin/accounts/auditlog/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/audit/auditlog/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("accounts.api.urls")),
     path("api/", include("monitoring.api.urls")),
     path("api/", include("kvmanager.api.urls")),
     path("api/", include("ops.api.urls")),
+    path("api/", include("audit.api.urls")),
 ]
 
 handler404 = "etcdmonitor_site.pages.not_found"

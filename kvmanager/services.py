@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from accounts.services import audit_record
+from audit.services import audit_record
 from etcdgateway import (
     ClusterGateway,
     EtcdError,

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from accounts.services import audit_record
+from audit.services import audit_record
 from etcdgateway import (
     ClusterConfig,
     ClusterGateway,

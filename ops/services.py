@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from accounts.services import audit_record
+from audit.services import audit_record
 from etcdgateway import EtcdError, EtcdUnavailable, MemberInfo, cluster_gateway
 from etcdgateway.errors import translate
 from etcdmonitor_site.exceptions import ApiError

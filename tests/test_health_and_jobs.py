@@ -9,7 +9,7 @@ from django.test import Client
 from etcdgateway import EtcdUnavailable, cluster_gateway
 from etcdmonitor_site import celery_app
 from etcdmonitor_site.exceptions import api_exception_handler
-from etcdmonitor_site.scheduler import InProcessScheduler
+from etcdmonitor_site.scheduler import InProcessScheduler, celery_task
 
 
 @pytest.mark.django_db
@@ -126,10 +126,8 @@ def test_a_failing_job_does_not_stop_the_scheduler():
 
 
 def test_every_periodic_job_is_a_registered_celery_task_with_an_expiry(settings):
-    from django.utils.module_loading import import_string
-
     for name, job in settings.PERIODIC_JOBS.items():
-        task = import_string(job["task"])
+        task = celery_task(job["task"])
         assert task.name == job["task"], f"{name}: beat sends the name the worker knows"
         assert task.name in celery_app.tasks
         entry = settings.CELERY_BEAT_SCHEDULE[name]

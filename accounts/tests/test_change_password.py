@@ -7,9 +7,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from accounts.models import AuditLog, UserSession
+from accounts.models import UserSession
 from accounts.services import initial_password_path, session_create
 from accounts.tests.conftest import PASSWORD, change_password, failures, login
+from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 

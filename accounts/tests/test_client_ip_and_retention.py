@@ -1,14 +1,10 @@
-"""The client IP helper (TRUSTED_PROXIES), audit retention, and etcd's auth probe."""
-
-from datetime import timedelta
+"""The client IP helper (TRUSTED_PROXIES) and etcd's auth probe (audit retention: audit/tests)."""
 
 import pytest
 from django.test import RequestFactory
-from django.utils import timezone
 
 from accounts import selectors
-from accounts.models import AuditLog
-from accounts.services import audit_record
+from audit.models import AuditLog
 
 factory = RequestFactory()
 
@@ -61,20 +57,6 @@ def test_login_audit_uses_the_trusted_client_ip(settings):
     )
 
     assert AuditLog.objects.get(operation="login").client_ip == "192.0.2.9"
-
-
-@pytest.mark.django_db
-def test_purge_deletes_only_entries_older_than_retention(settings):
-    from accounts.tasks import purge_audit_log
-
-    settings.AUDIT_RETENTION_DAYS = 7
-    old = audit_record(operation="login")
-    recent = audit_record(operation="login")
-    AuditLog.objects.filter(pk=old.pk).update(timestamp=timezone.now() - timedelta(days=8))
-    AuditLog.objects.filter(pk=recent.pk).update(timestamp=timezone.now() - timedelta(days=6))
-
-    assert purge_audit_log() == 1
-    assert list(AuditLog.objects.values_list("pk", flat=True)) == [recent.pk]
 
 
 def test_etcd_auth_is_reported_disabled_on_the_test_cluster(etcd_cluster):

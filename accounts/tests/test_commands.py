@@ -7,9 +7,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from accounts.models import AuditLog, UserSession
+from accounts.models import UserSession
 from accounts.services import session_create
 from accounts.tests.conftest import failures, locked_until, login, profile
+from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 

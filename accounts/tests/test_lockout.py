@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.utils import timezone
 
-from accounts.models import AuditLog, LoginThrottle
+from accounts.models import LoginThrottle
 from accounts.tests.conftest import (
     PASSWORD,
     change_password,
@@ -17,6 +17,7 @@ from accounts.tests.conftest import (
     locked_until,
     login,
 )
+from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import AuditLog, UserSession
+from accounts.models import UserSession
 from accounts.services import token_hash
 from accounts.tests.conftest import PASSWORD, failures, login
+from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,8 @@ import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher
 from rest_framework.test import APIClient
 
-from accounts.models import AuditLog
 from accounts.tests.conftest import PASSWORD, change_password, login
+from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import AuditLog, UserSession
+from accounts.models import UserSession
 from accounts.services import session_create, sessions_purge_expired, token_hash
 from accounts.tests.conftest import PASSWORD, login
+from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 

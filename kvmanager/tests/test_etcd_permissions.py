@@ -2,7 +2,7 @@
 
 import pytest
 
-from accounts.models import AuditLog
+from audit.models import AuditLog
 from etcdgateway import reset_gateways
 from tests.etcdctl import etcdctl
 

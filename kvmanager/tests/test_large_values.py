@@ -14,7 +14,7 @@ import grpc
 import httpx
 import pytest
 
-from accounts.models import AuditLog
+from audit.models import AuditLog
 from etcdgateway import (
     EtcdError,
     EtcdInvalidRequest,

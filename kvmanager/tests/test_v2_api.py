@@ -139,7 +139,7 @@ def test_v2_rejects_binary_values(api, v2_prefix):
 
 
 def test_writes_are_audited(api, v2_prefix):
-    from accounts.models import AuditLog
+    from audit.models import AuditLog
 
     api.put("/api/kv/v2/put", {"key": f"{v2_prefix}/a", "value": "v", "ttl": 5}, format="json")
     api.post("/api/kv/v2/delete", {"key": f"{v2_prefix}/missing"}, format="json")

@@ -112,7 +112,7 @@ def test_v2_get_with_dot_segments_is_refused(api, victim_tab, victim_as_default,
 def test_v2_put_with_dot_segments_is_refused_and_audited(
     api, victim_tab, victim_as_default, through_tab
 ):
-    from accounts.models import AuditLog
+    from audit.models import AuditLog
 
     suffix = f"?tab_id={victim_tab}" if through_tab else ""
     response = api.put(

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import AuditLog
+from audit.models import AuditLog
 from etcdgateway import cluster_gateway
 
 pytestmark = pytest.mark.django_db

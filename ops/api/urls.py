@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from ops.api.views import AuditLogViewSet, MaintenanceViewSet
+from ops.api.views import MaintenanceViewSet
 
 urlpatterns = [
     path(
@@ -27,5 +27,4 @@ urlpatterns = [
         MaintenanceViewSet.as_view({"get": "compact_revision"}),
         name="ops-compact-revision",
     ),
-    path("ops/audit-logs", AuditLogViewSet.as_view({"get": "list"}), name="ops-audit-logs"),
 ]

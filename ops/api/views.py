@@ -1,4 +1,4 @@
-"""DRF viewsets of the ops app: cluster maintenance and the audit log. Actions stay thin."""
+"""DRF viewsets of the ops app: cluster maintenance. Actions stay thin."""
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -7,9 +7,9 @@ from rest_framework import viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.selectors import audit_csv_lines, client_ip
+from accounts.selectors import client_ip
 from etcdmonitor_site.api import validated
-from ops import selectors, services
+from ops import services
 from ops.api import serializers
 from ops.api.permissions import OpsEnabled
 
@@ -82,31 +82,3 @@ class MaintenanceViewSet(OpsViewSet):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def compact_revision(self, request):
         return Response({"revision": services.current_revision()})
-
-
-class AuditLogViewSet(OpsViewSet):
-    """The audit log: a page of JSON, or the whole filtered set as CSV."""
-
-    @extend_schema(
-        parameters=[serializers.AuditQuerySerializer],
-        responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
-    )
-    def list(self, request):
-        query = validated(serializers.AuditQuerySerializer, request.query_params)
-        entries = selectors.audit_entries(
-            operation=query["operation"],
-            username=query["username"],
-            success=query["success"],
-            since=query["since"],
-            until=query["until"],
-        )
-        if query["format"] == "csv":
-            response = StreamingHttpResponse(
-                audit_csv_lines(entries.iterator(chunk_size=500)),
-                content_type="text/csv; charset=utf-8",
-            )
-            response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
-            return response
-        return Response(
-            selectors.audit_page(entries, page=query["page"], page_size=query["page_size"])
-        )

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from accounts.models import AuditLog
+from audit.models import AuditLog
 from devtools.localcluster import etcd_binary
 from etcdgateway import cluster_gateway
 
@@ -412,62 +412,6 @@ def test_compact_with_a_non_positive_target_is_400_with_the_revision(ops_client,
     body = response.json()
     assert body["error"] == "retain_count is too large, computed target revision is non-positive"
     assert body["retain_count"] == current + 10 and body["current_revision"] >= current
-
-
-# --- audit log -------------------------------------------------------------------------------
-
-
-def test_audit_log_page_is_empty_list_when_nothing_matches(ops_client):
-    response = ops_client.get("/api/ops/audit-logs", {"operation": "nothing-like-this"})
-
-    assert response.json() == {"entries": [], "total": 0, "page": 1, "page_size": 20}
-
-
-def test_audit_log_pages_filters_and_caps_page_size(ops_client):
-    from accounts.services import audit_record
-
-    for i in range(30):
-        audit_record(
-            operation="put",
-            username="alice" if i % 2 else "bob",
-            target=f"/k/{i}",
-            success=i % 3 != 0,
-        )
-
-    page = ops_client.get(
-        "/api/ops/audit-logs", {"operation": "put", "username": "alice", "page": 2, "page_size": 5}
-    ).json()
-    capped = ops_client.get("/api/ops/audit-logs", {"page_size": 100000}).json()
-    lenient = ops_client.get("/api/ops/audit-logs", {"page": 0, "page_size": -3}).json()
-    failures = ops_client.get("/api/ops/audit-logs", {"success": "false"}).json()
-
-    assert page["total"] == 15 and page["page"] == 2 and len(page["entries"]) == 5
-    assert all(e["username"] == "alice" for e in page["entries"])
-    assert page["entries"][0]["target"] == "/k/19", "newest first"
-    assert capped["page_size"] == 500
-    assert (lenient["page"], lenient["page_size"]) == (1, 20)
-    assert failures["total"] == 10 and not any(e["success"] for e in failures["entries"])
-
-
-def test_audit_log_rejects_non_numeric_paging(ops_client):
-    response = ops_client.get("/api/ops/audit-logs", {"page": "two"})
-
-    assert response.status_code == 400 and response.json()["error"].startswith("page")
-
-
-def test_audit_log_csv_export_neutralises_formulas(ops_client):
-    from accounts.services import audit_record
-
-    audit_record(operation="put", username="=cmd|' /C calc'!A0", target="+1+1")
-    audit_record(operation="delete", username="bob", target="@SUM(A1)")
-
-    response = ops_client.get("/api/ops/audit-logs", {"format": "csv", "operation": "put"})
-
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/csv")
-    text = b"".join(response.streaming_content).decode()
-    assert "'=cmd|' /C calc'!A0" in text and "'+1+1" in text
-    assert "@SUM" not in text, "the filter applies to the export"
 
 
 # --- ops disabled ----------------------------------------------------------------------------

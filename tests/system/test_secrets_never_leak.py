@@ -15,7 +15,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from accounts.models import AccountProfile, AuditLog
+from accounts.models import AccountProfile
+from audit.models import AuditLog
 from etcdgateway import cluster_gateway, reset_gateways
 from tests.etcdctl import etcdctl
 

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.conf import settings as django_settings
 
-from accounts.models import AuditLog
+from audit.models import AuditLog
 from kvmanager.models import KvClusterTab
 from kvmanager.tests.tabs.conftest import add_tab, dead_url, remote_get
 

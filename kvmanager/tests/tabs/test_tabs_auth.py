@@ -3,7 +3,7 @@ never returned or logged."""
 
 import logging
 
-from accounts.models import AuditLog
+from audit.models import AuditLog
 from etcdgateway import ClusterGateway
 from kvmanager.models import KvClusterTab
 from kvmanager.tab_services import tab_config

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from accounts.models import AuditLog
+from audit.models import AuditLog
 from kvmanager.models import KvClusterTab
 from kvmanager.tests.tabs.conftest import add_tab, dead_url
 from tests.servers import canned_http_server

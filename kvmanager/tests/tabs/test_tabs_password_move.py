@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from accounts.models import AuditLog
+from audit.models import AuditLog
 from kvmanager.models import KvClusterTab
 from kvmanager.tests.tabs.conftest import add_tab
 from tests.etcdctl import etcdctl

@@ -4,22 +4,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from accounts.models import AuditLog
-from accounts.services import audit_record
+from audit.models import AuditLog
+from audit.services import audit_record
 
 pytestmark = pytest.mark.django_db
 
 
-def test_since_and_until_filter_by_unix_seconds(ops_client):
+def test_since_and_until_filter_by_unix_seconds(api_client):
     audit_record(operation="put", username="alice", target="/old", success=True)
     audit_record(operation="put", username="alice", target="/new", success=True)
     old = AuditLog.objects.get(target="/old")
     AuditLog.objects.filter(pk=old.pk).update(timestamp=datetime.now(UTC) - timedelta(days=2))
     yesterday = int((datetime.now(UTC) - timedelta(days=1)).timestamp())
 
-    recent = ops_client.get("/api/ops/audit-logs", {"since": yesterday})
-    older = ops_client.get("/api/ops/audit-logs", {"until": yesterday})
-    both = ops_client.get("/api/ops/audit-logs", {"since": 0, "until": 2**33})
+    recent = api_client.get("/api/ops/audit-logs", {"since": yesterday})
+    older = api_client.get("/api/ops/audit-logs", {"until": yesterday})
+    both = api_client.get("/api/ops/audit-logs", {"since": 0, "until": 2**33})
 
     assert recent.status_code == 200, recent.content
     assert [e["target"] for e in recent.json()["entries"]] == ["/new"]
@@ -28,8 +28,8 @@ def test_since_and_until_filter_by_unix_seconds(ops_client):
 
 
 @pytest.mark.parametrize("params", [{"since": -1}, {"until": 2**33 + 1}, {"since": "yesterday"}])
-def test_out_of_range_or_non_numeric_times_are_400(ops_client, params):
-    response = ops_client.get("/api/ops/audit-logs", params)
+def test_out_of_range_or_non_numeric_times_are_400(api_client, params):
+    response = api_client.get("/api/ops/audit-logs", params)
 
     assert response.status_code == 400
     assert response.json()["error"].startswith(next(iter(params)))

@@ -120,11 +120,15 @@ def _drf_error(exc: drf_exceptions.APIException, dialect: ErrorDialect) -> tuple
     return first_message(exc.detail), exc.default_code
 
 
-def _respond(status: int, text: str, code: str, dialect: ErrorDialect, extra=None) -> Response:
+def _respond(
+    status: int, text: str, code: str, dialect: ErrorDialect, extra=None, *, echo: bool = True
+) -> Response:
+    """The body in the dialect's words; `echo=False` for the project-wide refusals (no route,
+    body too large, database down, a bug) whose body is the same on every route."""
     if status >= 500 and not code:
         code = dialect.internal_code
     fields = dict(extra or {})
-    if dialect.echo_message:
+    if dialect.echo_message and echo:
         fields["message"] = text
     return Response(error_body(text, code, **fields), status=status)
 
@@ -140,14 +144,14 @@ def api_exception_handler(exc, context):
         logger.warning("etcd error on %s: %s", _path(context), exc.message)
         return _respond(*_etcd_error(exc, dialect), dialect)
     if isinstance(exc, Http404):
-        return _respond(404, "not found", "", dialect)
+        return _respond(404, "not found", "", dialect, echo=False)
     if isinstance(exc, RequestDataTooBig):
         # Over DATA_UPLOAD_MAX_MEMORY_SIZE: Django refuses to read the body; so do we, clearly.
-        return _respond(413, "request body too large", "body_too_large", dialect)
+        return _respond(413, "request body too large", "body_too_large", dialect, echo=False)
     if isinstance(exc, OperationalError | InterfaceError):
         # Connection-level failures only (integrity or SQL errors stay 500s with a traceback).
         logger.warning("database unavailable on %s: %s", _path(context), type(exc).__name__)
-        return _respond(503, "database unavailable", "database_unavailable", dialect)
+        return _respond(503, "database unavailable", "database_unavailable", dialect, echo=False)
     response = drf_exception_handler(exc, context)
     if response is not None:
         text, code = _drf_error(exc, dialect)
@@ -158,7 +162,7 @@ def api_exception_handler(exc, context):
         response.data = body.data
         return response
     logger.exception("unhandled error on %s", _path(context))
-    return _respond(500, "internal server error", "", dialect)
+    return _respond(500, "internal server error", "", dialect, echo=False)
 
 
 def _path(context) -> str:

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from audit.services import Actor, audit_record, audited
+from audit.services import SECRET_MASK, Actor, audit_record, audited
 from clusters.connection import (
     TEST_TIMEOUT,
     ConnectionTestFailed,
@@ -58,7 +58,7 @@ MAX_TABS_PER_USER = 10
 PROBE_TIMEOUT = 10.0
 PROBE_WORKERS = 8
 FAILURES_BEFORE_ERROR = 2
-MASK = "***"
+MASK = SECRET_MASK  # what a given password shows as in the audit params
 
 Status = KvClusterTab.Status
 

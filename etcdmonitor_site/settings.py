@@ -174,6 +174,7 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "monitoring",
+    "clusters",
     "kvmanager",
     "ops",
 ]

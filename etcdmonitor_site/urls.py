@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/", include("accounts.api.urls")),
     path("api/", include("monitoring.api.urls")),
     path("api/", include("kvmanager.api.urls")),
+    path("api/", include("clusters.api.urls")),
     path("api/", include("ops.api.urls")),
     path("api/", include("audit.api.urls")),
 ]

@@ -6,12 +6,12 @@ the error message.
 """
 
 import json
-import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from django.conf import settings
 
-from audit.services import audit_record
+from audit.services import Actor, AuditedAction, audited
 from etcdgateway import (
     ClusterGateway,
     EtcdError,
@@ -35,25 +35,18 @@ class ValueTooLarge(TooLarge):
         super().__init__(f"value is {size} bytes; the limit (KV_MAX_VALUE_SIZE) is {limit} bytes")
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who asked, for the audit log."""
-
-    username: str
-    client_ip: str | None = None
-    tab_id: str = "default"
-
-
-def _audit(operation: str, *, actor: Actor, key: str, params: dict, started: float, error=None):
-    audit_record(
-        operation=operation,
-        username=actor.username or "anonymous",
-        target=key if actor.tab_id == "default" else f"[tab={actor.tab_id}] {key}",
-        params=json.dumps({**params, "tab_id": actor.tab_id}),
-        result="ok" if error is None else str(error),
-        duration_ms=int((time.monotonic() - started) * 1000),
-        success=error is None,
-        client_ip=actor.client_ip,
+def _key_audited(
+    operation: str, *, actor: Actor, key: str, params: dict
+) -> AbstractContextManager[AuditedAction]:
+    """The audit entry of a key write: a tab's key is named with its tab, and params say which
+    cluster (`tab_id`); etcd's refusal or a size refusal is recorded with its message."""
+    cluster_id = actor.cluster_id
+    return audited(
+        operation,
+        actor=actor,
+        target=key if cluster_id == "default" else f"[tab={cluster_id}] {key}",
+        params=json.dumps({**params, "tab_id": cluster_id}),
+        failures=(EtcdError, ValueTooLarge),
     )
 
 
@@ -62,11 +55,14 @@ def _check_size(value: bytes) -> None:
         raise ValueTooLarge(len(value), settings.KV_MAX_VALUE_SIZE)
 
 
-def _sized(exc: Exception, size: int) -> Exception:
-    """A size refusal names the value's size, so the audit row and the client see both."""
-    if isinstance(exc, EtcdRequestTooLarge):
-        return EtcdRequestTooLarge(f"value of {size} bytes: {exc.message}", endpoint=exc.endpoint)
-    return exc
+@contextmanager
+def _size_named(size: int) -> Iterator[None]:
+    """etcd's size refusal names the value's size, so the audit row and the client see both."""
+    try:
+        yield
+    except EtcdRequestTooLarge as exc:
+        message = f"value of {size} bytes: {exc.message}"
+        raise EtcdRequestTooLarge(message, endpoint=exc.endpoint) from exc
 
 
 def kv_put(
@@ -77,21 +73,11 @@ def kv_put(
     `ttl` None keeps the key's current lease (the reference dropped it on every edit), 0 detaches
     any lease, N > 0 grants a new N-second lease. Raises ValueTooLarge or EtcdError.
     """
-    started = time.monotonic()
     params = {"ttl": ttl, "value_size": len(value)}
-    try:
+    with _key_audited("put", actor=actor, key=key, params=params), _size_named(len(value)):
         _check_size(value)
-        raw_key = encode_key(key)
-        gateway.put(raw_key, value, ttl=ttl)
-        node = key_get(gateway=gateway, key=key)
-    except (EtcdError, ValueTooLarge) as exc:
-        error = _sized(exc, len(value))
-        _audit("put", actor=actor, key=key, params=params, started=started, error=error)
-        if error is exc:
-            raise
-        raise error from exc
-    _audit("put", actor=actor, key=key, params=params, started=started)
-    return node
+        gateway.put(encode_key(key), value, ttl=ttl)
+        return key_get(gateway=gateway, key=key)
 
 
 def kv_delete(*, gateway: ClusterGateway, key: str, dir: bool, actor: Actor) -> int:
@@ -101,19 +87,13 @@ def kv_delete(*, gateway: ClusterGateway, key: str, dir: bool, actor: Actor) -> 
     root (`key` == separator) a dir delete removes every key starting with the separator.
     Returns the number of keys deleted; deleting a missing key succeeds with 0.
     """
-    started = time.monotonic()
     separator = settings.KV_SEPARATOR
     raw_key = encode_key(key)
     base = None
     if dir:
         base = raw_key if key == separator else encode_key(key + separator)
-    try:
-        deleted = gateway.delete(raw_key, prefix=base)
-    except EtcdError as exc:
-        _audit("delete", actor=actor, key=key, params={"dir": dir}, started=started, error=exc)
-        raise
-    _audit("delete", actor=actor, key=key, params={"dir": dir}, started=started)
-    return deleted
+    with _key_audited("delete", actor=actor, key=key, params={"dir": dir}):
+        return gateway.delete(raw_key, prefix=base)
 
 
 def v2_put(
@@ -129,10 +109,10 @@ def v2_put(
 
     `ttl` None keeps the node's remaining TTL (v2 itself drops it on a plain set), 0 removes it.
     """
-    started = time.monotonic()
-    params = {"ttl": ttl, "dir": dir, "value_size": len(value.encode("utf-8"))}
+    size = len(value.encode("utf-8"))
+    params = {"ttl": ttl, "dir": dir, "value_size": size}
     client = V2Keys(gateway)
-    try:
+    with _key_audited("put", actor=actor, key=key, params=params), _size_named(size):
         _check_size(value.encode("utf-8"))
         effective_ttl = ttl
         if ttl is None:
@@ -141,23 +121,10 @@ def v2_put(
             except EtcdError as exc:
                 if exc.status_code != 404:
                     raise
-        node = v2_node(client.set(key, value="" if dir else value, ttl=effective_ttl, dir=dir))
-    except (EtcdError, ValueTooLarge) as exc:
-        error = _sized(exc, params["value_size"])
-        _audit("put", actor=actor, key=key, params=params, started=started, error=error)
-        if error is exc:
-            raise
-        raise error from exc
-    _audit("put", actor=actor, key=key, params=params, started=started)
-    return node
+        return v2_node(client.set(key, value="" if dir else value, ttl=effective_ttl, dir=dir))
 
 
 def v2_delete(*, gateway: ClusterGateway, key: str, dir: bool, actor: Actor) -> None:
     """Delete a v2 key; with `dir`, the directory and everything in it."""
-    started = time.monotonic()
-    try:
+    with _key_audited("delete", actor=actor, key=key, params={"dir": dir}):
         V2Keys(gateway).delete(key, dir=dir)
-    except EtcdError as exc:
-        _audit("delete", actor=actor, key=key, params={"dir": dir}, started=started, error=exc)
-        raise
-    _audit("delete", actor=actor, key=key, params={"dir": dir}, started=started)

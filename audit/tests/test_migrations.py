@@ -3,24 +3,13 @@ database keeps its table and rows, a fresh one gets the same table."""
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from audit.models import AuditLog
+from tests.migrating import latest, migrate, table_constraints
 
 LAST_BEFORE_THE_MOVE = ("accounts", "0003_login_throttle")
 BEFORE_THE_MOVE = [LAST_BEFORE_THE_MOVE, ("audit", None)]
-
-
-def migrate(targets) -> MigrationExecutor:
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    return MigrationExecutor(connection)  # reloaded: the graph's state after the run
-
-
-def latest() -> list:
-    return MigrationExecutor(connection).loader.graph.leaf_nodes()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -57,8 +46,7 @@ def test_rows_written_before_the_move_are_read_through_the_audit_app():
 
 @pytest.mark.django_db
 def test_a_fresh_database_has_the_table_with_its_indexes():
-    with connection.cursor() as cursor:
-        constraints = connection.introspection.get_constraints(cursor, "accounts_auditlog")
+    constraints = table_constraints("accounts_auditlog")
 
     assert AuditLog._meta.db_table == "accounts_auditlog"
     assert constraints["audit_op_ts"]["columns"] == ["operation", "timestamp"]

@@ -6,7 +6,6 @@ The reference's paths are fixed, so each action is routed explicitly (reads also
 
 from django.urls import path
 
-from kvmanager.api.tab_views import KvTabViewSet
 from kvmanager.api.views import KvV2ViewSet, KvV3ViewSet
 
 
@@ -33,14 +32,4 @@ def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
 urlpatterns = [
     *_routes("v3", KvV3ViewSet, extra=("search", "count")),
     *_routes("v2", KvV2ViewSet, extra=("count",)),
-    path("kv/tabs", KvTabViewSet.as_view({"get": "list", "post": "create"}), name="kv-tabs"),
-    path("kv/tabs/order", KvTabViewSet.as_view({"put": "order"}), name="kv-tabs-order"),
-    # Before kv/tabs/<tab_id>: "order" and "test" are never tab ids.
-    path("kv/tabs/test", KvTabViewSet.as_view({"post": "test_connection"}), name="kv-tabs-test"),
-    path(
-        "kv/tabs/<str:tab_id>",
-        KvTabViewSet.as_view({"patch": "partial_update", "delete": "destroy"}),
-        name="kv-tab",
-    ),
-    path("kv/tabs/<str:tab_id>/test", KvTabViewSet.as_view({"post": "test"}), name="kv-tab-test"),
 ]

@@ -3,7 +3,6 @@
 Every KV error body is the reference's `{"error": msg, "code": code, "message": msg}`.
 """
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,17 +13,17 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.response import Response
 
-from accounts.selectors import client_ip
+from audit.services import Actor
+from clusters.connection import tab_gateway
+from clusters.crypto import TabDecryptFailed, TabKeyMissing
+from clusters.services import tab_for_user, tab_usage
 from etcdgateway import ClusterGateway, EtcdNotFound, EtcdPermissionDenied, cluster_gateway
 from etcdmonitor_site.api import validated, validated_body
 from etcdmonitor_site.errors import InternalFailure, InvalidInput
 from etcdmonitor_site.exceptions import ErrorDialect
-from kvmanager import selectors, services, tab_services
+from kvmanager import selectors, services
 from kvmanager.api import serializers
 from kvmanager.keyspace import decode_value
-from kvmanager.tab_crypto import TabDecryptFailed, TabKeyMissing
-
-logger = logging.getLogger(__name__)
 
 PERMISSION_MESSAGE = (
     "permission denied: the configured etcd user does not have permission for this operation"
@@ -53,28 +52,26 @@ class KvViewSet(viewsets.ViewSet):
     @contextmanager
     def cluster(self) -> Iterator[ClusterGateway]:
         """The configured cluster, or the requesting user's tab named by `?tab_id=`; a tab's
-        health follows what its requests find (tab_services.tab_usage)."""
+        health follows what its requests find (clusters.services.tab_usage)."""
         tab_id = self.request.query_params.get("tab_id", "")
         if tab_id in ("", "default"):
             yield cluster_gateway()
             return
-        actor = tab_services.TabActor(user=self.request.user, client_ip=client_ip(self.request))
-        tab = tab_services.tab_for_user(actor=actor, tab_id=tab_id, route=self.request.path)
+        tab = tab_for_user(
+            actor=Actor.from_request(self.request), tab_id=tab_id, route=self.request.path
+        )
         try:
-            gateway = tab_services.tab_gateway(tab)
+            gateway = tab_gateway(tab)
         except (TabKeyMissing, TabDecryptFailed) as exc:
             raise InternalFailure(f"tab credentials unavailable: {exc}", code="INTERNAL") from None
         self.tab = tab
-        with tab_services.tab_usage(tab=tab):
+        with tab_usage(tab=tab):
             yield gateway
 
-    def actor(self) -> services.Actor:
-        user = self.request.user
-        return services.Actor(
-            username=getattr(user, "username", "") or "anonymous",
-            client_ip=client_ip(self.request),
-            tab_id=str(self.tab.id) if self.tab is not None else "default",
-        )
+    def actor(self) -> Actor:
+        """Who writes, on which cluster: the tab's id, or "default"."""
+        cluster_id = str(self.tab.id) if self.tab is not None else "default"
+        return Actor.from_request(self.request, cluster_id=cluster_id)
 
     def body(self, serializer_class) -> dict:
         return validated_body(

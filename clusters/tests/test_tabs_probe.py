@@ -3,12 +3,12 @@
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils.module_loading import import_string
 
-from kvmanager import tab_services
-from kvmanager.models import KvClusterTab
-from kvmanager.tab_crypto import password_encrypt
-from kvmanager.tests.tabs.conftest import add_tab, dead_url
+from clusters import services
+from clusters.crypto import password_encrypt
+from clusters.models import KvClusterTab
+from clusters.tests.conftest import add_tab, dead_url
+from etcdmonitor_site.scheduler import celery_task
 
 
 def state(tab_id: str) -> tuple[str, int, str]:
@@ -22,12 +22,12 @@ def test_a_stopped_member_turns_error_on_the_second_failure_and_recovers(
     cluster = etcd_cluster_factory(size=1, point_settings=False)
     member = cluster.members[0]
     tab = add_tab(api_client, member.client_url)["id"]
-    assert tab_services.tabs_probe()["ok"] == 1
+    assert services.tabs_probe()["ok"] == 1
     cluster.kill_member(member)
 
-    first = tab_services.tabs_probe()
+    first = services.tabs_probe()
     after_first = state(tab)
-    second = tab_services.tabs_probe()
+    second = services.tabs_probe()
     after_second = state(tab)
 
     assert first == {"probed": 1, "ok": 0, "failing": 1, "error": 0}
@@ -40,19 +40,19 @@ def test_a_stopped_member_turns_error_on_the_second_failure_and_recovers(
 
     cluster.start_member(member)
     cluster.wait_healthy([member])
-    assert tab_services.tabs_probe()["ok"] == 1
+    assert services.tabs_probe()["ok"] == 1
     assert state(tab) == ("ok", 0, "")
 
 
 def test_one_success_between_failures_resets_the_count(api_client, remote_url):
     tab = add_tab(api_client, remote_url)["id"]
     KvClusterTab.objects.filter(pk=tab).update(endpoint=dead_url())
-    tab_services.tabs_probe()
+    services.tabs_probe()
     KvClusterTab.objects.filter(pk=tab).update(endpoint=remote_url)
-    tab_services.tabs_probe()
+    services.tabs_probe()
     KvClusterTab.objects.filter(pk=tab).update(endpoint=dead_url())
 
-    tab_services.tabs_probe()
+    services.tabs_probe()
 
     assert state(tab)[:2] == ("ok", 1)
 
@@ -62,8 +62,8 @@ def test_wrong_credentials_are_classified_auth_failed(api_client, auth_cluster):
     wrong = password_encrypt("not-rootpw", tab_id=tab["id"])
     KvClusterTab.objects.filter(pk=tab["id"]).update(password_cipher=wrong)
 
-    tab_services.tabs_probe()
-    tab_services.tabs_probe()
+    services.tabs_probe()
+    services.tabs_probe()
 
     status, failures, error = state(tab["id"])
     assert (status, failures) == ("error", 2)
@@ -74,8 +74,8 @@ def test_undecryptable_credentials_count_as_auth_failed(api_client, remote_url):
     tab = add_tab(api_client, remote_url)["id"]
     KvClusterTab.objects.filter(pk=tab).update(username="u", password_cipher=b"x" * 40)
 
-    tab_services.tabs_probe()
-    tab_services.tabs_probe()
+    services.tabs_probe()
+    services.tabs_probe()
 
     assert state(tab)[0] == "error" and state(tab)[2].startswith("auth_failed: ")
 
@@ -83,7 +83,7 @@ def test_undecryptable_credentials_count_as_auth_failed(api_client, remote_url):
 def test_a_round_costs_the_same_queries_for_any_number_of_tabs(api_client, bob_client, remote_url):
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
-            result = tab_services.tabs_probe()
+            result = services.tabs_probe()
         assert result["ok"] == result["probed"]
         return len(captured)
 
@@ -100,9 +100,10 @@ def test_the_probe_is_a_periodic_celery_task_every_30_seconds(api_client, remote
     KvClusterTab.objects.filter(pk=tab).update(last_status="unknown")
     job = settings.PERIODIC_JOBS["probe-kv-tabs"]
 
-    # Called directly: .apply() would cache Celery's disabled result backend for this thread,
-    # which breaks the later tests that run a real worker against Redis.
-    result = import_string(job["task"])()
+    # Looked up by name, as beat and the embedded scheduler do. Called directly: .apply() would
+    # cache Celery's disabled result backend for this thread, which breaks the later tests that
+    # run a real worker against Redis.
+    result = celery_task(job["task"])()
 
     assert job["interval"] == 30
     assert result == {"probed": 1, "ok": 1, "failing": 0, "error": 0}

@@ -13,8 +13,8 @@ import threading
 import pytest
 
 from audit.models import AuditLog
-from kvmanager.models import KvClusterTab
-from kvmanager.tests.tabs.conftest import add_tab
+from clusters.models import KvClusterTab
+from clusters.tests.conftest import add_tab
 from tests.etcdctl import etcdctl
 
 pytestmark = pytest.mark.django_db

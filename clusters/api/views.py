@@ -9,11 +9,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
-from accounts.selectors import client_ip
+from audit.services import Actor
+from clusters import selectors, services
+from clusters.api import serializers
 from etcdmonitor_site.api import validated_body
 from etcdmonitor_site.exceptions import ErrorDialect
-from kvmanager import tab_selectors, tab_services
-from kvmanager.api import tab_serializers
 
 
 @extend_schema(tags=["kv tabs"], responses=OpenApiTypes.OBJECT)
@@ -28,8 +28,8 @@ class KvTabViewSet(viewsets.ViewSet):
         internal_code="INTERNAL",
     )
 
-    def actor(self) -> tab_services.TabActor:
-        return tab_services.TabActor(user=self.request.user, client_ip=client_ip(self.request))
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request)
 
     def body(self, serializer_class, *, optional: bool = False) -> dict:
         return validated_body(
@@ -41,26 +41,26 @@ class KvTabViewSet(viewsets.ViewSet):
         )
 
     def owned(self, tab_id: str):
-        return tab_services.tab_for_user(actor=self.actor(), tab_id=tab_id, route=self.request.path)
+        return services.tab_for_user(actor=self.actor(), tab_id=tab_id, route=self.request.path)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def list(self, request):
-        return Response({"tabs": tab_selectors.tabs_for_user(user=request.user)})
+        return Response({"tabs": selectors.tabs_for_user(user=request.user)})
 
-    @extend_schema(request=tab_serializers.TabCreateSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=serializers.TabCreateSerializer, responses=OpenApiTypes.OBJECT)
     def create(self, request):
-        data = self.body(tab_serializers.TabCreateSerializer)
-        tab, warning = tab_services.tab_create(actor=self.actor(), **data)
+        data = self.body(serializers.TabCreateSerializer)
+        tab, warning = services.tab_create(actor=self.actor(), **data)
         body = {"tab": tab.to_dict()}
         if warning:
             body["warning"] = warning
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=tab_serializers.TabPatchSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=serializers.TabPatchSerializer, responses=OpenApiTypes.OBJECT)
     def partial_update(self, request, tab_id: str):
         tab = self.owned(tab_id)
-        changes = self.body(tab_serializers.TabPatchSerializer)
-        tab, warning = tab_services.tab_update(actor=self.actor(), tab=tab, changes=changes)
+        changes = self.body(serializers.TabPatchSerializer)
+        tab, warning = services.tab_update(actor=self.actor(), tab=tab, changes=changes)
         body = {"tab": tab.to_dict()}
         if warning:
             body["warning"] = warning
@@ -68,34 +68,34 @@ class KvTabViewSet(viewsets.ViewSet):
 
     @extend_schema(request=None, responses={204: None})
     def destroy(self, request, tab_id: str):
-        tab_services.tab_delete(actor=self.actor(), tab=self.owned(tab_id))
+        services.tab_delete(actor=self.actor(), tab=self.owned(tab_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=tab_serializers.TabTestSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=serializers.TabTestSerializer, responses=OpenApiTypes.OBJECT)
     def test(self, request, tab_id: str):
         tab = self.owned(tab_id)
-        data = self.body(tab_serializers.TabTestSerializer, optional=True)
-        result, error = tab_services.tab_test(tab=tab, **data)
+        data = self.body(serializers.TabTestSerializer, optional=True)
+        result, error = services.tab_test(tab=tab, **data)
         if result != "ok":
             return Response({"status": result, "error": error}, status=400)
         return Response({"status": "ok"})
 
     @extend_schema(
         operation_id="kv_tabs_test_connection",
-        request=tab_serializers.TabConnectionSerializer,
+        request=serializers.TabConnectionSerializer,
         responses=OpenApiTypes.OBJECT,
     )
     def test_connection(self, request):
         """Test a new tab's connection fields; nothing is stored (the add dialog's test)."""
-        data = self.body(tab_serializers.TabConnectionSerializer)
-        members, warning = tab_services.connection_fields_test(**data)
+        data = self.body(serializers.TabConnectionSerializer)
+        members, warning = services.connection_fields_test(**data)
         body = {"status": "ok", "members": members}
         if warning:
             body["warning"] = warning
         return Response(body)
 
-    @extend_schema(request=tab_serializers.TabOrderSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=serializers.TabOrderSerializer, responses=OpenApiTypes.OBJECT)
     def order(self, request):
-        data = self.body(tab_serializers.TabOrderSerializer)
-        tab_services.tabs_reorder(actor=self.actor(), ids=data["ids"], route=request.path)
+        data = self.body(serializers.TabOrderSerializer)
+        services.tabs_reorder(actor=self.actor(), ids=data["ids"], route=request.path)
         return Response({"ok": True})

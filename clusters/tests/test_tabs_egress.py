@@ -13,8 +13,8 @@ import time
 import pytest
 
 from audit.models import AuditLog
-from kvmanager.models import KvClusterTab
-from kvmanager.tests.tabs.conftest import add_tab, dead_url
+from clusters.models import KvClusterTab
+from clusters.tests.conftest import add_tab, dead_url
 from tests.servers import canned_http_server
 
 pytestmark = pytest.mark.django_db

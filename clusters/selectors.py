@@ -2,8 +2,8 @@
 
 from django.conf import settings
 
+from clusters.models import KvClusterTab
 from etcdgateway import normalise_endpoint
-from kvmanager.models import KvClusterTab
 
 
 def default_tab() -> dict:

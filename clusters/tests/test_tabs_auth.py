@@ -4,10 +4,10 @@ never returned or logged."""
 import logging
 
 from audit.models import AuditLog
+from clusters.connection import tab_config
+from clusters.models import KvClusterTab
+from clusters.tests.conftest import add_tab, remote_get
 from etcdgateway import ClusterGateway
-from kvmanager.models import KvClusterTab
-from kvmanager.tab_services import tab_config
-from kvmanager.tests.tabs.conftest import add_tab, remote_get
 from tests.etcdctl import etcdctl
 
 

@@ -6,8 +6,8 @@ import pytest
 from django.conf import settings as django_settings
 
 from audit.models import AuditLog
-from kvmanager.models import KvClusterTab
-from kvmanager.tests.tabs.conftest import add_tab, dead_url, remote_get
+from clusters.models import KvClusterTab
+from clusters.tests.conftest import add_tab, dead_url, remote_get
 
 TAB_FIELDS = {
     "id", "name", "endpoint", "username", "has_password", "sort_order", "last_status",

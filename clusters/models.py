@@ -1,4 +1,4 @@
-"""Models of the kvmanager app: the users' remote-cluster KV tabs (reference §4.6)."""
+"""Models of the clusters app: the users' remote-cluster KV tabs (reference §4.6)."""
 
 import uuid
 
@@ -14,7 +14,7 @@ class KvClusterTab(models.Model):
     """One remote etcd cluster a user browses in its own KV tab, owned by exactly one user.
 
     The etcd password is stored only as an AES-256-GCM blob bound to the row's id
-    (`kvmanager.tab_crypto`); `failure_count` is the probe's consecutive-failure counter, kept
+    (`clusters.crypto`); `failure_count` is the probe's consecutive-failure counter, kept
     here so that every worker process sees the same two-strike state.
     """
 
@@ -42,6 +42,7 @@ class KvClusterTab(models.Model):
     updated_at = models.DateTimeField()
 
     class Meta:
+        db_table = "kvmanager_kvclustertab"  # created by kvmanager, whose model this was
         ordering = ["owner", "sort_order", "created_at"]
         indexes = [models.Index(fields=["owner", "sort_order"], name="kv_tab_owner_sort")]
 

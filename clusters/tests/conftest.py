@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from devtools.localcluster import LocalEtcdCluster, free_port
 from etcdgateway import ClusterConfig, cluster_gateway
+from kvmanager.tests.conftest import etcd  # noqa: F401 - the default cluster, to check it untouched
 from tests.etcdctl import etcdctl
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from clusters.models import KvClusterTab
 from devtools.localcluster import LocalEtcdCluster, make_test_certificates
-from kvmanager.models import KvClusterTab
 
 
 class ServerTlsCluster(LocalEtcdCluster):
@@ -80,11 +80,11 @@ def test_a_tab_named_by_host_connects_to_the_checked_address_and_verifies_the_na
 ):
     """`https://localhost:…` is resolved once and pinned to 127.0.0.1 (issue 15); gRPC and
     the v2 HTTP client still verify the certificate against "localhost"."""
-    from kvmanager import tab_services
+    from clusters import connection
 
     url, files = tls_cluster
     by_name = url.replace("127.0.0.1", "localhost")
-    config = tab_services.tab_config(
+    config = connection.tab_config(
         endpoint=by_name, username="", password="", ca_cert="", insecure_skip_verify=False
     )
     assert config.endpoints == (url,) and config.server_name == "localhost"

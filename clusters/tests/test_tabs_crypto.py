@@ -7,16 +7,16 @@ import uuid
 
 import pytest
 
-from kvmanager import tab_crypto
-from kvmanager.models import KvClusterTab
-from kvmanager.tab_crypto import (
+from clusters import crypto
+from clusters.crypto import (
     TabDecryptFailed,
     TabKeyMissing,
     password_decrypt,
     password_encrypt,
     tab_key,
 )
-from kvmanager.tests.tabs.conftest import add_tab
+from clusters.models import KvClusterTab
+from clusters.tests.conftest import add_tab
 
 
 @pytest.fixture
@@ -66,14 +66,14 @@ def test_a_tampered_blob_does_not_decrypt(data_dir):
 def test_the_key_file_is_created_once_with_mode_0600(data_dir):
     key = tab_key()
 
-    path = data_dir / tab_crypto.KEY_FILE
+    path = data_dir / crypto.KEY_FILE
     assert len(key) == 32 and path.read_bytes() == key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert tab_key() == key
 
 
 def test_a_key_file_readable_by_others_is_tightened(data_dir):
-    path = data_dir / tab_crypto.KEY_FILE
+    path = data_dir / crypto.KEY_FILE
     path.write_bytes(os.urandom(32))
     path.chmod(0o644)
 
@@ -83,7 +83,7 @@ def test_a_key_file_readable_by_others_is_tightened(data_dir):
 
 
 def test_a_key_file_of_the_wrong_length_is_refused(data_dir):
-    (data_dir / tab_crypto.KEY_FILE).write_bytes(b"short")
+    (data_dir / crypto.KEY_FILE).write_bytes(b"short")
 
     with pytest.raises(TabKeyMissing, match="32 bytes"):
         password_encrypt("x", tab_id="t")
@@ -94,7 +94,7 @@ def test_kv_tabs_key_setting_wins_over_the_file(data_dir, settings):
     settings.KV_TABS_KEY = base64.b64encode(key).decode()
 
     assert tab_key() == key
-    assert not (data_dir / tab_crypto.KEY_FILE).exists()
+    assert not (data_dir / crypto.KEY_FILE).exists()
     settings.KV_TABS_KEY = base64.b64encode(b"too short").decode()
     with pytest.raises(TabKeyMissing):
         tab_key()
@@ -106,7 +106,7 @@ def test_kv_tabs_key_setting_wins_over_the_file(data_dir, settings):
 def test_a_key_that_cannot_be_loaded_makes_create_with_a_password_fail_cleanly(
     api_client, remote_url, data_dir
 ):
-    (data_dir / tab_crypto.KEY_FILE).write_bytes(b"short")
+    (data_dir / crypto.KEY_FILE).write_bytes(b"short")
 
     response = api_client.patch(
         f"/api/kv/tabs/{add_tab(api_client, remote_url)['id']}",
@@ -145,7 +145,7 @@ def test_a_swapped_blob_fails_every_route_that_needs_the_password(api_client, re
 def test_a_lost_key_file_means_passwords_must_be_re_entered(api_client, remote_url, data_dir):
     tab = add_tab(api_client, remote_url)["id"]
     api_client.patch(f"/api/kv/tabs/{tab}", {"username": "u", "password": "pw"}, format="json")
-    (data_dir / tab_crypto.KEY_FILE).unlink()
+    (data_dir / crypto.KEY_FILE).unlink()
 
     response = api_client.post(f"/api/kv/tabs/{tab}/test", {}, format="json")
 

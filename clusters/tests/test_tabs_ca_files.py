@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 
-from kvmanager.tests.tabs.conftest import add_tab, dead_url
+from clusters.tests.conftest import add_tab, dead_url
 
 pytestmark = pytest.mark.django_db
 

@@ -5,6 +5,7 @@ through one handler, every app audits through one helper.
 """
 
 import ast
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,3 +47,14 @@ def test_no_view_maps_its_own_errors():
         if isinstance(node, ast.FunctionDef) and node.name == "handle_exception"
     ]
     assert offenders == []
+
+
+def test_every_apps_tests_are_collected():
+    """A tests/ folder outside pytest's testpaths would silently never run."""
+    testpaths = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"][
+            "testpaths"
+        ]
+    )
+    with_tests = {path.parent.name for path in ROOT.glob("*/tests") if path.is_dir()}
+    assert with_tests - {"tests"} <= testpaths

@@ -8,7 +8,8 @@ DRF's contract: return None when no credentials are presented (the permission ch
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, CSRFCheck
 
-from accounts.selectors import SESSION_COOKIE, bearer_token, session_for_token
+from accounts.selectors import SESSION_COOKIE, bearer_token
+from accounts.services import session_authenticate
 
 
 def _csrf_failure_reason(request) -> str | None:
@@ -34,7 +35,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             from_cookie = True
             if not token:
                 return None
-        session = session_for_token(token)
+        session = session_authenticate(token=token)
         if session is None:
             raise exceptions.AuthenticationFailed("not authenticated")
         if from_cookie:

@@ -4,6 +4,7 @@ from django.contrib.auth.backends import ModelBackend
 
 from accounts import selectors, services
 from audit.services import audit_record
+from etcdmonitor_site.errors import DomainError
 
 
 class LockoutModelBackend(ModelBackend):
@@ -22,7 +23,7 @@ class LockoutModelBackend(ModelBackend):
                 wrong=services.WRONG_CREDENTIALS,
                 client_ip=client_ip,
             )
-        except services.AuthFailure:
+        except DomainError:  # refused (wrong, locked, throttled, busy): audited already
             return None
         if services.profile_for(user).must_change_password or not self.user_can_authenticate(user):
             return None

@@ -1,5 +1,4 @@
-"""Models of the accounts app: account profiles, sign-in throttles, bearer sessions, panel
-configs."""
+"""Models of the accounts app: account profiles, sign-in throttles, bearer sessions."""
 
 from datetime import datetime
 
@@ -90,17 +89,3 @@ class UserSession(models.Model):
     def expires_at_unix(self) -> int:
         """The API's `expires_at`: Unix seconds, 0 for a session that never expires."""
         return int(self.expires_at.timestamp()) if self.expires_at else 0
-
-
-class PanelConfig(models.Model):
-    """A user's dashboard layout: panel/card visibility and order (shape of §3.4)."""
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="panel_config"
-    )
-    panels = models.JSONField(default=list)
-    cards = models.JSONField(null=True, blank=True)  # None: never saved (legacy shape)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"panel config of {self.user}"

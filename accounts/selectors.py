@@ -1,6 +1,7 @@
-"""Reads of the accounts app: the client IP, session lookup, etcd's auth state, panel configs."""
+"""Reads of the accounts app: the client IP, session lookup, etcd's auth state."""
 
 import functools
+import hashlib
 import ipaddress
 import logging
 
@@ -8,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from accounts.models import LoginThrottle, PanelConfig, UserSession
+from accounts.models import LoginThrottle, UserSession
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.reuse import ReuseWindow
 
@@ -53,6 +54,11 @@ def client_ip(request) -> str | None:
         if not _is_trusted_proxy(address):
             return str(address)
     return str(remote)
+
+
+def token_hash(token: str) -> str:
+    """What a session stores of its token (SHA-256, hex): the token itself is never stored."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 _SESSION_FIELDS = ["id", "user", "created_at", "expires_at", "client_ip"]
@@ -128,17 +134,16 @@ def _session_with_user(digest: str) -> UserSession | None:
     return session
 
 
-def session_for_token(token: str) -> UserSession | None:
-    """The live session for a presented token, or None (unknown, expired or inactive user)."""
-    from accounts.services import token_hash
+def stored_session(token: str) -> UserSession | None:
+    """The stored session of a presented token, or None (unknown token, inactive user).
 
-    if not token or len(token) > 256:
+    Expiry is the caller's to check: an expired session is returned as it is, so that
+    `services.session_authenticate` can end it (a read never writes).
+    """
+    if len(token) > 256:
         return None
     session = _session_with_user(token_hash(token))
     if session is None or not session.user.is_active:
-        return None
-    if session.is_expired():
-        session.delete()  # lazily, as it is found; the hourly purge catches the rest
         return None
     return session
 
@@ -151,12 +156,10 @@ def bearer_token(request) -> str | None:
     return None
 
 
-def session_for_request(request) -> UserSession | None:
-    """The session a request presents (header first, then cookie), without raising."""
+def presented_token(request) -> str | None:
+    """The token a request presents: the bearer header first, then the session cookie."""
     token = bearer_token(request)
-    if token is None:
-        token = request.COOKIES.get(SESSION_COOKIE)
-    return session_for_token(token) if token else None
+    return request.COOKIES.get(SESSION_COOKIE) if token is None else token
 
 
 # --- sign-in failures ----------------------------------------------------------------------------
@@ -210,16 +213,3 @@ def etcd_auth_required(*, refresh: bool = False) -> bool:
     value, definite = _probe_etcd_auth()
     _etcd_auth.put(key, (value, definite))
     return value
-
-
-# --- panel config --------------------------------------------------------------------------------
-
-
-def panel_config_for(user) -> dict:
-    """The user's stored layout merged with the registry's defaults (§3.4)."""
-    from monitoring.panels import default_panel_config, merge_panel_config
-
-    stored = PanelConfig.objects.filter(user=user).first()
-    if stored is None:
-        return default_panel_config()
-    return merge_panel_config({"panels": stored.panels, "cards": stored.cards})

@@ -1,5 +1,9 @@
 """Writes of the accounts app: the admin bootstrap, the login / change-password flows with their
-lockout, bearer sessions, panel configs, retention."""
+lockout, bearer sessions, retention.
+
+Refusals are the project's domain errors (etcdmonitor_site.errors): a wrong password is
+AuthenticationRefused, a throttle RateLimited (the lock itself AuthenticationRefused, as the
+reference answers 401), no free hashing slot Unavailable, a policy violation InvalidInput."""
 
 import hashlib
 import logging
@@ -29,8 +33,17 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import AccountProfile, LoginThrottle, PanelConfig, UserSession
+from accounts.models import AccountProfile, LoginThrottle, UserSession
+from accounts.selectors import presented_token, stored_session, token_hash
 from audit.services import Actor, audit_record, audited
+from etcdmonitor_site.errors import (
+    AuthenticationRefused,
+    DomainError,
+    InternalFailure,
+    InvalidInput,
+    RateLimited,
+    Unavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +59,6 @@ BOOTSTRAP_USERNAME = "admin"
 WRONG_CREDENTIALS = "wrong username or password"
 WRONG_OLD_CREDENTIALS = "wrong username or old password"
 PASSWORD_CHANGED = "password changed, please log in with the new password"  # noqa: S105
-
-
-class AuthFailure(Exception):
-    """A login/change-password attempt that is refused; the view answers `status` + message."""
-
-    def __init__(self, message: str, *, status: int = 401):
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def initial_password_path() -> Path:
@@ -156,7 +160,7 @@ class _HashPool:
     def admission(self):
         with self._guard:
             if self._admitted >= 2 * self.size:
-                raise AuthFailure(BUSY, status=503)
+                raise Unavailable(BUSY)
             self._admitted += 1
         try:
             yield
@@ -170,7 +174,7 @@ class _HashPool:
             return future.result(timeout=HASH_WAIT_SECONDS)
         except FutureTimeout:
             future.cancel()
-            raise AuthFailure(BUSY, status=503) from None
+            raise Unavailable(BUSY) from None
 
 
 _hash_pool: _HashPool | None = None
@@ -192,14 +196,14 @@ def hashed(function, *args):
 
     Each Argon2 computation takes ~100 MiB and both cores: unbounded, a burst of logins took a
     worker from 243 to 1,029 MiB and starved every other request. Works the same under the
-    threaded WSGI worker and for sync views in ASGI's threads. Raises AuthFailure(503) when no
+    threaded WSGI worker and for sync views in ASGI's threads. Raises Unavailable when no
     hashing thread frees up within HASH_WAIT_SECONDS.
     """
     return _pool().run(function, *args)
 
 
 def sign_in_admission():
-    """Admit one sign-in (context manager) or raise AuthFailure(503) at once when twice
+    """Admit one sign-in (context manager) or raise Unavailable at once when twice
     PASSWORD_HASH_CONCURRENCY are already in progress in this process."""
     return _pool().admission()
 
@@ -255,24 +259,28 @@ class _Scope:
     limit: int
     window: float | None  # seconds a count lasts from its first failure (None: until success)
     block: float  # seconds an attempt at or over the limit blocks further ones
-    status: int  # the refusal's status
+    refusal: type[DomainError]  # what a blocked attempt is told
 
 
 def _scopes() -> list[_Scope]:
     duration = max(1, settings.LOCKOUT_DURATION_SECONDS)
     return [
         # The lock: per username x address, consecutive failures (the reference's 401).
-        _Scope("user_addr", max(1, settings.LOCKOUT_THRESHOLD), None, duration, 401),
-        _Scope("addr", max(1, settings.LOGIN_ADDRESS_FAILURE_LIMIT), duration, duration, 429),
+        _Scope(
+            "user_addr", max(1, settings.LOCKOUT_THRESHOLD), None, duration, AuthenticationRefused
+        ),
+        _Scope(
+            "addr", max(1, settings.LOGIN_ADDRESS_FAILURE_LIMIT), duration, duration, RateLimited
+        ),
         # The slow-down: past the limit, one attempt per interval for that username.
         _Scope(
             "user",
             max(1, settings.LOGIN_USER_FAILURE_LIMIT),
             duration,
             max(1, settings.LOGIN_USER_SLOWDOWN_SECONDS),
-            429,
+            RateLimited,
         ),
-        _Scope("global", max(1, settings.LOGIN_GLOBAL_FAILURES_PER_MINUTE), 60, 60, 429),
+        _Scope("global", max(1, settings.LOGIN_GLOBAL_FAILURES_PER_MINUTE), 60, 60, RateLimited),
     ]
 
 
@@ -318,7 +326,8 @@ def _attempt_reserve(*, username: str, client_ip: str | None) -> _Reservation:
     All four rows are locked (in key order, so concurrent attempts cannot deadlock) in one
     transaction: of N concurrent attempts exactly `limit` get through, where counting after the
     check let all of them hash. A refused attempt counts nowhere (hammering a lock cannot
-    extend it or feed the other scopes). Raises AuthFailure with the throttle message.
+    extend it or feed the other scopes). Raises the blocking scope's refusal with the throttle
+    message.
     """
     username = username[:150]
     scopes = {scope.name: scope for scope in _scopes()}
@@ -351,7 +360,7 @@ def _attempt_reserve(*, username: str, client_ip: str | None) -> _Reservation:
             if remaining and name in EXEMPTIBLE and _signed_in_before(username, client_ip):
                 remaining = 0.0  # the owner's own address: the crowd cannot slow it down
             if remaining and (refusal is None or remaining > refusal[0]):
-                refusal = (remaining, scope.status)
+                refusal = (remaining, scope.refusal)
                 continue
             expired_block = row.blocked_until is not None and scope.window is None
             expired_window = (
@@ -361,7 +370,8 @@ def _attempt_reserve(*, username: str, client_ip: str | None) -> _Reservation:
             if expired_block or expired_window:  # a lock that ran out starts the count afresh
                 row.failures, row.window_started_at, row.blocked_until = 0, now, None
         if refusal is not None:
-            raise AuthFailure(throttle_message(refusal[0]), status=refusal[1])
+            remaining, refused = refusal
+            raise refused(throttle_message(remaining))
         reached = []
         for name, row in rows.items():
             scope = scopes[name]
@@ -478,13 +488,13 @@ def credentials_check(*, username: str, password: str, operation: str, wrong: st
     """Shared first half of login, change-password and the admin login: throttles, user,
     password.
 
-    Returns the user or raises AuthFailure (after auditing it). The attempt is counted before
+    Returns the user or raises the refusal (after auditing it). The attempt is counted before
     anything about the username is looked at, so known and unknown usernames take the same path
     and time: refused without any hash while locked or throttled, else one hash (a dummy one
     for unknown users), within the process's hashing slots.
     """
     actor = Actor(username=username, client_ip=client_ip)
-    with audited(operation, actor=actor, target=client_ip or "", failures=(AuthFailure,)) as action:
+    with audited(operation, actor=actor, target=client_ip or "", failures=(DomainError,)) as action:
         with sign_in_admission():
             user = _credentials_verify(
                 username=username,
@@ -498,7 +508,7 @@ def credentials_check(*, username: str, password: str, operation: str, wrong: st
 
 
 def _credentials_verify(*, username: str, password: str, operation: str, wrong: str, client_ip):
-    """credentials_check's work once admitted: reserve, look up, hash (AuthFailure if refused)."""
+    """credentials_check's work once admitted: reserve, look up, hash (a refusal raises)."""
     reservation = _attempt_reserve(username=username, client_ip=client_ip)
     user = (
         get_user_model().objects.select_related("account_profile").filter(username=username).first()
@@ -509,23 +519,19 @@ def _credentials_verify(*, username: str, password: str, operation: str, wrong: 
             matches = False
         else:
             matches = _password_matches(user, password)
-    except AuthFailure:  # no password was checked: the attempt does not count
+    except Unavailable:  # no password was checked: the attempt does not count
         _attempt_undo(reservation=reservation)
         raise
     if not matches:
         _attempt_failed(
             reservation=reservation, username=username, client_ip=client_ip, operation=operation
         )
-        raise AuthFailure(wrong)
+        raise AuthenticationRefused(wrong)
     _attempt_succeeded(reservation=reservation, username=username, client_ip=client_ip)
     return user
 
 
 # --- sessions ------------------------------------------------------------------------------------
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def session_timeout_seconds() -> int:
@@ -547,6 +553,21 @@ def session_create(*, user, client_ip: str | None = None) -> tuple[str, UserSess
         client_ip=client_ip or None,
     )
     return token, session
+
+
+def session_authenticate(*, token: str | None) -> UserSession | None:
+    """The live session of a presented token, or None (no token, unknown, expired or an inactive
+    user). An expired session is deleted as it is found; the hourly purge catches the rest."""
+    session = stored_session(token) if token else None
+    if session is not None and session.is_expired():
+        session.delete()
+        return None
+    return session
+
+
+def session_for_request(*, request) -> UserSession | None:
+    """The live session a request presents (header first, then cookie), without raising."""
+    return session_authenticate(token=presented_token(request))
 
 
 def sessions_revoke(*, user) -> int:
@@ -617,7 +638,7 @@ class LoginResult:
 
 
 def login_attempt(*, username: str, password: str, client_ip: str | None = None) -> LoginResult:
-    """The login endpoint's logic (§1.1). Raises AuthFailure on refusal.
+    """The login endpoint's logic (§1.1). Raises a domain error on refusal.
 
     A correct password clears the lock counter of this username from this address; for a user
     who must change it, it issues no session, else it records last_login and creates a session.
@@ -633,7 +654,7 @@ def login_attempt(*, username: str, password: str, client_ip: str | None = None)
     profile = profile_for(user)
     actor = Actor(username=username, client_ip=client_ip)
     with audited(
-        "login", actor=actor, target=client_ip or "", failures=(AuthFailure,), started=started
+        "login", actor=actor, target=client_ip or "", failures=(DomainError,), started=started
     ) as action:
         if profile.must_change_password:
             action.result = "must_change_password"
@@ -646,14 +667,14 @@ def login_attempt(*, username: str, password: str, client_ip: str | None = None)
         except DatabaseError:
             logger.exception("session creation failed for %s", username)
             action.result = "session creation failed"
-            raise AuthFailure("login failed", status=500) from None
+            raise InternalFailure("login failed") from None
     return LoginResult(user=user, must_change_password=False, token=token, session=session)
 
 
 def password_change(
     *, username: str, old_password: str, new_password: str, client_ip: str | None = None
 ) -> None:
-    """The zero-token change-password endpoint (§1.1). Raises AuthFailure on refusal.
+    """The zero-token change-password endpoint (§1.1). Raises a domain error on refusal.
 
     Success also ends every session of the user, and after a forced change deletes the initial
     password file (audited as `initial_password_file_deleted`).
@@ -668,7 +689,7 @@ def password_change(
     )
     policy = password_policy_error(new_password=new_password, old_password=old_password)
     if policy:
-        raise AuthFailure(policy, status=400)  # not counted, not audited
+        raise InvalidInput(policy)  # not counted, not audited
     profile = profile_for(user)
     was_forced = profile.must_change_password
     actor = Actor(username=username, client_ip=client_ip)
@@ -734,11 +755,11 @@ def logout(*, session: UserSession, client_ip: str | None = None) -> None:
 def password_reset(*, user, new_password: str, actor: str = "") -> int:
     """CLI `reset_password`: set a password the user must change, clear the lock, end sessions.
 
-    Returns the number of revoked sessions. Raises AuthFailure(400) on a policy violation.
+    Returns the number of revoked sessions. Raises InvalidInput on a policy violation.
     """
     policy = password_policy_error(new_password=new_password)
     if policy:
-        raise AuthFailure(policy, status=400)
+        raise InvalidInput(policy)
     profile = profile_for(user)
     revoked = _password_replace(
         user=user, profile=profile, new_password=new_password, must_change=True
@@ -766,40 +787,3 @@ def password_change_force(*, user, actor: str = "", client_ip: str | None = None
         result=f"ok, {revoked} session(s) revoked",
         client_ip=client_ip,
     )
-
-
-# --- panel config --------------------------------------------------------------------------------
-
-
-def panel_config_save(*, user, config: dict) -> dict:
-    """Store a user's layout, normalised against the panel registry (unknown ids dropped).
-
-    Raises TooManyVisibleCards (nothing stored) when more than MAX_VISIBLE_CARDS distinct cards
-    are sent visible; the view turns it into the contract's 400.
-    """
-    from monitoring.panels import MAX_VISIBLE_CARDS, merge_panel_config
-
-    merged = merge_panel_config(config)
-    sent_cards = config.get("cards")
-    if isinstance(sent_cards, list):
-        visible_ids = {
-            c.get("id")
-            for c in sent_cards
-            if isinstance(c, dict) and c.get("visible") is True and isinstance(c.get("id"), str)
-        }
-        if len(visible_ids) > MAX_VISIBLE_CARDS:
-            raise TooManyVisibleCards(MAX_VISIBLE_CARDS)
-    PanelConfig.objects.update_or_create(
-        user=user,
-        defaults={
-            "panels": merged["panels"],
-            "cards": merged["cards"] if isinstance(sent_cards, list) else None,
-        },
-    )
-    return merged
-
-
-class TooManyVisibleCards(ValueError):
-    def __init__(self, maximum: int):
-        super().__init__(f"more than {maximum} visible cards")
-        self.maximum = maximum

@@ -54,3 +54,12 @@ class Unavailable(DomainError):
 
 class InternalFailure(DomainError):
     """Our own failure (e.g. stored credentials that cannot be decrypted); logged server-side."""
+
+
+class OperationFailed(DomainError):
+    """etcd failed an operation it was asked to do: the message names the operation, `cause` is
+    the gateway's `EtcdError`, whose status the client gets (e.g. 504 for a defragment timeout)."""
+
+    def __init__(self, message: str, /, *, cause: Exception, code: str | None = None, **extra):
+        super().__init__(message, code=code, **extra)
+        self.cause = cause

@@ -71,9 +71,12 @@ DEFAULT_DIALECT = ErrorDialect()
 
 
 def domain_status(exc: errors.DomainError) -> int:
-    """The HTTP status of a domain error: its kind's, or an ApiError's explicit one."""
+    """The HTTP status of a domain error: its kind's, an ApiError's explicit one, or for a
+    failed operation its etcd error's."""
     if isinstance(exc, ApiError):
         return exc.status_code
+    if isinstance(exc, errors.OperationFailed):
+        return exc.cause.status_code
     for kind in type(exc).__mro__:
         if kind in STATUS_BY_KIND:
             return STATUS_BY_KIND[kind]

@@ -13,10 +13,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from accounts import selectors as account_selectors
 from accounts import services as account_services
 from etcdmonitor_site.exceptions import json_not_found
 from monitoring.panels import dashboard_registry
+from monitoring.selectors import panel_config_for
 
 VIEWS = ("monitor", "kv", "ops")
 
@@ -25,7 +25,7 @@ VIEWS = ("monitor", "kv", "ops")
 @never_cache
 def login_page(request):
     """The sign-in form; an already signed-in browser goes straight to the dashboard."""
-    if account_selectors.session_for_request(request) is not None:
+    if account_services.session_for_request(request=request) is not None:
         return redirect("dashboard")
     return render(
         request,
@@ -58,7 +58,7 @@ def change_password_page(request):
 @ensure_csrf_cookie
 def dashboard_page(request, view: str = "monitor"):
     """Monitor, KV and Ops views in one page; `view` picks the one shown first."""
-    session = account_selectors.session_for_request(request)
+    session = account_services.session_for_request(request=request)
     if session is None:
         return redirect("login")
     if view == "ops" and not settings.OPS_ENABLED:
@@ -77,7 +77,7 @@ def dashboard_page(request, view: str = "monitor"):
         {
             "boot": boot,
             "registry": dashboard_registry(),
-            "panel_config": account_selectors.panel_config_for(session.user),
+            "panel_config": panel_config_for(session.user),
             "ops_enabled": settings.OPS_ENABLED,
             "app_version": settings.APP_VERSION,
             "username": boot["username"],

@@ -4,12 +4,14 @@ Storage layout (sized in bench/run_monitoring.py): one `Sample` row per member a
 every value in a compact array indexed by `MetricName.slot` (PostgreSQL `real[]`, SQLite JSON
 text), plus `SampleRollup` rows with per-bucket averages for the 300 s and 600 s tiers, so a 7-day
 chart reads ~1000 pre-aggregated rows instead of 20 000 raw ones. Exact latest values live in
-`Member.latest` (JSON), which `/api/current` serves.
+`Member.latest` (JSON), which `/api/current` serves. `PanelConfig` is each user's dashboard
+layout of the panels in `monitoring.panels`.
 """
 
 import json
 from datetime import datetime
 
+from django.conf import settings
 from django.db import models
 
 
@@ -225,3 +227,21 @@ class SampleRollup(models.Model):
 
     def __str__(self) -> str:
         return f"rollup {self.member_id}/{self.tier}@{self.bucket}"
+
+
+class PanelConfig(models.Model):
+    """A user's dashboard layout: panel/card visibility and order (shape of §3.4), merged with
+    the registry in `monitoring.panels` whenever it is read or saved."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="panel_config"
+    )
+    panels = models.JSONField(default=list)
+    cards = models.JSONField(null=True, blank=True)  # None: never saved (legacy shape)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "accounts_panelconfig"  # created by accounts, which held the model before
+
+    def __str__(self) -> str:
+        return f"panel config of {self.user}"

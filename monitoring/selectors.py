@@ -1,4 +1,5 @@
-"""Reads of the monitoring app: members, latest values and time series (shared storage only)."""
+"""Reads of the monitoring app: members, latest values and time series (shared storage only),
+and each user's panel layout."""
 
 import functools
 import json
@@ -11,7 +12,8 @@ from django.db import connection
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.reuse import ReuseWindow
 from monitoring import health, timeseries
-from monitoring.models import Member, MonitoredCluster
+from monitoring.models import Member, MonitoredCluster, PanelConfig
+from monitoring.panels import default_panel_config, merge_panel_config
 
 # The name of the cluster row that ETCD_ENDPOINTS describes (the collector creates it).
 DEFAULT_CLUSTER = "default"
@@ -402,3 +404,14 @@ def sample_counts(cluster: MonitoredCluster | None) -> dict[str, int]:
     if cluster is None:
         return {}
     return dict(cluster.members.values_list("member_id", "sample_count"))
+
+
+# --- panel layout ---------------------------------------------------------------------------------
+
+
+def panel_config_for(user) -> dict:
+    """The user's stored layout merged with the registry's defaults (§3.4)."""
+    stored = PanelConfig.objects.filter(user=user).first()
+    if stored is None:
+        return default_panel_config()
+    return merge_panel_config({"panels": stored.panels, "cards": stored.cards})

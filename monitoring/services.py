@@ -1,4 +1,5 @@
-"""Writes and etcd calls of the monitoring app: member discovery, collection, rollups, retention."""
+"""Writes and etcd calls of the monitoring app: member discovery, collection, rollups, retention,
+and each user's panel layout."""
 
 import functools
 import logging
@@ -19,16 +20,19 @@ from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.config import metrics_url_for_host
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
+from etcdmonitor_site.errors import InvalidInput
 from monitoring import health, metrics, partitions, selectors, timeseries
 from monitoring.checks import quantile_window_seconds
 from monitoring.models import (
     Member,
     MemberHealth,
     MonitoredCluster,
+    PanelConfig,
     Sample,
     SampleRollup,
     ValuesArrayField,
 )
+from monitoring.panels import MAX_VISIBLE_CARDS, merge_panel_config
 from monitoring.selectors import DEFAULT_CLUSTER
 
 logger = logging.getLogger(__name__)
@@ -679,3 +683,40 @@ def health_probe(*, cluster: MonitoredCluster | None = None) -> HealthReport:
         members={p.member_id: "up" if p.up else "down" for p in probes},
         duration_ms=(time.monotonic() - started) * 1000,
     )
+
+
+# --- panel layout ---------------------------------------------------------------------------------
+
+
+class TooManyVisibleCards(InvalidInput):
+    """More cards sent visible than the dashboard shows; the body names the maximum."""
+
+    def __init__(self, maximum: int):
+        super().__init__("too many visible cards", max=maximum)
+        self.maximum = maximum
+
+
+def panel_config_save(*, user, config: dict) -> dict:
+    """Store a user's layout, normalised against the panel registry (unknown ids dropped).
+
+    Raises TooManyVisibleCards (nothing stored) when more than MAX_VISIBLE_CARDS distinct cards
+    are sent visible.
+    """
+    merged = merge_panel_config(config)
+    sent_cards = config.get("cards")
+    if isinstance(sent_cards, list):
+        visible_ids = {
+            c.get("id")
+            for c in sent_cards
+            if isinstance(c, dict) and c.get("visible") is True and isinstance(c.get("id"), str)
+        }
+        if len(visible_ids) > MAX_VISIBLE_CARDS:
+            raise TooManyVisibleCards(MAX_VISIBLE_CARDS)
+    PanelConfig.objects.update_or_create(
+        user=user,
+        defaults={
+            "panels": merged["panels"],
+            "cards": merged["cards"] if isinstance(sent_cards, list) else None,
+        },
+    )
+    return merged

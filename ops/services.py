@@ -8,15 +8,15 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from audit.services import audit_record
+from audit.services import Actor, audited
 from etcdgateway import EtcdError, EtcdUnavailable, MemberInfo, cluster_gateway
 from etcdgateway.errors import translate
-from etcdmonitor_site.exceptions import ApiError
+from etcdmonitor_site.errors import Conflict, InvalidInput, OperationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -32,34 +32,21 @@ REACHABLE_TIMEOUT = 3.0
 DISARMABLE_ALARMS = ("NOSPACE", "CORRUPT")
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who asked for an operation, for the audit log."""
-
-    username: str
-    client_ip: str | None = None
-
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
-
-
 def member_find(member_id: int) -> MemberInfo:
     """The current member with this id (400 when the cluster has no such member)."""
     for member in cluster_gateway().members():
         if member.id == member_id:
             return member
-    raise ApiError("member not found")
+    raise InvalidInput("member not found")
 
 
 def _member_label(member: MemberInfo) -> str:
     return member.name or member.id_str
 
 
-def _down_refusal(member: MemberInfo, operation: str, reason: str) -> ApiError:
-    return ApiError(
-        f"member {_member_label(member)} is down (unreachable: {reason}); {operation} refused",
-        status_code=409,
+def _down_refusal(member: MemberInfo, operation: str, reason: str) -> Conflict:
+    return Conflict(
+        f"member {_member_label(member)} is down (unreachable: {reason}); {operation} refused"
     )
 
 
@@ -74,52 +61,34 @@ def _reachable_status(member: MemberInfo, operation: str):
 def _run_audited(
     operation: str,
     actor: Actor,
-    call,
+    call: Callable[[], object],
     *,
     target: str,
     params: str,
     failure: str | None = None,
     failure_extra: dict | None = None,
 ) -> int:
-    """Run `call()`, time it, audit the outcome (success or the etcd error), return the ms.
+    """Run `call()` audited (result "success", or the etcd error's message); return its ms.
 
-    On failure the EtcdError is re-raised, or, with `failure`, turned into an ApiError
-    "<failure>: <reason>" with the same status, `duration_ms` and `failure_extra` fields.
+    On failure the EtcdError is re-raised, or, with `failure`, turned into OperationFailed
+    "<failure>: <reason>" (the etcd error's status) with `duration_ms` and `failure_extra`.
     """
-    started = time.monotonic()
     try:
-        call()
+        with audited(
+            operation, actor=actor, target=target, params=params, failures=(EtcdError,)
+        ) as action:
+            call()
+            action.result = "success"
     except EtcdError as exc:
-        duration = _elapsed_ms(started)
-        audit_record(
-            operation=operation,
-            username=actor.username,
-            target=target,
-            params=params,
-            result=exc.message,
-            duration_ms=duration,
-            success=False,
-            client_ip=actor.client_ip,
-        )
         if failure is None:
             raise
-        raise ApiError(
+        raise OperationFailed(
             f"{failure}: {exc.message}",
-            status_code=exc.status_code,
+            cause=exc,
             **(failure_extra or {}),
-            duration_ms=duration,
+            duration_ms=action.duration_ms,
         ) from exc
-    duration = _elapsed_ms(started)
-    audit_record(
-        operation=operation,
-        username=actor.username,
-        target=target,
-        params=params,
-        result="success",
-        duration_ms=duration,
-        client_ip=actor.client_ip,
-    )
-    return duration
+    return action.duration_ms
 
 
 def member_defragment(*, member_id: int, actor: Actor) -> dict:
@@ -127,7 +96,7 @@ def member_defragment(*, member_id: int, actor: Actor) -> dict:
     member = member_find(member_id)
     status = _reachable_status(member, "defragment")
     if status.leader_id == 0:
-        raise ApiError("the cluster has no leader; defragment refused", status_code=409)
+        raise Conflict("the cluster has no leader; defragment refused")
     client = cluster_gateway().member_client(member, timeout=DEFRAGMENT_TIMEOUT)
     duration = _run_audited(
         "defragment",
@@ -162,6 +131,10 @@ class SnapshotStream:
     chunks: Iterator[bytes]
 
 
+def _transfer_failed(sent: int, reason: str) -> str:
+    return f"snapshot transfer failed after {sent} bytes: {reason}"
+
+
 def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
     """Start a snapshot stream from the chosen member (default: the leader).
 
@@ -178,62 +151,56 @@ def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
         member = member_find(member_id)
         _reachable_status(member, "snapshot")
     client = gateway.member_client(member, timeout=SNAPSHOT_TIMEOUT)
-    label = _member_label(member)
     started = time.monotonic()
 
-    def fail(sent: int, error: EtcdError) -> None:
-        audit_record(
-            operation="snapshot",
-            username=actor.username,
-            target=label,
+    def audited_transfer():
+        # One entry per stream, timed from the request: a failure to start, or the stream's end.
+        return audited(
+            "snapshot",
+            actor=actor,
+            target=_member_label(member),
             params=member.id_str,
-            result=f"snapshot transfer failed after {sent} bytes: {error.message}",
-            duration_ms=_elapsed_ms(started),
-            success=False,
-            client_ip=actor.client_ip,
+            started=started,
+            failures=(Exception, GeneratorExit),
         )
 
-    try:
-        blobs = client.snapshot()
-        first = next(blobs, None)
-    except EtcdError as exc:
-        fail(0, exc)
-        raise
-    except Exception as exc:
-        error = translate(exc, endpoint=client.endpoint)
-        fail(0, error)
-        raise error from exc
+    with audited_transfer() as opening:
+        try:
+            blobs = client.snapshot()
+            first = next(blobs, None)
+        except Exception as exc:
+            error = translate(exc, endpoint=client.endpoint)
+            opening.result = _transfer_failed(0, error.message)
+            if error is exc:
+                raise
+            raise error from exc
+        opening.discard()  # the stream has started: its end is what gets audited
 
     def chunks() -> Iterator[bytes]:
         sent = 0
         # etcd sends 32 KiB messages; writing ~1 MiB at a time cuts per-write overhead in the
         # WSGI server while memory stays flat.
         buffer = bytearray(first if first is not None else b"")
-        try:
-            for blob in blobs:
-                buffer += blob
-                if len(buffer) >= SNAPSHOT_WRITE_SIZE:
+        with audited_transfer() as transfer:
+            try:
+                for blob in blobs:
+                    buffer += blob
+                    if len(buffer) >= SNAPSHOT_WRITE_SIZE:
+                        sent += len(buffer)
+                        yield bytes(buffer)
+                        buffer.clear()
+                if buffer:
                     sent += len(buffer)
                     yield bytes(buffer)
-                    buffer.clear()
-            if buffer:
-                sent += len(buffer)
-                yield bytes(buffer)
-        except GeneratorExit:
-            fail(sent, EtcdError("client disconnected"))
-            raise
-        except Exception as exc:
-            fail(sent, translate(exc, endpoint=client.endpoint))
-            raise
-        audit_record(
-            operation="snapshot",
-            username=actor.username,
-            target=label,
-            params=member.id_str,
-            result=f"success, size={sent} bytes",
-            duration_ms=_elapsed_ms(started),
-            client_ip=actor.client_ip,
-        )
+            except GeneratorExit:
+                transfer.result = _transfer_failed(sent, "client disconnected")
+                raise
+            except Exception as exc:
+                transfer.result = _transfer_failed(
+                    sent, translate(exc, endpoint=client.endpoint).message
+                )
+                raise
+            transfer.result = f"success, size={sent} bytes"
 
     return SnapshotStream(member=member, filename=snapshot_filename(member), chunks=chunks())
 
@@ -255,7 +222,7 @@ def alarms_list() -> list[dict]:
 def parse_alarm_type(raw) -> str:
     text = str(raw or "").strip().upper().removeprefix("ALARMTYPE_")
     if text not in DISARMABLE_ALARMS:
-        raise ApiError(f"alarm_type must be one of {', '.join(DISARMABLE_ALARMS)}")
+        raise InvalidInput(f"alarm_type must be one of {', '.join(DISARMABLE_ALARMS)}")
     return text
 
 
@@ -293,19 +260,19 @@ def leader_move(*, target_member_id: int, actor: Actor) -> dict:
     by_id = {m.id: m for m in members}
     target = by_id.get(target_member_id)
     if target is None:
-        raise ApiError("target member not found")
+        raise InvalidInput("target member not found")
     if target.is_learner:
-        raise ApiError("target member is a learner and cannot become leader")
+        raise InvalidInput("target member is a learner and cannot become leader")
     by_member = _statuses(members)
     if isinstance(by_member[target.id], EtcdError):
         raise _down_refusal(target, "move-leader", by_member[target.id].message)
     statuses = [s for s in by_member.values() if not isinstance(s, EtcdError)]
     leader_ids = {s.leader_id for s in statuses if s.leader_id}
     if len(leader_ids) != 1 or next(iter(leader_ids)) not in by_id:
-        raise ApiError("cannot determine the current leader", status_code=409)
+        raise Conflict("cannot determine the current leader")
     leader = by_id[leader_ids.pop()]
     if leader.id == target.id:
-        raise ApiError("target member is already the leader")
+        raise InvalidInput("target member is already the leader")
     client = cluster_gateway().member_client(leader, timeout=MOVE_LEADER_TIMEOUT)
     duration = _run_audited(
         "move_leader",
@@ -336,7 +303,6 @@ def cluster_hashkv(*, actor: Actor) -> dict:
     if not members:
         raise EtcdUnavailable("no members available")
     revision = gateway.status().revision
-    started = time.monotonic()
 
     def one(member: MemberInfo) -> dict:
         result = {
@@ -358,37 +324,33 @@ def cluster_hashkv(*, actor: Actor) -> dict:
         )
         return result
 
-    with ThreadPoolExecutor(max_workers=len(members)) as pool:
-        results = list(pool.map(one, members))
-    answered = [r for r in results if "error" not in r]
-    unreachable = [
-        {"member_id": r["member_id"], "member_name": r["member_name"], "error": r["error"]}
-        for r in results
-        if "error" in r
-    ]
-    # Only answers can disagree: a member that did not answer proves nothing either way.
-    mismatch = (
-        len({r["hash"] for r in answered}) > 1 or len({r["compact_revision"] for r in answered}) > 1
-    )
-    consistent = not unreachable and not mismatch and bool(answered)
-    duration = _elapsed_ms(started)
-    if mismatch:
-        verdict = "INCONSISTENT"
-    elif unreachable:
-        names = ", ".join(u["member_name"] or u["member_id"] for u in unreachable)
-        verdict = f"incomplete: {len(unreachable)} member(s) unreachable ({names})"
-    else:
-        verdict = "consistent"
-    audit_record(
-        operation="hashkv",
-        username=actor.username,
-        target="cluster",
-        params=f"revision={revision}",
-        result=f"{verdict}, {json.dumps(results, separators=(',', ':'))}",
-        duration_ms=duration,
-        success=consistent,
-        client_ip=actor.client_ip,
-    )
+    # Every etcd error is one member's answer; anything else is ours and not audited.
+    with audited(
+        "hashkv", actor=actor, target="cluster", params=f"revision={revision}", failures=()
+    ) as action:
+        with ThreadPoolExecutor(max_workers=len(members)) as pool:
+            results = list(pool.map(one, members))
+        answered = [r for r in results if "error" not in r]
+        unreachable = [
+            {"member_id": r["member_id"], "member_name": r["member_name"], "error": r["error"]}
+            for r in results
+            if "error" in r
+        ]
+        # Only answers can disagree: a member that did not answer proves nothing either way.
+        mismatch = (
+            len({r["hash"] for r in answered}) > 1
+            or len({r["compact_revision"] for r in answered}) > 1
+        )
+        consistent = not unreachable and not mismatch and bool(answered)
+        if mismatch:
+            verdict = "INCONSISTENT"
+        elif unreachable:
+            names = ", ".join(u["member_name"] or u["member_id"] for u in unreachable)
+            verdict = f"incomplete: {len(unreachable)} member(s) unreachable ({names})"
+        else:
+            verdict = "consistent"
+        action.result = f"{verdict}, {json.dumps(results, separators=(',', ':'))}"
+        action.success = consistent
     return {
         "consistent": consistent,
         "incomplete": bool(unreachable),
@@ -396,7 +358,7 @@ def cluster_hashkv(*, actor: Actor) -> dict:
         "unreachable": unreachable,
         "revision": revision,
         "results": results,
-        "duration_ms": duration,
+        "duration_ms": action.duration_ms,
     }
 
 
@@ -410,7 +372,7 @@ def cluster_compact(*, retain_count: int, physical: bool, actor: Actor) -> dict:
     current = current_revision()
     target = current - retain_count
     if target <= 0:
-        raise ApiError(
+        raise InvalidInput(
             "retain_count is too large, computed target revision is non-positive",
             current_revision=current,
             retain_count=retain_count,

@@ -14,17 +14,6 @@ class ChangePasswordInputSerializer(serializers.Serializer):
     new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
-class LayoutEntrySerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=128)
-    visible = serializers.BooleanField()
-    order = serializers.IntegerField(required=False, default=0)
-
-
-class PanelConfigSerializer(serializers.Serializer):
-    panels = LayoutEntrySerializer(many=True, required=False)
-    cards = LayoutEntrySerializer(many=True, required=False)
-
-
 class LoginOutputSerializer(serializers.Serializer):
     username = serializers.CharField()
     expires_at = serializers.IntegerField(required=False)

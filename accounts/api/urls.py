@@ -1,15 +1,13 @@
 """HTTP routes of the accounts app, mounted under /api/ by the project urls.
 
-/api/auth/{login,change-password,logout,status} and /api/user/panel-config (no trailing slash,
-as the reference).
+/api/auth/{login,change-password,logout,status} (no trailing slash, as the reference).
 """
 
 from rest_framework.routers import SimpleRouter
 
-from accounts.api.views import AuthViewSet, PanelConfigViewSet
+from accounts.api.views import AuthViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("auth", AuthViewSet, basename="auth")
-router.register("user", PanelConfigViewSet, basename="user")
 
 urlpatterns = router.urls

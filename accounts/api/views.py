@@ -1,16 +1,12 @@
-"""DRF viewsets of the accounts app: auth (login, change-password, logout, status) and the
-per-user panel config."""
-
-import json
+"""DRF viewsets of the accounts app: auth (login, change-password, logout, status)."""
 
 from django.conf import settings
 from django.contrib.auth import logout as auth_logout
-from django.core.exceptions import RequestDataTooBig
 from django.middleware.csrf import get_token, rotate_token
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
@@ -21,25 +17,20 @@ from accounts.api.serializers import (
     LoginInputSerializer,
     LoginOutputSerializer,
     MessageSerializer,
-    PanelConfigSerializer,
 )
-from etcdmonitor_site.exceptions import ApiError
+from etcdmonitor_site.api import validated_body
+from etcdmonitor_site.errors import InvalidInput
 
-PANEL_CONFIG_MAX_BYTES = 64 * 1024
 NEVER_EXPIRES_MAX_AGE = 10 * 365 * 24 * 3600
 
 
-def _json_body(request) -> dict:
-    """The parsed body, or {} when it is not a JSON object (answered like missing fields)."""
+def _credentials(request, serializer_class, *, refusal: str) -> dict:
+    """The body's credentials. A body that is no JSON object is answered like one with missing
+    fields: one `refusal` for every shape of bad input, as the reference."""
     try:
-        data = request.data
-    except ParseError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _refuse(failure: services.AuthFailure) -> ApiError:
-    return ApiError(failure.message, status_code=failure.status)
+        return validated_body(request, serializer_class, not_an_object=refusal)
+    except (ParseError, ValidationError):
+        raise InvalidInput(refusal) from None
 
 
 class AuthViewSet(viewsets.ViewSet):
@@ -54,15 +45,10 @@ class AuthViewSet(viewsets.ViewSet):
         permission_classes=[AllowAny],
     )
     def login(self, request):
-        serializer = LoginInputSerializer(data=_json_body(request))
-        if not serializer.is_valid():
-            raise ApiError("username and password required")
-        try:
-            result = services.login_attempt(
-                **serializer.validated_data, client_ip=selectors.client_ip(request)
-            )
-        except services.AuthFailure as failure:
-            raise _refuse(failure) from None
+        credentials = _credentials(
+            request, LoginInputSerializer, refusal="username and password required"
+        )
+        result = services.login_attempt(**credentials, client_ip=selectors.client_ip(request))
         username = result.user.get_username()
         if result.must_change_password:
             return Response(
@@ -102,15 +88,12 @@ class AuthViewSet(viewsets.ViewSet):
         permission_classes=[AllowAny],
     )
     def change_password(self, request):
-        serializer = ChangePasswordInputSerializer(data=_json_body(request))
-        if not serializer.is_valid():
-            raise ApiError("username, old_password and new_password required")
-        try:
-            services.password_change(
-                **serializer.validated_data, client_ip=selectors.client_ip(request)
-            )
-        except services.AuthFailure as failure:
-            raise _refuse(failure) from None
+        credentials = _credentials(
+            request,
+            ChangePasswordInputSerializer,
+            refusal="username, old_password and new_password required",
+        )
+        services.password_change(**credentials, client_ip=selectors.client_ip(request))
         return Response({"message": services.PASSWORD_CHANGED})
 
     @extend_schema(request=None, responses=MessageSerializer)
@@ -137,7 +120,7 @@ class AuthViewSet(viewsets.ViewSet):
     )
     def status(self, request):
         # A stale or unknown token is not an error here: the answer is "not authenticated".
-        session = selectors.session_for_request(request)
+        session = services.session_for_request(request=request)
         body = {
             "auth_required": True,
             "authenticated": session is not None,
@@ -151,40 +134,3 @@ class AuthViewSet(viewsets.ViewSet):
             body["expires_at"] = session.expires_at_unix
         get_token(request)
         return Response(body)
-
-
-class PanelConfigViewSet(viewsets.ViewSet):
-    """/api/user/panel-config: the session user's dashboard layout."""
-
-    @extend_schema(responses=PanelConfigSerializer)
-    @action(detail=False, methods=["get"], url_path="panel-config")
-    def panel_config(self, request):
-        return Response(selectors.panel_config_for(request.user))
-
-    @extend_schema(request=PanelConfigSerializer, responses=MessageSerializer)
-    @panel_config.mapping.put
-    def panel_config_save(self, request):
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > PANEL_CONFIG_MAX_BYTES:
-            raise ApiError("invalid JSON")
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            raise ApiError("invalid JSON") from None
-        if len(body) > PANEL_CONFIG_MAX_BYTES:
-            raise ApiError("invalid JSON")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise ApiError("invalid JSON") from None
-        serializer = PanelConfigSerializer(data=data)
-        if not isinstance(data, dict) or not serializer.is_valid():
-            raise ApiError("invalid JSON")
-        try:
-            services.panel_config_save(user=request.user, config=serializer.validated_data)
-        except services.TooManyVisibleCards as exc:
-            raise ApiError("too many visible cards", max=exc.maximum) from None
-        return Response({"message": "ok"})

@@ -109,3 +109,14 @@ class DebugOutputSerializer(serializers.Serializer):
     collector_members = serializers.ListField(child=serializers.DictField(), allow_null=True)
     default_member_id = serializers.CharField()
     timestamp = serializers.IntegerField()
+
+
+class LayoutEntrySerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=128)
+    visible = serializers.BooleanField()
+    order = serializers.IntegerField(required=False, default=0)
+
+
+class PanelConfigSerializer(serializers.Serializer):
+    panels = LayoutEntrySerializer(many=True, required=False)
+    cards = LayoutEntrySerializer(many=True, required=False)

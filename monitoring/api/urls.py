@@ -2,7 +2,13 @@
 
 from django.urls import path
 
-from monitoring.api.views import DebugViewSet, MembersViewSet, MetricsViewSet, StatusViewSet
+from monitoring.api.views import (
+    DebugViewSet,
+    MembersViewSet,
+    MetricsViewSet,
+    PanelConfigViewSet,
+    StatusViewSet,
+)
 
 urlpatterns = [
     path("members", MembersViewSet.as_view({"get": "list"}), name="members"),
@@ -10,4 +16,9 @@ urlpatterns = [
     path("range", MetricsViewSet.as_view({"get": "range"}), name="metrics-range"),
     path("status", StatusViewSet.as_view({"get": "retrieve"}), name="status"),
     path("debug", DebugViewSet.as_view({"get": "retrieve"}), name="debug"),
+    path(
+        "user/panel-config",
+        PanelConfigViewSet.as_view({"get": "retrieve", "put": "update"}),
+        name="user-panel-config",
+    ),
 ]

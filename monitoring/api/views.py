@@ -1,4 +1,5 @@
-"""DRF viewsets of the monitoring app: members, metrics (current, range), status, debug.
+"""DRF viewsets of the monitoring app: members, metrics (current, range), status, debug, and
+the user's panel layout.
 
 Everything is read from the database the collector writes, so any web process answers the
 same; nothing here calls etcd.
@@ -9,13 +10,15 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.response import Response
 
+from accounts.api.serializers import MessageSerializer
 from etcdmonitor_site.errors import Forbidden, InvalidInput, NotFound, Unavailable
-from monitoring import selectors
+from monitoring import selectors, services
 from monitoring.api import serializers
 from monitoring.api.range import parse_metric_names, parse_window
 from monitoring.metrics import not_exported
@@ -23,6 +26,7 @@ from monitoring.metrics import not_exported
 LOOPBACK = {"127.0.0.1", "::1"}
 MEMBER_ID_MAX = 20  # decimal uint64
 NEVER_REACHED = "etcd unavailable: the cluster has not been reached yet"
+PANEL_CONFIG_MAX_BYTES = 64 * 1024
 
 
 def _never_reached(detail: str) -> Unavailable:
@@ -195,3 +199,41 @@ class DebugViewSet(viewsets.ViewSet):
                 "timestamp": int(time.time()),
             }
         )
+
+
+def _layout_body(request) -> dict:
+    """The PUT body as a layout: over PANEL_CONFIG_MAX_BYTES, unparsable, no JSON object or not
+    the layout's shape are all answered "invalid JSON", as the reference."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > PANEL_CONFIG_MAX_BYTES:
+        raise InvalidInput("invalid JSON")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise InvalidInput("invalid JSON") from None
+    if len(body) > PANEL_CONFIG_MAX_BYTES:
+        raise InvalidInput("invalid JSON")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidInput("invalid JSON") from None
+    serializer = serializers.PanelConfigSerializer(data=data)
+    if not isinstance(data, dict) or not serializer.is_valid():
+        raise InvalidInput("invalid JSON")
+    return serializer.validated_data
+
+
+class PanelConfigViewSet(viewsets.ViewSet):
+    """/api/user/panel-config: the session user's dashboard layout."""
+
+    @extend_schema(responses=serializers.PanelConfigSerializer)
+    def retrieve(self, request):
+        return Response(selectors.panel_config_for(request.user))
+
+    @extend_schema(request=serializers.PanelConfigSerializer, responses=MessageSerializer)
+    def update(self, request):
+        services.panel_config_save(user=request.user, config=_layout_body(request))
+        return Response({"message": "ok"})

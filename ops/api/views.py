@@ -7,15 +7,11 @@ from rest_framework import viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.selectors import client_ip
+from audit.services import Actor
 from etcdmonitor_site.api import validated
 from ops import services
 from ops.api import serializers
 from ops.api.permissions import OpsEnabled
-
-
-def _actor(request) -> services.Actor:
-    return services.Actor(username=request.user.get_username(), client_ip=client_ip(request))
 
 
 class OpsViewSet(viewsets.ViewSet):
@@ -29,7 +25,9 @@ class MaintenanceViewSet(OpsViewSet):
     def defragment(self, request):
         data = validated(serializers.MemberTargetSerializer, request.data)
         return Response(
-            services.member_defragment(member_id=data["member_id"], actor=_actor(request))
+            services.member_defragment(
+                member_id=data["member_id"], actor=Actor.from_request(request)
+            )
         )
 
     @extend_schema(
@@ -38,7 +36,9 @@ class MaintenanceViewSet(OpsViewSet):
     )
     def snapshot(self, request):
         data = validated(serializers.SnapshotQuerySerializer, request.query_params)
-        stream = services.member_snapshot(member_id=data.get("member_id"), actor=_actor(request))
+        stream = services.member_snapshot(
+            member_id=data.get("member_id"), actor=Actor.from_request(request)
+        )
         response = StreamingHttpResponse(stream.chunks, content_type="application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="{stream.filename}"'
         response["X-Etcd-Member-Id"] = stream.member.id_str
@@ -55,7 +55,9 @@ class MaintenanceViewSet(OpsViewSet):
         alarm_type = services.parse_alarm_type(data["alarm_type"])
         return Response(
             services.alarm_disarm(
-                member_id=data["member_id"], alarm_type=alarm_type, actor=_actor(request)
+                member_id=data["member_id"],
+                alarm_type=alarm_type,
+                actor=Actor.from_request(request),
             )
         )
 
@@ -63,19 +65,23 @@ class MaintenanceViewSet(OpsViewSet):
     def move_leader(self, request):
         data = validated(serializers.MoveLeaderSerializer, request.data)
         return Response(
-            services.leader_move(target_member_id=data["target_member_id"], actor=_actor(request))
+            services.leader_move(
+                target_member_id=data["target_member_id"], actor=Actor.from_request(request)
+            )
         )
 
     @extend_schema(request=None, responses=serializers.HashKVOutputSerializer)
     def hashkv(self, request):
-        return Response(services.cluster_hashkv(actor=_actor(request)))
+        return Response(services.cluster_hashkv(actor=Actor.from_request(request)))
 
     @extend_schema(request=serializers.CompactSerializer, responses=OpenApiTypes.OBJECT)
     def compact(self, request):
         data = validated(serializers.CompactSerializer, request.data)
         return Response(
             services.cluster_compact(
-                retain_count=data["retain_count"], physical=data["physical"], actor=_actor(request)
+                retain_count=data["retain_count"],
+                physical=data["physical"],
+                actor=Actor.from_request(request),
             )
         )
 

@@ -6,8 +6,10 @@ import subprocess
 import pytest
 
 from audit.models import AuditLog
+from audit.services import Actor
 from devtools.localcluster import etcd_binary
 from etcdgateway import cluster_gateway
+from ops.services import member_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -144,6 +146,24 @@ def test_snapshot_failing_midway_raises_so_the_connection_is_aborted(
     assert len(first) > 0
     entry = last_audit("snapshot")
     assert entry.success is False and "snapshot transfer failed after" in entry.result
+
+
+def test_a_client_leaving_midway_is_audited_as_a_failed_transfer(etcd_cluster):
+    leader, _ = leader_and_followers()
+    actor = Actor(username="operator", client_ip="192.0.2.9")
+
+    stream = member_snapshot(member_id=leader.id, actor=actor)
+    first = next(stream.chunks)
+    stream.chunks.close()  # what the WSGI server does when the client goes away
+
+    entry = last_audit("snapshot")
+    assert entry.success is False and entry.target == leader.name
+    assert entry.result == f"snapshot transfer failed after {len(first)} bytes: client disconnected"
+    assert (entry.username, entry.client_ip, entry.params) == (
+        "operator",
+        "192.0.2.9",
+        leader.id_str,
+    )
 
 
 def test_snapshot_of_an_unknown_member_is_400(ops_client, etcd_cluster):

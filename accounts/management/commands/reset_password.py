@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import services
+from etcdmonitor_site.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -40,8 +41,8 @@ class Command(BaseCommand):
                 raise CommandError("passwords do not match")
         try:
             revoked = services.password_reset(user=user, new_password=password, actor="cli")
-        except services.AuthFailure as failure:
-            raise CommandError(failure.message) from None
+        except DomainError as refusal:  # the password policy, or no free hashing slot
+            raise CommandError(refusal.message) from None
         self.stdout.write(
             f"Password of {username!r} reset; it must be changed at next login. "
             f"Lock cleared, {revoked} session(s) ended."

@@ -3,9 +3,10 @@
 import json
 
 import pytest
+from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from accounts.models import PanelConfig
+from monitoring.models import PanelConfig
 from monitoring.panels import CARDS, MAX_VISIBLE_CARDS, PANELS, SECTIONS, default_panel_config
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def test_get_without_saved_config_returns_defaults(api_client):
     assert response.json() == default_panel_config()
 
 
-def test_put_then_get_round_trips_per_user(api_client, make_user, auth_header):
+def test_put_then_get_round_trips_per_user(api_client, auth_header):
     panels = [{"id": "chartCPU", "visible": False, "order": 0}]
     cards = [{"id": "cardRevision", "visible": True, "order": 0}]
 
@@ -48,7 +49,8 @@ def test_put_then_get_round_trips_per_user(api_client, make_user, auth_header):
     assert body["panels"][0] == {"id": "chartCPU", "visible": False, "order": 0}
     assert len(body["panels"]) == 27 and len(body["cards"]) == 11
     assert body["cards"][0] == {"id": "cardRevision", "visible": True, "order": 0}
-    other = APIClient().get(URL, **auth_header(make_user("bob"))).json()
+    bob = get_user_model().objects.create_user(username="bob", password="correct-horse-1")
+    other = APIClient().get(URL, **auth_header(bob)).json()
     assert other == default_panel_config()
 
 

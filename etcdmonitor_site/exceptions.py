@@ -42,14 +42,6 @@ AUTH_REFUSALS = (
 )
 
 
-class ApiError(errors.DomainError):
-    """A refusal with an explicit HTTP status, for views whose rule is about HTTP itself."""
-
-    def __init__(self, text: str, /, *, status_code: int = 400, code: str = "", **extra):
-        super().__init__(text, code=code, **extra)
-        self.status_code = status_code
-
-
 @dataclass(frozen=True)
 class ErrorDialect:
     """How one family of routes words its error bodies (the reference product's routes differ).
@@ -71,10 +63,8 @@ DEFAULT_DIALECT = ErrorDialect()
 
 
 def domain_status(exc: errors.DomainError) -> int:
-    """The HTTP status of a domain error: its kind's, an ApiError's explicit one, or for a
-    failed operation its etcd error's."""
-    if isinstance(exc, ApiError):
-        return exc.status_code
+    """The HTTP status of a domain error: its kind's, or for a failed operation its etcd
+    error's."""
     if isinstance(exc, errors.OperationFailed):
         return exc.cause.status_code
     for kind in type(exc).__mro__:

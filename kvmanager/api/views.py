@@ -97,15 +97,57 @@ class KvViewSet(viewsets.ViewSet):
     def separator(self, request):
         return Response({"separator": settings.KV_SEPARATOR})
 
+    # The keyspace's reads (selectors with one signature per action), set by each viewset.
+    read_info = read_tree = read_key = read_count = read_page = None
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def connect(self, request):
+        with self.cluster() as gateway:
+            return Response(self.read_info(gateway=gateway))
+
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def getpath(self, request):
+        key = self.key_param(default=settings.KV_SEPARATOR)
+        with self.cluster() as gateway:
+            node = self.read_tree(gateway=gateway, key=key, with_values=True)
+        return Response({"node": node})
+
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def get_key(self, request):
+        key = self.key_param()
+        with self.cluster() as gateway:
+            return Response({"node": self.read_key(gateway=gateway, key=key)})
+
+    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def count(self, request):
+        """How many keys a directory delete of `key` removes (asked before confirming)."""
+        key = self.key_param()
+        with self.cluster() as gateway:
+            count = self.read_count(gateway=gateway, key=key)
+        return Response({"key": key, "count": count})
+
+    @extend_schema(parameters=[serializers.ListQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def list(self, request):
+        params = self.query(serializers.ListQuerySerializer)
+        with self.cluster() as gateway:
+            page = self.read_page(
+                gateway=gateway,
+                prefix=params["prefix"],
+                cursor=params.get("cursor") or None,
+                limit=params["limit"],
+            )
+        return Response(page)
+
 
 @extend_schema(tags=["kv v3"], responses=OpenApiTypes.OBJECT)
 class KvV3ViewSet(KvViewSet):
     """The v3 keyspace."""
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
-    def connect(self, request):
-        with self.cluster() as gateway:
-            return Response(selectors.cluster_info(gateway=gateway))
+    read_info = staticmethod(selectors.cluster_info)
+    read_tree = staticmethod(selectors.key_tree)
+    read_key = staticmethod(selectors.key_get)
+    read_count = staticmethod(selectors.dir_count)
+    read_page = staticmethod(selectors.key_list)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def keys(self, request):
@@ -114,38 +156,6 @@ class KvV3ViewSet(KvViewSet):
         return StreamingHttpResponse(
             selectors.stream_tree_json(root), content_type="application/json"
         )
-
-    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def getpath(self, request):
-        key = self.key_param(default=settings.KV_SEPARATOR)
-        with self.cluster() as gateway:
-            node = selectors.key_tree(gateway=gateway, key=key, with_values=True)
-        return Response({"node": node})
-
-    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get_key(self, request):
-        key = self.key_param()
-        with self.cluster() as gateway:
-            return Response({"node": selectors.key_get(gateway=gateway, key=key)})
-
-    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def count(self, request):
-        """How many keys a directory delete of `key` removes (asked before confirming)."""
-        key = self.key_param()
-        with self.cluster() as gateway:
-            return Response({"key": key, "count": selectors.dir_count(gateway=gateway, key=key)})
-
-    @extend_schema(parameters=[serializers.ListQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def list(self, request):
-        params = self.query(serializers.ListQuerySerializer)
-        with self.cluster() as gateway:
-            page = selectors.key_list(
-                gateway=gateway,
-                prefix=params["prefix"],
-                cursor=params.get("cursor") or None,
-                limit=params["limit"],
-            )
-        return Response(page)
 
     @extend_schema(parameters=[serializers.SearchQuerySerializer], responses=OpenApiTypes.OBJECT)
     def search(self, request):
@@ -191,10 +201,11 @@ class KvV3ViewSet(KvViewSet):
 class KvV2ViewSet(KvViewSet):
     """The v2 keyspace (etcd started with --enable-v2); availability is checked on every call."""
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
-    def connect(self, request):
-        with self.cluster() as gateway:
-            return Response(selectors.v2_cluster_info(gateway=gateway))
+    read_info = staticmethod(selectors.v2_cluster_info)
+    read_tree = staticmethod(selectors.v2_key_tree)
+    read_key = staticmethod(selectors.v2_key_get)
+    read_count = staticmethod(selectors.v2_dir_count)
+    read_page = staticmethod(selectors.v2_key_list)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def keys(self, request):
@@ -203,39 +214,6 @@ class KvV2ViewSet(KvViewSet):
                 gateway=gateway, key=settings.KV_SEPARATOR, with_values=False
             )
         return Response({"node": node})
-
-    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def getpath(self, request):
-        key = self.key_param(default=settings.KV_SEPARATOR)
-        with self.cluster() as gateway:
-            node = selectors.v2_key_tree(gateway=gateway, key=key, with_values=True)
-        return Response({"node": node})
-
-    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get_key(self, request):
-        key = self.key_param()
-        with self.cluster() as gateway:
-            return Response({"node": selectors.v2_key_get(gateway=gateway, key=key)})
-
-    @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def count(self, request):
-        """How many keys a directory delete of `key` removes (asked before confirming)."""
-        key = self.key_param()
-        with self.cluster() as gateway:
-            count = selectors.v2_dir_count(gateway=gateway, key=key)
-        return Response({"key": key, "count": count})
-
-    @extend_schema(parameters=[serializers.ListQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def list(self, request):
-        params = self.query(serializers.ListQuerySerializer)
-        with self.cluster() as gateway:
-            page = selectors.v2_key_list(
-                gateway=gateway,
-                prefix=params["prefix"],
-                cursor=params.get("cursor") or None,
-                limit=params["limit"],
-            )
-        return Response(page)
 
     @extend_schema(request=serializers.PutSerializer, responses=OpenApiTypes.OBJECT)
     def put_key(self, request):

@@ -7,6 +7,7 @@ from django.contrib.auth.admin import UserAdmin
 
 from accounts import selectors, services
 from accounts.models import AccountProfile
+from etcdmonitor_site.clientip import client_ip
 
 User = get_user_model()
 
@@ -55,7 +56,7 @@ class AccountUserAdmin(UserAdmin):
                 user=user,
                 actor=request.user.get_username(),
                 source="admin",
-                client_ip=selectors.client_ip(request),
+                client_ip=client_ip(request),
             )
         self.message_user(request, f"{queryset.count()} account(s) unlocked", messages.SUCCESS)
 
@@ -63,7 +64,7 @@ class AccountUserAdmin(UserAdmin):
     def force_password_change(self, request, queryset):
         for user in queryset:
             services.password_change_force(
-                user=user, actor=request.user.get_username(), client_ip=selectors.client_ip(request)
+                user=user, actor=request.user.get_username(), client_ip=client_ip(request)
             )
         self.message_user(
             request, f"{queryset.count()} user(s) must change their password", messages.SUCCESS

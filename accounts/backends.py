@@ -2,8 +2,9 @@
 
 from django.contrib.auth.backends import ModelBackend
 
-from accounts import selectors, services
+from accounts import services
 from audit.services import audit_record
+from etcdmonitor_site.clientip import client_ip
 from etcdmonitor_site.errors import DomainError
 
 
@@ -14,14 +15,14 @@ class LockoutModelBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None or password is None:
             return None
-        client_ip = selectors.client_ip(request) if request is not None else None
+        address = client_ip(request) if request is not None else None
         try:
             user = services.credentials_check(
                 username=username,
                 password=password,
                 operation="admin_login",
                 wrong=services.WRONG_CREDENTIALS,
-                client_ip=client_ip,
+                client_ip=address,
             )
         except DomainError:  # refused (wrong, locked, throttled, busy): audited already
             return None
@@ -30,8 +31,8 @@ class LockoutModelBackend(ModelBackend):
         audit_record(
             operation="admin_login",
             username=username,
-            target=client_ip or "",
+            target=address or "",
             result="ok",
-            client_ip=client_ip,
+            client_ip=address,
         )
         return user

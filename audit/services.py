@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.selectors import client_ip
 from audit.models import AuditLog
+from etcdmonitor_site.clientip import client_ip
 
 logger = logging.getLogger(__name__)
 

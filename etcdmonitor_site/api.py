@@ -1,4 +1,11 @@
-"""What every API view does with its input: validate it through a serializer, one way."""
+"""What the apps' API views share: input validation, strict JSON fields, a message body, and
+the ops switch (the audit log is behind it too)."""
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
 
 from etcdmonitor_site.errors import InvalidInput
 
@@ -22,3 +29,44 @@ def validated_body(
     if not isinstance(data, dict):
         raise InvalidInput(not_an_object, code=code)
     return validated(serializer_class, data)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class StrictStringField(serializers.Field):
+    """A JSON string, taken as is: no trimming, no number coercion; NUL allowed (values)."""
+
+    default_error_messages = {"invalid": "must be a string"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class StrictBooleanField(serializers.Field):
+    default_error_messages = {"invalid": "must be a boolean"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class MessageSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class OpsEnabled(BasePermission):
+    """OPS_ENABLED=false turns every /api/ops/* route into 403 {"error": "ops disabled"}."""
+
+    message = "ops disabled"
+
+    def has_permission(self, request, view) -> bool:
+        return settings.OPS_ENABLED

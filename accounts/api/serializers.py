@@ -31,7 +31,3 @@ class AuthStatusOutputSerializer(serializers.Serializer):
     etcd_auth_required = serializers.BooleanField()
     username = serializers.CharField(required=False)
     expires_at = serializers.IntegerField(required=False)
-
-
-class MessageSerializer(serializers.Serializer):
-    message = serializers.CharField()

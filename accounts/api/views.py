@@ -16,9 +16,9 @@ from accounts.api.serializers import (
     ChangePasswordInputSerializer,
     LoginInputSerializer,
     LoginOutputSerializer,
-    MessageSerializer,
 )
-from etcdmonitor_site.api import validated_body
+from etcdmonitor_site.api import MessageSerializer, validated_body
+from etcdmonitor_site.clientip import client_ip
 from etcdmonitor_site.errors import InvalidInput
 
 NEVER_EXPIRES_MAX_AGE = 10 * 365 * 24 * 3600
@@ -48,7 +48,7 @@ class AuthViewSet(viewsets.ViewSet):
         credentials = _credentials(
             request, LoginInputSerializer, refusal="username and password required"
         )
-        result = services.login_attempt(**credentials, client_ip=selectors.client_ip(request))
+        result = services.login_attempt(**credentials, client_ip=client_ip(request))
         username = result.user.get_username()
         if result.must_change_password:
             return Response(
@@ -93,13 +93,13 @@ class AuthViewSet(viewsets.ViewSet):
             ChangePasswordInputSerializer,
             refusal="username, old_password and new_password required",
         )
-        services.password_change(**credentials, client_ip=selectors.client_ip(request))
+        services.password_change(**credentials, client_ip=client_ip(request))
         return Response({"message": services.PASSWORD_CHANGED})
 
     @extend_schema(request=None, responses=MessageSerializer)
     @action(detail=False, methods=["post"], url_path="logout")
     def logout(self, request):
-        services.logout(session=request.auth, client_ip=selectors.client_ip(request))
+        services.logout(session=request.auth, client_ip=client_ip(request))
         # The same browser's Django admin session ends too (a no-op without one).
         auth_logout(request._request)
         response = Response({"message": "logged out"})

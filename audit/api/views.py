@@ -9,8 +9,7 @@ from rest_framework.response import Response
 
 from audit import selectors
 from audit.api.serializers import AuditQuerySerializer
-from etcdmonitor_site.api import validated
-from ops.api.permissions import OpsEnabled
+from etcdmonitor_site.api import OpsEnabled, validated
 
 
 class AuditLogViewSet(viewsets.ViewSet):

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from kvmanager.api.serializers import StrictBooleanField, StrictStringField
+from etcdmonitor_site.api import StrictBooleanField, StrictStringField
 
 CA_CERT_MAX = 64 * 1024
 

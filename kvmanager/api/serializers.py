@@ -4,25 +4,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from etcdmonitor_site.api import StrictBooleanField, StrictStringField
 from kvmanager.services import MAX_TTL
 
 LIST_MAX = 5000
 SEARCH_MAX = 1000
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class StrictStringField(serializers.Field):
-    """A JSON string, taken as is: no trimming, no number coercion; NUL allowed (values)."""
-
-    default_error_messages = {"invalid": "must be a string"}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value):
-        return value
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -67,19 +53,6 @@ class StrictIntegerField(serializers.Field):
             self.fail("invalid")
         if not self.min_value <= data <= self.max_value:
             self.fail("range", min_value=self.min_value, max_value=self.max_value)
-        return data
-
-    def to_representation(self, value):
-        return value
-
-
-@extend_schema_field(OpenApiTypes.BOOL)
-class StrictBooleanField(serializers.Field):
-    default_error_messages = {"invalid": "must be a boolean"}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
         return data
 
     def to_representation(self, value):

@@ -16,7 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.response import Response
 
-from accounts.api.serializers import MessageSerializer
+from etcdmonitor_site.api import MessageSerializer
 from etcdmonitor_site.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from monitoring import selectors, services
 from monitoring.api import serializers

@@ -8,10 +8,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from audit.services import Actor
-from etcdmonitor_site.api import validated
+from etcdmonitor_site.api import OpsEnabled, validated
 from ops import services
 from ops.api import serializers
-from ops.api.permissions import OpsEnabled
 
 
 class OpsViewSet(viewsets.ViewSet):

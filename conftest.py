@@ -190,11 +190,20 @@ def auth_header():
 
 
 @pytest.fixture
-def api_client(admin_user, auth_header):
-    """A DRF APIClient authenticated as `admin` by a real bearer token of the session service."""
+def bearer_client(auth_header):
+    """`bearer_client(user)` → a DRF APIClient signed in as `user` by a real bearer token."""
     from rest_framework.test import APIClient
 
-    client = APIClient()
-    client.credentials(**auth_header(admin_user))
-    client.user = admin_user
-    return client
+    def make(user):
+        client = APIClient()
+        client.credentials(**auth_header(user))
+        client.user = user
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_client(admin_user, bearer_client):
+    """A DRF APIClient authenticated as `admin` by a real bearer token of the session service."""
+    return bearer_client(admin_user)

@@ -2,7 +2,6 @@
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 
 from devtools.localcluster import LocalEtcdCluster, free_port
 from etcdgateway import ClusterConfig, cluster_gateway
@@ -49,12 +48,9 @@ def bob(db):
 
 
 @pytest.fixture
-def bob_client(bob, auth_header):
+def bob_client(bob, bearer_client):
     """A second dashboard user, authenticated by a real bearer token."""
-    client = APIClient()
-    client.credentials(**auth_header(bob))
-    client.user = bob
-    return client
+    return bearer_client(bob)
 
 
 def add_tab(client, url: str, **fields) -> dict:

@@ -8,6 +8,7 @@ PID and stopped with SIGKILL (a graceful stop of a whole cluster takes 5-9 s; da
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,11 +21,37 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_LOWEST_PICKED_PORT = 10000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, chosen below the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) is in the ephemeral range, so between this check and
+    etcd's own bind any outgoing connection may take it; that race made members exit with
+    "address already in use" under load. Below the range only another listener can collide.
+    """
+    highest = _ephemeral_range_start() - 1
+    for _ in range(200):
+        port = random.randint(_LOWEST_PICKED_PORT, highest)  # noqa: S311 - not a secret
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {_LOWEST_PICKED_PORT}-{highest}")
 
 
 def etcd_binary(name: str = "etcd") -> str:
@@ -195,6 +222,7 @@ class LocalEtcdCluster:
         self.tls = tls
         self.token = f"etcdmonitor-{uuid.uuid4().hex[:12]}"
         self.enable_v2 = enable_v2
+        self._picked_client_ports = not client_ports
         ports = client_ports or [free_port() for _ in range(size)]
         self.members = [
             LocalMember(
@@ -278,10 +306,35 @@ class LocalEtcdCluster:
         log.close()
 
     def start(self, *, timeout: float = 30.0, detach: bool = False) -> "LocalEtcdCluster":
-        for member in self.members:
-            self.start_member(member, detach=detach)
-        self.wait_healthy(timeout=timeout)
+        for attempt in range(3):
+            for member in self.members:
+                self.start_member(member, detach=detach)
+            try:
+                self.wait_healthy(timeout=timeout)
+                return self
+            except RuntimeError:
+                if attempt == 2 or not self._lost_a_port_race():
+                    raise
+                self._start_over_on_new_ports()
         return self
+
+    def _lost_a_port_race(self) -> bool:
+        """Whether a member exited because another process bound one of its ports first."""
+        for member in self.members:
+            if member.running or not member.log_path.exists():
+                continue
+            if b"address already in use" in member.log_path.read_bytes():
+                return True
+        return False
+
+    def _start_over_on_new_ports(self) -> None:
+        self.stop()
+        for member in self.members:
+            shutil.rmtree(member.data_dir, ignore_errors=True)
+            member.log_path.unlink(missing_ok=True)
+            member.peer_port = free_port()
+            if self._picked_client_ports:
+                member.client_port = free_port()
 
     def wait_healthy(self, members: list[LocalMember] | None = None, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

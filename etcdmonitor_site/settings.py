@@ -138,6 +138,18 @@ CLUSTER_ENDPOINT_ALLOWLIST = env.list("CLUSTER_ENDPOINT_ALLOWLIST", default=[])
 # Base64 of the 32-byte key that encrypts KV tab passwords; empty = DATA_DIR/kv_tabs.key.
 KV_TABS_KEY = env.str("KV_TABS_KEY", default="")
 
+# Notifications (issue 20): the outbox's delivery job, its retries and the links in messages.
+# The dashboard's URL as its users reach it (links in notifications; empty = no links).
+EXTERNAL_URL = env.str("EXTERNAL_URL", default="")
+NOTIFICATIONS_DELIVERY_INTERVAL = env.int("NOTIFICATIONS_DELIVERY_INTERVAL", default=5)
+NOTIFICATIONS_SEND_TIMEOUT = env.float("NOTIFICATIONS_SEND_TIMEOUT", default=10.0)
+# A claimed message is re-sent by another worker after this long (longer than any one send).
+NOTIFICATIONS_LEASE_SECONDS = env.int("NOTIFICATIONS_LEASE_SECONDS", default=120)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", default=10)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.int("NOTIFICATIONS_RETRY_MAX_SECONDS", default=3600)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=20)
+NOTIFICATIONS_RETENTION_DAYS = env.int("NOTIFICATIONS_RETENTION_DAYS", default=7)
+
 # Periodic jobs: the one list both schedulers read. Celery beat gets it as CELERY_BEAT_SCHEDULE,
 # `runmonitor` in embedded mode runs the same tasks in-process (etcdmonitor_site.scheduler).
 PERIODIC_JOBS = {
@@ -148,6 +160,11 @@ PERIODIC_JOBS = {
     "purge-audit-log": {"task": "accounts.tasks.purge_audit_log", "interval": 3600},
     "purge-expired-sessions": {"task": "accounts.tasks.purge_expired_sessions", "interval": 3600},
     "probe-kv-tabs": {"task": "kvmanager.tasks.probe_kv_tabs", "interval": 30},
+    "deliver-notifications": {
+        "task": "notifications.tasks.deliver_notifications",
+        "interval": NOTIFICATIONS_DELIVERY_INTERVAL,
+    },
+    "purge-notifications": {"task": "notifications.tasks.purge_notifications", "interval": 3600},
 }
 CELERY_BEAT_SCHEDULE = {
     name: {
@@ -177,6 +194,7 @@ INSTALLED_APPS = [
     "clusters",
     "kvmanager",
     "ops",
+    "notifications",
 ]
 
 MIDDLEWARE = [

@@ -29,6 +29,8 @@ urlpatterns = [
     path("api/", include("clusters.api.urls")),
     path("api/", include("ops.api.urls")),
     path("api/", include("audit.api.urls")),
+    # Exactly the /api/alerts/channels… paths: other /api/alerts/ routes are the alerts app's.
+    path("api/", include("notifications.api.urls")),
 ]
 
 handler404 = "etcdmonitor_site.pages.not_found"

@@ -9,6 +9,8 @@ if [ "${1:-}" = "--with-services" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+  # the notification tests post alerts to a real Alertmanager they start
+  [ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian"

@@ -165,12 +165,12 @@ def _test_notices(now: float) -> list[AlertNotice]:
         "summary": "Test notification from etcdmonitor",
         "description": "A test message sent from the channel's test action; nothing is wrong.",
         "values": {},
-        "starts_at": now,
+        "starts_at": now - 1,
         "runbook_url": "",
     }
     return [
         AlertNotice(**base, status="firing"),
-        AlertNotice(**base, status="resolved", ends_at=now + 1),
+        AlertNotice(**base, status="resolved", ends_at=now),
     ]
 
 

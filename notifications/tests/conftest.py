@@ -198,6 +198,17 @@ class Alertmanager:
         query = "&".join(f"{k}={v}" for k, v in filters.items())
         return _get_json(f"{self.url}/api/v2/alerts?{query}")
 
+    def received(self) -> dict[str, int]:
+        """Alerts Alertmanager accepted, by status (its alerts_received_total counter)."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        counts = {}
+        for line in text.splitlines():
+            if line.startswith("alertmanager_alerts_received_total{"):
+                status = line.split('status="', 1)[1].split('"', 1)[0]
+                counts[status] = counts.get(status, 0) + int(float(line.rsplit(" ", 1)[1]))
+        return counts
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -1,5 +1,7 @@
 """Input shapes of the channel endpoints. The config is checked per kind by the service."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from etcdmonitor_site.api import StrictBooleanField, StrictStringField
@@ -15,6 +17,7 @@ class ChannelNameField(StrictStringField):
         return value
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class ConfigField(serializers.Field):
     """A JSON object, checked field by field by `notifications.channels.config_checked`."""
 

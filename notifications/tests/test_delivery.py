@@ -248,6 +248,7 @@ def test_concurrent_workers_send_each_row_once(staff_client, receiver):
         worker.start()
     for worker in workers:
         worker.join()
+    assert len(reports) == 4, "a worker raised"
     assert sum(r.sent for r in reports) == 20
     fingerprints = [b["alerts"][0]["fingerprint"] for b in receiver.bodies()]
     assert sorted(fingerprints) == sorted(f"fp-{i}" for i in range(20))

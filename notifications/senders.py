@@ -3,6 +3,7 @@ email. A failure raises `DeliveryFailed` whose reason is safe to store and show:
 the URL, its token or the SMTP password, nor the receiver's response body.
 """
 
+import functools
 import ipaddress
 import logging
 import smtplib
@@ -54,6 +55,12 @@ class HttpTarget:
         return cls(clean, auth, (parts.scheme, host.lower(), port))
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Built once: a new context per send (loading the CA bundle) cost more than the send.
+    return ssl.create_default_context()
+
+
 def _refuse_link_local(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -91,7 +98,9 @@ def post_json(url: str, body, *, idempotency_key: str = "") -> int:
         headers["Idempotency-Key"] = idempotency_key
     timeout = httpx.Timeout(settings.NOTIFICATIONS_SEND_TIMEOUT, connect=5.0)
     request_url = target.url
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(
+        timeout=timeout, follow_redirects=False, trust_env=False, verify=_tls_context()
+    ) as client:
         for _ in range(MAX_SAME_HOST_REDIRECTS + 1):
             try:
                 response = client.post(request_url, json=body, headers=headers, auth=target.auth)

@@ -138,6 +138,15 @@ CLUSTER_ENDPOINT_ALLOWLIST = env.list("CLUSTER_ENDPOINT_ALLOWLIST", default=[])
 # Base64 of the 32-byte key that encrypts KV tab passwords; empty = DATA_DIR/kv_tabs.key.
 KV_TABS_KEY = env.str("KV_TABS_KEY", default="")
 
+# --- alerting ------------------------------------------------------------------------------------
+# Seconds between evaluations of the alert rules (each cluster; a rule's for_seconds counts
+# from the first evaluation that saw its condition).
+ALERT_EVAL_INTERVAL = env.int("ALERT_EVAL_INTERVAL", default=15)
+# Seconds between HashKV consistency checks of every member (the hashkv_mismatch rule).
+HASHKV_CHECK_INTERVAL = env.int("HASHKV_CHECK_INTERVAL", default=600)
+# Resolved alerts, expired silences and consistency checks are deleted after this many days.
+ALERT_RETENTION_DAYS = env.int("ALERT_RETENTION_DAYS", default=30)
+
 # Periodic jobs: the one list both schedulers read. Celery beat gets it as CELERY_BEAT_SCHEDULE,
 # `runmonitor` in embedded mode runs the same tasks in-process (etcdmonitor_site.scheduler).
 PERIODIC_JOBS = {
@@ -148,6 +157,12 @@ PERIODIC_JOBS = {
     "purge-audit-log": {"task": "accounts.tasks.purge_audit_log", "interval": 3600},
     "purge-expired-sessions": {"task": "accounts.tasks.purge_expired_sessions", "interval": 3600},
     "probe-kv-tabs": {"task": "kvmanager.tasks.probe_kv_tabs", "interval": 30},
+    "evaluate-alerts": {"task": "alerts.tasks.evaluate_alerts", "interval": ALERT_EVAL_INTERVAL},
+    "check-consistency": {
+        "task": "alerts.tasks.check_consistency",
+        "interval": HASHKV_CHECK_INTERVAL,
+    },
+    "purge-alerts": {"task": "alerts.tasks.purge_alerts", "interval": 3600},
 }
 CELERY_BEAT_SCHEDULE = {
     name: {
@@ -177,6 +192,7 @@ INSTALLED_APPS = [
     "clusters",
     "kvmanager",
     "ops",
+    "alerts",
 ]
 
 MIDDLEWARE = [

@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/", include("clusters.api.urls")),
     path("api/", include("ops.api.urls")),
     path("api/", include("audit.api.urls")),
+    path("api/", include("alerts.api.urls")),
 ]
 
 handler404 = "etcdmonitor_site.pages.not_found"

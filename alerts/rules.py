@@ -411,6 +411,48 @@ def check_proposals_failed(view: ClusterView, rule: Rule) -> list[Finding]:
     return findings
 
 
+def check_grpc_failed_ratio(view: ClusterView, rule: Rule) -> list[Finding]:
+    """Unary requests the server failed (Unknown, Unavailable, DeadlineExceeded... never
+    Canceled or client mistakes) over all unary requests, per member, over `window_seconds`;
+    fewer than `min_requests` requests in the window prove nothing either way."""
+    window = int(rule.thresholds["window_seconds"])
+    warning, critical = rule.thresholds["warning_ratio"], rule.thresholds["critical_ratio"]
+    findings = []
+    for member in view.members:
+        if not _has_fresh_sample(view, member.member_id):
+            findings.append(Finding(member.member_id, None))
+            continue
+        total = counter_increase(
+            view.series(member.member_id, "grpc_server_handled_unary_total", window, None)
+        )
+        failed = counter_increase(
+            view.series(member.member_id, "grpc_server_handled_unary_failed_total", window, None)
+        )
+        if total < rule.thresholds["min_requests"]:
+            findings.append(Finding(member.member_id, False))
+            continue
+        ratio = failed / total
+        label = member.name or member.member_id
+        findings.append(
+            Finding(
+                member.member_id,
+                ratio > warning,
+                Severity.CRITICAL if ratio > critical else Severity.WARNING,
+                f"etcd member {label}: {ratio:.1%} of unary gRPC requests failed",
+                f"{int(failed)} of {int(total)} unary requests to member {label} failed on the "
+                f"server side within {window // 60} min (warning above {warning:.0%}, critical "
+                f"above {critical:.0%}); watch and lease streams and Canceled are not counted.",
+                {
+                    "failed": int(failed),
+                    "requests": int(total),
+                    "ratio": round(ratio, 4),
+                    "member_name": member.name,
+                },
+            )
+        )
+    return findings
+
+
 def check_fragmentation(view: ClusterView, rule: Rule) -> list[Finding]:
     in_use_limit = rule.thresholds["in_use_ratio"]
     quota_limit = rule.thresholds["quota_ratio"]
@@ -619,8 +661,9 @@ SPECS: tuple[RuleSpec, ...] = (
         "Failed unary gRPC requests",
         Severity.WARNING,
         600,
-        {"warning_ratio": 0.01, "critical_ratio": 0.05},
+        {"warning_ratio": 0.01, "critical_ratio": 0.05, "window_seconds": 300, "min_requests": 20},
         f"{RUNBOOKS}/etcdhighnumberoffailedgrpcrequests/",
+        check_grpc_failed_ratio,
     ),
     RuleSpec(
         "grpc_slow",

@@ -187,6 +187,33 @@ def test_a_restarted_counter_is_not_counted_as_a_rise():
     assert counter_increase([(0, 5.0), (10, 7.0), (20, 1.0), (30, 2.0)]) == 3.0
 
 
+def test_failed_unary_requests_over_one_then_five_percent(cluster, monitor):
+    _set(monitor, "grpc_failed_ratio", for_seconds=0)
+    for ago, total, failed in ((250, 1000, 0), (120, 1500, 2), (1, 2000, 12)):
+        _sample(
+            "1",
+            ago=ago,
+            grpc_server_handled_unary_total=total,
+            grpc_server_handled_unary_failed_total=failed,
+        )
+    # A quiet member: 1 failure of 10 requests proves nothing.
+    _sample(
+        "2", ago=100, grpc_server_handled_unary_total=0, grpc_server_handled_unary_failed_total=0
+    )
+    _sample(
+        "2", ago=1, grpc_server_handled_unary_total=10, grpc_server_handled_unary_failed_total=1
+    )
+    warning = _evaluate()
+    _sample(
+        "1", ago=0, grpc_server_handled_unary_total=2100, grpc_server_handled_unary_failed_total=70
+    )
+    critical = _evaluate()
+
+    assert [(t.member_id, t.severity) for t in warning] == [("1", "warning")]
+    assert (warning[0].values["failed"], warning[0].values["requests"]) == (12, 1000)
+    assert [(t.member_id, t.severity, t.update) for t in critical] == [("1", "critical", True)]
+
+
 def test_fragmentation_needs_half_unused_and_a_quarter_of_the_quota(cluster, monitor):
     _set(monitor, "fragmentation", for_seconds=0)
     quota = 100 * 1024 * 1024

@@ -146,6 +146,8 @@ ALERT_EVAL_INTERVAL = env.int("ALERT_EVAL_INTERVAL", default=15)
 HASHKV_CHECK_INTERVAL = env.int("HASHKV_CHECK_INTERVAL", default=600)
 # Resolved alerts, expired silences and consistency checks are deleted after this many days.
 ALERT_RETENTION_DAYS = env.int("ALERT_RETENTION_DAYS", default=30)
+# Bearer token Prometheus sends to scrape our own /metrics; empty = loopback clients only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Periodic jobs: the one list both schedulers read. Celery beat gets it as CELERY_BEAT_SCHEDULE,
 # `runmonitor` in embedded mode runs the same tasks in-process (etcdmonitor_site.scheduler).

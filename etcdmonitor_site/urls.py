@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from alerts.metrics import metrics_view
 from etcdmonitor_site import pages
 from etcdmonitor_site.health import healthz
 
@@ -16,6 +17,7 @@ urlpatterns = [
     path("login", pages.login_page, name="login"),
     path("change-password", pages.change_password_page, name="change-password"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     # The audit log's admin moved with its model (accounts → audit); old links follow it.
     re_path(
         r"^admin/accounts/auditlog/(?P<rest>.*)$",

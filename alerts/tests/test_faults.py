@@ -314,3 +314,39 @@ def test_no_hashkv_mismatch_while_a_member_is_down_or_paused(
     assert monitor.alert("hashkv_mismatch") is None
     assert ConsistencyCheck.objects.filter(outcome="mismatch").count() == 0
     assert settings.PERIODIC_JOBS["check-consistency"]["interval"] == 600
+
+
+def test_evaluation_and_the_consistency_check_are_periodic_jobs_of_both_schedulers():
+    jobs = settings.PERIODIC_JOBS
+
+    assert jobs["evaluate-alerts"] == {"task": "alerts.tasks.evaluate_alerts", "interval": 15}
+    assert jobs["check-consistency"]["task"] == "alerts.tasks.check_consistency"
+    assert jobs["purge-alerts"]["interval"] == 3600
+    for name in ("evaluate-alerts", "check-consistency", "purge-alerts"):
+        beat = settings.CELERY_BEAT_SCHEDULE[name]
+        assert beat["task"] == jobs[name]["task"]
+        assert beat["options"]["expires"] < jobs[name]["interval"]
+
+
+@pytest.mark.django_db
+def test_repeated_move_leader_fires_leader_changes(etcd_cluster_factory, monitor):
+    from audit.services import Actor
+    from ops.services import leader_move
+
+    cluster = _started(etcd_cluster_factory, monitor)
+    monitor.set_rule("leader_changes", thresholds={"changes": 4})
+    actor = Actor(username="test")
+    ids = list(_ids(monitor.api).values())
+    monitor.collect()
+    for _ in range(4):
+        time.sleep(1.1)  # one sample per second and member at most
+        leader = cluster_gateway().status().leader_id
+        target = next(i for i in ids if int(i) != leader)
+        leader_move(target_member_id=int(target), actor=actor)
+        monitor.collect()
+    monitor.round()
+
+    alert = monitor.alert("leader_changes", state="firing")
+    assert alert is not None and alert["member_id"] is None
+    assert alert["values"]["changes"] >= 4
+    assert cluster is not None

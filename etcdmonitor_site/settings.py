@@ -149,6 +149,16 @@ NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", d
 NOTIFICATIONS_RETRY_MAX_SECONDS = env.int("NOTIFICATIONS_RETRY_MAX_SECONDS", default=3600)
 NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=20)
 NOTIFICATIONS_RETENTION_DAYS = env.int("NOTIFICATIONS_RETENTION_DAYS", default=7)
+# --- alerting ------------------------------------------------------------------------------------
+# Seconds between evaluations of the alert rules (each cluster; a rule's for_seconds counts
+# from the first evaluation that saw its condition).
+ALERT_EVAL_INTERVAL = env.int("ALERT_EVAL_INTERVAL", default=15)
+# Seconds between HashKV consistency checks of every member (the hashkv_mismatch rule).
+HASHKV_CHECK_INTERVAL = env.int("HASHKV_CHECK_INTERVAL", default=600)
+# Resolved alerts, expired silences and consistency checks are deleted after this many days.
+ALERT_RETENTION_DAYS = env.int("ALERT_RETENTION_DAYS", default=30)
+# Bearer token Prometheus sends to scrape our own /metrics; empty = loopback clients only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Periodic jobs: the one list both schedulers read. Celery beat gets it as CELERY_BEAT_SCHEDULE,
 # `runmonitor` in embedded mode runs the same tasks in-process (etcdmonitor_site.scheduler).
@@ -165,6 +175,12 @@ PERIODIC_JOBS = {
         "interval": NOTIFICATIONS_DELIVERY_INTERVAL,
     },
     "purge-notifications": {"task": "notifications.tasks.purge_notifications", "interval": 3600},
+    "evaluate-alerts": {"task": "alerts.tasks.evaluate_alerts", "interval": ALERT_EVAL_INTERVAL},
+    "check-consistency": {
+        "task": "alerts.tasks.check_consistency",
+        "interval": HASHKV_CHECK_INTERVAL,
+    },
+    "purge-alerts": {"task": "alerts.tasks.purge_alerts", "interval": 3600},
 }
 CELERY_BEAT_SCHEDULE = {
     name: {
@@ -195,6 +211,7 @@ INSTALLED_APPS = [
     "kvmanager",
     "ops",
     "notifications",
+    "alerts",
 ]
 
 MIDDLEWARE = [

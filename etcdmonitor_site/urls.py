@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from alerts.metrics import metrics_view
 from etcdmonitor_site import pages
 from etcdmonitor_site.health import healthz
 
@@ -16,6 +17,7 @@ urlpatterns = [
     path("login", pages.login_page, name="login"),
     path("change-password", pages.change_password_page, name="change-password"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     # The audit log's admin moved with its model (accounts → audit); old links follow it.
     re_path(
         r"^admin/accounts/auditlog/(?P<rest>.*)$",
@@ -31,6 +33,7 @@ urlpatterns = [
     path("api/", include("audit.api.urls")),
     # Exactly the /api/alerts/channels… paths: other /api/alerts/ routes are the alerts app's.
     path("api/", include("notifications.api.urls")),
+    path("api/", include("alerts.api.urls")),
 ]
 
 handler404 = "etcdmonitor_site.pages.not_found"

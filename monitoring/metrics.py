@@ -471,11 +471,26 @@ def _client_request_keys(samples: Samples) -> dict[str, float]:
     return out
 
 
+# Codes that mean the server failed a request (the etcd mixin's set): client-caused codes
+# (NotFound, InvalidArgument...) and Canceled (the client gave up) are not the server's fault.
+FAILED_GRPC_CODES = frozenset(
+    [
+        "Unknown",
+        "FailedPrecondition",
+        "ResourceExhausted",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
+        "DeadlineExceeded",
+    ]
+)
+
+
 def _grpc_keys(samples: Samples) -> tuple[dict[str, float], list[dict]]:
     series = samples.get("grpc_server_handled_total")
     if not series:
         return {}, []
-    total = ok = 0.0
+    total = ok = unary = unary_failed = 0.0
     per_method: dict[tuple[str, str], float] = {}
     for labels, value in series:
         # Most (method, code) pairs never happened: skipping zeros halves this loop.
@@ -484,12 +499,20 @@ def _grpc_keys(samples: Samples) -> tuple[dict[str, float], list[dict]]:
         total += value
         if labels.get("grpc_code") == "OK":
             ok += value
+        # Streams (Watch, LeaseKeepAlive) end with errors on every client disconnect: only
+        # unary calls say whether requests fail (the alerts app's grpc_failed_ratio).
+        if labels.get("grpc_type") == "unary":
+            unary += value
+            if labels.get("grpc_code") in FAILED_GRPC_CODES:
+                unary_failed += value
         method = (labels.get("grpc_service", ""), labels.get("grpc_method", ""))
         per_method[method] = per_method.get(method, 0.0) + value
     values = {
         "grpc_server_handled_total": total,
         "grpc_server_handled_ok_total": ok,
         "grpc_server_handled_error_total": total - ok,
+        "grpc_server_handled_unary_total": unary,
+        "grpc_server_handled_unary_failed_total": unary_failed,
     }
     if len(per_method) < TOP_GRPC_METHODS:
         # A quiet member: methods never called still fill the ranking, by name. Every method
@@ -667,6 +690,8 @@ def _key_sources() -> dict[str, tuple[str, ...]]:
     for key in ("grpc_server_handled_total", "grpc_server_handled_ok_total"):
         sources[key] = grpc
     sources["grpc_server_handled_error_total"] = grpc
+    sources["grpc_server_handled_unary_total"] = grpc
+    sources["grpc_server_handled_unary_failed_total"] = grpc
     for rank in range(TOP_GRPC_METHODS):
         sources[f"grpc_method_{rank}_count"] = grpc
     for quantile in ("0", "025", "05", "075", "1"):

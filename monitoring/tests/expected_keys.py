@@ -19,6 +19,7 @@ def stored_key_names() -> list[str]:
     names += ["etcd_network_active_peers", "etcd_server_client_requests_total"]
     names += ["grpc_server_handled_total", "grpc_server_handled_ok_total"]
     names += ["grpc_server_handled_error_total"]
+    names += ["grpc_server_handled_unary_total", "grpc_server_handled_unary_failed_total"]
     names += [f"grpc_method_{i}_count" for i in range(TOP_GRPC_METHODS)]
     names += [f"go_gc_duration_seconds_q{q}" for q in ("0", "025", "05", "075", "1")]
     for prefix in HISTOGRAMS:

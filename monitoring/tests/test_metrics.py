@@ -380,3 +380,22 @@ def test_a_short_interval_keeps_the_history_short_and_the_window_at_least_its_le
     history = snapshots[-1].state["histograms"][WAL]["window"]
     assert history[0][0] <= 900 - 300 < history[1][0]
     assert 300 <= snapshots[-1].values[f"{WAL}_count"] - history[0][1][-1] <= 330
+
+
+def test_unary_grpc_failures_count_server_codes_only():
+    text = "\n".join(
+        [
+            'grpc_server_handled_total{grpc_code="OK",grpc_method="R",grpc_type="unary"} 90',
+            'grpc_server_handled_total{grpc_code="Unavailable",grpc_method="P",'
+            'grpc_type="unary"} 4',
+            'grpc_server_handled_total{grpc_code="Canceled",grpc_method="R",grpc_type="unary"} 3',
+            'grpc_server_handled_total{grpc_code="NotFound",grpc_method="R",grpc_type="unary"} 2',
+            'grpc_server_handled_total{grpc_code="Unavailable",grpc_method="W",'
+            'grpc_type="bidi_stream"} 50',
+        ]
+    )
+
+    values = derive_snapshot(parse_metrics(text), timestamp=1.0).values
+
+    assert values["grpc_server_handled_unary_total"] == 99
+    assert values["grpc_server_handled_unary_failed_total"] == 4

@@ -1,0 +1,325 @@
+"""Reads of the alerts app: what one evaluation sees of a cluster (health model, members,
+stored samples, the latest consistency check), and the alerts, rules and silences the API lists."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+
+from alerts.models import (
+    ACTIVE_STATES,
+    Alert,
+    AlertRule,
+    AlertState,
+    ConsistencyCheck,
+    Silence,
+)
+from alerts.rules import SPEC_BY_ID, SPECS, ClusterView, MemberView, Rule
+from monitoring import selectors as monitoring_selectors
+from monitoring.models import MemberHealth, MetricName, MonitoredCluster, Sample
+
+RESOLVED_SHOWN = timedelta(hours=24)
+# members_sync runs at most every 60 s inside collection cycles: a list older than this is
+# no longer evidence of who is a learner.
+MEMBER_LIST_MAX_AGE = 300
+
+
+def cluster_ids() -> list[str]:
+    """Every cluster the engine evaluates: one per MonitoredCluster row (its name)."""
+    return list(MonitoredCluster.objects.order_by("name").values_list("name", flat=True))
+
+
+def sample_max_age() -> float:
+    """A sample older than two collection intervals no longer describes the member (the same
+    bound /api/current uses for `stale`)."""
+    return 2 * settings.COLLECTOR_INTERVAL
+
+
+def consistency_max_age() -> float:
+    return 2 * settings.HASHKV_CHECK_INTERVAL + 60
+
+
+def cluster_view(*, cluster_id: str, now: datetime) -> ClusterView | None:
+    """What the rules may read of `cluster_id` at `now` (None: no such cluster)."""
+    cluster = MonitoredCluster.objects.filter(name=cluster_id).first()
+    if cluster is None:
+        return None
+    max_age = monitoring_selectors.health_max_age()
+    health_fresh = (
+        cluster.health_at is not None and (now - cluster.health_at).total_seconds() <= max_age
+    )
+    rows = list(
+        cluster.members.filter(in_cluster=True).defer("scrape_state", "latest", "grpc_methods")
+    )
+    members = []
+    for row in rows:
+        row.cluster = cluster
+        health, error = row.health_now(now=now, max_age=max_age)
+        members.append(
+            MemberView(
+                member_id=row.member_id,
+                name=row.name,
+                is_learner=row.is_learner,
+                health=str(health) if health != MemberHealth.UNKNOWN else "unknown",
+                error=error,
+                etcd_version=row.etcd_version,
+                last_seen=row.last_seen,
+            )
+        )
+    listed_fresh = (
+        cluster.last_member_sync is not None
+        and (now - cluster.last_member_sync).total_seconds() <= MEMBER_LIST_MAX_AGE
+    )
+    check = (
+        ConsistencyCheck.objects.filter(
+            cluster_id=cluster_id,
+            checked_at__gte=now - timedelta(seconds=consistency_max_age()),
+        )
+        .order_by("-checked_at", "-id")
+        .first()
+    )
+    by_id = {row.member_id: row for row in rows}
+    cutoff = int(now.timestamp() - sample_max_age())
+    names: dict[int, str] = {}
+    samples: dict[str, dict | None] = {}
+
+    def sample(member_id: str) -> dict | None:
+        if member_id in samples:
+            return samples[member_id]
+        row = by_id.get(member_id)
+        found = None
+        if row is not None:
+            found = (
+                Sample.objects.filter(member_id=row.pk, ts__gte=cutoff, ts__lte=now.timestamp())
+                .order_by("-ts")
+                .values_list("vals", flat=True)
+                .first()
+            )
+        values = None
+        if found is not None:
+            if not names:
+                names.update(MetricName.objects.values_list("slot", "name"))
+            values = {
+                names[index + 1]: value
+                for index, value in enumerate(found)
+                if value is not None and index + 1 in names
+            }
+            # A failed scrape stores collector_up = 0 and nothing else: no evidence.
+            if values.get("collector_up") != 1:
+                values = None
+        samples[member_id] = values
+        return values
+
+    def series(member_id: str, name: str, seconds: int, bucket: int | None):
+        row = by_id.get(member_id)
+        if row is None:
+            return []
+        end = int(now.timestamp())
+        found = monitoring_selectors.metric_series(
+            member=row, names=[name], start=end - seconds, end=end, bucket=bucket
+        )
+        return [(point["ts"], point["value"]) for point in found.get(name, [])]
+
+    return ClusterView(
+        cluster_id=cluster_id,
+        now=now,
+        health_fresh=health_fresh,
+        summary=dict(cluster.health_summary or {}) if health_fresh else {},
+        members=members,
+        members_listed_fresh=listed_fresh,
+        consistency=(
+            {
+                "outcome": check.outcome,
+                "revision": check.revision,
+                "detail": check.detail,
+                "results": check.results,
+            }
+            if check is not None
+            else None
+        ),
+        sample=sample,
+        series=series,
+    )
+
+
+# --- rules ----------------------------------------------------------------------------------------
+
+
+def effective_rule(row: AlertRule, cluster_id: str) -> Rule:
+    """The rule's settings for `cluster_id`: defaults, the row's values, the cluster's override."""
+    spec = SPEC_BY_ID[row.id]
+    override = (row.cluster_overrides or {}).get(cluster_id) or {}
+    thresholds = {**spec.thresholds, **(row.thresholds or {}), **override.get("thresholds", {})}
+    return Rule(
+        id=row.id,
+        enabled=override.get("enabled", row.enabled),
+        for_seconds=int(override.get("for_seconds", row.for_seconds)),
+        thresholds=thresholds,
+    )
+
+
+def rule_rows() -> dict[str, AlertRule]:
+    """{rule id: row} of every built-in rule that has its row (see services.rules_ensure)."""
+    return {row.id: row for row in AlertRule.objects.filter(id__in=SPEC_BY_ID)}
+
+
+def rule_to_dict(row: AlertRule) -> dict:
+    """A rule as `GET /api/alerts/rules` shows it."""
+    spec = SPEC_BY_ID[row.id]
+    return {
+        "id": row.id,
+        "title": spec.title,
+        "severity": spec.severity,
+        "implemented": spec.implemented,
+        "enabled": row.enabled,
+        "for_seconds": row.for_seconds,
+        "thresholds": {**spec.thresholds, **(row.thresholds or {})},
+        "cluster_overrides": row.cluster_overrides or {},
+        "runbook_url": spec.runbook_url,
+        "updated_at": int(row.updated_at.timestamp()) if row.updated_at else None,
+        "updated_by": row.updated_by or None,
+    }
+
+
+def rules_list() -> list[dict]:
+    rows = rule_rows()
+    return [rule_to_dict(rows[spec.id]) for spec in SPECS if spec.id in rows]
+
+
+# --- silences -------------------------------------------------------------------------------------
+
+
+def silences_active(*, now: datetime) -> list[Silence]:
+    return list(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now))
+
+
+def is_silenced(silences: list[Silence], *, rule, cluster_id, member_id, severity) -> bool:
+    return any(
+        s.matches(rule=rule, cluster_id=cluster_id, member_id=member_id, severity=severity)
+        for s in silences
+    )
+
+
+def silence_to_dict(silence: Silence, *, now: datetime) -> dict:
+    if silence.ends_at <= now:
+        state = "expired"
+    elif silence.starts_at > now:
+        state = "pending"
+    else:
+        state = "active"
+    return {
+        "id": silence.pk,
+        "matchers": silence.matchers,
+        "starts_at": int(silence.starts_at.timestamp()),
+        "ends_at": int(silence.ends_at.timestamp()),
+        "comment": silence.comment,
+        "created_by": silence.created_by,
+        "created_at": int(silence.created_at.timestamp()),
+        "state": state,
+    }
+
+
+def silences_list(*, now: datetime) -> list[dict]:
+    """Active and future silences, and those that ended in the last 24 h."""
+    rows = Silence.objects.filter(ends_at__gte=now - RESOLVED_SHOWN).order_by("-starts_at", "-id")
+    return [silence_to_dict(s, now=now) for s in rows]
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+def _unix(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+def alert_to_dict(alert: Alert, *, silenced: bool) -> dict:
+    """An alert in the shape of `GET /api/alerts` (times in Unix seconds).
+
+    `starts_at` is when it began firing, or while pending when its condition was first seen.
+    """
+    return {
+        "id": alert.pk,
+        "rule": alert.rule,
+        "severity": alert.severity,
+        "state": alert.state,
+        "silenced": silenced,
+        "acknowledged": alert.acknowledged_at is not None,
+        "cluster_id": alert.cluster_id,
+        "member_id": alert.member_id,
+        "summary": alert.summary,
+        "values": alert.values,
+        "starts_at": _unix(alert.starts_at or alert.pending_at),
+        "ends_at": _unix(alert.ends_at),
+    }
+
+
+def alert_detail(alert: Alert, *, now: datetime) -> dict:
+    """The list's fields plus description, runbook, acknowledgement and the event history."""
+    silences = silences_active(now=now)
+    silenced = alert.is_active and is_silenced(
+        silences,
+        rule=alert.rule,
+        cluster_id=alert.cluster_id,
+        member_id=alert.member_id,
+        severity=alert.severity,
+    )
+    spec = SPEC_BY_ID.get(alert.rule)
+    return {
+        **alert_to_dict(alert, silenced=silenced),
+        "fingerprint": alert.fingerprint,
+        "description": alert.description,
+        "runbook_url": spec.runbook_url if spec else "",
+        "pending_at": _unix(alert.pending_at),
+        "acknowledged_by": alert.acknowledged_by or None,
+        "acknowledged_at": _unix(alert.acknowledged_at),
+        "events": [
+            {
+                "at": _unix(e.at),
+                "kind": e.kind,
+                "severity": e.severity,
+                "values": e.values,
+                "username": e.username or None,
+            }
+            for e in alert.events.all()
+        ],
+    }
+
+
+def alerts_list(
+    *, now: datetime, state: str = "", severity: str = "", cluster_id: str = ""
+) -> list[dict]:
+    """Active alerts and those resolved in the last 24 h, newest first, filtered."""
+    rows = Alert.objects.filter(
+        Q(state__in=ACTIVE_STATES) | Q(state=AlertState.RESOLVED, ends_at__gte=now - RESOLVED_SHOWN)
+    )
+    if state:
+        rows = rows.filter(state=state)
+    if severity:
+        rows = rows.filter(severity=severity)
+    if cluster_id:
+        rows = rows.filter(cluster_id=cluster_id)
+    silences = silences_active(now=now)
+    return [
+        alert_to_dict(
+            alert,
+            silenced=alert.is_active
+            and is_silenced(
+                silences,
+                rule=alert.rule,
+                cluster_id=alert.cluster_id,
+                member_id=alert.member_id,
+                severity=alert.severity,
+            ),
+        )
+        for alert in rows.order_by("-pending_at", "-id")
+    ]
+
+
+def alert_counts() -> dict[tuple[str, str], int]:
+    """{(state, severity): count} of active alerts (for /metrics)."""
+    counts: dict[tuple[str, str], int] = {}
+    for state, severity in Alert.objects.filter(state__in=ACTIVE_STATES).values_list(
+        "state", "severity"
+    ):
+        counts[(state, severity)] = counts.get((state, severity), 0) + 1
+    return counts

@@ -1,0 +1,665 @@
+"""Writes of the alerts app: the evaluation engine, rule settings, silences, acknowledgements,
+the periodic HashKV consistency check and history retention.
+
+`evaluate_cluster` moves each alert through pending → firing → resolved on what
+`alerts.rules` finds, inside one transaction that holds the cluster's `ClusterEvaluation` row
+(SELECT … FOR UPDATE SKIP LOCKED): a second evaluator of the same cluster, in any process,
+skips instead of computing the same transitions twice. Changes by people (rules, silences,
+acknowledgements) are audited here, refusals included.
+"""
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from alerts import selectors
+from alerts.models import (
+    ACTIVE_STATES,
+    SEVERITY_RANK,
+    Alert,
+    AlertEvent,
+    AlertRule,
+    AlertState,
+    ClusterEvaluation,
+    ConsistencyCheck,
+    Severity,
+    Silence,
+    alert_fingerprint,
+)
+from alerts.rules import SPEC_BY_ID, SPECS, Finding
+from alerts.transitions import AlertTransition
+from audit.services import Actor, audited
+from etcdgateway import EtcdError, cluster_gateway
+from etcdmonitor_site.errors import Conflict, Forbidden, InvalidInput, NotFound
+from monitoring.selectors import DEFAULT_CLUSTER
+from notifications.notices import AlertNotice
+from notifications.services import notices_enqueue
+
+logger = logging.getLogger(__name__)
+
+MAX_FOR_SECONDS = 7 * 86400
+MAX_SILENCE_SECONDS = 366 * 86400
+HASHKV_TIMEOUT = 30.0
+
+
+# --- who may change alerting ----------------------------------------------------------------------
+
+
+def _require_staff(actor: Actor) -> None:
+    """Until roles exist, only staff and superusers change rules, silences and acks."""
+    user = actor.user
+    if not (user is not None and (user.is_staff or user.is_superuser)):
+        raise Forbidden("only staff users may change alerting")
+
+
+# --- rules ----------------------------------------------------------------------------------------
+
+
+def rules_ensure() -> dict[str, AlertRule]:
+    """Every built-in rule has its row, with the defaults (a new rule in a release gets one)."""
+    rows = selectors.rule_rows()
+    missing = [spec for spec in SPECS if spec.id not in rows]
+    if missing:
+        AlertRule.objects.bulk_create(
+            [
+                AlertRule(
+                    id=spec.id,
+                    enabled=True,
+                    for_seconds=spec.for_seconds,
+                    thresholds=dict(spec.thresholds),
+                )
+                for spec in missing
+            ],
+            ignore_conflicts=True,  # another process may create them at the same moment
+        )
+        rows = selectors.rule_rows()
+    return rows
+
+
+def _for_seconds(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FOR_SECONDS:
+        raise InvalidInput(f"{where}for_seconds must be an integer from 0 to {MAX_FOR_SECONDS}")
+    return value
+
+
+def _enabled(value, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{where}enabled must be a boolean")
+    return value
+
+
+def _thresholds(rule_id: str, value, where: str) -> dict:
+    known = SPEC_BY_ID[rule_id].thresholds
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}thresholds must be an object")
+    clean = {}
+    for name, number in value.items():
+        if name not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise InvalidInput(f"{where}thresholds: unknown threshold {name} (allowed: {allowed})")
+        if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+            raise InvalidInput(f"{where}thresholds.{name} must be a number >= 0")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise InvalidInput(f"{where}thresholds.{name} must be finite")
+        clean[name] = number
+    return clean
+
+
+def _override(rule_id: str, cluster_id, value) -> dict | None:
+    where = f"cluster_overrides.{cluster_id}."
+    if not isinstance(cluster_id, str) or not cluster_id or len(cluster_id) > 100:
+        raise InvalidInput("cluster_overrides keys must be cluster ids")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"cluster_overrides.{cluster_id} must be an object or null")
+    unknown = set(value) - {"enabled", "for_seconds", "thresholds"}
+    if unknown:
+        raise InvalidInput(f"{where}{sorted(unknown)[0]} is not a rule setting")
+    clean = {}
+    if "enabled" in value:
+        clean["enabled"] = _enabled(value["enabled"], where)
+    if "for_seconds" in value:
+        clean["for_seconds"] = _for_seconds(value["for_seconds"], where)
+    if "thresholds" in value:
+        clean["thresholds"] = _thresholds(rule_id, value["thresholds"], where)
+    return clean
+
+
+def rule_update(*, rule_id: str, changes: dict, actor: Actor) -> dict:
+    """Change a rule's enabled, for_seconds, thresholds (merged into the current ones) and
+    per-cluster overrides (each cluster's object replaces its previous one; null removes it).
+
+    Staff only; audited as `alert_rule_update`, refusals included. Returns the rule.
+    """
+    with audited("alert_rule_update", actor=actor, target=rule_id, params=changes):
+        _require_staff(actor)
+        rows = rules_ensure()
+        row = rows.get(rule_id)
+        if row is None:
+            raise NotFound("alert rule not found")
+        unknown = set(changes) - {"enabled", "for_seconds", "thresholds", "cluster_overrides"}
+        if unknown:
+            raise InvalidInput(f"{sorted(unknown)[0]} is not a rule setting")
+        if not changes:
+            raise InvalidInput("nothing to change")
+        fields = ["updated_at", "updated_by"]
+        if "enabled" in changes:
+            row.enabled = _enabled(changes["enabled"], "")
+            fields.append("enabled")
+        if "for_seconds" in changes:
+            row.for_seconds = _for_seconds(changes["for_seconds"], "")
+            fields.append("for_seconds")
+        if "thresholds" in changes:
+            row.thresholds = {
+                **SPEC_BY_ID[rule_id].thresholds,
+                **(row.thresholds or {}),
+                **_thresholds(rule_id, changes["thresholds"], ""),
+            }
+            fields.append("thresholds")
+        if "cluster_overrides" in changes:
+            given = changes["cluster_overrides"]
+            if not isinstance(given, dict):
+                raise InvalidInput("cluster_overrides must be an object")
+            overrides = dict(row.cluster_overrides or {})
+            for cluster_id, value in given.items():
+                clean = _override(rule_id, cluster_id, value)
+                if clean is None:
+                    overrides.pop(cluster_id, None)
+                else:
+                    overrides[cluster_id] = clean
+            row.cluster_overrides = overrides
+            fields.append("cluster_overrides")
+        row.updated_at = timezone.now()
+        row.updated_by = actor.username
+        row.save(update_fields=fields)
+    return selectors.rule_to_dict(row)
+
+
+# --- silences and acknowledgements ----------------------------------------------------------------
+
+SILENCE_MATCHERS = ("rule", "cluster_id", "member_id", "severity")
+
+
+def silence_create(
+    *,
+    matchers: dict,
+    starts_at: datetime | None,
+    ends_at: datetime,
+    comment: str,
+    actor: Actor,
+) -> dict:
+    """Silence the alerts matching every given matcher from starts_at (default now) to ends_at.
+
+    At least one matcher; rule and severity must be known values. Staff only; audited as
+    `alert_silence_create`.
+    """
+    params = {
+        "matchers": matchers,
+        "starts_at": int(starts_at.timestamp()) if starts_at else None,
+        "ends_at": int(ends_at.timestamp()),
+        "comment": comment,
+    }
+    with audited("alert_silence_create", actor=actor, params=params) as action:
+        _require_staff(actor)
+        now = timezone.now()
+        unknown = set(matchers) - set(SILENCE_MATCHERS)
+        if unknown:
+            raise InvalidInput(f"matchers.{sorted(unknown)[0]} is not a matcher")
+        clean = {}
+        for name in SILENCE_MATCHERS:
+            value = matchers.get(name)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str) or len(value) > 100:
+                raise InvalidInput(f"matchers.{name} must be a string")
+            clean[name] = value
+        if not clean:
+            raise InvalidInput("a silence needs at least one matcher")
+        if "rule" in clean and clean["rule"] not in SPEC_BY_ID:
+            raise InvalidInput("matchers.rule is not a known rule")
+        if "severity" in clean and clean["severity"] not in Severity.values:
+            raise InvalidInput(f"matchers.severity must be one of {', '.join(Severity.values)}")
+        starts_at = starts_at or now
+        if ends_at <= starts_at or ends_at <= now:
+            raise InvalidInput("ends_at must be in the future and after starts_at")
+        if (ends_at - starts_at).total_seconds() > MAX_SILENCE_SECONDS:
+            raise InvalidInput("a silence lasts at most 366 days")
+        silence = Silence.objects.create(
+            **clean,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            comment=comment,
+            created_by=actor.username,
+            created_at=now,
+            creator=actor.user if getattr(actor.user, "pk", None) else None,
+        )
+        action.target = f"silence {silence.pk}"
+    return selectors.silence_to_dict(silence, now=now)
+
+
+def silence_expire(*, silence_id: int, actor: Actor) -> dict:
+    """End a silence now (the record stays, as `expired`). Staff only; audited."""
+    with audited("alert_silence_expire", actor=actor, target=f"silence {silence_id}"):
+        _require_staff(actor)
+        now = timezone.now()
+        with transaction.atomic():
+            silence = Silence.objects.select_for_update().filter(pk=silence_id).first()
+            if silence is None:
+                raise NotFound("silence not found")
+            if silence.ends_at <= now:
+                raise Conflict("silence already expired")
+            silence.ends_at = now
+            if silence.starts_at > now:
+                silence.starts_at = now
+            silence.save(update_fields=["ends_at", "starts_at"])
+    return selectors.silence_to_dict(silence, now=now)
+
+
+def alert_acknowledge(*, alert_id: int, actor: Actor) -> dict:
+    """Mark an active alert acknowledged by the actor (again: keeps the first). Staff only;
+    audited as `alert_ack`. A resolved alert cannot be acknowledged (409)."""
+    with audited("alert_ack", actor=actor, target=f"alert {alert_id}") as action:
+        _require_staff(actor)
+        now = timezone.now()
+        with transaction.atomic():
+            alert = Alert.objects.select_for_update().filter(pk=alert_id).first()
+            if alert is None:
+                raise NotFound("alert not found")
+            action.params = {"rule": alert.rule, "cluster_id": alert.cluster_id}
+            if not alert.is_active:
+                raise Conflict("alert already resolved")
+            if alert.acknowledged_at is None:
+                alert.acknowledged_by = actor.username
+                alert.acknowledged_at = now
+                alert.save(update_fields=["acknowledged_by", "acknowledged_at"])
+                AlertEvent.objects.create(
+                    alert=alert,
+                    at=now,
+                    kind=AlertEvent.Kind.ACKNOWLEDGED,
+                    severity=alert.severity,
+                    values={},
+                    username=actor.username,
+                )
+            else:
+                action.result = f"already acknowledged by {alert.acknowledged_by}"
+    return selectors.alert_detail(alert, now=now)
+
+
+# --- the engine -----------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationReport:
+    """Outcome of one cluster's evaluation (the task's return value)."""
+
+    cluster_id: str
+    skipped: bool = False
+    transitions: list[AlertTransition] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+def _transition(alert: Alert, status: str, *, silenced: bool, update: bool = False):
+    spec = SPEC_BY_ID.get(alert.rule)
+    return AlertTransition(
+        alert_id=alert.pk,
+        fingerprint=alert.fingerprint,
+        rule=alert.rule,
+        severity=alert.severity,
+        status=status,
+        cluster_id=alert.cluster_id,
+        member_id=alert.member_id,
+        summary=alert.summary,
+        description=alert.description,
+        values=dict(alert.values),
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        runbook_url=spec.runbook_url if spec else "",
+        silenced=silenced,
+        update=update,
+    )
+
+
+class _Round:
+    """The state changes of one evaluation of one cluster."""
+
+    def __init__(self, cluster_id: str, now: datetime, silences: list[Silence]):
+        self.cluster_id = cluster_id
+        self.now = now
+        self.silences = silences
+        self.transitions: list[AlertTransition] = []
+
+    def _silenced(self, alert: Alert) -> bool:
+        return selectors.is_silenced(
+            self.silences,
+            rule=alert.rule,
+            cluster_id=alert.cluster_id,
+            member_id=alert.member_id,
+            severity=alert.severity,
+        )
+
+    def _event(self, alert: Alert, kind: str) -> None:
+        AlertEvent.objects.create(
+            alert=alert, at=self.now, kind=kind, severity=alert.severity, values=alert.values
+        )
+
+    def open(self, rule_id: str, finding: Finding, for_seconds: int) -> None:
+        alert = Alert(
+            rule=rule_id,
+            cluster_id=self.cluster_id,
+            member_id=finding.member_id,
+            fingerprint=alert_fingerprint(rule_id, self.cluster_id, finding.member_id),
+            severity=finding.severity,
+            state=AlertState.PENDING,
+            values=finding.values,
+            summary=finding.summary[:500],
+            description=finding.description,
+            pending_at=self.now,
+            updated_at=self.now,
+        )
+        alert.save()
+        self._event(alert, AlertEvent.Kind.PENDING)
+        if for_seconds <= 0:
+            self.fire(alert)
+
+    def fire(self, alert: Alert) -> None:
+        alert.state = AlertState.FIRING
+        alert.starts_at = self.now
+        alert.updated_at = self.now
+        alert.save(update_fields=["state", "starts_at", "updated_at"])
+        self._event(alert, AlertEvent.Kind.FIRING)
+        self.transitions.append(_transition(alert, "firing", silenced=self._silenced(alert)))
+
+    def hold(self, alert: Alert, finding: Finding, for_seconds: int) -> None:
+        """The condition still holds: refresh the values, rise in severity, or start firing."""
+        fields = []
+        rises = SEVERITY_RANK[finding.severity] > SEVERITY_RANK[alert.severity]
+        # A firing alert never lowers its severity: a notification said "critical" and the
+        # condition has not ended. While pending nothing was said yet.
+        may_change = rises or alert.state == AlertState.PENDING
+        if may_change and finding.severity != alert.severity:
+            alert.severity = finding.severity
+            fields.append("severity")
+        same = may_change or alert.severity == finding.severity
+        if same and alert.summary != finding.summary[:500]:
+            alert.summary = finding.summary[:500]
+            alert.description = finding.description
+            fields += ["summary", "description"]
+        if alert.values != finding.values:
+            alert.values = finding.values
+            fields.append("values")
+        if fields:
+            alert.updated_at = self.now
+            alert.save(update_fields=[*fields, "updated_at"])
+        if alert.state == AlertState.PENDING:
+            if (self.now - alert.pending_at).total_seconds() >= for_seconds:
+                self.fire(alert)
+        elif rises:
+            self._event(alert, AlertEvent.Kind.ESCALATED)
+            self.transitions.append(
+                _transition(alert, "firing", silenced=self._silenced(alert), update=True)
+            )
+
+    def clear(self, alert: Alert) -> None:
+        """The condition ended (or cannot be proven any more while pending)."""
+        if alert.state == AlertState.PENDING:
+            alert.delete()  # never fired, never told: it leaves no history
+            return
+        alert.state = AlertState.RESOLVED
+        alert.ends_at = self.now
+        alert.updated_at = self.now
+        alert.save(update_fields=["state", "ends_at", "updated_at"])
+        self._event(alert, AlertEvent.Kind.RESOLVED)
+        self.transitions.append(_transition(alert, "resolved", silenced=self._silenced(alert)))
+
+
+def _evaluate(cluster_id: str, now: datetime) -> list[AlertTransition]:
+    view = selectors.cluster_view(cluster_id=cluster_id, now=now)
+    rows = rules_ensure()
+    active: dict[tuple[str, str], Alert] = {
+        (a.rule, a.member_id or ""): a
+        for a in Alert.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_STATES)
+    }
+    work = _Round(cluster_id, now, selectors.silences_active(now=now))
+    for spec in SPECS:
+        rule = selectors.effective_rule(rows[spec.id], cluster_id)
+        mine = {key: a for key, a in active.items() if key[0] == spec.id}
+        if not rule.enabled or view is None:
+            for alert in mine.values():
+                work.clear(alert)
+            continue
+        if spec.check is None:
+            continue
+        findings = spec.check(view, rule)
+        if findings is None:
+            # Nothing can be told this round: firing alerts stay, pending ones are dropped
+            # (their for_seconds must be proven without a gap).
+            for alert in mine.values():
+                if alert.state == AlertState.PENDING:
+                    work.clear(alert)
+            continue
+        seen = set()
+        for finding in findings:
+            key = (spec.id, finding.member_id or "")
+            seen.add(key)
+            alert = mine.get(key)
+            if finding.active is None:
+                if alert is not None and alert.state == AlertState.PENDING:
+                    work.clear(alert)
+            elif finding.active:
+                if alert is None:
+                    work.open(spec.id, finding, rule.for_seconds)
+                else:
+                    work.hold(alert, finding, rule.for_seconds)
+            elif alert is not None:
+                work.clear(alert)
+        # A key the check no longer mentions is gone (a member that left the cluster).
+        for key, alert in mine.items():
+            if key not in seen:
+                work.clear(alert)
+    return work.transitions
+
+
+def _notice(item: Alert | AlertTransition, status: str) -> AlertNotice:
+    spec = SPEC_BY_ID.get(item.rule)
+    return AlertNotice(
+        alert_id=item.pk if isinstance(item, Alert) else item.alert_id,
+        fingerprint=item.fingerprint,
+        rule=item.rule,
+        severity=item.severity,
+        status=status,
+        cluster_id=item.cluster_id,
+        cluster_name=item.cluster_id,
+        member_id=item.member_id,
+        summary=item.summary,
+        description=item.description,
+        values=dict(item.values),
+        starts_at=item.starts_at.timestamp() if item.starts_at else 0.0,
+        ends_at=item.ends_at.timestamp() if item.ends_at else None,
+        runbook_url=spec.runbook_url if spec else "",
+    )
+
+
+def _notify(cluster_id: str, now: datetime, transitions: list[AlertTransition]) -> None:
+    """Hand notifications every firing alert (they decide what is new, changed or due for a
+    repeat) and every resolution; silenced ones send nothing. Runs inside the evaluation's
+    transaction, so an alert's state and its outbox rows commit together."""
+    silences = selectors.silences_active(now=now)
+
+    def silenced(item) -> bool:
+        return selectors.is_silenced(
+            silences,
+            rule=item.rule,
+            cluster_id=item.cluster_id,
+            member_id=item.member_id,
+            severity=item.severity,
+        )
+
+    firing = Alert.objects.filter(cluster_id=cluster_id, state=AlertState.FIRING)
+    notices = [_notice(alert, "firing") for alert in firing if not silenced(alert)]
+    notices += [
+        _notice(t, "resolved")
+        for t in transitions
+        if t.status == "resolved" and not t.silenced and t.starts_at is not None
+    ]
+    notices_enqueue(notices=notices, now=now)
+
+
+def evaluate_cluster(*, cluster_id: str, now: datetime | None = None) -> EvaluationReport:
+    """Evaluate every enabled rule on one cluster; returns the transitions it caused.
+
+    Runs in one transaction holding the cluster's evaluation row: a concurrent evaluation of
+    the same cluster (another worker, a second scheduler) finds it locked and is skipped, and
+    a later one sees this one's alerts, so no transition is ever produced twice.
+    """
+    started = time.monotonic()
+    now = now or timezone.now()
+    report = EvaluationReport(cluster_id=cluster_id)
+    ClusterEvaluation.objects.get_or_create(cluster_id=cluster_id)
+    try:
+        with transaction.atomic():
+            state = (
+                ClusterEvaluation.objects.select_for_update(skip_locked=True)
+                .filter(cluster_id=cluster_id)
+                .first()
+            )
+            if state is None:
+                report.skipped = True
+                return report
+            report.transitions = _evaluate(cluster_id, now)
+            _notify(cluster_id, now, report.transitions)
+            report.duration_ms = (time.monotonic() - started) * 1000
+            state.evaluated_at = now
+            state.duration_ms = report.duration_ms
+            state.evaluations += 1
+            state.save(update_fields=["evaluated_at", "duration_ms", "evaluations"])
+    except IntegrityError:
+        # Only an evaluator that bypassed the lock can hit the one-active-alert constraint;
+        # the next round starts from what it wrote.
+        logger.warning("alert evaluation of %s raced another writer; skipped", cluster_id)
+        report.skipped = True
+        report.transitions = []
+    for transition in report.transitions:
+        logger.info(
+            "alert %s %s%s: %s (%s, cluster %s%s)",
+            transition.rule,
+            transition.status,
+            " (update)" if transition.update else "",
+            transition.summary,
+            transition.severity,
+            transition.cluster_id,
+            ", silenced" if transition.silenced else "",
+        )
+    return report
+
+
+def evaluate_all(*, now: datetime | None = None) -> list[EvaluationReport]:
+    """Evaluate every monitored cluster (one per MonitoredCluster row)."""
+    return [evaluate_cluster(cluster_id=cid, now=now) for cid in selectors.cluster_ids()]
+
+
+# --- the HashKV consistency check -----------------------------------------------------------------
+
+
+def hashkv_verdict(results: list[dict], members: int) -> tuple[str, str]:
+    """(outcome, detail) of one HashKV round at one revision; `results` holds each member's
+    answer ({"member_id", "hash", "revision", "compact_revision"}) or {"member_id", "error"}.
+
+    Only a complete round can prove anything: every member answered, at the same revision and
+    the same compact revision (a compaction applied on some members but not yet on others
+    changes the hash legitimately). Then equal hashes are consistent, different ones a mismatch.
+    """
+    failed = [r for r in results if "error" in r]
+    if failed or len(results) < members or not results:
+        names = ", ".join(f"{r['member_id']}: {r['error']}" for r in failed)
+        return ConsistencyCheck.Outcome.INCONCLUSIVE, f"not every member answered ({names})"
+    if len({r["revision"] for r in results}) > 1:
+        return ConsistencyCheck.Outcome.INCONCLUSIVE, "members answered at different revisions"
+    if len({r["compact_revision"] for r in results}) > 1:
+        return ConsistencyCheck.Outcome.INCONCLUSIVE, "a compaction was in flight"
+    if len({r["hash"] for r in results}) == 1:
+        return ConsistencyCheck.Outcome.CONSISTENT, "all members agree"
+    hashes = ", ".join(f"{r['member_id']}={r['hash']}" for r in results)
+    return ConsistencyCheck.Outcome.MISMATCH, f"hashes {hashes}"
+
+
+def _hashkv_round(gateway) -> tuple[int | None, list[dict], int]:
+    """(revision, answers, member count) of HashKV at the cluster's current revision."""
+    members = gateway.members()
+    revision = gateway.status().revision
+
+    def one(member) -> dict:
+        try:
+            answer = gateway.member_client(member, timeout=HASHKV_TIMEOUT).hashkv(revision)
+        except EtcdError as exc:
+            return {"member_id": member.id_str, "error": exc.message}
+        return {
+            "member_id": member.id_str,
+            "hash": answer.hash,
+            "revision": answer.revision,
+            "compact_revision": answer.compact_revision,
+        }
+
+    with ThreadPoolExecutor(max_workers=max(1, len(members))) as pool:
+        return revision, list(pool.map(one, members)), len(members)
+
+
+def consistency_check(*, cluster_id: str = DEFAULT_CLUSTER) -> ConsistencyCheck | None:
+    """One HashKV round on every member of the cluster; a mismatch is confirmed by a second
+    round at a newer revision before it is recorded (a read: not audited). Returns the record.
+
+    Only the default cluster is reachable through settings today; other ids return None.
+    """
+    if cluster_id != DEFAULT_CLUSTER:
+        return None
+    gateway = cluster_gateway()
+    now = timezone.now()
+    try:
+        revision, results, count = _hashkv_round(gateway)
+        outcome, detail = hashkv_verdict(results, count)
+        if outcome == ConsistencyCheck.Outcome.MISMATCH:
+            revision, results, count = _hashkv_round(gateway)
+            outcome, detail = hashkv_verdict(results, count)
+    except EtcdError as exc:
+        revision, results = None, []
+        outcome, detail = ConsistencyCheck.Outcome.INCONCLUSIVE, exc.message
+    if outcome == ConsistencyCheck.Outcome.MISMATCH:
+        logger.error("HashKV mismatch on %s at revision %s: %s", cluster_id, revision, detail)
+    return ConsistencyCheck.objects.create(
+        cluster_id=cluster_id,
+        checked_at=now,
+        revision=revision,
+        outcome=outcome,
+        detail=detail[:2000],
+        results=results,
+    )
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+def alerts_purge(*, now: datetime | None = None) -> int:
+    """Delete resolved alerts, expired silences and consistency checks older than
+    ALERT_RETENTION_DAYS, in batches; returns the alerts deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.ALERT_RETENTION_DAYS)
+    total = 0
+    while True:
+        batch = list(
+            Alert.objects.filter(state=AlertState.RESOLVED, ends_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )[:5000]
+        )
+        if not batch:
+            break
+        AlertEvent.objects.filter(alert_id__in=batch).delete()
+        Alert.objects.filter(pk__in=batch).delete()
+        total += len(batch)
+    Silence.objects.filter(ends_at__lt=cutoff).delete()
+    ConsistencyCheck.objects.filter(checked_at__lt=cutoff).delete()
+    return total

@@ -25,6 +25,7 @@ from clusters.connection import (
     ca_cert_validate,
     ca_files_prune,
     classify,
+    cluster_gateway,
     connection_test,
     connection_tried,
     credentials_validate,
@@ -41,12 +42,14 @@ from clusters.connection import (
 from clusters.crypto import TabDecryptFailed, TabKeyMissing, password_decrypt, password_encrypt
 from clusters.models import DEFAULT_CLUSTER_ID, Cluster, new_cluster_id
 from etcdgateway import (
+    ClusterGateway,
     EtcdAuthFailed,
     EtcdError,
     EtcdTimeout,
     EtcdUnavailable,
     normalise_endpoint,
 )
+from etcdgateway import cluster_gateway as shared_gateway
 from etcdgateway.egress import EndpointUnresolvable
 from etcdmonitor_site.errors import (
     Conflict,
@@ -790,3 +793,18 @@ def cluster_for_viewer(*, actor: Actor, cluster_id: str, route: str) -> Cluster:
     if cluster is None:
         raise cluster_not_found()
     return cluster
+
+
+def route_cluster(
+    *, actor: Actor, cluster_id: str, route: str
+) -> tuple[Cluster | None, ClusterGateway]:
+    """What a KV or ops request acts on: (None, the settings' gateway) for the default, or the
+    record (`cluster_for_route`'s rules) and its gateway. Stored credentials that no longer
+    decrypt are our failure (500 INTERNAL), never the client's."""
+    cluster = cluster_for_route(actor=actor, cluster_id=cluster_id, route=route)
+    if cluster is None:
+        return None, shared_gateway()
+    try:
+        return cluster, cluster_gateway(cluster)
+    except (TabKeyMissing, TabDecryptFailed) as exc:
+        raise InternalFailure(f"cluster credentials unavailable: {exc}", code="INTERNAL") from None

@@ -12,9 +12,7 @@ urlpatterns = [
     path("clusters", ClusterViewSet.as_view({"get": "list", "post": "create"}), name="clusters"),
     path(
         "clusters/<str:cluster_id>",
-        ClusterViewSet.as_view(
-            {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
-        ),
+        ClusterViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
         name="cluster",
     ),
     path("kv/tabs", KvTabViewSet.as_view({"get": "list", "post": "create"}), name="kv-tabs"),

@@ -137,3 +137,52 @@ def test_a_fresh_database_has_the_table_with_its_index():
     constraints = table_constraints(Cluster._meta.db_table)
 
     assert constraints["cluster_owner_sort"]["columns"] == ["owner_id", "sort_order"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_migrated_tab_keeps_working_through_the_tab_and_kv_apis(
+    auth_cluster, bearer_client, kv_prefix
+):
+    """A tab stored before the records, with a password for an auth-enabled cluster: after the
+    migration the tab API lists it unchanged and the KV routes reach its cluster with the
+    password decrypted from the copied blob."""
+    from clusters.tests.conftest import remote_get
+
+    owner = get_user_model().objects.create_user(username="erin", password="e" * 12)
+    url = auth_cluster.client_urls[0]
+    tab_id = uuid.uuid4()
+    try:
+        executor = migrate([LAST_TAB_STATE])
+        _old_tab(
+            executor,
+            LAST_TAB_STATE,
+            "clusters",
+            id=tab_id,
+            owner_id=owner.pk,
+            name="secured",
+            endpoint=url,
+            username="root",
+            password_cipher=password_encrypt("rootpw", tab_id=str(tab_id)),
+            sort_order=1,
+            last_status="ok",
+        )
+    finally:
+        migrate(latest())
+        ContentType.objects.clear_cache()
+    client = bearer_client(owner)
+
+    tabs = client.get("/api/kv/tabs").json()["tabs"]
+    put = client.put(
+        f"/api/kv/v3/put?tab_id={tab_id}", {"key": f"{kv_prefix}m", "value": "1"}, format="json"
+    )
+    read = client.get("/api/kv/v3/get", {"key": f"{kv_prefix}m", "cluster_id": str(tab_id)})
+    renamed = client.patch(f"/api/kv/tabs/{tab_id}", {"name": "renamed"}, format="json")
+
+    assert [(t["id"], t["name"], t["endpoint"], t["has_password"]) for t in tabs] == [
+        ("default", "default", tabs[0]["endpoint"], False),
+        (str(tab_id), "secured", url, True),
+    ]
+    assert put.status_code == 200, put.json()
+    assert remote_get(url, f"{kv_prefix}m", username="root", password="rootpw") == b"1"
+    assert read.json()["node"]["value"] == "1"
+    assert renamed.status_code == 200 and renamed.json()["tab"]["name"] == "renamed"

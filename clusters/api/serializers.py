@@ -1,5 +1,7 @@
 """Input shapes of the KV tab endpoints. Types are strict: a number for a string is a 400."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from etcdmonitor_site.api import StrictBooleanField, StrictStringField
@@ -66,6 +68,9 @@ class TabOrderSerializer(serializers.Serializer):
     ids = serializers.ListField(child=BoundedString(max_length=64), min_length=1, max_length=64)
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
+)
 class EndpointsField(serializers.Field):
     """A list of URL strings, or (on create) one comma-separated string; checked by the
     service (`endpoints_validate`), which names the bad one."""
@@ -87,6 +92,7 @@ class EndpointsField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class LabelsField(serializers.Field):
     """A JSON object; its names and values are checked by the service (`labels_validate`)."""
 

@@ -46,7 +46,7 @@ class ClusterViewSet(viewsets.ViewSet):
             actor=self.actor(), cluster_id=cluster_id, route=self.request.path
         )
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="clusters_list", responses=OpenApiTypes.OBJECT)
     def list(self, request):
         services.default_cluster_sync()
         records = selectors.clusters_visible(user=request.user)

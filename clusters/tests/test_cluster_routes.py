@@ -167,3 +167,20 @@ def test_a_dead_cluster_is_unavailable_without_touching_the_default(
     assert Cluster.objects.get(pk=dead_id).last_status == "error"  # the KV request saw it
     assert home.status_code == 200 and default_get(f"{kv_prefix}alive") == b"1"
     assert home_ops.status_code == 200
+
+
+def test_the_v2_routes_take_cluster_id_too(api_client, shared, kv_prefix):
+    key = f"{kv_prefix}v2"
+
+    put = api_client.put(
+        "/api/kv/v2/put", {"key": key, "value": "two", "cluster_id": shared}, format="json"
+    )
+    there = api_client.get("/api/kv/v2/get", {"key": key, "cluster_id": shared})
+    here = api_client.get("/api/kv/v2/get", {"key": key})
+
+    assert put.status_code == 200, put.json()
+    assert there.status_code == 200 and there.json()["node"]["value"] == "two"
+    assert here.status_code == 404
+    delete = api_client.post(f"/api/kv/v2/delete?cluster_id={shared}", {"key": key}, format="json")
+    assert delete.status_code == 200
+    assert api_client.get("/api/kv/v2/get", {"key": key, "cluster_id": shared}).status_code == 404

@@ -1,12 +1,18 @@
 from django.apps import AppConfig
+from django.apps import apps as django_apps
 from django.db.models.signals import post_migrate
 
 
-def _default_after_migrate(sender, using="default", **kwargs):
+def _default_after_migrate(sender, using="default", apps=None, **kwargs):
     """`migrate` (and so every start-up, which migrates) writes the record `default` from the
     environment; requests that list records bring it up to date again (default_cluster_sync)."""
     from clusters.services import default_cluster_sync
 
+    try:
+        # A migration back to the tabs (or not yet to the records) has no table for it.
+        (apps or django_apps).get_model("clusters", "Cluster")
+    except LookupError:
+        return
     if using == "default":
         default_cluster_sync()
 

@@ -186,3 +186,22 @@ def test_a_migrated_tab_keeps_working_through_the_tab_and_kv_apis(
     assert remote_get(url, f"{kv_prefix}m", username="root", password="rootpw") == b"1"
     assert read.json()["node"]["value"] == "1"
     assert renamed.status_code == 200 and renamed.json()["tab"]["name"] == "renamed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_back_to_the_tabs_survives_the_default_record_hook():
+    """post_migrate writes the default record, but not into a state without the records."""
+    from django.core.management import call_command
+
+    try:
+        call_command("migrate", "clusters", "0001_initial", verbosity=0)
+        executor = migrate([LAST_TAB_STATE])
+        assert (
+            "clusters",
+            "0002_kvclustertab_becomes_cluster",
+        ) not in executor.loader.applied_migrations
+    finally:
+        call_command("migrate", verbosity=0)
+        ContentType.objects.clear_cache()
+
+    assert Cluster.objects.get(pk="default").monitored is True

@@ -184,3 +184,20 @@ def test_the_v2_routes_take_cluster_id_too(api_client, shared, kv_prefix):
     delete = api_client.post(f"/api/kv/v2/delete?cluster_id={shared}", {"key": key}, format="json")
     assert delete.status_code == 200
     assert api_client.get("/api/kv/v2/get", {"key": key, "cluster_id": shared}).status_code == 404
+
+
+def test_the_default_cluster_costs_no_query_and_a_record_one(api_client, shared, kv_prefix):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def cluster_queries(params: dict) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            response = api_client.get("/api/kv/v3/get", {"key": f"{kv_prefix}q", **params})
+        assert response.status_code == 404  # no such key: the cluster answered
+        return [q["sql"] for q in captured.captured_queries if "clusters_cluster" in q["sql"]]
+
+    api_client.get("/api/kv/v3/get", {"key": f"{kv_prefix}q", "cluster_id": shared})  # warm
+
+    assert cluster_queries({}) == []
+    assert cluster_queries({"cluster_id": "default"}) == []
+    assert len(cluster_queries({"cluster_id": shared})) == 1  # the record, owner joined

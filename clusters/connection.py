@@ -1,23 +1,26 @@
-"""How the clusters app reaches a KV tab's cluster: endpoint and TLS validation, the private CA
-files the gateway reads, the gateway config of a tab, connection tests that name a generic cause,
-and the check that a tab is not the default cluster under another name.
+"""How the clusters app reaches a cluster record's etcd: endpoint and TLS validation, the private
+CA files the gateway reads, the gateway config and shared gateway of a record (`cluster_gateway`),
+connection tests that name a generic cause, and the check that a tab is not the default cluster
+under another name.
 
 Refusals are `InvalidInput` / `Conflict` carrying the reference's tab codes (`KV_TAB_*`).
 """
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import socket
 import ssl
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from clusters.crypto import TabDecryptFailed, TabKeyMissing, password_decrypt
-from clusters.models import KvClusterTab
+from clusters.models import Cluster
 from etcdgateway import (
     ClusterConfig,
     ClusterGateway,
@@ -28,11 +31,11 @@ from etcdgateway import (
     EtcdTimeout,
     EtcdUnavailable,
     MemberInfo,
-    cluster_gateway,
     forget_gateway,
     normalise_endpoint,
     split_endpoint,
 )
+from etcdgateway import cluster_gateway as shared_gateway
 from etcdgateway.egress import EndpointNotAllowed, EndpointUnresolvable, pinned_endpoint
 from etcdmonitor_site.errors import Conflict, DomainError, InvalidInput
 from etcdmonitor_site.reuse import ReuseWindow
@@ -67,6 +70,40 @@ def endpoint_validate(endpoint: str) -> str:
     if parts.path.strip("/"):
         raise invalid
     return normalise_endpoint(raw)
+
+
+MAX_ENDPOINTS = 16
+SERVER_NAMES_DIFFER = (
+    "https endpoints of one cluster must share one host name or be IP addresses "
+    "(TLS verifies one name)"
+)
+
+
+def endpoints_validate(endpoints: list[str] | str) -> list[str]:
+    """A record's endpoints: a list of URLs or one comma-separated string, each checked like a
+    tab's (`endpoint_validate`), duplicates dropped, one scheme for all and at most one TLS host
+    name (a config verifies one name). Else 400 KV_TAB_INVALID_SCHEME."""
+    raw = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
+    raw = [item for item in raw if item.strip()]
+    if not raw or len(raw) > MAX_ENDPOINTS:
+        raise InvalidInput(
+            f"endpoints must name 1 to {MAX_ENDPOINTS} URLs", code="KV_TAB_INVALID_SCHEME"
+        )
+    valid = list(dict.fromkeys(endpoint_validate(item) for item in raw))
+    if len({url.split("://", 1)[0] for url in valid}) > 1:
+        raise InvalidInput("endpoints must all use the same scheme", code="KV_TAB_INVALID_SCHEME")
+    hosts = {urlsplit(url).hostname for url in valid if url.startswith("https://")}
+    if len({host for host in hosts if not _is_address(host)}) > 1:
+        raise InvalidInput(SERVER_NAMES_DIFFER, code="KV_TAB_INVALID_SCHEME")
+    return valid
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def ca_cert_validate(pem: str) -> str:
@@ -172,7 +209,7 @@ def ca_files_prune() -> int:
         return 0
     used = {
         _ca_name(pem)
-        for pem in KvClusterTab.objects.exclude(ca_cert="").values_list("ca_cert", flat=True)
+        for pem in Cluster.objects.exclude(ca_cert="").values_list("ca_cert", flat=True)
     }
     removed = 0
     for path in directory.glob("*.pem"):
@@ -207,9 +244,14 @@ def credentials_validate(username: str, password: str) -> None:
 # --- gateways ------------------------------------------------------------------------------------
 
 
-def tab_config(
+def tab_config(*, endpoint: str, **fields) -> ClusterConfig:
+    """How to reach a tab's (one endpoint's) cluster: `cluster_config` with that endpoint."""
+    return cluster_config(endpoints=[endpoint], **fields)
+
+
+def cluster_config(
     *,
-    endpoint: str,
+    endpoints: list[str],
     username: str,
     password: str,
     ca_cert: str,
@@ -217,8 +259,8 @@ def tab_config(
     timeout: float | None = None,
     transient_ca: bool = False,
 ) -> ClusterConfig:
-    """How to reach a tab's cluster. https verifies against the system CAs or `ca_cert` unless
-    the tab explicitly opted into skipping verification."""
+    """How to reach a record's cluster. https verifies against the system CAs or `ca_cert`
+    unless the record explicitly opted into skipping verification."""
     connect = (
         settings.KV_CONNECT_TIMEOUT
         if timeout is None
@@ -227,12 +269,16 @@ def tab_config(
     # Checked (link-local, allowlist) and resolved once; every connection of this config goes
     # to that address, TLS still verifies the name the user typed.
     try:
-        pinned = pinned_endpoint(endpoint)
+        pinned = [pinned_endpoint(endpoint) for endpoint in endpoints]
     except EndpointNotAllowed as exc:
         raise endpoint_not_allowed(exc) from None
+    names = {endpoint.server_name for endpoint in pinned} - {""}
+    if len(names) > 1:
+        # One config verifies one TLS name (endpoints_validate refuses this on input).
+        raise InvalidInput(SERVER_NAMES_DIFFER, code="KV_TAB_INVALID_SCHEME")
     return ClusterConfig(
-        endpoints=(pinned.url,),
-        server_name=pinned.server_name,
+        endpoints=tuple(endpoint.url for endpoint in pinned),
+        server_name=next(iter(names), ""),
         # etcd has no password-less logins (3.4): without a password, go anonymous.
         username=username if password else "",
         password=password,
@@ -243,30 +289,45 @@ def tab_config(
     )
 
 
-def stored_config(tab: KvClusterTab, **overrides) -> ClusterConfig:
+def stored_config(cluster: Cluster, **overrides) -> ClusterConfig:
+    """The config of a stored record, with `overrides` (`endpoint` or `endpoints`, credentials,
+    TLS fields, timeout) in place of its stored values; the password is decrypted unless given."""
     fields = {
-        "endpoint": tab.endpoint,
-        "username": tab.username,
-        "ca_cert": tab.ca_cert,
-        "insecure_skip_verify": tab.insecure_skip_verify,
+        "endpoints": list(cluster.endpoints),
+        "username": cluster.username,
+        "ca_cert": cluster.ca_cert,
+        "insecure_skip_verify": cluster.insecure_skip_verify,
     }
+    if "endpoint" in overrides:
+        overrides["endpoints"] = [overrides.pop("endpoint")]
     fields.update(overrides)
     if "password" not in fields:
-        fields["password"] = password_decrypt(tab.password_cipher, tab_id=str(tab.id))
-    return tab_config(**fields)
+        fields["password"] = password_decrypt(cluster.password_cipher, tab_id=str(cluster.pk))
+    return cluster_config(**fields)
 
 
-def tab_gateway(tab: KvClusterTab) -> ClusterGateway:
-    """The shared gateway of a tab (raises TabKeyMissing / TabDecryptFailed)."""
-    return cluster_gateway(stored_config(tab))
+def cluster_gateway(cluster: Cluster) -> ClusterGateway:
+    """The shared etcdgateway ClusterGateway of any record: `default` is the one the ETCD_*
+    settings configure, any other is built from the record (its password decrypted; raises
+    TabKeyMissing / TabDecryptFailed, or InvalidInput when its endpoint is no longer allowed).
+    Cached per config, so every caller of one record shares its channels."""
+    if cluster.is_default:
+        return shared_gateway()
+    return shared_gateway(stored_config(cluster))
 
 
-def tab_gateway_forget(tab: KvClusterTab) -> None:
-    """Close this process's cached gateway of the tab as stored now (before it changes or goes).
+tab_gateway = cluster_gateway  # the name the KV tab code knew it by
+
+
+def tab_gateway_forget(tab: Cluster) -> None:
+    """Close this process's cached gateway of the record as stored now (before it changes or
+    goes).
 
     Other processes keep theirs until they restart; their key (the old config) is never used
     again, so that costs idle channels, never wrong answers.
     """
+    if tab.is_default:
+        return
     # Nothing usable was ever cached under a config we cannot rebuild.
     with contextlib.suppress(TabKeyMissing, TabDecryptFailed, DomainError, EndpointUnresolvable):
         forget_gateway(stored_config(tab))
@@ -356,26 +417,53 @@ def endpoint_check(client: EtcdClient, *, timeout: float) -> None:
 
 
 def connection_tried(
-    *, endpoint: str, username: str, password: str, ca_cert: str, insecure_skip_verify: bool
+    *,
+    endpoint: str = "",
+    endpoints: list[str] | None = None,
+    username: str,
+    password: str,
+    ca_cert: str,
+    insecure_skip_verify: bool,
 ) -> tuple[str, list[MemberInfo]]:
-    """Validate a new tab's connection fields (CA bundle, credentials, allowed endpoint) and test
-    them: (the validated CA bundle, the members found). `endpoint` is validated already; a
-    refusal or failed test is a 400 with the tab codes."""
+    """Validate a new record's connection fields (CA bundle, credentials, allowed endpoints) and
+    test each endpoint (concurrently): (the validated CA bundle, the members the first one
+    found). The endpoints are validated already; a refusal or a failed test of any endpoint is
+    a 400 with the tab codes (naming the endpoint when there are several)."""
     ca_cert = ca_cert_validate(ca_cert)
     credentials_validate(username, password)
+    endpoints = endpoints or [endpoint]
+    fields = {
+        "username": username,
+        "password": password,
+        "ca_cert": ca_cert,
+        "insecure_skip_verify": insecure_skip_verify,
+    }
+    if len(endpoints) == 1:
+        return ca_cert, _endpoint_tried(endpoints[0], fields)
+    with ThreadPoolExecutor(max_workers=min(8, len(endpoints))) as pool:
+        outcomes = list(pool.map(lambda url: _endpoint_outcome(url, fields), endpoints))
+    for url, outcome in zip(endpoints, outcomes, strict=True):
+        if isinstance(outcome, InvalidInput):
+            outcome.message = f"{url}: {outcome.message}"
+            outcome.args = (outcome.message,)
+            outcome.extra["endpoint"] = url
+            raise outcome
+    return ca_cert, outcomes[0]
+
+
+def _endpoint_tried(endpoint: str, fields: dict) -> list[MemberInfo]:
     try:
-        config = tab_config(
-            endpoint=endpoint,
-            username=username,
-            password=password,
-            ca_cert=ca_cert,
-            insecure_skip_verify=insecure_skip_verify,
-            timeout=TEST_TIMEOUT,
-            transient_ca=True,
-        )
+        config = tab_config(endpoint=endpoint, timeout=TEST_TIMEOUT, transient_ca=True, **fields)
     except EndpointUnresolvable:
         raise connection_refusal(ConnectionTestFailed("unresolvable")) from None
-    return ca_cert, connection_verified(config)
+    return connection_verified(config)
+
+
+def _endpoint_outcome(endpoint: str, fields: dict) -> list[MemberInfo] | InvalidInput:
+    try:
+        return _endpoint_tried(endpoint, fields)
+    except InvalidInput as exc:
+        return exc
 
 
 def connection_verified(config: ClusterConfig) -> list[MemberInfo]:
@@ -403,7 +491,7 @@ def default_cluster_urls() -> tuple[frozenset[str], bool]:
     if cached is not None:
         return cached, False
     try:
-        members = cluster_gateway().members()
+        members = shared_gateway().members()
     except EtcdError:
         return frozenset(normalise_endpoint(url) for url in configured), True
     urls = frozenset(

@@ -1,21 +1,23 @@
-"""Reads of the KV tabs: the synthetic default tab and a user's own tabs, in order."""
+"""Reads of the clusters app: the records a user may see, the monitored ones, and the KV tabs
+(the synthetic default tab and a user's own clusters, in order)."""
 
 from django.conf import settings
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from clusters.models import KvClusterTab
+from clusters.models import DEFAULT_CLUSTER_ID, Cluster
 from etcdgateway import normalise_endpoint
 
 
 def default_tab() -> dict:
     """The configured cluster as a tab: never stored, always first, not editable or closable."""
     return {
-        "id": "default",
+        "id": DEFAULT_CLUSTER_ID,
         "name": "default",
         "endpoint": normalise_endpoint(settings.ETCD_ENDPOINTS[0]),
         "username": "",
         "has_password": False,
         "sort_order": -1,
-        "last_status": KvClusterTab.Status.OK,
+        "last_status": Cluster.Status.OK,
         "last_error": "",
         "last_checked_at": 0,
         "is_default": True,
@@ -27,6 +29,46 @@ def default_tab() -> dict:
 
 
 def tabs_for_user(*, user) -> list[dict]:
-    """`default` followed by the user's own tabs by sort_order (one query; only their rows)."""
-    own = KvClusterTab.objects.filter(owner=user).order_by("sort_order", "created_at")
-    return [default_tab(), *(tab.to_dict() for tab in own)]
+    """`default` followed by the user's own clusters by sort_order (one query; only their
+    rows)."""
+    own = Cluster.objects.filter(owner=user).order_by("sort_order", "created_at")
+    return [default_tab(), *(tab.to_tab_dict() for tab in own)]
+
+
+def _rank() -> Case:
+    """0 for the default, 1 for shared records, 2 for users' own."""
+    return Case(
+        When(pk=DEFAULT_CLUSTER_ID, then=Value(0)),
+        When(owner=None, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+
+
+def clusters_visible(*, user) -> QuerySet[Cluster]:
+    """The records `user` may see: shared ones (the default among them) and the user's own;
+    the default first, then shared by name, then the user's own in tab order. One query."""
+    return (
+        Cluster.objects.filter(Q(owner=None) | Q(owner=user))
+        .select_related("owner")
+        .order_by(_rank(), "sort_order", "name", "created_at")
+    )
+
+
+def cluster_visible(*, user, cluster_id: str) -> Cluster | None:
+    """The record `cluster_id` if `user` may see it (shared or the user's own), else None."""
+    return clusters_visible(user=user).filter(pk=cluster_id).first()
+
+
+def monitored_clusters() -> list[Cluster]:
+    """Every record with `monitored` set, the default first when it is monitored, then by name;
+    the default record is brought up to date with the environment first (one read, a write only
+    when the environment changed). Owners loaded, so `to_dict()` needs no query."""
+    from clusters.services import default_cluster_sync  # services never read through here
+
+    default_cluster_sync()
+    return list(
+        Cluster.objects.filter(monitored=True)
+        .select_related("owner")
+        .order_by(_rank(), "name", "created_at")
+    )

@@ -9,10 +9,10 @@ reference's tab codes (`KV_TAB_*`); another user's tab id behaves exactly like a
 
 import contextlib
 import logging
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max
@@ -25,27 +25,36 @@ from clusters.connection import (
     ca_cert_validate,
     ca_files_prune,
     classify,
-    connection_refusal,
+    cluster_gateway,
     connection_test,
     connection_tried,
-    connection_verified,
     credentials_validate,
     default_member_check,
     endpoint_check,
     endpoint_validate,
+    endpoints_validate,
     error_text,
     failure_text,
     stored_config,
     tab_gateway,
     tab_gateway_forget,
 )
-from clusters.crypto import TabDecryptFailed, TabKeyMissing, password_encrypt
-from clusters.models import KvClusterTab
-from etcdgateway import EtcdAuthFailed, EtcdError, EtcdTimeout, EtcdUnavailable
+from clusters.crypto import TabDecryptFailed, TabKeyMissing, password_decrypt, password_encrypt
+from clusters.models import DEFAULT_CLUSTER_ID, Cluster, new_cluster_id
+from etcdgateway import (
+    ClusterGateway,
+    EtcdAuthFailed,
+    EtcdError,
+    EtcdTimeout,
+    EtcdUnavailable,
+    normalise_endpoint,
+)
+from etcdgateway import cluster_gateway as shared_gateway
 from etcdgateway.egress import EndpointUnresolvable
 from etcdmonitor_site.errors import (
     Conflict,
     DomainError,
+    Forbidden,
     InternalFailure,
     InvalidInput,
     NotFound,
@@ -60,7 +69,7 @@ PROBE_WORKERS = 8
 FAILURES_BEFORE_ERROR = 2
 MASK = SECRET_MASK  # what a given password shows as in the audit params
 
-Status = KvClusterTab.Status
+Status = Cluster.Status
 
 
 def not_found() -> NotFound:
@@ -82,22 +91,30 @@ def key_missing(exc: Exception) -> InternalFailure:
 # --- reads that resolve ids ----------------------------------------------------------------------
 
 
-def tab_for_user(*, actor: Actor, tab_id: str, route: str) -> KvClusterTab:
-    """The actor's tab `tab_id`, or 404 KV_TAB_NOT_FOUND. Another user's id answers exactly like
-    an unknown one and is audited as `kv_tab_cross_user_attempt`."""
+def tab_for_user(*, actor: Actor, tab_id: str, route: str) -> Cluster:
+    """The actor's tab (own cluster) `tab_id`, or 404 KV_TAB_NOT_FOUND. Another user's id
+    answers exactly like an unknown one and is audited as `kv_tab_cross_user_attempt`; a shared
+    cluster is no tab."""
     if tab_id == DEFAULT_TAB_ID:
         raise default_protected()
-    try:
-        key = uuid.UUID(tab_id)
-    except (ValueError, TypeError):
-        raise not_found() from None
-    tab = KvClusterTab.objects.filter(pk=key).first()
-    if tab is None:
-        raise not_found()
-    if tab.owner_id != actor.user.pk:
-        _audit_cross_user(actor=actor, ids=[str(key)], route=route)
+    tab = _owned_or_shared(actor=actor, cluster_id=tab_id, route=route)
+    if tab is None or tab.owner_id is None:
         raise not_found()
     return tab
+
+
+def _owned_or_shared(*, actor: Actor, cluster_id: str, route: str) -> Cluster | None:
+    """The record `cluster_id` when it is shared or the actor's own; None when it is unknown or
+    (audited as a cross-user attempt) another user's."""
+    if not isinstance(cluster_id, str) or not 0 < len(cluster_id) <= 64:
+        return None
+    cluster = Cluster.objects.select_related("owner").filter(pk=cluster_id).first()
+    if cluster is None:
+        return None
+    if cluster.owner_id is not None and cluster.owner_id != getattr(actor.user, "pk", None):
+        _audit_cross_user(actor=actor, ids=[cluster.pk], route=route)
+        return None
+    return cluster
 
 
 def _audit_cross_user(*, actor: Actor, ids: list[str], route: str) -> None:
@@ -134,7 +151,7 @@ def tab_create(
     password: str = "",
     ca_cert: str = "",
     insecure_skip_verify: bool = False,
-) -> tuple[KvClusterTab, str]:
+) -> tuple[Cluster, str]:
     """Validate (scheme, limit, live connection test, not the default cluster), encrypt the
     password and store the tab at the end of the user's order. Returns (tab, warning).
 
@@ -156,7 +173,7 @@ def tab_create(
             raise
         action.target = endpoint[:512]
         limit = Conflict(f"at most {MAX_TABS_PER_USER} tabs per user", code="KV_TAB_LIMIT_EXCEEDED")
-        if KvClusterTab.objects.filter(owner=actor.user).count() >= MAX_TABS_PER_USER:
+        if Cluster.objects.filter(owner=actor.user).count() >= MAX_TABS_PER_USER:
             action.result, action.params = "limit_exceeded", "per-user limit reached"
             raise limit
         try:
@@ -177,7 +194,7 @@ def tab_create(
             action.params = f"scheme={scheme} matched={exc.extra['matched_member_url']}"
             raise
 
-        tab_id = uuid.uuid4()
+        tab_id = new_cluster_id()
         try:
             cipher = password_encrypt(password, tab_id=str(tab_id))
         except TabKeyMissing as exc:
@@ -188,14 +205,15 @@ def tab_create(
         now = timezone.now()
         with transaction.atomic():
             _lock_owner(actor.user)
-            owned = KvClusterTab.objects.filter(owner=actor.user)
+            owned = Cluster.objects.filter(owner=actor.user)
             tab = None
             if owned.count() < MAX_TABS_PER_USER:
-                tab = KvClusterTab.objects.create(
+                tab = Cluster.objects.create(
                     id=tab_id,
                     owner=actor.user,
                     name=(name.strip() or urlsplit(endpoint).hostname or endpoint)[:200],
-                    endpoint=endpoint,
+                    endpoints=[endpoint],
+                    labels={"environment": Cluster.Environment.OTHER},
                     username=username,
                     password_cipher=cipher,
                     ca_cert=ca_cert,
@@ -220,7 +238,7 @@ CONNECTION_FIELDS = ("username", "password", "clear_password", "ca_cert", "insec
 IDENTITY_FIELDS = ("username", "ca_cert", "insecure_skip_verify")
 
 
-def tab_update(*, actor: Actor, tab: KvClusterTab, changes: dict) -> tuple[KvClusterTab, str]:
+def tab_update(*, actor: Actor, tab: Cluster, changes: dict) -> tuple[Cluster, str]:
     """Apply a PATCH. A changed endpoint is re-validated like a create (scheme, connection test
     with the new or stored credentials, default-cluster check) and resets the status to ok.
     Credential or TLS changes alone reset it to unknown for the next probe. `password` "" keeps
@@ -230,7 +248,7 @@ def tab_update(*, actor: Actor, tab: KvClusterTab, changes: dict) -> tuple[KvClu
     with audited("kv_tab_update", actor=actor, target=str(tab.id), failures=()) as action:
         fields, new_password, warning = _tab_changes(tab, changes)
         if fields:
-            if any(key in fields for key in (*CONNECTION_FIELDS, "endpoint", "password_cipher")):
+            if any(key in fields for key in (*CONNECTION_FIELDS, "endpoints", "password_cipher")):
                 tab_gateway_forget(tab)
             fields["updated_at"] = timezone.now()
             for field, value in fields.items():
@@ -244,7 +262,7 @@ def tab_update(*, actor: Actor, tab: KvClusterTab, changes: dict) -> tuple[KvClu
     return tab, warning
 
 
-def _tab_changes(tab: KvClusterTab, changes: dict) -> tuple[dict, str | None, str]:
+def _tab_changes(tab: Cluster, changes: dict) -> tuple[dict, str | None, str]:
     """(the fields a PATCH changes, the new password or None to keep it, warning), after
     validating them and, for a new endpoint, testing the connection."""
     fields: dict = {}
@@ -264,10 +282,12 @@ def _tab_changes(tab: KvClusterTab, changes: dict) -> tuple[dict, str | None, st
     elif changes.get("password"):
         new_password = changes["password"]
 
-    endpoint = changes.get("endpoint")
-    if endpoint is not None:
-        endpoint = endpoint_validate(endpoint)
-    moved = endpoint is not None and endpoint != tab.endpoint
+    endpoints = None
+    if changes.get("endpoints") is not None:  # a record's list (the clusters API)
+        endpoints = endpoints_validate(changes["endpoints"])
+    elif changes.get("endpoint") is not None:  # a tab's one endpoint
+        endpoints = [endpoint_validate(changes["endpoint"])]
+    moved = endpoints is not None and endpoints != list(tab.endpoints)
     # The stored password was given for one host, user and TLS identity: a PATCH that changes
     # any of them (the scheme is part of the endpoint) must not send it anywhere else, so it
     # is dropped unless this request brings a password of its own.
@@ -279,24 +299,24 @@ def _tab_changes(tab: KvClusterTab, changes: dict) -> tuple[dict, str | None, st
         new_password if new_password is not None else bool(tab.password_cipher),
     )
     if moved:
-        overrides = {
-            key: fields[key]
-            for key in ("username", "ca_cert", "insecure_skip_verify")
-            if key in fields
-        }
         if new_password is not None:
-            overrides["password"] = new_password
-        try:
-            config = stored_config(
-                tab, endpoint=endpoint, timeout=TEST_TIMEOUT, transient_ca=True, **overrides
-            )
-        except (TabKeyMissing, TabDecryptFailed) as exc:
-            raise key_missing(exc) from None
-        except EndpointUnresolvable:
-            raise connection_refusal(ConnectionTestFailed("unresolvable")) from None
-        warning = default_member_check(endpoint, connection_verified(config))
+            password = new_password
+        else:  # identity unchanged and no stored password: nothing to decrypt but an empty blob
+            try:
+                password = password_decrypt(tab.password_cipher, tab_id=str(tab.pk))
+            except (TabKeyMissing, TabDecryptFailed) as exc:
+                raise key_missing(exc) from None
+        _, members = connection_tried(
+            endpoints=endpoints,
+            username=fields.get("username", tab.username),
+            password=password,
+            ca_cert=fields.get("ca_cert", tab.ca_cert),
+            insecure_skip_verify=fields.get("insecure_skip_verify", tab.insecure_skip_verify),
+        )
+        for url in endpoints:
+            warning = default_member_check(url, members) or warning
         fields.update(
-            endpoint=endpoint,
+            endpoints=endpoints,
             last_status=Status.OK,
             last_error="",
             failure_count=0,
@@ -313,7 +333,7 @@ def _tab_changes(tab: KvClusterTab, changes: dict) -> tuple[dict, str | None, st
     return fields, new_password, warning
 
 
-def tab_delete(*, actor: Actor, tab: KvClusterTab) -> None:
+def tab_delete(*, actor: Actor, tab: Cluster) -> None:
     """Remove the tab (its encrypted password goes with the row); audited once it is gone."""
     with audited(
         "kv_tab_delete",
@@ -343,7 +363,7 @@ def connection_fields_test(*, endpoint: str, **connection) -> tuple[int, str]:
 
 
 def tab_test(
-    *, tab: KvClusterTab, username: str | None = None, password: str | None = None
+    *, tab: Cluster, username: str | None = None, password: str | None = None
 ) -> tuple[str, str]:
     """Try the tab's cluster with the given or stored credentials: (status, error message)."""
     overrides = {}
@@ -386,7 +406,7 @@ def tabs_reorder(*, actor: Actor, ids: list[str], route: str) -> None:
         with transaction.atomic():
             tabs = {
                 str(tab.id): tab
-                for tab in KvClusterTab.objects.select_for_update().filter(owner=actor.user)
+                for tab in Cluster.objects.select_for_update().filter(owner=actor.user)
             }
             if len(rest) != len(tabs):
                 raise Conflict(
@@ -397,7 +417,7 @@ def tabs_reorder(*, actor: Actor, ids: list[str], route: str) -> None:
             if not unknown:
                 for position, tab_id in enumerate(rest, start=1):
                     tabs[tab_id].sort_order = position
-                KvClusterTab.objects.bulk_update(tabs.values(), ["sort_order"])
+                Cluster.objects.bulk_update(tabs.values(), ["sort_order"])
         if unknown:  # audited outside the transaction, which a raise would roll back
             foreign = _foreign_ids(unknown, owner=actor.user)
             if foreign:
@@ -406,28 +426,25 @@ def tabs_reorder(*, actor: Actor, ids: list[str], route: str) -> None:
 
 
 def _foreign_ids(ids: list[str], *, owner) -> list[str]:
-    keys = []
-    for value in ids:
-        try:
-            keys.append(uuid.UUID(value))
-        except ValueError:
-            continue
     found = (
-        KvClusterTab.objects.filter(pk__in=keys).exclude(owner=owner).values_list("pk", flat=True)
+        Cluster.objects.filter(pk__in=ids)
+        .exclude(owner=owner)
+        .exclude(owner=None)
+        .values_list("pk", flat=True)
     )
-    return sorted(str(pk) for pk in found)
+    return sorted(found)
 
 
 # --- health --------------------------------------------------------------------------------------
 
 
-def tab_mark_used(*, tab: KvClusterTab, error: Exception | None) -> None:
+def tab_mark_used(*, tab: Cluster, error: Exception | None) -> None:
     """After a KV request on a tab: success proves it healthy; a connection or credential
     failure marks it `error` at once (other errors, e.g. a missing key, say nothing)."""
     now = timezone.now()
     if error is None:
         if tab.last_status != Status.OK or tab.failure_count:
-            KvClusterTab.objects.filter(pk=tab.pk).update(
+            Cluster.objects.filter(pk=tab.pk).update(
                 last_status=Status.OK, last_error="", failure_count=0, last_checked_at=now
             )
         return
@@ -435,7 +452,7 @@ def tab_mark_used(*, tab: KvClusterTab, error: Exception | None) -> None:
     if not isinstance(error, EtcdUnavailable | EtcdTimeout | EtcdAuthFailed):
         return
     status = classify(error)
-    KvClusterTab.objects.filter(pk=tab.pk).update(
+    Cluster.objects.filter(pk=tab.pk).update(
         last_status=Status.ERROR,
         last_error=f"{status}: {failure_text(error)}"[:2000],
         last_checked_at=now,
@@ -443,7 +460,7 @@ def tab_mark_used(*, tab: KvClusterTab, error: Exception | None) -> None:
 
 
 @contextlib.contextmanager
-def tab_usage(*, tab: KvClusterTab):
+def tab_usage(*, tab: Cluster):
     """Around a KV request on a tab: marks the tab by what the request found (tab_mark_used);
     an error that is not etcd's (bad input, a value too large) says nothing about the tab."""
     try:
@@ -454,7 +471,7 @@ def tab_usage(*, tab: KvClusterTab):
     tab_mark_used(tab=tab, error=None)
 
 
-def _probe_one(tab: KvClusterTab, timeout: float) -> tuple[str, str] | None:
+def _probe_one(tab: Cluster, timeout: float) -> tuple[str, str] | None:
     """None when the tab's endpoint answered Status, else (class, message). No database use:
     this runs in the probe's worker threads."""
     try:
@@ -478,9 +495,10 @@ def tabs_probe(*, workers: int = PROBE_WORKERS, timeout: float = PROBE_TIMEOUT) 
     concurrently (at most `workers` at a time, `timeout` each), one bulk update. A tab turns
     `error` only after FAILURES_BEFORE_ERROR consecutive failures; one success clears it."""
     tabs = list(
-        KvClusterTab.objects.only(
+        # Tabs only (users' own clusters): shared ones are the monitoring's to probe.
+        Cluster.objects.exclude(owner=None).only(
             "id",
-            "endpoint",
+            "endpoints",
             "username",
             "password_cipher",
             "ca_cert",
@@ -511,7 +529,282 @@ def tabs_probe(*, workers: int = PROBE_WORKERS, timeout: float = PROBE_TIMEOUT) 
             counts["error"] += 1
         else:
             counts["failing"] += 1
-    KvClusterTab.objects.bulk_update(
+    Cluster.objects.bulk_update(
         tabs, ["last_status", "last_error", "last_checked_at", "failure_count"], batch_size=500
     )
     return counts
+
+
+# --- cluster records (/api/clusters) and the cluster a KV or ops request acts on --------------
+
+MAX_LABELS = 32
+SYSTEM = Actor(username="system")
+
+
+def cluster_not_found() -> NotFound:
+    return NotFound("cluster not found", code="CLUSTER_NOT_FOUND")
+
+
+def cluster_read_only() -> Forbidden:
+    return Forbidden(
+        "the default cluster is configured by the environment (ETCD_ENDPOINTS) and is read-only",
+        code="CLUSTER_READ_ONLY",
+    )
+
+
+def cluster_for_route(*, actor: Actor, cluster_id: str, route: str) -> Cluster | None:
+    """The cluster a KV or ops request names: None for the default (absent or "default"; no
+    query: it is the settings' cluster), else a shared record or the actor's own. Unknown ids
+    and other users' own clusters are the same 404 CLUSTER_NOT_FOUND (the latter audited as a
+    cross-user attempt)."""
+    if cluster_id in ("", DEFAULT_CLUSTER_ID):
+        return None
+    cluster = _owned_or_shared(actor=actor, cluster_id=cluster_id, route=route)
+    if cluster is None:
+        raise cluster_not_found()
+    return cluster
+
+
+def labels_validate(labels) -> dict:
+    """Labels are an object of short strings; `environment` is one of prod/staging/dev/other
+    (other when absent), because the dashboard colours a cluster by it."""
+    if not isinstance(labels, dict) or len(labels) > MAX_LABELS:
+        raise InvalidInput(
+            f"labels must be an object of at most {MAX_LABELS} labels", code="BAD_REQUEST"
+        )
+    clean = {}
+    for name, value in labels.items():
+        if not (isinstance(name, str) and 0 < len(name) <= 63 and name.strip() == name):
+            raise InvalidInput(f"label name {name!r} is not allowed", code="BAD_REQUEST")
+        if not isinstance(value, str) or len(value) > 255:
+            raise InvalidInput(f"labels.{name} must be a string", code="BAD_REQUEST")
+        clean[name] = value
+    environment = clean.setdefault("environment", Cluster.Environment.OTHER)
+    if environment not in Cluster.Environment.values:
+        raise InvalidInput(
+            f"labels.environment must be one of {', '.join(Cluster.Environment.values)}",
+            code="BAD_REQUEST",
+        )
+    return clean
+
+
+def _staff_only(actor: Actor) -> None:
+    user = actor.user
+    if not (getattr(user, "is_staff", False) or getattr(user, "is_superuser", False)):
+        raise Forbidden("only staff may change clusters", code="FORBIDDEN")
+
+
+def cluster_create(
+    *,
+    actor: Actor,
+    endpoints: list[str] | str,
+    name: str = "",
+    username: str = "",
+    password: str = "",
+    ca_cert: str = "",
+    insecure_skip_verify: bool = False,
+    labels: dict | None = None,
+    monitored: bool = False,
+) -> Cluster:
+    """Register a shared cluster (staff only): validate the endpoints (a list or one
+    comma-separated string), labels and credentials, test every endpoint (400 with the
+    reason: unreachable, bad scheme, auth failed), refuse the default cluster under another
+    name, encrypt the password like a tab's and store the record. Audited as `cluster_create`
+    (refusals included, with a short result)."""
+    shown = ",".join(endpoints) if isinstance(endpoints, list) else str(endpoints)
+    password_shown = MASK if password else ""
+    with audited(
+        "cluster_create",
+        actor=actor,
+        target=shown[:512],
+        params=f"username={username} password={password_shown} monitored={monitored}",
+        failures=(DomainError,),
+    ) as action:
+        try:
+            _staff_only(actor)
+        except Forbidden:
+            action.result = "forbidden"
+            raise
+        try:
+            endpoints = endpoints_validate(endpoints)
+        except InvalidInput:
+            action.result = "invalid_scheme"
+            raise
+        labels = labels_validate({} if labels is None else labels)
+        action.target = ",".join(endpoints)[:512]
+        try:
+            ca_cert, members = connection_tried(
+                endpoints=endpoints,
+                username=username,
+                password=password,
+                ca_cert=ca_cert,
+                insecure_skip_verify=insecure_skip_verify,
+            )
+        except InvalidInput as exc:
+            action.result = f"{exc.extra.get('status', 'bad_request')}: {exc.message}"
+            raise
+        try:
+            for url in endpoints:
+                default_member_check(url, members)
+        except Conflict:
+            action.result = "belongs_to_default"
+            raise
+        cluster_id = new_cluster_id()
+        try:
+            cipher = password_encrypt(password, tab_id=cluster_id)
+        except TabKeyMissing as exc:
+            action.result = "encrypt_failed"
+            raise InternalFailure(
+                f"cannot encrypt the password: {exc}", code="ENCRYPT_FAILED"
+            ) from None
+        now = timezone.now()
+        cluster = Cluster.objects.create(
+            id=cluster_id,
+            owner=None,
+            name=(name.strip() or urlsplit(endpoints[0]).hostname or endpoints[0])[:200],
+            endpoints=endpoints,
+            username=username,
+            password_cipher=cipher,
+            ca_cert=ca_cert,
+            insecure_skip_verify=insecure_skip_verify,
+            labels=labels,
+            monitored=monitored,
+            last_status=Status.OK,
+            last_checked_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        action.target = cluster.pk
+        action.params = (
+            f"endpoints={','.join(endpoints)} username={username} password={password_shown} "
+            f"environment={labels['environment']} monitored={monitored}"
+        )
+    return cluster
+
+
+def cluster_update(*, actor: Actor, cluster: Cluster, changes: dict) -> Cluster:
+    """Apply a PATCH of `/api/clusters/{id}` (staff only; the default is read-only): the tab
+    rules (`tab_update`: a new endpoint list is tested first, a changed identity drops the
+    stored password unless one is given) plus `labels` (replaced whole) and `monitored`.
+    Audited as `cluster_update`, refusals included."""
+    with audited(
+        "cluster_update", actor=actor, target=cluster.pk, failures=(DomainError,)
+    ) as action:
+        try:
+            _staff_only(actor)
+            if cluster.is_default:
+                raise cluster_read_only()
+        except Forbidden as exc:
+            action.result = "forbidden" if exc.code == "FORBIDDEN" else "read_only"
+            raise
+        fields, new_password, _ = _tab_changes(cluster, changes)
+        if "labels" in changes:
+            labels = labels_validate(changes["labels"])
+            if labels != cluster.labels:
+                fields["labels"] = labels
+        if "monitored" in changes and changes["monitored"] != cluster.monitored:
+            fields["monitored"] = changes["monitored"]
+        if fields:
+            if any(key in fields for key in (*CONNECTION_FIELDS, "endpoints", "password_cipher")):
+                tab_gateway_forget(cluster)
+            fields["updated_at"] = timezone.now()
+            for field, value in fields.items():
+                setattr(cluster, field, value)
+            cluster.save(update_fields=list(fields))
+            if "ca_cert" in fields:
+                ca_files_prune()
+        changed = sorted(f for f in fields if f not in ("updated_at", "last_checked_at"))
+        password_shown = "(cleared)" if new_password == "" else MASK if new_password else ""
+        action.params = f"fields={','.join(changed)} password={password_shown}"
+    return cluster
+
+
+def cluster_delete(*, actor: Actor, cluster: Cluster) -> None:
+    """Remove a record (staff only; the default is read-only); audited as `cluster_delete`."""
+    with audited(
+        "cluster_delete",
+        actor=actor,
+        target=cluster.pk,
+        params=f"endpoints={','.join(cluster.endpoints)}",
+        failures=(DomainError,),
+    ) as action:
+        try:
+            _staff_only(actor)
+            if cluster.is_default:
+                raise cluster_read_only()
+        except Forbidden as exc:
+            action.result = "forbidden" if exc.code == "FORBIDDEN" else "read_only"
+            raise
+        tab_gateway_forget(cluster)
+        cluster.delete()
+        ca_files_prune()
+
+
+def _default_fields() -> dict:
+    return {
+        "name": settings.ETCD_CLUSTER_NAME[:200] or DEFAULT_CLUSTER_ID,
+        "endpoints": list(dict.fromkeys(normalise_endpoint(u) for u in settings.ETCD_ENDPOINTS)),
+        "username": settings.ETCD_USERNAME,
+        "insecure_skip_verify": settings.ETCD_TLS_INSECURE_SKIP_VERIFY,
+        "labels": {"environment": settings.ETCD_CLUSTER_ENVIRONMENT},
+        "monitored": True,  # the deployment has always monitored its configured cluster
+    }
+
+
+def default_cluster_sync() -> Cluster:
+    """Create or update the record `default` from the environment (ETCD_ENDPOINTS,
+    ETCD_USERNAME, ETCD_TLS_INSECURE_SKIP_VERIFY, ETCD_CLUSTER_NAME / _ENVIRONMENT). Run after
+    `migrate` and before anything lists records; one primary-key read when nothing changed.
+
+    Its secrets stay in the environment (nothing is encrypted into the row): its gateway is the
+    settings' own. Logged, not audited: nobody acted, the deployment's configuration changed.
+    """
+    wanted = _default_fields()
+    cluster = Cluster.objects.filter(pk=DEFAULT_CLUSTER_ID).first()
+    if cluster is not None and all(getattr(cluster, k) == v for k, v in wanted.items()):
+        return cluster
+    now = timezone.now()
+    cluster, created = Cluster.objects.update_or_create(
+        pk=DEFAULT_CLUSTER_ID,
+        defaults={**wanted, "owner": None, "updated_at": now},
+        create_defaults={
+            **wanted,
+            "owner": None,
+            "last_status": Status.UNKNOWN,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    logger.info(
+        "%s the default cluster record from the environment: %s",
+        "created" if created else "updated",
+        ",".join(wanted["endpoints"]),
+    )
+    return cluster
+
+
+def cluster_for_viewer(*, actor: Actor, cluster_id: str, route: str) -> Cluster:
+    """The record `/api/clusters/{id}` names, if the actor may see it: the default (brought up
+    to date with the environment), a shared one or the actor's own; else 404
+    CLUSTER_NOT_FOUND, also for another user's own cluster (audited as a cross-user attempt)."""
+    if cluster_id == DEFAULT_CLUSTER_ID:
+        return default_cluster_sync()
+    cluster = _owned_or_shared(actor=actor, cluster_id=cluster_id, route=route)
+    if cluster is None:
+        raise cluster_not_found()
+    return cluster
+
+
+def route_cluster(
+    *, actor: Actor, cluster_id: str, route: str
+) -> tuple[Cluster | None, ClusterGateway]:
+    """What a KV or ops request acts on: (None, the settings' gateway) for the default, or the
+    record (`cluster_for_route`'s rules) and its gateway. Stored credentials that no longer
+    decrypt are our failure (500 INTERNAL), never the client's."""
+    cluster = cluster_for_route(actor=actor, cluster_id=cluster_id, route=route)
+    if cluster is None:
+        return None, shared_gateway()
+    try:
+        return cluster, cluster_gateway(cluster)
+    except (TabKeyMissing, TabDecryptFailed) as exc:
+        raise InternalFailure(f"cluster credentials unavailable: {exc}", code="INTERNAL") from None

@@ -70,3 +70,27 @@ class OpsEnabled(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return settings.OPS_ENABLED
+
+
+def cluster_id_param(
+    request, *, names: tuple[str, ...] = ("cluster_id",), code: str = ""
+) -> tuple[str, str]:
+    """(the parameter used, the cluster id) a request names: a query parameter, or on a write
+    also a body field; ("", "") when it names none (the default cluster). Aliases (the KV
+    routes' `tab_id`) may be given too, but never for two different clusters."""
+    body = {}
+    if request.method not in ("GET", "HEAD", "OPTIONS") and isinstance(request.data, dict):
+        body = request.data
+    found: dict[str, str] = {}
+    for name in names:
+        for value in (request.query_params.get(name), body.get(name)):
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                raise InvalidInput(f"{name} must be a string", code=code)
+            found.setdefault(name, value)
+            if found[name] != value:
+                raise InvalidInput(f"{name} names two different clusters", code=code)
+    if len(set(found.values())) > 1:
+        raise InvalidInput(f"{' and '.join(found)} name different clusters", code=code)
+    return next(iter(found.items()), ("", ""))

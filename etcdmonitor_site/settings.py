@@ -85,6 +85,10 @@ ETCD_TLS_CERT = env.str("ETCD_TLS_CERT", default="")
 ETCD_TLS_KEY = env.str("ETCD_TLS_KEY", default="")
 ETCD_TLS_INSECURE_SKIP_VERIFY = env.bool("ETCD_TLS_INSECURE_SKIP_VERIFY", default=False)
 ETCD_TLS_SERVER_NAME = env.str("ETCD_TLS_SERVER_NAME", default="")
+# How the cluster above (the read-only record `default`) is named and labelled in the clusters
+# API and the dashboard: its environment picks its colour (prod, staging, dev or other).
+ETCD_CLUSTER_NAME = env.str("ETCD_CLUSTER_NAME", default="default")
+ETCD_CLUSTER_ENVIRONMENT = env.str("ETCD_CLUSTER_ENVIRONMENT", default="other")
 
 # --- collector, retention, ops, auth, KV ---------------------------------------------------------
 COLLECTOR_INTERVAL = env.int("COLLECTOR_INTERVAL", default=30)

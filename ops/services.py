@@ -1,4 +1,6 @@
-"""Maintenance operations on the monitored cluster. Every mutating op is audited, failures included.
+"""Maintenance operations on a cluster: the default (the monitored one) unless the caller passes
+the `gateway` of another record (`clusters.connection.cluster_gateway`). Every mutating op is
+audited, failures included; on another cluster the audit target names it (`[cluster=<id>] …`).
 
 Members are looked up live (MemberList through the gateway) so an op never targets a member that
 has left, and each op talks to the member it names through a client bound to that member.
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from audit.services import Actor, audited
-from etcdgateway import EtcdError, EtcdUnavailable, MemberInfo, cluster_gateway
+from etcdgateway import ClusterGateway, EtcdError, EtcdUnavailable, MemberInfo, cluster_gateway
 from etcdgateway.errors import translate
 from etcdmonitor_site.errors import Conflict, InvalidInput, OperationFailed
 
@@ -32,9 +34,9 @@ REACHABLE_TIMEOUT = 3.0
 DISARMABLE_ALARMS = ("NOSPACE", "CORRUPT")
 
 
-def member_find(member_id: int) -> MemberInfo:
+def member_find(member_id: int, gateway: ClusterGateway | None = None) -> MemberInfo:
     """The current member with this id (400 when the cluster has no such member)."""
-    for member in cluster_gateway().members():
+    for member in (gateway or cluster_gateway()).members():
         if member.id == member_id:
             return member
     raise InvalidInput("member not found")
@@ -44,16 +46,23 @@ def _member_label(member: MemberInfo) -> str:
     return member.name or member.id_str
 
 
+def _on_cluster(actor: Actor, target: str) -> str:
+    """An audit target, naming the cluster when it is not the default (as KV names a tab)."""
+    if actor.cluster_id == "default":
+        return target
+    return f"[cluster={actor.cluster_id}] {target}"
+
+
 def _down_refusal(member: MemberInfo, operation: str, reason: str) -> Conflict:
     return Conflict(
         f"member {_member_label(member)} is down (unreachable: {reason}); {operation} refused"
     )
 
 
-def _reachable_status(member: MemberInfo, operation: str):
+def _reachable_status(member: MemberInfo, operation: str, gateway: ClusterGateway):
     """Status of the member itself, or a 409: maintenance on a down member is refused."""
     try:
-        return cluster_gateway().member_client(member, timeout=REACHABLE_TIMEOUT).status()
+        return gateway.member_client(member, timeout=REACHABLE_TIMEOUT).status()
     except EtcdError as exc:
         raise _down_refusal(member, operation, exc.message) from exc
 
@@ -75,7 +84,11 @@ def _run_audited(
     """
     try:
         with audited(
-            operation, actor=actor, target=target, params=params, failures=(EtcdError,)
+            operation,
+            actor=actor,
+            target=_on_cluster(actor, target),
+            params=params,
+            failures=(EtcdError,),
         ) as action:
             call()
             action.result = "success"
@@ -91,13 +104,16 @@ def _run_audited(
     return action.duration_ms
 
 
-def member_defragment(*, member_id: int, actor: Actor) -> dict:
+def member_defragment(
+    *, member_id: int, actor: Actor, gateway: ClusterGateway | None = None
+) -> dict:
     """Defragment exactly one member (a client bound to its endpoint, long timeout)."""
-    member = member_find(member_id)
-    status = _reachable_status(member, "defragment")
+    gateway = gateway or cluster_gateway()
+    member = member_find(member_id, gateway)
+    status = _reachable_status(member, "defragment", gateway)
     if status.leader_id == 0:
         raise Conflict("the cluster has no leader; defragment refused")
-    client = cluster_gateway().member_client(member, timeout=DEFRAGMENT_TIMEOUT)
+    client = gateway.member_client(member, timeout=DEFRAGMENT_TIMEOUT)
     duration = _run_audited(
         "defragment",
         actor,
@@ -135,7 +151,9 @@ def _transfer_failed(sent: int, reason: str) -> str:
     return f"snapshot transfer failed after {sent} bytes: {reason}"
 
 
-def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
+def member_snapshot(
+    *, member_id: int | None, actor: Actor, gateway: ClusterGateway | None = None
+) -> SnapshotStream:
     """Start a snapshot stream from the chosen member (default: the leader).
 
     The first chunk is read before returning, so a member that cannot start a snapshot gives a
@@ -143,13 +161,13 @@ def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
     server abort the connection: the client sees a broken transfer, never a clean truncated
     file. The audit entry is written when the stream ends, with the byte count and outcome.
     """
-    gateway = cluster_gateway()
+    gateway = gateway or cluster_gateway()
     if member_id is None:
         leader_id = gateway.status().leader_id
-        member = member_find(leader_id)
+        member = member_find(leader_id, gateway)
     else:
-        member = member_find(member_id)
-        _reachable_status(member, "snapshot")
+        member = member_find(member_id, gateway)
+        _reachable_status(member, "snapshot", gateway)
     client = gateway.member_client(member, timeout=SNAPSHOT_TIMEOUT)
     started = time.monotonic()
 
@@ -158,7 +176,7 @@ def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
         return audited(
             "snapshot",
             actor=actor,
-            target=_member_label(member),
+            target=_on_cluster(actor, _member_label(member)),
             params=member.id_str,
             started=started,
             failures=(Exception, GeneratorExit),
@@ -205,9 +223,9 @@ def member_snapshot(*, member_id: int | None, actor: Actor) -> SnapshotStream:
     return SnapshotStream(member=member, filename=snapshot_filename(member), chunks=chunks())
 
 
-def alarms_list() -> list[dict]:
+def alarms_list(*, gateway: ClusterGateway | None = None) -> list[dict]:
     """Active alarms, with member names resolved."""
-    gateway = cluster_gateway()
+    gateway = gateway or cluster_gateway()
     names = {m.id: _member_label(m) for m in gateway.members()}
     return [
         {
@@ -226,23 +244,25 @@ def parse_alarm_type(raw) -> str:
     return text
 
 
-def alarm_disarm(*, member_id: int, alarm_type: str, actor: Actor) -> dict:
+def alarm_disarm(
+    *, member_id: int, alarm_type: str, actor: Actor, gateway: ClusterGateway | None = None
+) -> dict:
     """Deactivate one alarm of one member."""
-    member = member_find(member_id)
+    gateway = gateway or cluster_gateway()
+    member = member_find(member_id, gateway)
     params = f"member_id={member.id_str}, alarm_type={alarm_type}"
     _run_audited(
         "alarm_disarm",
         actor,
-        lambda: cluster_gateway().alarm_disarm(member.id, alarm_type, timeout=ALARM_TIMEOUT),
+        lambda: gateway.alarm_disarm(member.id, alarm_type, timeout=ALARM_TIMEOUT),
         target=_member_label(member),
         params=params,
     )
     return {"message": "alarm disarmed"}
 
 
-def _statuses(members: list[MemberInfo]) -> dict[int, object]:
+def _statuses(members: list[MemberInfo], gateway: ClusterGateway) -> dict[int, object]:
     """Status of each member concurrently; a member that fails maps to its EtcdError."""
-    gateway = cluster_gateway()
 
     def one(member: MemberInfo):
         try:
@@ -254,16 +274,19 @@ def _statuses(members: list[MemberInfo]) -> dict[int, object]:
         return dict(zip([m.id for m in members], pool.map(one, members), strict=True))
 
 
-def leader_move(*, target_member_id: int, actor: Actor) -> dict:
+def leader_move(
+    *, target_member_id: int, actor: Actor, gateway: ClusterGateway | None = None
+) -> dict:
     """Transfer leadership to a voting follower; the request goes to the current leader."""
-    members = cluster_gateway().members()
+    gateway = gateway or cluster_gateway()
+    members = gateway.members()
     by_id = {m.id: m for m in members}
     target = by_id.get(target_member_id)
     if target is None:
         raise InvalidInput("target member not found")
     if target.is_learner:
         raise InvalidInput("target member is a learner and cannot become leader")
-    by_member = _statuses(members)
+    by_member = _statuses(members, gateway)
     if isinstance(by_member[target.id], EtcdError):
         raise _down_refusal(target, "move-leader", by_member[target.id].message)
     statuses = [s for s in by_member.values() if not isinstance(s, EtcdError)]
@@ -273,7 +296,7 @@ def leader_move(*, target_member_id: int, actor: Actor) -> dict:
     leader = by_id[leader_ids.pop()]
     if leader.id == target.id:
         raise InvalidInput("target member is already the leader")
-    client = cluster_gateway().member_client(leader, timeout=MOVE_LEADER_TIMEOUT)
+    client = gateway.member_client(leader, timeout=MOVE_LEADER_TIMEOUT)
     duration = _run_audited(
         "move_leader",
         actor,
@@ -290,7 +313,7 @@ def leader_move(*, target_member_id: int, actor: Actor) -> dict:
     }
 
 
-def cluster_hashkv(*, actor: Actor) -> dict:
+def cluster_hashkv(*, actor: Actor, gateway: ClusterGateway | None = None) -> dict:
     """HashKV at one revision on every member concurrently.
 
     `mismatch`: the members that answered disagree (hash or compact revision) - real evidence
@@ -298,7 +321,7 @@ def cluster_hashkv(*, actor: Actor) -> dict:
     proves nothing about the data. `consistent` (the reference's field) only when every member
     answered and all agree. The audit entry says INCONSISTENT only for a mismatch.
     """
-    gateway = cluster_gateway()
+    gateway = gateway or cluster_gateway()
     members = gateway.members()
     if not members:
         raise EtcdUnavailable("no members available")
@@ -326,7 +349,11 @@ def cluster_hashkv(*, actor: Actor) -> dict:
 
     # Every etcd error is one member's answer; anything else is ours and not audited.
     with audited(
-        "hashkv", actor=actor, target="cluster", params=f"revision={revision}", failures=()
+        "hashkv",
+        actor=actor,
+        target=_on_cluster(actor, "cluster"),
+        params=f"revision={revision}",
+        failures=(),
     ) as action:
         with ThreadPoolExecutor(max_workers=len(members)) as pool:
             results = list(pool.map(one, members))
@@ -362,14 +389,17 @@ def cluster_hashkv(*, actor: Actor) -> dict:
     }
 
 
-def current_revision() -> int:
+def current_revision(*, gateway: ClusterGateway | None = None) -> int:
     """The cluster's current revision (header of a Status reply)."""
-    return cluster_gateway().status().revision
+    return (gateway or cluster_gateway()).status().revision
 
 
-def cluster_compact(*, retain_count: int, physical: bool, actor: Actor) -> dict:
+def cluster_compact(
+    *, retain_count: int, physical: bool, actor: Actor, gateway: ClusterGateway | None = None
+) -> dict:
     """Compact history, keeping the newest `retain_count` revisions."""
-    current = current_revision()
+    gateway = gateway or cluster_gateway()
+    current = current_revision(gateway=gateway)
     target = current - retain_count
     if target <= 0:
         raise InvalidInput(
@@ -383,7 +413,7 @@ def cluster_compact(*, retain_count: int, physical: bool, actor: Actor) -> dict:
     duration = _run_audited(
         "compact",
         actor,
-        lambda: cluster_gateway().compact(target, physical=physical, timeout=COMPACT_TIMEOUT),
+        lambda: gateway.compact(target, physical=physical, timeout=COMPACT_TIMEOUT),
         target="cluster",
         params=params,
         failure="compact failed",

@@ -1,5 +1,7 @@
 """Input shapes of the KV tab endpoints. Types are strict: a number for a string is a 400."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from etcdmonitor_site.api import StrictBooleanField, StrictStringField
@@ -64,3 +66,73 @@ class TabTestSerializer(serializers.Serializer):
 
 class TabOrderSerializer(serializers.Serializer):
     ids = serializers.ListField(child=BoundedString(max_length=64), min_length=1, max_length=64)
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
+)
+class EndpointsField(serializers.Field):
+    """A list of URL strings, or (on create) one comma-separated string; checked by the
+    service (`endpoints_validate`), which names the bad one."""
+
+    default_error_messages = {"invalid": "must be a list of URLs or a comma-separated string"}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and len(data) <= 16 * 2048:
+            return data
+        if (
+            isinstance(data, list)
+            and len(data) <= 64
+            and all(isinstance(item, str) and len(item) <= 2048 for item in data)
+        ):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class LabelsField(serializers.Field):
+    """A JSON object; its names and values are checked by the service (`labels_validate`)."""
+
+    default_error_messages = {"invalid": "must be an object"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class ClusterCreateSerializer(serializers.Serializer):
+    """`POST /api/clusters`: endpoints (list or comma-separated string) and the optional name,
+    credentials, TLS fields, labels and monitored flag."""
+
+    endpoints = EndpointsField()
+    name = BoundedString(max_length=200, required=False, default="")
+    username = BoundedString(max_length=255, required=False, default="")
+    password = BoundedString(max_length=1024, required=False, default="")
+    ca_cert = BoundedString(max_length=CA_CERT_MAX, required=False, default="")
+    insecure_skip_verify = StrictBooleanField(required=False, default=False)
+    labels = LabelsField(required=False, default=dict)
+    monitored = StrictBooleanField(required=False, default=False)
+
+
+class ClusterPatchSerializer(serializers.Serializer):
+    """`PATCH /api/clusters/{id}`: any create field, plus `clear_password: true`. A list of
+    endpoints must be a JSON list here (a change names exactly what it becomes)."""
+
+    endpoints = serializers.ListField(
+        child=BoundedString(max_length=2048), min_length=1, max_length=64, required=False
+    )
+    name = BoundedString(max_length=200, required=False)
+    username = BoundedString(max_length=255, required=False)
+    password = BoundedString(max_length=1024, required=False)
+    clear_password = StrictBooleanField(required=False, default=False)
+    ca_cert = BoundedString(max_length=CA_CERT_MAX, required=False)
+    insecure_skip_verify = StrictBooleanField(required=False)
+    labels = LabelsField(required=False)
+    monitored = StrictBooleanField(required=False)

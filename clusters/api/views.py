@@ -1,4 +1,5 @@
-"""DRF viewset of the KV tabs (`/api/kv/tabs…`, reference §1.4).
+"""DRF viewsets of the cluster records (`/api/clusters…`, issue 19) and of the KV tabs, a view of
+a user's own clusters (`/api/kv/tabs…`, reference §1.4).
 
 Error bodies are `{"error", "code", …}` with the reference's `KV_TAB_*` / `BAD_REQUEST` /
 `INTERNAL` codes; a refused connection test is a 400, never a 401.
@@ -15,6 +16,64 @@ from clusters.api import serializers
 from etcdmonitor_site.api import validated_body
 from etcdmonitor_site.exceptions import ErrorDialect
 
+TAB_ERRORS = ErrorDialect(
+    validation_code="BAD_REQUEST",
+    parse_message="invalid request body",
+    internal_code="INTERNAL",
+)
+
+
+@extend_schema(tags=["clusters"], responses=OpenApiTypes.OBJECT)
+class ClusterViewSet(viewsets.ViewSet):
+    """The clusters one deployment knows: every signed-in user reads the shared ones (the
+    default among them) and their own; only staff write, and never the default."""
+
+    error_dialect = TAB_ERRORS  # the connection refusals are the tabs' (KV_TAB_* codes)
+
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request)
+
+    def body(self, serializer_class) -> dict:
+        return validated_body(
+            self.request,
+            serializer_class,
+            not_an_object="request body must be a JSON object",
+            code="BAD_REQUEST",
+        )
+
+    def record(self, cluster_id: str):
+        return services.cluster_for_viewer(
+            actor=self.actor(), cluster_id=cluster_id, route=self.request.path
+        )
+
+    @extend_schema(operation_id="clusters_list", responses=OpenApiTypes.OBJECT)
+    def list(self, request):
+        services.default_cluster_sync()
+        records = selectors.clusters_visible(user=request.user)
+        return Response({"clusters": [cluster.to_dict() for cluster in records]})
+
+    @extend_schema(request=serializers.ClusterCreateSerializer, responses=OpenApiTypes.OBJECT)
+    def create(self, request):
+        data = self.body(serializers.ClusterCreateSerializer)
+        cluster = services.cluster_create(actor=self.actor(), **data)
+        return Response(cluster.to_dict(), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def retrieve(self, request, cluster_id: str):
+        return Response(self.record(cluster_id).to_dict())
+
+    @extend_schema(request=serializers.ClusterPatchSerializer, responses=OpenApiTypes.OBJECT)
+    def partial_update(self, request, cluster_id: str):
+        cluster = self.record(cluster_id)
+        changes = self.body(serializers.ClusterPatchSerializer)
+        cluster = services.cluster_update(actor=self.actor(), cluster=cluster, changes=changes)
+        return Response(cluster.to_dict())
+
+    @extend_schema(request=None, responses={204: None})
+    def destroy(self, request, cluster_id: str):
+        services.cluster_delete(actor=self.actor(), cluster=self.record(cluster_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 @extend_schema(tags=["kv tabs"], responses=OpenApiTypes.OBJECT)
 class KvTabViewSet(viewsets.ViewSet):
@@ -22,11 +81,7 @@ class KvTabViewSet(viewsets.ViewSet):
 
     # 401 keeps the project-wide body {"error": "not authenticated"} (the auth sweep pins it
     # on every route), without the reference's "UNAUTHORIZED" code.
-    error_dialect = ErrorDialect(
-        validation_code="BAD_REQUEST",
-        parse_message="invalid request body",
-        internal_code="INTERNAL",
-    )
+    error_dialect = TAB_ERRORS
 
     def actor(self) -> Actor:
         return Actor.from_request(self.request)
@@ -51,7 +106,7 @@ class KvTabViewSet(viewsets.ViewSet):
     def create(self, request):
         data = self.body(serializers.TabCreateSerializer)
         tab, warning = services.tab_create(actor=self.actor(), **data)
-        body = {"tab": tab.to_dict()}
+        body = {"tab": tab.to_tab_dict()}
         if warning:
             body["warning"] = warning
         return Response(body, status=status.HTTP_201_CREATED)
@@ -61,7 +116,7 @@ class KvTabViewSet(viewsets.ViewSet):
         tab = self.owned(tab_id)
         changes = self.body(serializers.TabPatchSerializer)
         tab, warning = services.tab_update(actor=self.actor(), tab=tab, changes=changes)
-        body = {"tab": tab.to_dict()}
+        body = {"tab": tab.to_tab_dict()}
         if warning:
             body["warning"] = warning
         return Response(body)

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from audit.models import AuditLog
-from clusters.models import KvClusterTab
+from clusters.models import Cluster
 from clusters.tests.conftest import add_tab, dead_url, remote_get
 
 TAB_FIELDS = {
@@ -61,7 +61,7 @@ def test_create_tests_the_connection_and_stores_the_tab_last(api_client, remote_
     assert tab["has_password"] is False and tab["last_status"] == "ok"
     assert tab["is_default"] is False and tab["sort_order"] == 1
     assert tab["insecure_skip_verify"] is False and tab["has_ca_cert"] is False
-    assert KvClusterTab.objects.get(pk=tab["id"]).owner == api_client.user
+    assert Cluster.objects.get(pk=tab["id"]).owner == api_client.user
     (entry,) = audits("kv_tab_create")
     assert entry.success and entry.target == tab["id"] and entry.result == "ok"
     assert entry.params == f"scheme=http endpoint={remote_url} username= password="
@@ -88,7 +88,7 @@ def test_create_refuses_anything_but_one_http_or_https_url(api_client, endpoint)
     assert response.json()["code"] == "KV_TAB_INVALID_SCHEME"
     (entry,) = audits("kv_tab_create")
     assert not entry.success and entry.result == "invalid_scheme"
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_unreachable_endpoint_is_a_400_so_the_dashboard_does_not_log_out(api_cli
     assert body["code"] == "KV_TAB_UNREACHABLE" and body["status"] == "unreachable"
     (entry,) = audits("kv_tab_create")
     assert entry.target == url and entry.result.startswith("unreachable: ")
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()
 
 
 def test_eleventh_tab_of_a_user_is_refused_while_others_still_can_add(
@@ -139,7 +139,7 @@ def test_eleventh_tab_of_a_user_is_refused_while_others_still_can_add(
     assert response.status_code == 409
     assert response.json()["code"] == "KV_TAB_LIMIT_EXCEEDED"
     assert audits("kv_tab_create")[-1].result == "limit_exceeded"
-    assert KvClusterTab.objects.filter(owner=api_client.user).count() == 10
+    assert Cluster.objects.filter(owner=api_client.user).count() == 10
     assert [t["sort_order"] for t in api_client.get("/api/kv/tabs").json()["tabs"]] == [
         -1,
         *range(1, 11),
@@ -209,7 +209,7 @@ def test_patch_keeps_the_password_when_empty_and_clears_it_on_request(api_client
     cleared = api_client.patch(path, {"clear_password": True}, format="json").json()["tab"]
 
     assert cleared["has_password"] is False
-    assert bytes(KvClusterTab.objects.get(pk=tab["id"]).password_cipher) == b""
+    assert bytes(Cluster.objects.get(pk=tab["id"]).password_cipher) == b""
     assert "password=(cleared)" in audits("kv_tab_update")[-1].params
     changed = api_client.patch(path, {"password": "pw-2"}, format="json").json()["tab"]
     assert changed["has_password"] is True
@@ -227,7 +227,7 @@ def test_patch_of_the_endpoint_is_validated_like_a_create(api_client, remote_url
     assert (bad_scheme.status_code, bad_scheme.json()["code"]) == (400, "KV_TAB_INVALID_SCHEME")
     assert (unreachable.status_code, unreachable.json()["code"]) == (400, "KV_TAB_UNREACHABLE")
     assert (duplicate.status_code, duplicate.json()["code"]) == (409, "KV_TAB_BELONGS_TO_DEFAULT")
-    assert KvClusterTab.objects.get(pk=tab["id"]).endpoint == remote_url
+    assert Cluster.objects.get(pk=tab["id"]).endpoint == remote_url
     moved = remote_url.replace("127.0.0.1", "localhost")
     ok = api_client.patch(path, {"endpoint": moved}, format="json")
     assert ok.status_code == 200
@@ -284,7 +284,7 @@ def test_another_users_tab_behaves_like_an_unknown_one_and_is_audited(
     assert entries[0].username == "admin" and entries[0].params.startswith("route=/api/kv/tabs/")
     assert entries[3].params == "route=/api/kv/v3/get"
     assert [t["id"] for t in api_client.get("/api/kv/tabs").json()["tabs"]] == ["default"]
-    assert KvClusterTab.objects.get(pk=theirs["id"]).name == "bobs"
+    assert Cluster.objects.get(pk=theirs["id"]).name == "bobs"
     assert not audits("put")
 
 
@@ -294,7 +294,7 @@ def test_delete_closes_the_tab(api_client, remote_url):
     response = api_client.delete(f"/api/kv/tabs/{tab['id']}")
 
     assert response.status_code == 204
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()
     (entry,) = audits("kv_tab_delete")
     assert entry.target == tab["id"] and entry.success
     assert api_client.delete(f"/api/kv/tabs/{tab['id']}").status_code == 404
@@ -354,7 +354,7 @@ def test_reorder_refuses_bad_id_lists(api_client, bob_client, remote_url):
     assert order([]) == (400, "BAD_REQUEST")
     assert not audits("kv_tab_reorder")
     assert list(
-        KvClusterTab.objects.filter(owner=api_client.user).values_list("sort_order", flat=True)
+        Cluster.objects.filter(owner=api_client.user).values_list("sort_order", flat=True)
     ) == [1, 2]
 
 
@@ -362,7 +362,7 @@ def test_test_route_checks_the_stored_connection(api_client, remote_url):
     tab = add_tab(api_client, remote_url)
 
     assert api_client.post(f"/api/kv/tabs/{tab['id']}/test").json() == {"status": "ok"}
-    KvClusterTab.objects.filter(pk=tab["id"]).update(endpoint=dead_url())
+    Cluster.objects.filter(pk=tab["id"]).update(endpoints=[dead_url()])
     response = api_client.post(f"/api/kv/tabs/{tab['id']}/test", {}, format="json")
 
     assert response.status_code == 400
@@ -413,16 +413,16 @@ def test_v2_routes_on_a_tab_use_the_tabs_cluster(api_client, remote_url, kv_pref
 
 def test_kv_errors_on_a_dead_tab_mark_it_error_and_success_marks_it_ok(api_client, remote_url):
     tab = add_tab(api_client, remote_url)["id"]
-    KvClusterTab.objects.filter(pk=tab).update(endpoint=dead_url())
+    Cluster.objects.filter(pk=tab).update(endpoints=[dead_url()])
 
     response = api_client.get(f"/api/kv/v3/keys?tab_id={tab}")
 
     assert response.status_code == 503
-    row = KvClusterTab.objects.get(pk=tab)
+    row = Cluster.objects.get(pk=tab)
     assert row.last_status == "error" and row.last_error.startswith("unreachable: ")
-    KvClusterTab.objects.filter(pk=tab).update(endpoint=remote_url)
+    Cluster.objects.filter(pk=tab).update(endpoints=[remote_url])
     assert api_client.get(f"/api/kv/v3/keys?tab_id={tab}").status_code == 200
-    assert KvClusterTab.objects.get(pk=tab).last_status == "ok"
+    assert Cluster.objects.get(pk=tab).last_status == "ok"
 
 
 # --- POST /api/kv/tabs/test: the add dialog's fields, before a tab exists -----------------------
@@ -437,7 +437,7 @@ def test_testing_fields_reaches_the_cluster_and_stores_nothing(api_client, remot
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "members": 1}
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()
     assert not AuditLog.objects.filter(operation__startswith="kv_tab_").exists()
     assert [t["id"] for t in api_client.get("/api/kv/tabs").json()["tabs"]] == ["default"]
 
@@ -462,7 +462,7 @@ def test_testing_an_unreachable_endpoint_is_a_400_like_a_create(api_client):
     body = response.json()
     assert body["status"] == "unreachable" and body["code"] == "KV_TAB_UNREACHABLE"
     assert body["error"].startswith("connection test failed: ")
-    assert not KvClusterTab.objects.exists() and not AuditLog.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists() and not AuditLog.objects.exists()
 
 
 def test_testing_wrong_or_missing_credentials_is_auth_failed_not_401(api_client, auth_cluster):
@@ -478,7 +478,7 @@ def test_testing_wrong_or_missing_credentials_is_auth_failed_not_401(api_client,
         assert response.json()["code"] == "KV_TAB_AUTH_FAILED"
     assert "wrong-pw" not in wrong.content.decode()
     assert (right.status_code, right.json()) == (200, {"status": "ok", "members": 1})
-    assert not KvClusterTab.objects.exists() and not AuditLog.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists() and not AuditLog.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -514,7 +514,7 @@ def test_testing_fields_ignores_the_tab_limit(api_client, remote_url):
         add_tab(api_client, remote_url)
 
     assert _test_fields(api_client, endpoint=remote_url).status_code == 200
-    assert KvClusterTab.objects.count() == 10
+    assert Cluster.objects.exclude(pk="default").count() == 10
 
 
 def test_testing_fields_needs_a_session_and_is_never_taken_for_a_tab_id(client, db, api_client):
@@ -541,4 +541,4 @@ def test_a_create_refused_for_its_credentials_or_ca_is_audited_as_failed(api_cli
     assert len(entries) == 2 and not any(entry.success for entry in entries)
     assert all(entry.result.startswith("bad_request") for entry in entries)
     assert "pw-1" not in " ".join(entry.params for entry in entries)
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()

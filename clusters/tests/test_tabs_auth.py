@@ -5,7 +5,7 @@ import logging
 
 from audit.models import AuditLog
 from clusters.connection import tab_config
-from clusters.models import KvClusterTab
+from clusters.models import Cluster
 from clusters.tests.conftest import add_tab, remote_get
 from etcdgateway import ClusterGateway
 from tests.etcdctl import etcdctl
@@ -19,7 +19,7 @@ def test_create_refuses_missing_or_wrong_credentials_with_auth_failed(api_client
         assert response.status_code == 400, "never 401: the dashboard session is fine"
         assert response.json()["code"] == "KV_TAB_AUTH_FAILED"
         assert response.json()["status"] == "auth_failed"
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()
     failures = AuditLog.objects.filter(operation="kv_tab_create", success=False)
     assert [e.result.split(":")[0] for e in failures] == ["auth_failed", "auth_failed"]
     assert all("wrong-pw" not in e.params + e.result for e in failures)
@@ -40,7 +40,7 @@ def test_credentials_give_access_and_the_password_never_leaves_the_server(
     assert response.status_code == 201
     tab = response.json()["tab"]
     assert tab["username"] == "root" and tab["has_password"] is True
-    row = KvClusterTab.objects.get(pk=tab["id"])
+    row = Cluster.objects.get(pk=tab["id"])
     assert b"rootpw" not in bytes(row.password_cipher)
     assert len(bytes(row.password_cipher)) == len("rootpw") + 28
     put = api_client.put(
@@ -82,7 +82,7 @@ def test_clearing_the_stored_password_locks_the_tab_out(api_client, auth_cluster
     assert result["status"] == "auth_failed"
     keys = api_client.get(f"/api/kv/v3/keys?tab_id={tab['id']}")
     assert keys.status_code == 403
-    row = KvClusterTab.objects.get(pk=tab["id"])
+    row = Cluster.objects.get(pk=tab["id"])
     assert row.last_status == "error" and row.last_error.startswith("auth_failed: ")
 
 
@@ -102,7 +102,7 @@ def test_a_user_limited_to_a_prefix_passes_the_connection_test(
     denied = api_client.put(f"/api/kv/v3/put?tab_id={tab}", {"key": "/other"}, format="json")
     assert allowed.status_code == 200
     assert (denied.status_code, denied.json()["code"]) == (403, "permission_denied")
-    assert KvClusterTab.objects.get(pk=tab).last_status == "ok", "a denied key is not a dead tab"
+    assert Cluster.objects.get(pk=tab).last_status == "ok", "a denied key is not a dead tab"
 
     # etcd 3.5 answers Status to root only: connect still names the version, and leaves what
     # only Status knows (leader, DB size) unknown rather than guessed.

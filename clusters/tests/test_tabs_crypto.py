@@ -15,7 +15,7 @@ from clusters.crypto import (
     password_encrypt,
     tab_key,
 )
-from clusters.models import KvClusterTab
+from clusters.models import Cluster
 from clusters.tests.conftest import add_tab
 
 
@@ -121,11 +121,11 @@ def test_a_key_that_cannot_be_loaded_makes_create_with_a_password_fail_cleanly(
 
 def test_a_swapped_blob_fails_every_route_that_needs_the_password(api_client, remote_url, data_dir):
     first, second = (add_tab(api_client, remote_url)["id"] for _ in range(2))
-    KvClusterTab.objects.filter(pk=first).update(
+    Cluster.objects.filter(pk=first).update(
         username="u", password_cipher=password_encrypt("pw", tab_id=first)
     )
-    stolen = bytes(KvClusterTab.objects.get(pk=first).password_cipher)
-    KvClusterTab.objects.filter(pk=second).update(username="u", password_cipher=stolen)
+    stolen = bytes(Cluster.objects.get(pk=first).password_cipher)
+    Cluster.objects.filter(pk=second).update(username="u", password_cipher=stolen)
 
     kv = api_client.get(f"/api/kv/v3/keys?tab_id={second}")
     test = api_client.post(f"/api/kv/tabs/{second}/test", {}, format="json")

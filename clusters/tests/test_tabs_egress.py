@@ -13,7 +13,7 @@ import time
 import pytest
 
 from audit.models import AuditLog
-from clusters.models import KvClusterTab
+from clusters.models import Cluster
 from clusters.tests.conftest import add_tab, dead_url
 from tests.servers import canned_http_server
 
@@ -126,7 +126,7 @@ def test_every_non_etcd_service_gets_the_same_answer(api_client, html_server, li
     assert all(body == first for body in answers.values()), answers
     assert first["error"] in CAUSE_TEXTS and first["cause"] == "not_etcd"
     assert first["code"] == "KV_TAB_UNREACHABLE"
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()
 
 
 def test_https_to_non_tls_services_is_always_tls_failed(api_client, html_server, listener_factory):
@@ -151,7 +151,7 @@ def test_refused_is_its_own_generic_cause(api_client):
 def test_the_stored_tab_test_route_is_generic_too(api_client, remote_url, listener_factory):
     tab = add_tab(api_client, remote_url)
     closer = listener_factory(close_at_once)
-    KvClusterTab.objects.filter(pk=tab["id"]).update(endpoint=closer.url)
+    Cluster.objects.filter(pk=tab["id"]).update(endpoints=[closer.url])
 
     response = api_client.post(f"/api/kv/tabs/{tab['id']}/test", {}, format="json")
 
@@ -181,7 +181,7 @@ def test_link_local_endpoints_are_refused_before_any_connection(api_client, endp
         assert response.json()["code"] == "KV_TAB_ENDPOINT_NOT_ALLOWED"
         assert "link-local" in response.json()["error"]
     assert elapsed < 1.0  # no connect attempt (a connect to 169.254/16 here takes the timeout)
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()
     denial = AuditLog.objects.get(operation="kv_tab_create")
     assert denial.success is False
 
@@ -195,7 +195,7 @@ def test_patching_a_tab_to_link_local_is_refused(api_client, remote_url):
 
     assert response.status_code == 400
     assert response.json()["code"] == "KV_TAB_ENDPOINT_NOT_ALLOWED"
-    assert KvClusterTab.objects.get(pk=tab["id"]).endpoint == remote_url
+    assert Cluster.objects.get(pk=tab["id"]).endpoint == remote_url
 
 
 def test_allowlist_refuses_other_targets_before_connecting(

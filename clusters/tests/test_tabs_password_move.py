@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from audit.models import AuditLog
-from clusters.models import KvClusterTab
+from clusters.models import Cluster
 from clusters.tests.conftest import add_tab
 from tests.etcdctl import etcdctl
 
@@ -95,7 +95,7 @@ def test_moving_the_endpoint_does_not_send_the_stored_password(api_client, clust
     assert moved.json()["status"] == "auth_failed"
     assert b"rootpw" not in bytes(relay.sent)
     assert len(relay.sent) > 0, "the test did reach the new endpoint"
-    row = KvClusterTab.objects.get(pk=tab["id"])
+    row = Cluster.objects.get(pk=tab["id"])
     assert row.endpoint == clusters[0].client_urls[0]  # a failed PATCH changes nothing
 
 

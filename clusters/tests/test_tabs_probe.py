@@ -6,13 +6,13 @@ from django.test.utils import CaptureQueriesContext
 
 from clusters import services
 from clusters.crypto import password_encrypt
-from clusters.models import KvClusterTab
+from clusters.models import Cluster
 from clusters.tests.conftest import add_tab, dead_url
 from etcdmonitor_site.scheduler import celery_task
 
 
 def state(tab_id: str) -> tuple[str, int, str]:
-    row = KvClusterTab.objects.get(pk=tab_id)
+    row = Cluster.objects.get(pk=tab_id)
     return row.last_status, row.failure_count, row.last_error
 
 
@@ -46,11 +46,11 @@ def test_a_stopped_member_turns_error_on_the_second_failure_and_recovers(
 
 def test_one_success_between_failures_resets_the_count(api_client, remote_url):
     tab = add_tab(api_client, remote_url)["id"]
-    KvClusterTab.objects.filter(pk=tab).update(endpoint=dead_url())
+    Cluster.objects.filter(pk=tab).update(endpoints=[dead_url()])
     services.tabs_probe()
-    KvClusterTab.objects.filter(pk=tab).update(endpoint=remote_url)
+    Cluster.objects.filter(pk=tab).update(endpoints=[remote_url])
     services.tabs_probe()
-    KvClusterTab.objects.filter(pk=tab).update(endpoint=dead_url())
+    Cluster.objects.filter(pk=tab).update(endpoints=[dead_url()])
 
     services.tabs_probe()
 
@@ -60,7 +60,7 @@ def test_one_success_between_failures_resets_the_count(api_client, remote_url):
 def test_wrong_credentials_are_classified_auth_failed(api_client, auth_cluster):
     tab = add_tab(api_client, auth_cluster.client_urls[0], username="root", password="rootpw")
     wrong = password_encrypt("not-rootpw", tab_id=tab["id"])
-    KvClusterTab.objects.filter(pk=tab["id"]).update(password_cipher=wrong)
+    Cluster.objects.filter(pk=tab["id"]).update(password_cipher=wrong)
 
     services.tabs_probe()
     services.tabs_probe()
@@ -72,7 +72,7 @@ def test_wrong_credentials_are_classified_auth_failed(api_client, auth_cluster):
 
 def test_undecryptable_credentials_count_as_auth_failed(api_client, remote_url):
     tab = add_tab(api_client, remote_url)["id"]
-    KvClusterTab.objects.filter(pk=tab).update(username="u", password_cipher=b"x" * 40)
+    Cluster.objects.filter(pk=tab).update(username="u", password_cipher=b"x" * 40)
 
     services.tabs_probe()
     services.tabs_probe()
@@ -97,7 +97,7 @@ def test_a_round_costs_the_same_queries_for_any_number_of_tabs(api_client, bob_c
 
 def test_the_probe_is_a_periodic_celery_task_every_30_seconds(api_client, remote_url):
     tab = add_tab(api_client, remote_url)["id"]
-    KvClusterTab.objects.filter(pk=tab).update(last_status="unknown")
+    Cluster.objects.filter(pk=tab).update(last_status="unknown")
     job = settings.PERIODIC_JOBS["probe-kv-tabs"]
 
     # Looked up by name, as beat and the embedded scheduler do. Called directly: .apply() would

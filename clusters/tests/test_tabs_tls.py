@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from clusters.models import KvClusterTab
+from clusters.models import Cluster
 from devtools.localcluster import LocalEtcdCluster, make_test_certificates
 
 
@@ -34,7 +34,7 @@ def test_an_untrusted_certificate_is_refused_by_default(api_client, tls_cluster)
 
     assert response.status_code == 400
     assert response.json()["code"] == "KV_TAB_UNREACHABLE"
-    assert not KvClusterTab.objects.exists()
+    assert not Cluster.objects.exclude(pk="default").exists()
 
 
 def test_the_tabs_ca_bundle_makes_the_certificate_trusted(api_client, tls_cluster, kv_prefix):

@@ -14,12 +14,11 @@ from rest_framework import viewsets
 from rest_framework.response import Response
 
 from audit.services import Actor
-from clusters.connection import tab_gateway
-from clusters.crypto import TabDecryptFailed, TabKeyMissing
-from clusters.services import tab_for_user, tab_usage
-from etcdgateway import ClusterGateway, EtcdNotFound, EtcdPermissionDenied, cluster_gateway
-from etcdmonitor_site.api import validated, validated_body
-from etcdmonitor_site.errors import InternalFailure, InvalidInput
+from clusters.services import not_found as tab_not_found
+from clusters.services import route_cluster, tab_usage
+from etcdgateway import ClusterGateway, EtcdNotFound, EtcdPermissionDenied
+from etcdmonitor_site.api import cluster_id_param, validated, validated_body
+from etcdmonitor_site.errors import InvalidInput, NotFound
 from etcdmonitor_site.exceptions import ErrorDialect
 from kvmanager import selectors, services
 from kvmanager.api import serializers
@@ -44,32 +43,38 @@ KV_ERRORS = ErrorDialect(
 
 @extend_schema(responses=OpenApiTypes.OBJECT)
 class KvViewSet(viewsets.ViewSet):
-    """Shared plumbing: cluster resolution (`?tab_id=`), input validation."""
+    """Shared plumbing: cluster resolution (`cluster_id`, alias `tab_id`), input validation."""
 
     error_dialect = KV_ERRORS
-    tab = None  # the KvClusterTab behind `?tab_id=`, once cluster() resolved it
+    tab = None  # the Cluster behind `cluster_id` / `tab_id`, once cluster() resolved it
 
     @contextmanager
     def cluster(self) -> Iterator[ClusterGateway]:
-        """The configured cluster, or the requesting user's tab named by `?tab_id=`; a tab's
-        health follows what its requests find (clusters.services.tab_usage)."""
-        tab_id = self.request.query_params.get("tab_id", "")
-        if tab_id in ("", "default"):
-            yield cluster_gateway()
-            return
-        tab = tab_for_user(
-            actor=Actor.from_request(self.request), tab_id=tab_id, route=self.request.path
+        """The configured cluster, or the shared or own cluster named by `cluster_id` (query, or
+        body on writes; `tab_id` is its older name); a record's health follows what its
+        requests find (clusters.services.tab_usage)."""
+        name, cluster_id = cluster_id_param(
+            self.request, names=("cluster_id", "tab_id"), code="invalid_request"
         )
         try:
-            gateway = tab_gateway(tab)
-        except (TabKeyMissing, TabDecryptFailed) as exc:
-            raise InternalFailure(f"tab credentials unavailable: {exc}", code="INTERNAL") from None
-        self.tab = tab
-        with tab_usage(tab=tab):
+            record, gateway = route_cluster(
+                actor=Actor.from_request(self.request),
+                cluster_id=cluster_id,
+                route=self.request.path,
+            )
+        except NotFound:
+            if name == "tab_id":  # the tab routes' own answer, as before clusters were records
+                raise tab_not_found() from None
+            raise
+        if record is None:
+            yield gateway
+            return
+        self.tab = record
+        with tab_usage(tab=record):
             yield gateway
 
     def actor(self) -> Actor:
-        """Who writes, on which cluster: the tab's id, or "default"."""
+        """Who writes, on which cluster: the record's id, or "default"."""
         cluster_id = str(self.tab.id) if self.tab is not None else "default"
         return Actor.from_request(self.request, cluster_id=cluster_id)
 
@@ -84,6 +89,7 @@ class KvViewSet(viewsets.ViewSet):
     def query(self, serializer_class, **defaults) -> dict:
         data = {**defaults, **self.request.query_params.dict()}
         data.pop("tab_id", None)
+        data.pop("cluster_id", None)
         return validated(serializer_class, data)
 
     def key_param(self, *, default: str | None = None) -> str:

@@ -96,3 +96,14 @@ def test_cli_reset_refuses_a_common_password(make_user, monkeypatch):
 
 def test_policy_error_is_none_for_a_good_password(make_user):
     assert password_policy_error(new_password="quiet-harbor-42", user=make_user()) is None
+
+
+def test_a_minimum_below_eight_is_a_system_check_warning(settings):
+    from django.core import checks
+
+    def ids():
+        return [m.id for m in checks.run_checks(tags=["security"]) if m.id == "accounts.W002"]
+
+    assert ids() == []
+    settings.MIN_PASSWORD_LENGTH = 6
+    assert ids() == ["accounts.W002"]

@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.contrib.auth import logout as auth_logout
 from django.middleware.csrf import get_token, rotate_token
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, ValidationError
@@ -144,6 +145,9 @@ class AuthViewSet(viewsets.ViewSet):
         return Response(body)
 
 
+USER_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
 @extend_schema(tags=["users"])
 class UserViewSet(viewsets.ViewSet):
     """/api/users and /api/users/{id}: the admin's user management. Every action, reads
@@ -178,19 +182,21 @@ class UserViewSet(viewsets.ViewSet):
         user = services.user_create(actor=self.actor(), **self.body(UserCreateInputSerializer))
         return self.answer(user, status_code=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=UserEnvelopeSerializer)
+    @extend_schema(parameters=[USER_ID], responses=UserEnvelopeSerializer)
     def retrieve(self, request, pk=None):
         services.users_admin_require(actor=self.actor(), operation="user_get", target=str(pk))
         return self.answer(self.target(pk))
 
-    @extend_schema(request=UserPatchInputSerializer, responses=UserEnvelopeSerializer)
+    @extend_schema(
+        parameters=[USER_ID], request=UserPatchInputSerializer, responses=UserEnvelopeSerializer
+    )
     def partial_update(self, request, pk=None):
         services.users_admin_require(actor=self.actor(), operation="user_update", target=str(pk))
         user = self.target(pk)
         services.user_update(actor=self.actor(), user=user, **self.body(UserPatchInputSerializer))
         return self.answer(user)
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(parameters=[USER_ID], request=None, responses={204: None})
     def destroy(self, request, pk=None):
         services.users_admin_require(actor=self.actor(), operation="user_delete", target=str(pk))
         services.user_delete(actor=self.actor(), user=self.target(pk))

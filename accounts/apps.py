@@ -23,12 +23,16 @@ class AccountsConfig(AppConfig):
         from django.contrib.auth import get_user_model
 
         from accounts import checks, schema  # noqa: F401 - registers checks, OpenAPI auth
-        from accounts.models import UserSession
+        from accounts.models import AccountProfile, UserSession
         from accounts.selectors import forget_session_rows
 
         post_delete.connect(forget_session_rows, sender=UserSession, dispatch_uid="session-rows")
         post_save.connect(
             forget_session_rows, sender=get_user_model(), dispatch_uid="session-rows-user"
+        )
+        # A session row carries the user's forced-change flag (accounts.selectors).
+        post_save.connect(
+            forget_session_rows, sender=AccountProfile, dispatch_uid="session-rows-profile"
         )
         post_migrate.connect(
             _bootstrap_after_migrate, sender=self, dispatch_uid="accounts-admin-bootstrap"

@@ -26,3 +26,21 @@ def sign_in_limits_check(app_configs=None, **kwargs) -> list:
         for name in SIGN_IN_LIMITS
         if getattr(settings, name) < 1
     ]
+
+
+WEAK_MINIMUM = 8  # NIST SP 800-63B's floor for a password the user chooses
+
+
+@checks.register(checks.Tags.security)
+def password_policy_check(app_configs=None, **kwargs) -> list:
+    """accounts.W002: MIN_PASSWORD_LENGTH below 8 lets every user pick a guessable password
+    (the common-password list and the other validators still apply)."""
+    if settings.MIN_PASSWORD_LENGTH >= WEAK_MINIMUM:
+        return []
+    return [
+        checks.Warning(
+            f"MIN_PASSWORD_LENGTH={settings.MIN_PASSWORD_LENGTH} is below {WEAK_MINIMUM}",
+            hint="Raise it to 8 or more (see .env.example).",
+            id="accounts.W002",
+        )
+    ]

@@ -6,19 +6,32 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.validators import validate_roles
+
+
+class Role(models.TextChoices):
+    """A user's role on one cluster, each including the one before."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
 
 class AccountProfile(models.Model):
-    """What the login flow needs beyond Django's user: the forced password change.
+    """What Django's user lacks: the forced password change and the roles per cluster.
 
-    `last_login` is Django's own field on the user; failed sign-ins are counted in
-    `LoginThrottle` (by username and client address, so unknown usernames count too). Created on
-    first use by `profile_for()`.
+    `roles` maps a cluster id, or "*" for every cluster not named, to a `Role`
+    (`accounts.selectors.role_for` reads it: a missing "*" means viewer, a superuser is admin
+    everywhere). Whether the account is locked is not stored here: failed sign-ins are counted
+    in `LoginThrottle` (by username and client address, so unknown usernames count too).
+    `last_login` is Django's own field on the user. Created on first use by `profile_for()`.
     """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_profile"
     )
     must_change_password = models.BooleanField(default=False)
+    roles = models.JSONField(default=dict, blank=True, validators=[validate_roles])
 
     class Meta:
         verbose_name = "account profile"

@@ -1,4 +1,5 @@
-"""Reads of the accounts app: session lookup, etcd's auth state."""
+"""Reads of the accounts app: session lookup, roles (the policy the enforcement asks), users,
+lock state, etcd's auth state."""
 
 import functools
 import hashlib
@@ -7,8 +8,10 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.utils import timezone
 
-from accounts.models import LoginThrottle, UserSession
+from accounts.models import AccountProfile, LoginThrottle, Role, UserSession
+from accounts.validators import ANY_CLUSTER
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.reuse import ReuseWindow
 
@@ -37,10 +40,14 @@ def _session_sql(vendor: str) -> str:
     user_fields = _user_fields()
     return (
         f"SELECT {rawsql.select_list(UserSession, 's', _SESSION_FIELDS)}, "  # noqa: S608
-        f"{rawsql.select_list(user_model, 'u', user_fields)} "
+        f"{rawsql.select_list(user_model, 'u', user_fields)}, "
+        f"p.{rawsql.column(AccountProfile, 'must_change_password')} "
         f"FROM {rawsql.table(UserSession)} s JOIN {rawsql.table(user_model)} u "
         f"ON u.{rawsql.column(user_model, user_model._meta.pk.name)} = "
         f"s.{rawsql.column(UserSession, 'user')} "
+        f"LEFT JOIN {rawsql.table(AccountProfile)} p "
+        f"ON p.{rawsql.column(AccountProfile, 'user')} = "
+        f"u.{rawsql.column(user_model, user_model._meta.pk.name)} "
         f"WHERE s.{rawsql.column(UserSession, 'token_hash')} = %s"
     )
 
@@ -91,7 +98,9 @@ def _session_with_user(digest: str) -> UserSession | None:
     count = len(_SESSION_FIELDS)
     session = rawsql.instance(UserSession, _SESSION_FIELDS, row[:count])
     session.token_hash = digest
-    session.user = rawsql.instance(user_model, user_fields, row[count:])
+    session.user = rawsql.instance(user_model, user_fields, row[count : count + len(user_fields)])
+    # The forced change is checked on every request (accounts.authentication): read with the row.
+    session.must_change_password = bool(row[count + len(user_fields)])
     return session
 
 
@@ -128,8 +137,6 @@ def presented_token(request) -> str | None:
 
 def login_locked_addresses(*, username: str) -> int:
     """How many client addresses `username` is currently locked out from (admin, `unlock`)."""
-    from django.utils import timezone
-
     return LoginThrottle.objects.filter(
         scope="user_addr", username=username, blocked_until__gt=timezone.now()
     ).count()
@@ -139,6 +146,120 @@ def login_failures(*, username: str) -> int:
     """Failed sign-ins of `username` from every address in the current window (admin list)."""
     row = LoginThrottle.objects.filter(scope="user", username=username).first()
     return row.failures if row else 0
+
+
+def locked_usernames(*, usernames) -> set[str]:
+    """Which of `usernames` are locked out from at least one address right now (one query)."""
+    return set(
+        LoginThrottle.objects.filter(
+            scope="user_addr", username__in=list(usernames), blocked_until__gt=timezone.now()
+        )
+        .values_list("username", flat=True)
+        .distinct()
+    )
+
+
+# --- roles: the one policy the enforcement asks --------------------------------------------------
+
+_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+def _stored_roles(user) -> dict:
+    """The user's role map as stored (no write: a user without a profile has none)."""
+    try:
+        roles = user.account_profile.roles
+    except (AccountProfile.DoesNotExist, AttributeError):
+        return {}
+    return roles if isinstance(roles, dict) else {}
+
+
+def role_for(*, user, cluster_id: str) -> str:
+    """The user's role on cluster `cluster_id`: "viewer", "operator" or "admin".
+
+    A superuser (the bootstrap admin) is admin everywhere. Otherwise the role stored for the
+    cluster, else the one stored for "*", else viewer; a stored value that is no role counts as
+    viewer (least power). `cluster_id="*"` asks for the role on clusters not named. Nobody
+    signed in, or an inactive user, is a viewer (authentication refuses them before this).
+    """
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Role.VIEWER.value
+    if user.is_superuser:
+        return Role.ADMIN.value
+    roles = _stored_roles(user)
+    role = roles.get(str(cluster_id)) or roles.get(ANY_CLUSTER) or Role.VIEWER.value
+    return role if isinstance(role, str) and role in _RANK else Role.VIEWER.value
+
+
+def role_allows(*, user, cluster_id: str, role: str) -> bool:
+    """Whether the user's role on the cluster includes `role` (admin ⊃ operator ⊃ viewer)."""
+    return _RANK[Role(role_for(user=user, cluster_id=cluster_id))] >= _RANK[Role(role)]
+
+
+def users_admin(user) -> bool:
+    """Whether the user may manage users: a superuser or staff user (the Django admin's own
+    notion) or one whose role on every cluster ("*") is admin."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return bool(
+        user.is_superuser or user.is_staff or _stored_roles(user).get(ANY_CLUSTER) == Role.ADMIN
+    )
+
+
+def effective_roles(user) -> dict:
+    """The role map the API shows: the stored one with "*" filled in (viewer when absent); a
+    superuser shows {"*": "admin"}, which is what every cluster gives them."""
+    if user.is_superuser:
+        return {ANY_CLUSTER: Role.ADMIN.value}
+    roles = {
+        key: value
+        for key, value in _stored_roles(user).items()
+        if isinstance(value, str) and value in _RANK
+    }
+    roles.setdefault(ANY_CLUSTER, Role.VIEWER.value)
+    return roles
+
+
+# --- users (the admin's list) --------------------------------------------------------------------
+
+
+def user_shape(user, *, locked: bool) -> dict:
+    """One user as the API returns it; never the password or its hash."""
+    try:
+        must_change = user.account_profile.must_change_password
+    except AccountProfile.DoesNotExist:
+        must_change = False
+    return {
+        "id": user.pk,
+        "username": user.get_username(),
+        "is_active": user.is_active,
+        "roles": effective_roles(user),
+        "must_change_password": must_change,
+        "locked": locked,
+    }
+
+
+def users_list() -> list[dict]:
+    """Every user, by username, in the API's shape (two queries whatever the count)."""
+    users = list(get_user_model().objects.select_related("account_profile").order_by("username"))
+    locked = locked_usernames(usernames=[user.get_username() for user in users])
+    return [user_shape(user, locked=user.get_username() in locked) for user in users]
+
+
+def user_get(*, user_id) -> dict | None:
+    """One user in the API's shape, or None when there is no such user."""
+    user = user_by_id(user_id=user_id)
+    if user is None:
+        return None
+    return user_shape(user, locked=bool(locked_usernames(usernames=[user.get_username()])))
+
+
+def user_by_id(*, user_id):
+    """The user (with profile) of an id from a URL, or None (also for an id that is no number)."""
+    try:
+        pk = int(user_id)
+    except (TypeError, ValueError):
+        return None
+    return get_user_model().objects.select_related("account_profile").filter(pk=pk).first()
 
 
 # --- etcd's own auth (informational, shown by /api/auth/status) ----------------------------------

@@ -29,16 +29,23 @@ from django.contrib.auth.hashers import (
     identify_hasher,
     make_password,
 )
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts import selectors
 from accounts.models import AccountProfile, LoginThrottle, UserSession
 from accounts.selectors import presented_token, stored_session, token_hash
+from accounts.validators import ANY_CLUSTER, validate_roles
 from audit.services import Actor, audit_record, audited
 from etcdmonitor_site.errors import (
     AuthenticationRefused,
+    Conflict,
     DomainError,
+    Forbidden,
     InternalFailure,
     InvalidInput,
     RateLimited,
@@ -79,24 +86,37 @@ def _write_private_file(path: Path, content: str) -> None:
         handle.write(content)
 
 
+def _initial_password(user) -> str:
+    """A generated password that passes the policy: at least 16 characters and never shorter
+    than MIN_PASSWORD_LENGTH (a random draw failing a validator is drawn again)."""
+    length = max(INITIAL_PASSWORD_LENGTH, settings.MIN_PASSWORD_LENGTH)
+    while True:
+        password = password_generate(length)
+        if password_policy_error(new_password=password, user=user) is None:
+            return password
+
+
 def admin_bootstrap(*, using: str = "default") -> Path | None:
     """Create `admin` with a random password when there are no users at all.
 
     The plaintext goes only to DATA_DIR/initial-admin-password (0600); the user must change it at
-    first login. If the file cannot be written the user is rolled back. Returns the file's path
+    first login, to a password that passes the policy. The user is admin on every cluster. If
+    the file cannot be written the user is rolled back. Returns the file's path
     when a user was created, else None (idempotent; safe to run from several processes).
     """
     user_model = get_user_model()
     if user_model.objects.using(using).exists():
         return None
-    password = password_generate()
+    user = user_model(username=BOOTSTRAP_USERNAME, is_staff=True, is_superuser=True)
+    password = _initial_password(user)
     path = initial_password_path()
     try:
         with transaction.atomic(using=using):
-            user = user_model(username=BOOTSTRAP_USERNAME, is_staff=True, is_superuser=True)
             user.set_password(password)
             user.save(using=using)
-            AccountProfile.objects.using(using).create(user=user, must_change_password=True)
+            AccountProfile.objects.using(using).create(
+                user=user, must_change_password=True, roles={ANY_CLUSTER: "admin"}
+            )
             _write_private_file(path, password + "\n")
     except IntegrityError:  # another process bootstrapped at the same moment
         return None
@@ -104,14 +124,31 @@ def admin_bootstrap(*, using: str = "default") -> Path | None:
     return path
 
 
-def password_policy_error(*, new_password: str, old_password: str | None = None) -> str | None:
-    """The policy message for a new password, or None when it is acceptable."""
-    minimum = settings.MIN_PASSWORD_LENGTH
-    if len(new_password) < minimum:  # characters, not bytes
-        return f"new password too short, at least {minimum} characters"
+def password_policy_error(
+    *, new_password: str, user=None, old_password: str | None = None
+) -> str | None:
+    """The policy's refusal of a new password (every failed validator's message, in one
+    sentence list), or None when it is acceptable.
+
+    The validators are settings.AUTH_PASSWORD_VALIDATORS: length (MIN_PASSWORD_LENGTH, in
+    characters), similarity to `user`'s username, common passwords, all digits. `user` may be
+    unsaved (a user being created).
+    """
     if old_password is not None and new_password == old_password:
         return "new password must differ from the old one"
+    try:
+        validate_password(new_password, user=user)
+    except ValidationError as refusal:
+        return " ".join(refusal.messages)
     return None
+
+
+def password_policy_check(*, new_password: str, user=None, old_password: str | None = None):
+    """Raise InvalidInput with the policy's refusal of a new password (see
+    password_policy_error)."""
+    refusal = password_policy_error(new_password=new_password, user=user, old_password=old_password)
+    if refusal:
+        raise InvalidInput(refusal)
 
 
 # --- lockout and sign-in throttles --------------------------------------------------------------
@@ -687,9 +724,8 @@ def password_change(
         wrong=WRONG_OLD_CREDENTIALS,
         client_ip=client_ip,
     )
-    policy = password_policy_error(new_password=new_password, old_password=old_password)
-    if policy:
-        raise InvalidInput(policy)  # not counted, not audited
+    # A refusal is not counted and not audited: the old password was right.
+    password_policy_check(new_password=new_password, user=user, old_password=old_password)
     profile = profile_for(user)
     was_forced = profile.must_change_password
     actor = Actor(username=username, client_ip=client_ip)
@@ -739,6 +775,23 @@ def initial_password_file_delete() -> bool:
     return True
 
 
+PASSWORD_CHANGE_REQUIRED = (
+    "password change required: set a new password (POST /api/auth/change-password) first"  # noqa: S105
+)
+
+
+def password_change_pending_denied(*, username: str, target: str, client_ip: str | None) -> None:
+    """Audit a request refused because its user must change their password first."""
+    audit_record(
+        operation="password_change_required",
+        username=username,
+        target=target,
+        result="permission denied: password change required",
+        success=False,
+        client_ip=client_ip,
+    )
+
+
 def logout(*, session: UserSession, client_ip: str | None = None) -> None:
     """End the presented session; audited `logout`."""
     deleted, _ = UserSession.objects.filter(pk=session.pk).delete()
@@ -757,9 +810,7 @@ def password_reset(*, user, new_password: str, actor: str = "") -> int:
 
     Returns the number of revoked sessions. Raises InvalidInput on a policy violation.
     """
-    policy = password_policy_error(new_password=new_password)
-    if policy:
-        raise InvalidInput(policy)
+    password_policy_check(new_password=new_password, user=user)
     profile = profile_for(user)
     revoked = _password_replace(
         user=user, profile=profile, new_password=new_password, must_change=True
@@ -787,3 +838,172 @@ def password_change_force(*, user, actor: str = "", client_ip: str | None = None
         result=f"ok, {revoked} session(s) revoked",
         client_ip=client_ip,
     )
+
+
+# --- users (the admin's API: /api/users) ---------------------------------------------------------
+
+PERMISSION_DENIED_USERS = "permission denied: managing users needs the admin role"
+
+
+def users_admin_require(*, actor: Actor, operation: str, target: str = "") -> None:
+    """Refuse (Forbidden, audited under `operation`) an actor who may not manage users."""
+    if selectors.users_admin(actor.user):
+        return
+    audit_record(
+        operation=operation,
+        username=actor.username,
+        target=target,
+        result=PERMISSION_DENIED_USERS,
+        success=False,
+        client_ip=actor.client_ip,
+    )
+    raise Forbidden(PERMISSION_DENIED_USERS)
+
+
+def _roles_checked(roles) -> dict:
+    try:
+        validate_roles(roles)
+    except ValidationError as refusal:
+        raise InvalidInput(" ".join(refusal.messages)) from None
+    return dict(roles)
+
+
+def _username_checked(username: str) -> str:
+    validator = UnicodeUsernameValidator()
+    if not username or len(username) > 150:
+        raise InvalidInput("username: 1 to 150 characters")
+    try:
+        validator(username)
+    except ValidationError:
+        raise InvalidInput("username: letters, digits and @/./+/-/_ only") from None
+    return username
+
+
+def user_create(*, actor: Actor, username: str, password: str, roles: dict | None = None):
+    """Create a user who must change the given password at first sign-in (admin only).
+
+    The password passes the policy (its similarity to the new username included); `roles` is
+    the role map ({"<cluster_id>" | "*": role}, "*" absent = viewer). Audited `user_create`
+    (the password never reaches the log). Raises Forbidden, InvalidInput, Conflict (taken).
+    """
+    users_admin_require(actor=actor, operation="user_create", target=username[:150])
+    with audited(
+        "user_create",
+        actor=actor,
+        target=username[:150],
+        params={"username": username[:150], "roles": roles or {}},
+        failures=(DomainError,),
+    ):
+        _username_checked(username)
+        clean_roles = _roles_checked(roles or {})
+        user_model = get_user_model()
+        user = user_model(username=username)
+        password_policy_check(new_password=password, user=user)
+        if user_model.objects.filter(username=username).exists():
+            raise Conflict("a user with that username already exists")
+        _password_set(user, password)  # hashed before the transaction, as every password
+        try:
+            with transaction.atomic():
+                user.save()
+                user.account_profile = AccountProfile.objects.create(
+                    user=user, must_change_password=True, roles=clean_roles
+                )
+        except IntegrityError:  # created concurrently under the same name
+            raise Conflict("a user with that username already exists") from None
+    return user
+
+
+def _target_checked(*, actor: Actor, user, operation: str) -> None:
+    """Only a superuser may change or delete a superuser (it is admin everywhere, and the
+    bootstrap admin is one); refusals are audited."""
+    if user.is_superuser and not getattr(actor.user, "is_superuser", False):
+        audit_record(
+            operation=operation,
+            username=actor.username,
+            target=user.get_username(),
+            result="permission denied: only a superuser may change a superuser",
+            success=False,
+            client_ip=actor.client_ip,
+        )
+        raise Forbidden("permission denied: only a superuser may change a superuser")
+
+
+def user_update(
+    *,
+    actor: Actor,
+    user,
+    roles: dict | None = None,
+    is_active: bool | None = None,
+    password: str | None = None,
+    unlock: bool = False,
+):
+    """Change a user (admin only): replace the role map, (de)activate, reset the password (the
+    user must change it at next sign-in; their lock clears, their sessions end) or unlock.
+
+    Deactivation ends the user's sessions. Nobody deactivates themselves (Conflict). One audit
+    row `user_update` names the changed fields (the password as ***).
+    """
+    params: dict = {"username": user.get_username()}
+    if roles is not None:
+        params["roles"] = roles
+    if is_active is not None:
+        params["is_active"] = is_active
+    if password is not None:
+        params["reset"] = True  # the password itself never reaches the log
+    if unlock:
+        params["unlock"] = True
+    users_admin_require(actor=actor, operation="user_update", target=user.get_username())
+    _target_checked(actor=actor, user=user, operation="user_update")
+    with audited(
+        "user_update",
+        actor=actor,
+        target=user.get_username(),
+        params=params,
+        failures=(DomainError,),
+    ) as action:
+        if is_active is False and user.pk == getattr(actor.user, "pk", None):
+            raise Conflict("you cannot deactivate your own account")
+        clean_roles = _roles_checked(roles) if roles is not None else None
+        if password is not None:
+            password_policy_check(new_password=password, user=user)
+        profile = profile_for(user)
+        outcome = []
+        if password is not None:
+            revoked = _password_replace(
+                user=user, profile=profile, new_password=password, must_change=True
+            )
+            outcome.append(f"password reset, {revoked} session(s) revoked")
+        with transaction.atomic():
+            if clean_roles is not None:
+                profile.roles = clean_roles
+                profile.save(update_fields=["roles"])
+            if is_active is not None and is_active != user.is_active:
+                user.is_active = is_active
+                user.save(update_fields=["is_active"])
+                if not is_active:
+                    outcome.append(f"deactivated, {sessions_revoke(user=user)} session(s) revoked")
+            if unlock:
+                locked = _counters_reset(username=user.get_username())
+                outcome.append(f"unlocked ({locked} address(es))")
+        action.result = "ok" + (", " + "; ".join(outcome) if outcome else "")
+    return user
+
+
+def user_delete(*, actor: Actor, user) -> None:
+    """Delete a user, their sessions and profile (admin only; never oneself: Conflict).
+    Audited `user_delete`."""
+    users_admin_require(actor=actor, operation="user_delete", target=user.get_username())
+    _target_checked(actor=actor, user=user, operation="user_delete")
+    with audited(
+        "user_delete",
+        actor=actor,
+        target=user.get_username(),
+        params={"username": user.get_username()},
+        failures=(DomainError,),
+    ):
+        if user.pk == getattr(actor.user, "pk", None):
+            raise Conflict("you cannot delete your own account")
+        with transaction.atomic():
+            admin_sessions_end(user=user)
+            _counters_reset(username=user.get_username())
+            user.delete()

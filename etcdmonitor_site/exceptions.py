@@ -149,7 +149,8 @@ def api_exception_handler(exc, context):
     if response is not None:
         text, code = _drf_error(exc, dialect)
         if isinstance(exc, AUTH_REFUSALS):
-            response.data = error_body(text)
+            # A refusal may name a stable code (e.g. password_change_required) for clients.
+            response.data = error_body(text, getattr(exc, "body_code", ""))
             return response
         body = _respond(response.status_code, text, code, dialect)
         response.data = body.data

@@ -5,20 +5,24 @@ panel registry and the user's layout, which are rendered into the page as JSON d
 (`json_script`) so the browser and the server share one source of panel ids and defaults.
 """
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.http import HttpResponseNotFound
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
+from accounts import selectors as account_selectors
 from accounts import services as account_services
 from etcdmonitor_site.exceptions import json_not_found
 from monitoring.panels import dashboard_registry
 from monitoring.selectors import panel_config_for
 
-VIEWS = ("monitor", "kv", "ops")
+VIEWS = ("monitor", "kv", "ops", "users")
 
 
 @require_GET
@@ -57,11 +61,18 @@ def change_password_page(request):
 @never_cache
 @ensure_csrf_cookie
 def dashboard_page(request, view: str = "monitor"):
-    """Monitor, KV and Ops views in one page; `view` picks the one shown first."""
+    """Monitor, KV, Ops and (for admins) Users views in one page; `view` picks the one shown
+    first. A user who must change their password is sent to the change form."""
     session = account_services.session_for_request(request=request)
     if session is None:
         return redirect("login")
+    if session.must_change_password:  # every API call would be refused: change it first
+        query = urlencode({"username": session.user.get_username(), "forced": "1"})
+        return redirect(f"{reverse('change-password')}?{query}")
     if view == "ops" and not settings.OPS_ENABLED:
+        view = "monitor"
+    can_manage_users = account_selectors.users_admin(session.user)
+    if view == "users" and not can_manage_users:
         view = "monitor"
     boot = {
         "view": view if view in VIEWS else "monitor",
@@ -70,6 +81,8 @@ def dashboard_page(request, view: str = "monitor"):
         "ops_enabled": settings.OPS_ENABLED,
         "kv_separator": settings.KV_SEPARATOR,
         "kv_max_value_size": settings.KV_MAX_VALUE_SIZE,
+        "can_manage_users": can_manage_users,
+        "min_password_length": settings.MIN_PASSWORD_LENGTH,
     }
     return render(
         request,
@@ -81,6 +94,7 @@ def dashboard_page(request, view: str = "monitor"):
             "ops_enabled": settings.OPS_ENABLED,
             "app_version": settings.APP_VERSION,
             "username": boot["username"],
+            "can_manage_users": can_manage_users,
         },
     )
 

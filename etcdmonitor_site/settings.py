@@ -273,7 +273,14 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
-AUTH_PASSWORD_VALIDATORS: list = []  # policy (MIN_PASSWORD_LENGTH) is enforced by accounts.services
+# Every password set (bootstrap, change, create, reset, the Django admin) passes these
+# (accounts.services.password_policy_check); the length follows MIN_PASSWORD_LENGTH.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "accounts.validators.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 # The Django admin's login obeys the same lockout and forced-change rules as /api/auth/login.
 AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]
 

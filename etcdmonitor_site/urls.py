@@ -14,6 +14,7 @@ urlpatterns = [
     path("", pages.dashboard_page, name="dashboard"),
     path("kv", pages.dashboard_page, {"view": "kv"}, name="dashboard-kv"),
     path("ops", pages.dashboard_page, {"view": "ops"}, name="dashboard-ops"),
+    path("users", pages.dashboard_page, {"view": "users"}, name="dashboard-users"),
     path("login", pages.login_page, name="login"),
     path("change-password", pages.change_password_page, name="change-password"),
     path("healthz", healthz, name="healthz"),

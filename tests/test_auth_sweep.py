@@ -13,8 +13,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import UserSession
-from accounts.services import session_create, sessions_revoke
+from accounts.models import AccountProfile, UserSession
+from accounts.services import PASSWORD_CHANGE_REQUIRED, session_create, sessions_revoke
+from audit.models import AuditLog
 
 PUBLIC = {
     ("/api/auth/login", "post"),
@@ -140,3 +141,35 @@ def test_public_routes_stay_public_even_with_garbage_credentials():
     assert client.post("/api/auth/login", {}, format="json").status_code == 400
     assert client.post("/api/auth/change-password", {}, format="json").status_code == 400
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "method"), [(path, method) for path, method, _ in PROTECTED], ids=str
+)
+def test_a_user_who_must_change_the_password_is_refused_everywhere_but_logout(
+    path, method, admin_user, settings
+):
+    """Login issues such a user no session, but an admin may force the change while one is
+    live: until the change, only logout (and the public routes) answer."""
+    settings.OPS_ENABLED = True
+    token, _ = session_create(user=admin_user)
+    AccountProfile.objects.filter(user=admin_user).update(must_change_password=True)
+
+    response = getattr(APIClient(), method)(
+        path, {}, format="json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+
+    if (path, method) == ("/api/auth/logout", "post"):
+        assert response.status_code == 200
+    else:
+        assert (response.status_code, _body(response)) == (
+            403,
+            {"error": PASSWORD_CHANGE_REQUIRED, "code": "password_change_required"},
+        )
+        entry = AuditLog.objects.get(operation="password_change_required")
+        assert (entry.username, entry.target, entry.success) == (
+            "admin",
+            f"{method.upper()} {path}",
+            False,
+        )

@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from etcdmonitor_site.api import StrictBooleanField, StrictStringField
+
 
 class LoginInputSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150, trim_whitespace=False)
@@ -31,3 +33,47 @@ class AuthStatusOutputSerializer(serializers.Serializer):
     etcd_auth_required = serializers.BooleanField()
     username = serializers.CharField(required=False)
     expires_at = serializers.IntegerField(required=False)
+
+
+MAX_PASSWORD_CHARS = 4096  # as the login body: a longer one is only work for the hasher
+
+
+def _password_bounded(value: str) -> str:
+    if len(value) > MAX_PASSWORD_CHARS:
+        raise serializers.ValidationError(f"at most {MAX_PASSWORD_CHARS} characters")
+    return value
+
+
+class UserCreateInputSerializer(serializers.Serializer):
+    username = StrictStringField()
+    password = StrictStringField(validators=[_password_bounded])
+    roles = serializers.DictField(required=False)
+
+
+class UserPatchInputSerializer(serializers.Serializer):
+    roles = serializers.DictField(required=False)
+    is_active = StrictBooleanField(required=False)
+    password = StrictStringField(required=False, validators=[_password_bounded])
+    unlock = StrictBooleanField(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("give roles, is_active, password or unlock")
+        return attrs
+
+
+class UserOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_active = serializers.BooleanField()
+    roles = serializers.DictField(child=serializers.CharField())
+    must_change_password = serializers.BooleanField()
+    locked = serializers.BooleanField()
+
+
+class UserEnvelopeSerializer(serializers.Serializer):
+    user = UserOutputSerializer()
+
+
+class UserListSerializer(serializers.Serializer):
+    users = UserOutputSerializer(many=True)

@@ -1,10 +1,11 @@
-"""DRF viewsets of the accounts app: auth (login, change-password, logout, status)."""
+"""DRF viewsets of the accounts app: auth (login, change-password, logout, status) and users."""
 
 from django.conf import settings
 from django.contrib.auth import logout as auth_logout
 from django.middleware.csrf import get_token, rotate_token
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.permissions import AllowAny
@@ -16,10 +17,15 @@ from accounts.api.serializers import (
     ChangePasswordInputSerializer,
     LoginInputSerializer,
     LoginOutputSerializer,
+    UserCreateInputSerializer,
+    UserEnvelopeSerializer,
+    UserListSerializer,
+    UserPatchInputSerializer,
 )
+from audit.services import Actor
 from etcdmonitor_site.api import MessageSerializer, validated_body
 from etcdmonitor_site.clientip import client_ip
-from etcdmonitor_site.errors import InvalidInput
+from etcdmonitor_site.errors import InvalidInput, NotFound
 
 NEVER_EXPIRES_MAX_AGE = 10 * 365 * 24 * 3600
 
@@ -34,7 +40,10 @@ def _credentials(request, serializer_class, *, refusal: str) -> dict:
 
 
 class AuthViewSet(viewsets.ViewSet):
-    """/api/auth/*. Login, change-password and status are public; logout needs a session."""
+    """/api/auth/*. Login, change-password and status are public; logout needs a session (and
+    stays open to a user who must change their password first)."""
+
+    password_change_pending_actions = ("logout",)
 
     @extend_schema(request=LoginInputSerializer, responses=LoginOutputSerializer)
     @action(
@@ -134,3 +143,61 @@ class AuthViewSet(viewsets.ViewSet):
             body["expires_at"] = session.expires_at_unix
         get_token(request)
         return Response(body)
+
+
+USER_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
+@extend_schema(tags=["users"])
+class UserViewSet(viewsets.ViewSet):
+    """/api/users and /api/users/{id}: the admin's user management. Every action, reads
+    included, is refused (403, audited) to a user who may not manage users."""
+
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request)
+
+    def body(self, serializer_class) -> dict:
+        return validated_body(
+            self.request, serializer_class, not_an_object="request body must be a JSON object"
+        )
+
+    def target(self, pk):
+        user = selectors.user_by_id(user_id=pk)
+        if user is None:
+            raise NotFound("user not found")
+        return user
+
+    @staticmethod
+    def answer(user, *, status_code=status.HTTP_200_OK) -> Response:
+        return Response({"user": selectors.user_get(user_id=user.pk)}, status=status_code)
+
+    @extend_schema(responses=UserListSerializer)
+    def list(self, request):
+        services.users_admin_require(actor=self.actor(), operation="user_list")
+        return Response({"users": selectors.users_list()})
+
+    @extend_schema(request=UserCreateInputSerializer, responses={201: UserEnvelopeSerializer})
+    def create(self, request):
+        services.users_admin_require(actor=self.actor(), operation="user_create")
+        user = services.user_create(actor=self.actor(), **self.body(UserCreateInputSerializer))
+        return self.answer(user, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[USER_ID], responses=UserEnvelopeSerializer)
+    def retrieve(self, request, pk=None):
+        services.users_admin_require(actor=self.actor(), operation="user_get", target=str(pk))
+        return self.answer(self.target(pk))
+
+    @extend_schema(
+        parameters=[USER_ID], request=UserPatchInputSerializer, responses=UserEnvelopeSerializer
+    )
+    def partial_update(self, request, pk=None):
+        services.users_admin_require(actor=self.actor(), operation="user_update", target=str(pk))
+        user = self.target(pk)
+        services.user_update(actor=self.actor(), user=user, **self.body(UserPatchInputSerializer))
+        return self.answer(user)
+
+    @extend_schema(parameters=[USER_ID], request=None, responses={204: None})
+    def destroy(self, request, pk=None):
+        services.users_admin_require(actor=self.actor(), operation="user_delete", target=str(pk))
+        services.user_delete(actor=self.actor(), user=self.target(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)

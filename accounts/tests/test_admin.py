@@ -3,10 +3,11 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from accounts.tests.conftest import failures, locked_until, profile, seed_failures
+from accounts.tests.conftest import failures, locked_until, login, profile, seed_failures
 from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +77,87 @@ def test_admin_login_works_for_an_unlocked_staff_user(admin_user):
 
     assert response.status_code == 302
     assert AuditLog.objects.filter(operation="admin_login", success=True).exists()
+
+
+def _inline(**fields):
+    base = {
+        "account_profile-TOTAL_FORMS": "1",
+        "account_profile-INITIAL_FORMS": "0",
+        "account_profile-MIN_NUM_FORMS": "0",
+        "account_profile-MAX_NUM_FORMS": "1",
+    }
+    return base | {f"account_profile-0-{name}": value for name, value in fields.items()}
+
+
+def test_a_user_added_in_the_admin_must_change_the_password(staff, client):
+    response = staff.post(
+        "/admin/auth/user/add/",
+        {
+            "username": "newbie",
+            "password1": "quiet-harbor-42",
+            "password2": "quiet-harbor-42",
+            "usable_password": "true",
+            **_inline(roles='{"*": "operator"}'),
+        },
+    )
+
+    assert response.status_code == 302, response.content[:2000]
+    user = get_user_model().objects.get(username="newbie")
+    assert (profile(user).must_change_password, profile(user).roles) == (True, {"*": "operator"})
+    assert login(client, "newbie", "quiet-harbor-42").json()["must_change_password"] is True
+
+
+def test_the_admin_add_form_refuses_a_common_password(staff, settings):
+    settings.MIN_PASSWORD_LENGTH = 8
+    response = staff.post(
+        "/admin/auth/user/add/",
+        {
+            "username": "newbie",
+            "password1": "password",
+            "password2": "password",
+            "usable_password": "true",
+            **_inline(roles="{}"),
+        },
+    )
+
+    assert response.status_code == 200
+    assert b"This password is too common." in response.content
+    assert not get_user_model().objects.filter(username="newbie").exists()
+
+
+def test_the_admin_refuses_a_bad_role_map(staff, make_user):
+    user = make_user()
+    response = staff.post(
+        f"/admin/auth/user/{user.pk}/change/",
+        {
+            "username": "alice",
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "account_profile-TOTAL_FORMS": "1",
+            "account_profile-INITIAL_FORMS": "1",
+            "account_profile-MIN_NUM_FORMS": "0",
+            "account_profile-MAX_NUM_FORMS": "1",
+            "account_profile-0-id": profile(user).pk,
+            "account_profile-0-user": user.pk,
+            "account_profile-0-roles": '{"*": "root"}',
+        },
+    )
+
+    assert response.status_code == 200
+    assert b"must be one of" in response.content
+    assert profile(user).roles == {}
+
+
+def test_a_password_set_in_the_admin_is_a_reset(staff, make_user, client):
+    user = make_user()
+
+    response = staff.post(
+        f"/admin/auth/user/{user.pk}/password/",
+        {"password1": "quiet-harbor-42", "password2": "quiet-harbor-42", "usable_password": "true"},
+    )
+
+    assert response.status_code == 302
+    assert profile(user).must_change_password is True
+    assert login(client, "alice", "quiet-harbor-42").json()["must_change_password"] is True
+    assert AuditLog.objects.filter(operation="admin_force_password_change").exists()

@@ -73,7 +73,9 @@ def test_too_short_new_password_is_400_not_counted_not_audited(client, make_user
     response = change_password(client, "alice", PASSWORD, "short")
 
     assert response.status_code == 400
-    assert response.json() == {"error": "new password too short, at least 8 characters"}
+    assert response.json() == {
+        "error": "This password is too short. It must contain at least 8 characters."
+    }
     assert failures(user) == 0
     assert not AuditLog.objects.exists()
 

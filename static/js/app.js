@@ -1,13 +1,14 @@
-// Dashboard shell: view switch (Monitor / KV Tree / Ops), theme toggle, logout.
+// Dashboard shell: view switch (Monitor / KV Tree / Ops / Users), theme toggle, logout.
 import { $, api, format, jsonData, setTheme, theme } from "./common.js";
 import * as Health from "./health.js";
 import * as KV from "./kv.js";
 import * as Monitor from "./monitor.js";
 import * as Ops from "./ops.js";
+import * as Users from "./users.js";
 
 const boot = jsonData("boot-data");
-const views = { monitor: Monitor, kv: KV, ops: boot.ops_enabled ? Ops : null };
-const paths = { monitor: "/", kv: "/kv", ops: "/ops" };
+const views = { monitor: Monitor, kv: KV, ops: boot.ops_enabled ? Ops : null, users: boot.can_manage_users ? Users : null };
+const paths = { monitor: "/", kv: "/kv", ops: "/ops", users: "/users" };
 
 function show(view) {
   if (!views[view]) view = "monitor";

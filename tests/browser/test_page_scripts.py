@@ -45,10 +45,16 @@ def test_every_page_and_view_loads_its_modules_without_an_error(dashboard_server
     expect(page.locator("#kv-tree [role=treeitem]").first).to_be_visible()
     page.click("#view-ops")
     expect(page.locator("#audit-table tbody tr").first).to_be_visible()
+    page.click("#view-users")
+    expect(page.locator("#users-table tbody tr").first).to_be_visible()
     page.click("#view-monitor")
     expect(page.locator("#monitor-view")).to_be_visible()
     # Each view opened straight from its address too, as a bookmark would.
-    for path, ready in [("/kv", "#kv-tree [role=treeitem]"), ("/ops", "#audit-table tbody tr")]:
+    for path, ready in [
+        ("/kv", "#kv-tree [role=treeitem]"),
+        ("/ops", "#audit-table tbody tr"),
+        ("/users", "#users-table tbody tr"),
+    ]:
         page.goto(server.url + path)
         expect(page.locator(ready).first).to_be_visible()
     page.wait_for_load_state("networkidle")

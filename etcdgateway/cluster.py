@@ -170,9 +170,22 @@ class ClusterGateway:
         """The key with its value and revisions, None when absent."""
         return self.call(lambda client: client.get(key))
 
-    def put(self, key: bytes, value: bytes, *, ttl: int | None) -> None:
-        """Put `value`: `ttl` None keeps the key's lease, 0 detaches it, N > 0 sets a new one."""
-        self.call(lambda client: client.put(key, value, ttl=ttl))
+    def put(
+        self,
+        key: bytes,
+        value: bytes,
+        *,
+        ttl: int | None,
+        expected_mod_revision: int | None = None,
+    ) -> int:
+        """Put `value`: `ttl` None keeps the key's lease, 0 detaches it, N > 0 sets a new one.
+        With `expected_mod_revision` a compare-and-swap (0: create only) that raises
+        `EtcdRevisionConflict` carrying the current key. Returns the revision after the put."""
+        return self.call(
+            lambda client: client.put(
+                key, value, ttl=ttl, expected_mod_revision=expected_mod_revision
+            )
+        )
 
     def put_all(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         """Put every (key, value) in one transaction."""

@@ -23,8 +23,10 @@ from etcdgateway.errors import (
     EtcdSpaceExceeded,
     EtcdTimeout,
     EtcdUnavailable,
+    EtcdWatchCompacted,
 )
-from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, prefix_end
+from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, WatchBatch, WatchEvent, prefix_end
+from etcdgateway.watch import Watch
 
 _gateways: dict[ClusterConfig, ClusterGateway] = {}
 _gateways_lock = threading.Lock()
@@ -73,11 +75,15 @@ __all__ = [
     "EtcdSpaceExceeded",
     "EtcdTimeout",
     "EtcdUnavailable",
+    "EtcdWatchCompacted",
     "KeyValue",
     "KeyspaceHash",
     "MemberInfo",
     "MemberStatus",
     "RangePage",
+    "Watch",
+    "WatchBatch",
+    "WatchEvent",
     "cluster_gateway",
     "forget_gateway",
     "normalise_endpoint",

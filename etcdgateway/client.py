@@ -35,6 +35,7 @@ from etcdgateway.errors import (
     translate,
 )
 from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, key_values, prefix_end
+from etcdgateway.watch import Watch, open_watch
 
 logger = logging.getLogger(__name__)
 
@@ -516,6 +517,21 @@ class EtcdClient:
     def lease_revoke(self, lease_id: int) -> None:
         """Revoke a lease (its keys are deleted with it)."""
         self.stub("leasestub", "LeaseRevoke", etcdrpc.LeaseRevokeRequest(ID=lease_id))
+
+    def watch(
+        self, start: bytes, end: bytes = b"", *, start_revision: int = 0, prev_kv: bool = False
+    ) -> Watch:
+        """A watch over [start, end) (`end` as in `range_page`) from `start_revision` (0: from
+        now on), with each event's previous value when `prev_kv`. Iterate the returned `Watch`
+        for `WatchBatch`es and close it when done (it is a context manager)."""
+        return open_watch(
+            self,
+            start,
+            end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            ready_timeout=self.config.connect_timeout,
+        )
 
     def lease_count(self, *, timeout: float | None = None) -> int:
         """Number of live leases (LeaseLeases, which pyetcd's protos lack: a raw channel call).

@@ -16,6 +16,7 @@ from etcdgateway.config import ClusterConfig, normalise_endpoint
 from etcdgateway.errors import EtcdAuthFailed, EtcdError, EtcdPermissionDenied, EtcdUnavailable
 from etcdgateway.kv import KeyValue, RangePage
 from etcdgateway.scraper import MetricsScraper
+from etcdgateway.watch import Watch
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +186,14 @@ class ClusterGateway:
             lambda client: client.put(
                 key, value, ttl=ttl, expected_mod_revision=expected_mod_revision
             )
+        )
+
+    def watch(
+        self, start: bytes, end: bytes = b"", *, start_revision: int = 0, prev_kv: bool = False
+    ) -> Watch:
+        """A watch (see `EtcdClient.watch`) on the first endpoint that connects."""
+        return self.call(
+            lambda client: client.watch(start, end, start_revision=start_revision, prev_kv=prev_kv)
         )
 
     def put_all(self, items: Iterable[tuple[bytes, bytes]]) -> None:

@@ -97,6 +97,22 @@ class EtcdRevisionConflict(EtcdPreconditionFailed):
         super().__init__(message, endpoint=endpoint)
 
 
+class EtcdWatchCompacted(EtcdError):
+    """A watch asked for revisions etcd has compacted away: nothing below `compact_revision`
+    can be replayed (the watcher has a gap to record and resync from there)."""
+
+    status_code = 410
+    code = "etcd_watch_compacted"
+    default_message = "the requested revision has been compacted"
+
+    def __init__(self, compact_revision: int, *, endpoint: str = ""):
+        self.compact_revision = compact_revision
+        super().__init__(
+            f"{self.default_message} (the oldest revision kept is {compact_revision})",
+            endpoint=endpoint,
+        )
+
+
 class EtcdSpaceExceeded(EtcdError):
     """The cluster's NOSPACE alarm: the backend reached --quota-backend-bytes."""
 

@@ -112,6 +112,13 @@ class ClusterGateway:
     def _mark(self, endpoint: str, healthy: bool, error: str = "") -> None:
         self._health[endpoint] = EndpointHealth(healthy, time.monotonic(), error)
 
+    def report_unavailable(self, endpoint: str, reason: str) -> None:
+        """A caller found `endpoint` unusable outside `call` (e.g. a watch stream that went
+        silent): the next calls try the other endpoints first."""
+        endpoint = normalise_endpoint(endpoint)
+        if endpoint in self._health:
+            self._mark(endpoint, False, reason)
+
     def _endpoints_in_order(self) -> list[str]:
         # Known-healthy first, then unknown, then known-bad, each in configured order.
         rank = {True: 0, None: 1, False: 2}

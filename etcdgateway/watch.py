@@ -14,6 +14,9 @@ from etcdgateway.errors import EtcdError, EtcdUnavailable, EtcdWatchCompacted, t
 from etcdgateway.kv import WatchBatch, WatchEvent
 
 _DELETE = 1  # mvccpb.Event.EventType.DELETE (PUT is 0)
+# etcd's WithRequireLeader: a member that loses its leader (partitioned away) cancels the stream
+# instead of leaving it open and silently behind.
+REQUIRE_LEADER = ("hasleader", "true")
 
 
 def _events(response) -> tuple[WatchEvent, ...]:
@@ -46,7 +49,7 @@ class Watch:
         self._requests.put(etcdrpc.WatchRequest(create_request=create))
         self._call = client.call(
             lambda raw: etcdrpc.WatchStub(raw.channel).Watch(
-                self._outgoing(), metadata=raw.metadata
+                self._outgoing(), metadata=(*(raw.metadata or ()), REQUIRE_LEADER)
             )
         )
 

@@ -61,12 +61,15 @@ class ClusterJournal:
         policy: JournalPolicy | None = None,
         gateway_factory: Callable[[str], ClusterGateway] = gateway_for,
         max_batch: int = 5000,
+        progress_after: float = PROGRESS_AFTER,
     ):
         self.cluster_id = cluster_id
         self.stop = stop
         self.policy = policy or JournalPolicy.from_settings()
         self.gateway_factory = gateway_factory
         self.max_batch = max_batch
+        self.progress_after = progress_after
+        self.endpoint = ""  # the endpoint of the current watch, for logs and tests
         self.stored = 0  # rows written by this worker (the benchmark reads it)
 
     def run(self) -> None:
@@ -114,6 +117,7 @@ class ClusterJournal:
             cluster_id=self.cluster_id, current_revision=lambda: current_revision(gateway)
         )
         watch = gateway.watch(*WHOLE_KEYSPACE, start_revision=position + 1, prev_kv=True)
+        self.endpoint = watch.endpoint
         arrivals: queue.Queue = queue.Queue(maxsize=64)
         heard = [time.monotonic()]
         reader = threading.Thread(
@@ -130,15 +134,18 @@ class ClusterJournal:
                     first = arrivals.get(timeout=0.5)
                 except queue.Empty:
                     quiet = time.monotonic() - heard[0]
-                    if asked_progress_at is None and quiet > PROGRESS_AFTER:
+                    if asked_progress_at is None and quiet > self.progress_after:
                         watch.request_progress()
                         asked_progress_at = time.monotonic()
                     elif (
-                        asked_progress_at and time.monotonic() - asked_progress_at > PROGRESS_AFTER
+                        asked_progress_at is not None
+                        and time.monotonic() - asked_progress_at > self.progress_after
                     ):
+                        # A hung member keeps the connection open: try the others first.
+                        reason = "the watch stream went silent"
+                        gateway.report_unavailable(watch.endpoint, reason)
                         raise EtcdUnavailable(
-                            f"{watch.endpoint}: the watch stream went silent",
-                            endpoint=watch.endpoint,
+                            f"{watch.endpoint}: {reason}", endpoint=watch.endpoint
                         ) from None
                     continue
                 asked_progress_at = None

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from etcdgateway import WatchEvent, cluster_gateway
+from etcdgateway import EtcdError, WatchEvent, cluster_gateway
 from journal import services
 from journal.models import JournalCursor, JournalEvent, JournalGap
 from journal.selectors import journal_events, journal_gaps, journal_position
@@ -65,9 +65,9 @@ def _started() -> int:
 
 
 @contextmanager
-def worker_thread(policy: JournalPolicy = KEEP_ALL):
+def worker_thread(policy: JournalPolicy = KEEP_ALL, **options):
     stop = threading.Event()
-    worker = ClusterJournal(cluster_id="default", stop=stop, policy=policy)
+    worker = ClusterJournal(cluster_id="default", stop=stop, policy=policy, **options)
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
@@ -346,3 +346,34 @@ def test_the_health_check_fails_until_the_journal_follows(cluster):
     JournalCursor.objects.update(updated_at=timezone.now() - timedelta(minutes=5))
     with pytest.raises(CommandError):
         call_command("journal", "--health", "60")
+
+
+def test_a_hung_member_under_the_watch_is_left_for_another_without_loss(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=3)
+    with worker_thread(progress_after=1.0) as worker:
+        _started()
+        before = cluster_gateway().put(b"/hang/k", b"before", ttl=None)
+        _caught_up(before)
+        hung = next(m for m in cluster.members if m.client_url == worker.endpoint)
+        cluster.pause_member(hung)  # keeps its sockets open, never answers: a silent stream
+        try:
+            other = next(m for m in cluster.members if m is not hung)
+            writer = cluster_gateway().client_for(other.client_url)
+            # If the hung member led, the others elect a new leader first.
+            last = _wait_for(
+                lambda: _put_or_none(writer, b"/hang/k", b"during"), what="a put elsewhere"
+            )
+            _caught_up(last, timeout=30)
+            assert worker.endpoint != hung.client_url
+        finally:
+            cluster.resume_member(hung)
+
+    # Every revision in between (a put refused during the election may still have applied).
+    assert [r for r, *_ in _stored()] == list(range(before, last + 1))
+
+
+def _put_or_none(client, key: bytes, value: bytes) -> int | None:
+    try:
+        return client.put(key, value, ttl=None)
+    except EtcdError:
+        return None

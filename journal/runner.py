@@ -23,6 +23,9 @@ def journal_process_start() -> subprocess.Popen | None:
     return subprocess.Popen(
         [sys.executable, str(MANAGE), "journal", "--parent-pid", str(os.getpid())],
         env=os.environ.copy(),
+        # Its own session: a terminal's Ctrl-C (SIGINT to the foreground group) must not hit
+        # it mid-import; runmonitor stops it with SIGTERM on the way out.
+        start_new_session=True,
     )
 
 

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from audit.models import AuditLog
-from etcdgateway import EtcdRevisionConflict, cluster_gateway
+from etcdgateway import EtcdRequestTooLarge, EtcdRevisionConflict, cluster_gateway
 from kvmanager.tests.test_large_values import NEAR_LIMIT, _grpc_bytes_received
 from tests.etcdctl import etcdctl
 
@@ -288,3 +288,41 @@ def test_the_v2_put_refuses_expected_revision_rather_than_ignoring_it(api, kv_pr
 
     assert response.status_code == 400
     assert "v3 field" in response.json()["error"]
+
+
+def _largest_accepted(put, low: int, high: int) -> int:
+    """The largest value size `put(size)` accepts, by bisection in [low, high)."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            put(middle)
+            low = middle
+        except EtcdRequestTooLarge:
+            high = middle
+    return low
+
+
+def test_the_compare_and_swap_costs_etcds_request_limit_only_a_few_bytes(kv_prefix, etcd):
+    key = f"{kv_prefix}limit".encode()
+    gateway = cluster_gateway()
+    gateway.put(key, b"seed", ttl=0)
+
+    def plain(size: int) -> None:
+        gateway.put(key, b"p" * size, ttl=0)  # a bare Put: the most etcd accepts
+
+    def swapped(size: int) -> None:
+        revision = gateway.get(key).mod_revision
+        gateway.put(key, b"c" * size, ttl=None, expected_mod_revision=revision)
+
+    limit = 1536 * 1024  # etcd's default --max-request-bytes
+    plain_max = _largest_accepted(plain, limit - 4096, limit + 1)
+    swapped_max = _largest_accepted(swapped, limit - 4096, limit + 1)
+
+    print(f"largest value: plain put {plain_max} B, compare-and-swap put {swapped_max} B")
+    assert limit - 256 < plain_max < limit
+    # The value travels once: the compare and the failure branch's range add only key-sized bytes.
+    assert plain_max - 2 * len(key) - 64 <= swapped_max <= plain_max
+    revision = gateway.get(key).mod_revision
+    with pytest.raises(EtcdRequestTooLarge):
+        gateway.put(key, b"x" * (swapped_max + 1), ttl=None, expected_mod_revision=revision)
+    assert gateway.get(key).mod_revision == revision

@@ -9,9 +9,10 @@ from journal.models import JournalCursor, JournalEvent, JournalGap
 
 
 def journal_clusters() -> list[str]:
-    """The cluster ids the journal follows: today the configured cluster ("default"). Cluster
-    records (other clusters users add) join here once they are monitored clusters."""
-    return ["default"]
+    """The cluster ids the journal follows: every monitored cluster record, "default" first."""
+    from clusters.selectors import monitored_clusters
+
+    return [cluster.id for cluster in monitored_clusters()]
 
 
 def journal_position(*, cluster_id: str) -> JournalCursor | None:

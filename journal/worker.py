@@ -40,9 +40,12 @@ _ENDED = object()
 
 def gateway_for(cluster_id: str) -> ClusterGateway:
     """The gateway of a journaled cluster; "default" is the configured one."""
-    if cluster_id != "default":
-        raise ValueError(f"unknown cluster id {cluster_id!r}: only 'default' is journaled")
-    return cluster_gateway()
+    if cluster_id == "default":
+        return cluster_gateway()
+    from clusters.connection import cluster_gateway as record_gateway
+    from clusters.models import Cluster
+
+    return record_gateway(Cluster.objects.get(pk=cluster_id))
 
 
 def current_revision(gateway: ClusterGateway) -> int:

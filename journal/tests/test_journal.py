@@ -28,6 +28,7 @@ from journal.models import JournalCursor, JournalEvent, JournalGap
 from journal.selectors import journal_events, journal_gaps, journal_position
 from journal.services import JournalPolicy
 from journal.worker import ClusterJournal, current_revision
+from tests.etcdctl import etcdctl
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,7 +79,7 @@ def worker_thread(policy: JournalPolicy = KEEP_ALL, **options):
         assert not thread.is_alive()
 
 
-def _journal_process(cluster, tmp_path, name: str) -> subprocess.Popen:
+def _journal_process(cluster, tmp_path, name: str, *extra: str) -> subprocess.Popen:
     """The real `manage.py journal`, on the test database and the private cluster."""
     database = settings.DATABASES["default"]
     env = {
@@ -94,7 +95,7 @@ def _journal_process(cluster, tmp_path, name: str) -> subprocess.Popen:
     }
     log = (tmp_path / f"{name}.log").open("w")
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "journal"],
+        [sys.executable, str(ROOT / "manage.py"), "journal", *extra],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -377,3 +378,40 @@ def _put_or_none(client, key: bytes, value: bytes) -> int | None:
         return client.put(key, value, ttl=None)
     except EtcdError:
         return None
+
+
+def test_a_cluster_switched_to_monitored_is_journaled_under_its_own_id(
+    etcd_cluster_factory, tmp_path
+):
+    """The process follows the cluster records: a record monitored after it started gets a
+    worker, and its changes are stored under the record's id, apart from the default's."""
+    from clusters.models import Cluster
+
+    default = etcd_cluster_factory(size=1)
+    other = etcd_cluster_factory(size=1, point_settings=False)
+    now = timezone.now()
+    record = Cluster.objects.create(
+        id="other-cluster",
+        name="other",
+        endpoints=other.client_urls,
+        monitored=False,
+        created_at=now,
+        updated_at=now,
+    )
+    process = _journal_process(default, tmp_path, "journal-records", "--rescan", "0.5")
+    try:
+        _started()
+        record.monitored = True
+        record.save(update_fields=["monitored"])
+        _wait_for(
+            lambda: journal_position(cluster_id=record.id), what="a cursor for the new cluster"
+        )
+        etcdctl(other.client_urls[0], "put", "/only/in/other", "v1")
+        _wait_for(
+            lambda: JournalEvent.objects.filter(cluster_id=record.id, key=b"/only/in/other"),
+            what="the other cluster's put journaled",
+        )
+        assert not JournalEvent.objects.filter(cluster_id="default", key=b"/only/in/other")
+    finally:
+        process.terminate()
+        assert process.wait(timeout=15) == 0

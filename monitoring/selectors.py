@@ -428,9 +428,9 @@ WAL_FSYNC_P99 = "etcd_disk_wal_fsync_duration_seconds_p99"
 
 def fleet_monitoring(cluster_ids: list[str], *, now: datetime) -> dict[str, dict]:
     """{cluster id: its monitoring summary} for the fleet: the health model's cluster object
-    (as /api/status gives it), the etcd versions its current members run, the last collection
-    (Unix s) and the worst WAL fsync p99 of its members. Two queries whatever the fleet size; a
-    cluster never collected has the `unknown` health object and no versions."""
+    (as /api/status gives it), the leader's name, the etcd versions its current members run,
+    the last collection (Unix s) and the worst WAL fsync p99 of its members. Two queries
+    whatever the fleet size; a cluster never collected has the `unknown` health object."""
     rows = {
         c.name: c
         for c in MonitoredCluster.objects.filter(name__in=cluster_ids).only(
@@ -438,18 +438,22 @@ def fleet_monitoring(cluster_ids: list[str], *, now: datetime) -> dict[str, dict
         )
     }
     members: dict[str, list] = {name: [] for name in rows}
-    for name, version, wal in Member.objects.filter(
+    names: dict[tuple[str, str], str] = {}
+    for name, member_id, member_name, version, wal in Member.objects.filter(
         cluster__name__in=list(rows), in_cluster=True
-    ).values_list("cluster__name", "etcd_version", f"latest__{WAL_FSYNC_P99}"):
+    ).values_list("cluster__name", "member_id", "name", "etcd_version", f"latest__{WAL_FSYNC_P99}"):
         members[name].append((version, wal))
+        names[(name, member_id)] = member_name or member_id
     fleet = {}
     for cluster_id in cluster_ids:
         cluster = rows.get(cluster_id)
         listed = members.get(cluster_id, [])
         last = cluster.last_cycle_at if cluster is not None else None
         walls = [w for _, w in listed if isinstance(w, int | float)]
+        status = cluster_health(cluster, listed, now=now)
         fleet[cluster_id] = {
-            "status": cluster_health(cluster, listed, now=now),
+            "status": status,
+            "leader": names.get((cluster_id, status["leader_id"] or "")),
             "versions": sorted({v for v, _ in listed if v}),
             "last_collected": int(last.timestamp()) if last else None,
             "wal_fsync_p99": max(walls, default=None),

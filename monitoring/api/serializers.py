@@ -116,6 +116,7 @@ class FleetClusterSerializer(serializers.Serializer):
     monitored = serializers.BooleanField()
     owner = serializers.CharField(allow_null=True)
     status = ClusterHealthSerializer()
+    leader = serializers.CharField(allow_null=True)
     versions = serializers.ListField(child=serializers.CharField())
     last_collected = serializers.IntegerField(allow_null=True)
     wal_fsync_p99 = serializers.FloatField(allow_null=True)

@@ -15,7 +15,8 @@ from monitoring import health, timeseries
 from monitoring.models import Member, MonitoredCluster, PanelConfig
 from monitoring.panels import default_panel_config, merge_panel_config
 
-# The name of the cluster row that ETCD_ENDPOINTS describes (the collector creates it).
+# The name of the cluster row that ETCD_ENDPOINTS describes (the collector creates it); every
+# other monitored cluster's row is named by its record's id.
 DEFAULT_CLUSTER = "default"
 
 

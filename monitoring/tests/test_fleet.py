@@ -245,3 +245,30 @@ def test_alerts_evaluate_name_and_check_every_monitored_cluster(second, api_clie
     assert check.outcome == "consistent"
     assert {r["member_id"] for r in check.results} == member_ids(url)
     assert alert_services.consistency_check(cluster_id="no-such-cluster") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_each_cluster_is_its_own_task_on_the_workers(
+    second, api_client, redis_url, settings
+):
+    from celery.contrib.testing.worker import start_worker
+
+    from etcdmonitor_site import celery_app
+    from monitoring.tasks import collect_metrics
+
+    record = add_cluster(api_client, second.client_urls[0])
+    settings.EMBEDDED_MODE = False
+    celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=60):
+            summary = collect_metrics.apply_async(expires=85).get(timeout=90)
+            deadline = time.monotonic() + 60
+            while Member.objects.filter(collector_up=True).count() < 4:
+                assert time.monotonic() < deadline, "the queued cycles did not run"
+                time.sleep(0.2)
+    finally:
+        celery_app.conf.update(task_always_eager=True)
+
+    assert summary == {"queued": ["default", record]}
+    assert Sample.objects.filter(member__cluster__name=record).count() == 1
+    assert Sample.objects.filter(member__cluster__name="default").count() == 3

@@ -76,7 +76,10 @@ export function subscribe(fn) {
 
 // The fleet's latest answer (fleet.js polls it; the picker needs names and labels).
 export function update(entries) {
-  clusters = entries.map((c) => ({ id: c.id, name: c.name, labels: c.labels || {}, owner: c.owner }));
+  const next = entries.map((c) => ({ id: c.id, name: c.name, labels: c.labels || {}, owner: c.owner }));
+  // Only a change is drawn: rebuilding the picker every poll would close it under the user.
+  if (JSON.stringify(next) === JSON.stringify(clusters) && clusters.length) return;
+  clusters = next;
   renderHeader();
 }
 

@@ -651,6 +651,11 @@ export function init(options) {
     members = [];
     memberId = "";
     latest = {};
+    // Until the new cluster's values arrive, failures (one never collected) show in place of
+    // the dashboard, not as a toast on whichever view is open.
+    loadedOnce = false;
+    $("loading").hidden = false;
+    $("loading").textContent = "Loading the cluster…";
     again = !!inFlight;
     refresh();
   });

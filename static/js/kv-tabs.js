@@ -74,7 +74,7 @@ function tabElement(tab) {
     role: "tab", tabindex: isActive ? "0" : "-1", "aria-selected": isActive ? "true" : "false",
     "aria-keyshortcuts": fixed(tab) ? null : "Delete",
     title: tabTitle(tab), draggable: fixed(tab) ? false : "true",
-    dataset: { tabId: tab.id, status: tab.last_status || "", shared: tab.shared ? "true" : null },
+    dataset: { tabId: tab.id, status: tab.last_status || "", ...(tab.shared ? { shared: "true" } : {}) },
   }, warn, el("span", { className: "kv-tab-name" }, tab.name), close);
   node.addEventListener("click", () => select(tab.id));
   node.addEventListener("keydown", (e) => {

@@ -150,8 +150,8 @@ class ClusterGateway:
 
     # --- calls used across apps ---------------------------------------------------------------
 
-    def members(self) -> list[MemberInfo]:
-        return self.call(lambda client: client.members())
+    def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
+        return self.call(lambda client: client.members(timeout=timeout))
 
     def status(self) -> MemberStatus:
         """Status of whichever member answers first."""

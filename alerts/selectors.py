@@ -4,10 +4,11 @@ stored samples, the latest consistency check), and the alerts, rules and silence
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from alerts.models import (
     ACTIVE_STATES,
+    SEVERITY_RANK,
     Alert,
     AlertRule,
     AlertState,
@@ -15,6 +16,8 @@ from alerts.models import (
     Silence,
 )
 from alerts.rules import SPEC_BY_ID, SPECS, ClusterView, MemberView, Rule
+from clusters.models import Cluster
+from clusters.selectors import monitored_clusters
 from monitoring import selectors as monitoring_selectors
 from monitoring.models import MemberHealth, MetricName, MonitoredCluster, Sample
 
@@ -25,8 +28,30 @@ MEMBER_LIST_MAX_AGE = 300
 
 
 def cluster_ids() -> list[str]:
-    """Every cluster the engine evaluates: one per MonitoredCluster row (its name)."""
-    return list(MonitoredCluster.objects.order_by("name").values_list("name", flat=True))
+    """Every cluster the engine evaluates: each monitored cluster record (the default first),
+    then any other cluster that still has active alerts (no longer monitored, or deleted),
+    whose evaluation resolves them."""
+    monitored = [record.pk for record in monitored_clusters()]
+    leftover = (
+        Alert.objects.filter(state__in=ACTIVE_STATES)
+        .exclude(cluster_id__in=monitored)
+        .order_by("cluster_id")
+        .values_list("cluster_id", flat=True)
+        .distinct()
+    )
+    return [*monitored, *leftover]
+
+
+def cluster_name(cluster_id: str) -> str:
+    """The name a cluster record carries (notifications show it); its id when it is gone."""
+    name = Cluster.objects.filter(pk=cluster_id).values_list("name", flat=True).first()
+    return name or cluster_id
+
+
+def _is_monitored(cluster_id: str) -> bool:
+    if cluster_id == monitoring_selectors.DEFAULT_CLUSTER:
+        return True  # the environment's cluster is always monitored
+    return Cluster.objects.filter(pk=cluster_id, monitored=True).exists()
 
 
 def sample_max_age() -> float:
@@ -40,9 +65,10 @@ def consistency_max_age() -> float:
 
 
 def cluster_view(*, cluster_id: str, now: datetime) -> ClusterView | None:
-    """What the rules may read of `cluster_id` at `now` (None: no such cluster)."""
+    """What the rules may read of `cluster_id` at `now` (None: no such cluster, or one no
+    longer monitored: its data only ages, so its alerts resolve)."""
     cluster = MonitoredCluster.objects.filter(name=cluster_id).first()
-    if cluster is None:
+    if cluster is None or not _is_monitored(cluster_id):
         return None
     max_age = monitoring_selectors.health_max_age()
     health_fresh = (
@@ -323,3 +349,21 @@ def alert_counts() -> dict[tuple[str, str], int]:
     ):
         counts[(state, severity)] = counts.get((state, severity), 0) + 1
     return counts
+
+
+def firing_by_cluster(cluster_ids: list[str]) -> dict[str, dict]:
+    """{cluster id: {"firing", "worst"}} of the firing alerts of those clusters (the fleet's
+    column), one grouped query; clusters without a firing alert are left out."""
+    found: dict[str, dict] = {}
+    rows = (
+        Alert.objects.filter(cluster_id__in=cluster_ids, state=AlertState.FIRING)
+        .order_by()
+        .values_list("cluster_id", "severity")
+        .annotate(count=Count("id"))
+    )
+    for cluster_id, severity, count in rows:
+        entry = found.setdefault(cluster_id, {"firing": 0, "worst": severity})
+        entry["firing"] += count
+        if SEVERITY_RANK[severity] > SEVERITY_RANK[entry["worst"]]:
+            entry["worst"] = severity
+    return found

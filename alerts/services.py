@@ -9,13 +9,14 @@ acknowledgements) are audited here, refusals included.
 """
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from alerts import selectors
@@ -35,8 +36,12 @@ from alerts.models import (
 from alerts.rules import SPEC_BY_ID, SPECS, Finding
 from alerts.transitions import AlertTransition
 from audit.services import Actor, audited
+from clusters.connection import cluster_gateway as record_gateway
+from clusters.crypto import TabDecryptFailed, TabKeyMissing
+from clusters.models import Cluster
+from clusters.selectors import monitored_clusters
 from etcdgateway import EtcdError, cluster_gateway
-from etcdmonitor_site.errors import Conflict, Forbidden, InvalidInput, NotFound
+from etcdmonitor_site.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from monitoring.selectors import DEFAULT_CLUSTER
 from notifications.notices import AlertNotice
 from notifications.services import notices_enqueue
@@ -466,7 +471,7 @@ def _evaluate(cluster_id: str, now: datetime) -> list[AlertTransition]:
     return work.transitions
 
 
-def _notice(item: Alert | AlertTransition, status: str) -> AlertNotice:
+def _notice(item: Alert | AlertTransition, status: str, cluster_name: str) -> AlertNotice:
     spec = SPEC_BY_ID.get(item.rule)
     return AlertNotice(
         alert_id=item.pk if isinstance(item, Alert) else item.alert_id,
@@ -475,7 +480,7 @@ def _notice(item: Alert | AlertTransition, status: str) -> AlertNotice:
         severity=item.severity,
         status=status,
         cluster_id=item.cluster_id,
-        cluster_name=item.cluster_id,
+        cluster_name=cluster_name,
         member_id=item.member_id,
         summary=item.summary,
         description=item.description,
@@ -501,10 +506,11 @@ def _notify(cluster_id: str, now: datetime, transitions: list[AlertTransition]) 
             severity=item.severity,
         )
 
+    name = selectors.cluster_name(cluster_id)
     firing = Alert.objects.filter(cluster_id=cluster_id, state=AlertState.FIRING)
-    notices = [_notice(alert, "firing") for alert in firing if not silenced(alert)]
+    notices = [_notice(alert, "firing", name) for alert in firing if not silenced(alert)]
     notices += [
-        _notice(t, "resolved")
+        _notice(t, "resolved", name)
         for t in transitions
         if t.status == "resolved" and not t.silenced and t.starts_at is not None
     ]
@@ -560,7 +566,8 @@ def evaluate_cluster(*, cluster_id: str, now: datetime | None = None) -> Evaluat
 
 
 def evaluate_all(*, now: datetime | None = None) -> list[EvaluationReport]:
-    """Evaluate every monitored cluster (one per MonitoredCluster row)."""
+    """Evaluate every monitored cluster, and the clusters no longer monitored that still have
+    active alerts (to resolve them)."""
     return [evaluate_cluster(cluster_id=cid, now=now) for cid in selectors.cluster_ids()]
 
 
@@ -612,14 +619,30 @@ def _hashkv_round(gateway) -> tuple[int | None, list[dict], int]:
 
 def consistency_check(*, cluster_id: str = DEFAULT_CLUSTER) -> ConsistencyCheck | None:
     """One HashKV round on every member of the cluster; a mismatch is confirmed by a second
-    round at a newer revision before it is recorded (a read: not audited). Returns the record.
+    round at a newer revision before it is recorded (a read: not audited). Returns the record;
+    None when `cluster_id` is no monitored cluster record.
 
-    Only the default cluster is reachable through settings today; other ids return None.
+    The default cluster is reached through the settings' gateway, any other through its
+    record's (a record whose gateway cannot be built is recorded inconclusive, with why).
     """
-    if cluster_id != DEFAULT_CLUSTER:
-        return None
-    gateway = cluster_gateway()
     now = timezone.now()
+    if cluster_id == DEFAULT_CLUSTER:
+        gateway = cluster_gateway()
+    else:
+        record = Cluster.objects.filter(pk=cluster_id, monitored=True).first()
+        if record is None:
+            return None
+        try:
+            gateway = record_gateway(record)
+        except (TabKeyMissing, TabDecryptFailed, DomainError, EtcdError) as exc:
+            return ConsistencyCheck.objects.create(
+                cluster_id=cluster_id,
+                checked_at=now,
+                revision=None,
+                outcome=ConsistencyCheck.Outcome.INCONCLUSIVE,
+                detail=f"the cluster cannot be reached: {getattr(exc, 'message', exc)}"[:2000],
+                results=[],
+            )
     try:
         revision, results, count = _hashkv_round(gateway)
         outcome, detail = hashkv_verdict(results, count)
@@ -639,6 +662,25 @@ def consistency_check(*, cluster_id: str = DEFAULT_CLUSTER) -> ConsistencyCheck 
         detail=detail[:2000],
         results=results,
     )
+
+
+def consistency_check_all() -> list[ConsistencyCheck]:
+    """A HashKV round on every monitored cluster, a few clusters at a time (each round has its
+    own timeouts, so a dead cluster holds only its own worker)."""
+    ids = [record.pk for record in monitored_clusters()]
+
+    def one(cluster_id: str):
+        try:
+            return consistency_check(cluster_id=cluster_id)
+        finally:
+            if threading.current_thread() is not main_thread:
+                connections.close_all()
+
+    main_thread = threading.current_thread()
+    if len(ids) <= 1:
+        return [c for c in map(one, ids) if c is not None]
+    with ThreadPoolExecutor(max_workers=min(len(ids), settings.MONITOR_CLUSTER_WORKERS)) as pool:
+        return [c for c in pool.map(one, ids) if c is not None]
 
 
 # --- retention ------------------------------------------------------------------------------------

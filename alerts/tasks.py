@@ -23,11 +23,15 @@ def evaluate_alerts() -> list[dict]:
 
 @shared_task(name="alerts.tasks.check_consistency", ignore_result=False)
 def check_consistency() -> dict:
-    """Periodic (HASHKV_CHECK_INTERVAL): HashKV on every member of the default cluster."""
-    check = services.consistency_check()
-    if check is None:
-        return {}
-    return {"outcome": check.outcome, "revision": check.revision, "detail": check.detail}
+    """Periodic (HASHKV_CHECK_INTERVAL): HashKV on every member of every monitored cluster."""
+    return {
+        check.cluster_id: {
+            "outcome": check.outcome,
+            "revision": check.revision,
+            "detail": check.detail,
+        }
+        for check in services.consistency_check_all()
+    }
 
 
 @shared_task(name="alerts.tasks.purge_alerts", ignore_result=False)

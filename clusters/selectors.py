@@ -60,6 +60,15 @@ def cluster_visible(*, user, cluster_id: str) -> Cluster | None:
     return clusters_visible(user=user).filter(pk=cluster_id).first()
 
 
+def fleet_clusters(*, user) -> list[Cluster]:
+    """`clusters_visible` as a list (the fleet), the default record brought up to date with
+    the environment first (one read; a write only when the environment changed)."""
+    from clusters.services import default_cluster_sync  # services never read through here
+
+    default_cluster_sync()
+    return list(clusters_visible(user=user))
+
+
 def monitored_clusters() -> list[Cluster]:
     """Every record with `monitored` set, the default first when it is monitored, then by name;
     the default record is brought up to date with the environment first (one read, a write only

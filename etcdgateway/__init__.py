@@ -19,11 +19,14 @@ from etcdgateway.errors import (
     EtcdPreconditionFailed,
     EtcdRequestTooLarge,
     EtcdResponseTooLarge,
+    EtcdRevisionConflict,
     EtcdSpaceExceeded,
     EtcdTimeout,
     EtcdUnavailable,
+    EtcdWatchCompacted,
 )
-from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, prefix_end
+from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, WatchBatch, WatchEvent, prefix_end
+from etcdgateway.watch import Watch
 
 _gateways: dict[ClusterConfig, ClusterGateway] = {}
 _gateways_lock = threading.Lock()
@@ -68,14 +71,19 @@ __all__ = [
     "EtcdPreconditionFailed",
     "EtcdRequestTooLarge",
     "EtcdResponseTooLarge",
+    "EtcdRevisionConflict",
     "EtcdSpaceExceeded",
     "EtcdTimeout",
     "EtcdUnavailable",
+    "EtcdWatchCompacted",
     "KeyValue",
     "KeyspaceHash",
     "MemberInfo",
     "MemberStatus",
     "RangePage",
+    "Watch",
+    "WatchBatch",
+    "WatchEvent",
     "cluster_gateway",
     "forget_gateway",
     "normalise_endpoint",

@@ -8,6 +8,7 @@
 - every failure leaves this module as an `EtcdError` subclass.
 """
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -28,11 +29,13 @@ from etcdgateway.errors import (
     EtcdError,
     EtcdPermissionDenied,
     EtcdPreconditionFailed,
+    EtcdRevisionConflict,
     EtcdUnavailable,
     is_invalid_token,
     translate,
 )
 from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, key_values, prefix_end
+from etcdgateway.watch import Watch, open_watch
 
 logger = logging.getLogger(__name__)
 
@@ -433,21 +436,33 @@ class EtcdClient:
             return True
         return False
 
-    def put(self, key: bytes, value: bytes, *, ttl: int | None) -> None:
-        """Put `value` once. `ttl` None keeps the key's current lease, 0 detaches any lease,
-        N > 0 attaches a new N-second lease.
+    def put(
+        self,
+        key: bytes,
+        value: bytes,
+        *,
+        ttl: int | None,
+        expected_mod_revision: int | None = None,
+    ) -> int:
+        """Put `value` once; the store's revision after the put. `ttl` None keeps the key's
+        current lease, 0 detaches any lease, N > 0 attaches a new N-second lease.
+
+        `expected_mod_revision` makes the put a compare-and-swap (`_put_if`): N > 0 writes only
+        while the key's mod_revision is still N, 0 only while the key does not exist.
 
         Keeping the lease: a transaction with a put in each branch (ignore_lease if the key
         exists, plain otherwise) would carry the value twice and halve the largest value etcd
         accepts. Instead the lease is read first (keys only) and the put is guarded by "the key
         still has that lease"; a lease that changed in between is read again.
         """
+        if expected_mod_revision is not None:
+            return self._put_if(key, value, ttl=ttl, expected=expected_mod_revision)
         if ttl is not None:
             lease = 0
             if ttl > 0:
                 lease = self.lease_grant(ttl)
-            self.stub("kvstub", "Put", etcdrpc.PutRequest(key=key, value=value, lease=lease))
-            return
+            put = etcdrpc.PutRequest(key=key, value=value, lease=lease)
+            return self.stub("kvstub", "Put", put).header.revision
         for _ in range(LEASE_RACE_ATTEMPTS):
             current = self.stub("kvstub", "Range", etcdrpc.RangeRequest(key=key, keys_only=True))
             lease = current.kvs[0].lease if current.kvs else 0
@@ -459,9 +474,64 @@ class EtcdClient:
             request = etcdrpc.TxnRequest(
                 compare=[same_lease], success=[etcdrpc.RequestOp(request_put=put)]
             )
-            if self.stub("kvstub", "Txn", request).succeeded:
-                return
+            response = self.stub("kvstub", "Txn", request)
+            if response.succeeded:
+                return response.header.revision
         raise EtcdPreconditionFailed("the key's lease changed during every put attempt; try again")
+
+    def _put_if(self, key: bytes, value: bytes, *, ttl: int | None, expected: int) -> int:
+        """The compare-and-swap put: one transaction, the value sent once.
+
+        If the key's mod_revision equals `expected` (etcd compares a missing key as 0), put;
+        otherwise read the key in the same transaction and raise `EtcdRevisionConflict` with
+        it. Keeping the lease needs no read first here: a key at revision `expected` > 0
+        exists when the put applies, so `ignore_lease` keeps its lease atomically (a created
+        key, `expected` 0, has none to keep).
+        """
+        lease = self.lease_grant(ttl) if ttl else 0
+        put = etcdrpc.PutRequest(key=key, value=value, lease=lease)
+        put.ignore_lease = ttl is None and expected > 0
+        unchanged = etcdrpc.Compare(
+            key=key,
+            target=etcdrpc.Compare.MOD,
+            result=etcdrpc.Compare.EQUAL,
+            mod_revision=expected,
+        )
+        request = etcdrpc.TxnRequest(
+            compare=[unchanged],
+            success=[etcdrpc.RequestOp(request_put=put)],
+            failure=[etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=key))],
+        )
+        response = self.stub("kvstub", "Txn", request)
+        if response.succeeded:
+            return response.header.revision
+        if lease:
+            # Best effort: the unused lease would otherwise live out its TTL.
+            with contextlib.suppress(EtcdError):
+                self.lease_revoke(lease)
+        kvs = key_values(response.responses[0].response_range.kvs)
+        raise EtcdRevisionConflict(
+            expected=expected, current=kvs[0] if kvs else None, endpoint=self.endpoint
+        )
+
+    def lease_revoke(self, lease_id: int) -> None:
+        """Revoke a lease (its keys are deleted with it)."""
+        self.stub("leasestub", "LeaseRevoke", etcdrpc.LeaseRevokeRequest(ID=lease_id))
+
+    def watch(
+        self, start: bytes, end: bytes = b"", *, start_revision: int = 0, prev_kv: bool = False
+    ) -> Watch:
+        """A watch over [start, end) (`end` as in `range_page`) from `start_revision` (0: from
+        now on), with each event's previous value when `prev_kv`. Iterate the returned `Watch`
+        for `WatchBatch`es and close it when done (it is a context manager)."""
+        return open_watch(
+            self,
+            start,
+            end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            ready_timeout=self.config.connect_timeout,
+        )
 
     def lease_count(self, *, timeout: float | None = None) -> int:
         """Number of live leases (LeaseLeases, which pyetcd's protos lack: a raw channel call).

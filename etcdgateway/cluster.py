@@ -16,6 +16,7 @@ from etcdgateway.config import ClusterConfig, normalise_endpoint
 from etcdgateway.errors import EtcdAuthFailed, EtcdError, EtcdPermissionDenied, EtcdUnavailable
 from etcdgateway.kv import KeyValue, RangePage
 from etcdgateway.scraper import MetricsScraper
+from etcdgateway.watch import Watch
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,13 @@ class ClusterGateway:
     def _mark(self, endpoint: str, healthy: bool, error: str = "") -> None:
         self._health[endpoint] = EndpointHealth(healthy, time.monotonic(), error)
 
+    def report_unavailable(self, endpoint: str, reason: str) -> None:
+        """A caller found `endpoint` unusable outside `call` (e.g. a watch stream that went
+        silent): the next calls try the other endpoints first."""
+        endpoint = normalise_endpoint(endpoint)
+        if endpoint in self._health:
+            self._mark(endpoint, False, reason)
+
     def _endpoints_in_order(self) -> list[str]:
         # Known-healthy first, then unknown, then known-bad, each in configured order.
         rank = {True: 0, None: 1, False: 2}
@@ -142,8 +150,8 @@ class ClusterGateway:
 
     # --- calls used across apps ---------------------------------------------------------------
 
-    def members(self) -> list[MemberInfo]:
-        return self.call(lambda client: client.members())
+    def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
+        return self.call(lambda client: client.members(timeout=timeout))
 
     def status(self) -> MemberStatus:
         """Status of whichever member answers first."""
@@ -170,9 +178,30 @@ class ClusterGateway:
         """The key with its value and revisions, None when absent."""
         return self.call(lambda client: client.get(key))
 
-    def put(self, key: bytes, value: bytes, *, ttl: int | None) -> None:
-        """Put `value`: `ttl` None keeps the key's lease, 0 detaches it, N > 0 sets a new one."""
-        self.call(lambda client: client.put(key, value, ttl=ttl))
+    def put(
+        self,
+        key: bytes,
+        value: bytes,
+        *,
+        ttl: int | None,
+        expected_mod_revision: int | None = None,
+    ) -> int:
+        """Put `value`: `ttl` None keeps the key's lease, 0 detaches it, N > 0 sets a new one.
+        With `expected_mod_revision` a compare-and-swap (0: create only) that raises
+        `EtcdRevisionConflict` carrying the current key. Returns the revision after the put."""
+        return self.call(
+            lambda client: client.put(
+                key, value, ttl=ttl, expected_mod_revision=expected_mod_revision
+            )
+        )
+
+    def watch(
+        self, start: bytes, end: bytes = b"", *, start_revision: int = 0, prev_kv: bool = False
+    ) -> Watch:
+        """A watch (see `EtcdClient.watch`) on the first endpoint that connects."""
+        return self.call(
+            lambda client: client.watch(start, end, start_revision=start_revision, prev_kv=prev_kv)
+        )
 
     def put_all(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         """Put every (key, value) in one transaction."""

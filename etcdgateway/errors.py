@@ -8,6 +8,8 @@ import grpc
 import httpx
 from pyetcd import exceptions as pyetcd_exceptions
 
+from etcdgateway.kv import KeyValue
+
 
 class EtcdError(Exception):
     """An etcd call failed in a way that is not the caller's fault."""
@@ -68,6 +70,47 @@ class EtcdPreconditionFailed(EtcdError):
     status_code = 409
     code = "etcd_precondition_failed"
     default_message = "etcd precondition failed"
+
+
+class EtcdRevisionConflict(EtcdPreconditionFailed):
+    """A compare-and-swap put found the key elsewhere than expected: at another mod_revision,
+    deleted meanwhile (`current` None), or present when the put was create-only (expected 0).
+    `current` is the key as the same transaction read it."""
+
+    code = "revision_conflict"
+    default_message = "the key changed since it was read"
+
+    def __init__(self, *, expected: int, current: KeyValue | None, endpoint: str = ""):
+        self.expected, self.current = expected, current
+        if current is None:
+            message = f"the key was deleted after it was read (expected mod_revision {expected})"
+        elif expected == 0:
+            message = (
+                f"the key already exists (mod_revision {current.mod_revision}); "
+                "a create-only put (expected_mod_revision 0) does not overwrite it"
+            )
+        else:
+            message = (
+                f"the key changed after it was read: expected mod_revision {expected}, "
+                f"now {current.mod_revision}"
+            )
+        super().__init__(message, endpoint=endpoint)
+
+
+class EtcdWatchCompacted(EtcdError):
+    """A watch asked for revisions etcd has compacted away: nothing below `compact_revision`
+    can be replayed (the watcher has a gap to record and resync from there)."""
+
+    status_code = 410
+    code = "etcd_watch_compacted"
+    default_message = "the requested revision has been compacted"
+
+    def __init__(self, compact_revision: int, *, endpoint: str = ""):
+        self.compact_revision = compact_revision
+        super().__init__(
+            f"{self.default_message} (the oldest revision kept is {compact_revision})",
+            endpoint=endpoint,
+        )
 
 
 class EtcdSpaceExceeded(EtcdError):

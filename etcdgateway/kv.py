@@ -59,3 +59,27 @@ class KeyspaceHash:
     hash: int
     revision: int
     compact_revision: int
+
+
+class WatchEvent(NamedTuple):
+    """One change seen by a watch. `type` is "put" or "delete"; `revision` is the change's own
+    (a delete's is the revision that deleted the key); `value` is b"" for a delete; `lease` 0
+    means none; `prev_value` is the value before the change when the watch asked for prev_kv
+    and the key existed (None otherwise)."""
+
+    type: str
+    key: bytes
+    revision: int
+    value: bytes
+    lease: int
+    prev_value: bytes | None
+
+
+@dataclass(frozen=True)
+class WatchBatch:
+    """The events of one watch response, in revision order (etcd never splits a revision across
+    responses). `revision` is the store's revision when etcd sent it; an empty batch is the
+    watch's creation or a progress notification."""
+
+    events: tuple[WatchEvent, ...]
+    revision: int

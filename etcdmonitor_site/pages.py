@@ -22,7 +22,7 @@ from etcdmonitor_site.exceptions import json_not_found
 from monitoring.panels import dashboard_registry
 from monitoring.selectors import panel_config_for
 
-VIEWS = ("monitor", "kv", "ops", "users")
+VIEWS = ("monitor", "kv", "ops", "users", "fleet")
 
 
 @require_GET
@@ -61,7 +61,7 @@ def change_password_page(request):
 @never_cache
 @ensure_csrf_cookie
 def dashboard_page(request, view: str = "monitor"):
-    """Monitor, KV, Ops and (for admins) Users views in one page; `view` picks the one shown
+    """Monitor, Fleet, KV, Ops and (for admins) Users views in one page; `view` picks the one shown
     first. A user who must change their password is sent to the change form."""
     session = account_services.session_for_request(request=request)
     if session is None:

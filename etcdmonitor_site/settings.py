@@ -97,8 +97,20 @@ COLLECTOR_INTERVAL = env.int("COLLECTOR_INTERVAL", default=30)
 QUANTILE_WINDOW_SECONDS = env.int("QUANTILE_WINDOW_SECONDS", default=300)
 # Seconds between health probes (a Status per member): how fast a failure shows.
 HEALTH_PROBE_INTERVAL = env.int("HEALTH_PROBE_INTERVAL", default=5)
+# Embedded mode: clusters collected (and, separately, probed) at once by one process; a dead
+# cluster holds one of these for its timeouts, never another cluster's round.
+MONITOR_CLUSTER_WORKERS = env.int("MONITOR_CLUSTER_WORKERS", default=8)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
+# The change journal (journal app): a watcher per monitored cluster storing every KV change.
+# Embedded mode: runmonitor starts `manage.py journal` beside the server; with a broker it is a
+# process of its own (the `journal` compose service). Off: nothing is watched or stored.
+JOURNAL_ENABLED = env.bool("JOURNAL_ENABLED", default=True)
+JOURNAL_RETENTION_DAYS = env.int("JOURNAL_RETENTION_DAYS", default=30)
+# Values up to this size are stored; larger ones as size and SHA-256 only.
+JOURNAL_MAX_VALUE_BYTES = env.int("JOURNAL_MAX_VALUE_BYTES", default=65536)
+# Comma-separated key prefixes never journaled, e.g. Kubernetes' /registry/events/.
+JOURNAL_EXCLUDE_PREFIXES = [p for p in env.list("JOURNAL_EXCLUDE_PREFIXES", default=[]) if p]
 # /healthz reuses its checks' result for this long per process (0: check on every request).
 HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=1.0)
 # A validated session is reused this long per process; a revocation made in another process
@@ -185,6 +197,7 @@ PERIODIC_JOBS = {
         "interval": HASHKV_CHECK_INTERVAL,
     },
     "purge-alerts": {"task": "alerts.tasks.purge_alerts", "interval": 3600},
+    "purge-journal": {"task": "journal.tasks.purge_journal", "interval": 3600},
 }
 CELERY_BEAT_SCHEDULE = {
     name: {
@@ -216,6 +229,7 @@ INSTALLED_APPS = [
     "ops",
     "notifications",
     "alerts",
+    "journal",
 ]
 
 MIDDLEWARE = [

@@ -19,6 +19,7 @@ from etcdgateway import (
     EtcdError,
     EtcdNotFound,
     EtcdPermissionDenied,
+    KeyValue,
 )
 from etcdgateway.v2 import V2Keys
 from etcdmonitor_site.errors import InvalidInput
@@ -93,7 +94,11 @@ def key_get(*, gateway: ClusterGateway, key: str) -> dict:
     page = range_page(gateway, raw, b"", limit=1, keys_only=False)
     if not page.kvs:
         raise EtcdNotFound(f"key not found: {key}")
-    kv = page.kvs[0]
+    return kv_node(gateway=gateway, kv=page.kvs[0])
+
+
+def kv_node(*, gateway: ClusterGateway, kv: KeyValue) -> dict:
+    """The node `get` answers for a key already read: value, revisions, remaining TTL."""
     node = {"key": decode_key(kv.key), **value_fields(kv.value), "dir": False, **_meta(kv)}
     if kv.lease:
         ttl = lease_ttls(gateway, {kv.lease})[kv.lease]

@@ -16,13 +16,21 @@ from etcdgateway import (
     ClusterGateway,
     EtcdError,
     EtcdRequestTooLarge,
+    EtcdRevisionConflict,
 )
 from etcdgateway.v2 import V2Keys
-from etcdmonitor_site.errors import TooLarge
+from etcdmonitor_site.errors import Conflict, TooLarge
 from kvmanager.keyspace import encode_key
-from kvmanager.selectors import key_get, v2_node
+from kvmanager.selectors import key_get, kv_node, v2_node
 
 MAX_TTL = 9_000_000_000  # etcd's MaxLeaseTTL; larger TTLs are refused by the server anyway
+
+
+class RevisionConflict(Conflict):
+    """A put with `expected_mod_revision` found the key changed, deleted or (create-only)
+    present; `current` in the body is the key's node as the transaction read it, or None."""
+
+    code = "revision_conflict"
 
 
 class ValueTooLarge(TooLarge):
@@ -46,7 +54,7 @@ def _key_audited(
         actor=actor,
         target=key if cluster_id == "default" else f"[tab={cluster_id}] {key}",
         params=json.dumps({**params, "tab_id": cluster_id}),
-        failures=(EtcdError, ValueTooLarge),
+        failures=(EtcdError, ValueTooLarge, RevisionConflict),
     )
 
 
@@ -66,17 +74,39 @@ def _size_named(size: int) -> Iterator[None]:
 
 
 def kv_put(
-    *, gateway: ClusterGateway, key: str, value: bytes, ttl: int | None, actor: Actor
+    *,
+    gateway: ClusterGateway,
+    key: str,
+    value: bytes,
+    ttl: int | None,
+    actor: Actor,
+    expected_mod_revision: int | None = None,
 ) -> dict:
     """Create or update a v3 key and return it re-read.
 
     `ttl` None keeps the key's current lease (the reference dropped it on every edit), 0 detaches
-    any lease, N > 0 grants a new N-second lease. Raises ValueTooLarge or EtcdError.
+    any lease, N > 0 grants a new N-second lease. `expected_mod_revision` N > 0 writes only
+    while the key is still at mod_revision N (a safe edit), 0 only while it does not exist
+    (create-only); otherwise RevisionConflict with the current node (None when the key was
+    deleted). Raises ValueTooLarge or EtcdError.
     """
     params = {"ttl": ttl, "value_size": len(value)}
+    if expected_mod_revision is not None:
+        params["expected_mod_revision"] = expected_mod_revision
     with _key_audited("put", actor=actor, key=key, params=params), _size_named(len(value)):
         _check_size(value)
-        gateway.put(encode_key(key), value, ttl=ttl)
+        try:
+            gateway.put(
+                encode_key(key), value, ttl=ttl, expected_mod_revision=expected_mod_revision
+            )
+        except EtcdRevisionConflict as exc:
+            current = None
+            if exc.current is not None:
+                current = {
+                    **kv_node(gateway=gateway, kv=exc.current),
+                    "mod_revision": exc.current.mod_revision,
+                }
+            raise RevisionConflict(exc.message, current=current) from exc
         return key_get(gateway=gateway, key=key)
 
 

@@ -38,7 +38,8 @@ def _is_fresh(probed_at: datetime | None, now: datetime, max_age: float) -> bool
 
 
 class MonitoredCluster(models.Model):
-    """An etcd cluster the collector scrapes. Today one row (`default`) built from settings."""
+    """An etcd cluster the collector scrapes: one row per monitored cluster record, named by
+    the record's id (`default` is the cluster of ETCD_ENDPOINTS)."""
 
     name = models.CharField(max_length=100, unique=True)
     endpoints = models.JSONField(default=list)

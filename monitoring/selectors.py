@@ -15,7 +15,8 @@ from monitoring import health, timeseries
 from monitoring.models import Member, MonitoredCluster, PanelConfig
 from monitoring.panels import default_panel_config, merge_panel_config
 
-# The name of the cluster row that ETCD_ENDPOINTS describes (the collector creates it).
+# The name of the cluster row that ETCD_ENDPOINTS describes (the collector creates it); every
+# other monitored cluster's row is named by its record's id.
 DEFAULT_CLUSTER = "default"
 
 
@@ -24,14 +25,17 @@ _CLUSTER_FIELDS = [f.name for f in MonitoredCluster._meta.concrete_fields]
 _MEMBER_FIELDS = [f.name for f in Member._meta.concrete_fields if f.name != "scrape_state"]
 
 
-def cluster_with_members() -> tuple[MonitoredCluster | None, list[Member]]:
-    """The monitored cluster row (None before the collector ever ran) and its current members.
+def cluster_with_members(
+    name: str = DEFAULT_CLUSTER,
+) -> tuple[MonitoredCluster | None, list[Member]]:
+    """The monitored cluster row of the cluster record `name` (None before the collector ever
+    ran) and its current members.
 
     One explicit query (every dashboard poll runs it; see etcdmonitor_site.rawsql). Members
     that left the cluster are kept for history but not listed.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_cluster_with_members_sql(connection.vendor), [DEFAULT_CLUSTER])
+        cursor.execute(_cluster_with_members_sql(connection.vendor), [name])
         rows = cursor.fetchall()
     if not rows:
         return None, []
@@ -60,10 +64,10 @@ def _cluster_with_members_sql(vendor: str) -> str:
     )
 
 
-def cluster_row() -> MonitoredCluster | None:
+def cluster_row(name: str = DEFAULT_CLUSTER) -> MonitoredCluster | None:
     """The monitored cluster row alone (the collector's first read of every cycle)."""
     with connection.cursor() as cursor:
-        cursor.execute(_collector_sql("cluster", connection.vendor), [DEFAULT_CLUSTER])
+        cursor.execute(_collector_sql("cluster", connection.vendor), [name])
         row = cursor.fetchone()
     return rawsql.instance(MonitoredCluster, _CLUSTER_FIELDS, row) if row else None
 
@@ -191,12 +195,13 @@ class LatestLookup:
     member: LatestJson | None
 
 
-# (member id asked for, vendor) → lookup, for CURRENT_CACHE_SECONDS per process.
+# (cluster, member id asked for, vendor) → lookup, for CURRENT_CACHE_SECONDS per process.
 _latest = ReuseWindow(max_entries=1_000)
 
 
-def member_latest_json(member_id: str | None) -> LatestLookup:
-    """The requested member's (or else the default member's) latest values, in one query.
+def member_latest_json(member_id: str | None, cluster: str = DEFAULT_CLUSTER) -> LatestLookup:
+    """The requested member's (or else the default member's) latest values of the monitored
+    cluster `cluster` (a cluster record's id), in one query.
 
     The JSON text goes to the response as it is stored: the hottest dashboard poll neither
     builds model instances nor decodes and re-encodes ~120 values. Only the chosen member's
@@ -204,10 +209,10 @@ def member_latest_json(member_id: str | None) -> LatestLookup:
     The answer is reused for CURRENT_CACHE_SECONDS per process: it changes once per
     collection cycle, and every open dashboard polls it.
     """
-    key = (member_id or "", connection.vendor)
+    key = (cluster, member_id or "", connection.vendor)
     lookup = _latest.get(key, settings.CURRENT_CACHE_SECONDS)
     if lookup is None:
-        lookup = _member_latest_json(member_id or "")
+        lookup = _member_latest_json(member_id or "", cluster)
         _latest.put(key, lookup)
     return lookup
 
@@ -217,11 +222,11 @@ def forget_latest_json() -> None:
     _latest.clear()
 
 
-def _member_latest_json(wanted: str) -> LatestLookup:
+def _member_latest_json(wanted: str, cluster: str) -> LatestLookup:
     with connection.cursor() as cursor:
         cursor.execute(
             _latest_sql(connection.vendor),
-            [wanted, DEFAULT_CLUSTER, wanted, wanted, DEFAULT_CLUSTER],
+            [wanted, cluster, wanted, wanted, cluster],
         )
         rows = cursor.fetchall()
     if not rows:
@@ -415,3 +420,43 @@ def panel_config_for(user) -> dict:
     if stored is None:
         return default_panel_config()
     return merge_panel_config({"panels": stored.panels, "cards": stored.cards})
+
+
+# --- the fleet ------------------------------------------------------------------------------------
+
+WAL_FSYNC_P99 = "etcd_disk_wal_fsync_duration_seconds_p99"
+
+
+def fleet_monitoring(cluster_ids: list[str], *, now: datetime) -> dict[str, dict]:
+    """{cluster id: its monitoring summary} for the fleet: the health model's cluster object
+    (as /api/status gives it), the leader's name, the etcd versions its current members run,
+    the last collection (Unix s) and the worst WAL fsync p99 of its members. Two queries
+    whatever the fleet size; a cluster never collected has the `unknown` health object."""
+    rows = {
+        c.name: c
+        for c in MonitoredCluster.objects.filter(name__in=cluster_ids).only(
+            "name", "last_cycle_at", "health", "health_at", "health_summary"
+        )
+    }
+    members: dict[str, list] = {name: [] for name in rows}
+    names: dict[tuple[str, str], str] = {}
+    for name, member_id, member_name, version, wal in Member.objects.filter(
+        cluster__name__in=list(rows), in_cluster=True
+    ).values_list("cluster__name", "member_id", "name", "etcd_version", f"latest__{WAL_FSYNC_P99}"):
+        members[name].append((version, wal))
+        names[(name, member_id)] = member_name or member_id
+    fleet = {}
+    for cluster_id in cluster_ids:
+        cluster = rows.get(cluster_id)
+        listed = members.get(cluster_id, [])
+        last = cluster.last_cycle_at if cluster is not None else None
+        walls = [w for _, w in listed if isinstance(w, int | float)]
+        status = cluster_health(cluster, listed, now=now)
+        fleet[cluster_id] = {
+            "status": status,
+            "leader": names.get((cluster_id, status["leader_id"] or "")),
+            "versions": sorted({v for v, _ in listed if v}),
+            "last_collected": int(last.timestamp()) if last else None,
+            "wal_fsync_p99": max(walls, default=None),
+        }
+    return fleet

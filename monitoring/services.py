@@ -7,20 +7,25 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F, Q
 
-from etcdgateway import EtcdError, cluster_gateway, normalise_endpoint
+from clusters.connection import cluster_gateway as record_gateway
+from clusters.crypto import TabDecryptFailed, TabKeyMissing
+from clusters.models import Cluster
+from clusters.selectors import monitored_clusters
+from etcdgateway import ClusterGateway, EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.config import metrics_url_for_host
+from etcdgateway.egress import EndpointNotAllowed, pinned_endpoint
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
-from etcdmonitor_site.errors import InvalidInput
+from etcdmonitor_site.errors import DomainError, InvalidInput
 from monitoring import health, metrics, partitions, selectors, timeseries
 from monitoring.checks import quantile_window_seconds
 from monitoring.models import (
@@ -54,16 +59,22 @@ def etcd_endpoints_probe() -> dict[str, bool]:
     return {endpoint: bool(result.healthy) for endpoint, result in results.items()}
 
 
-def cluster_ensure() -> MonitoredCluster:
-    """The monitored cluster of ETCD_ENDPOINTS (one row; its endpoints follow the settings).
+def cluster_ensure(
+    *, name: str = DEFAULT_CLUSTER, endpoints: list[str] | tuple[str, ...] | None = None
+) -> MonitoredCluster:
+    """The monitored-cluster row of the cluster record `name` (its id; `default` is the cluster
+    of ETCD_ENDPOINTS), made on first use; its endpoints follow `endpoints` (default: the
+    settings' ones).
 
     History hangs off member ids, so changing or re-ordering the endpoints wipes nothing.
     """
-    endpoints = [normalise_endpoint(e) for e in settings.ETCD_ENDPOINTS]
-    cluster = selectors.cluster_row()
+    if endpoints is None:
+        endpoints = settings.ETCD_ENDPOINTS
+    endpoints = [normalise_endpoint(e) for e in endpoints]
+    cluster = selectors.cluster_row(name)
     if cluster is None:
         cluster, _ = MonitoredCluster.objects.get_or_create(
-            name=DEFAULT_CLUSTER, defaults={"endpoints": endpoints}
+            name=name, defaults={"endpoints": endpoints}
         )
     if cluster.endpoints != endpoints:
         cluster.endpoints = endpoints
@@ -121,7 +132,7 @@ def cluster_lock_release(*, cluster: MonitoredCluster, token: str, **changes) ->
 # --- member discovery -----------------------------------------------------------------------------
 
 
-def _default_member_id(members, endpoints: list[str]) -> str | None:
+def _default_member_id(members, endpoints: list[str], gateway: ClusterGateway) -> str | None:
     """The member behind the first configured endpoint.
 
     Matched by advertised client URL; otherwise (e.g. 127.0.0.1 vs an advertised hostname) by
@@ -132,17 +143,21 @@ def _default_member_id(members, endpoints: list[str]) -> str | None:
         if first in {normalise_endpoint(u) for u in member.client_urls}:
             return member.id_str
     try:
-        return str(cluster_gateway().client_for(first, timeout=STATUS_TIMEOUT).status().member_id)
+        return str(gateway.client_for(first, timeout=STATUS_TIMEOUT).status().member_id)
     except EtcdError:
         return None
 
 
-def members_sync(*, cluster: MonitoredCluster, force: bool = False) -> list[Member]:
-    """Refresh the member list from MemberList (at most every 60 s unless `force`).
+def members_sync(
+    *, cluster: MonitoredCluster, force: bool = False, gateway: ClusterGateway | None = None
+) -> list[Member]:
+    """Refresh the member list from MemberList (at most every 60 s unless `force`), asked
+    through `gateway` (default: the settings' cluster) with the Status timeout.
 
     A failed MemberList keeps the previous list. Members that left are kept (their history
     stays readable) with in_cluster=False. Returns the members to scrape.
     """
+    gateway = gateway or cluster_gateway()
     now = datetime.now(UTC)
     current = selectors.members_to_scrape(cluster)
     fresh = (
@@ -152,13 +167,13 @@ def members_sync(*, cluster: MonitoredCluster, force: bool = False) -> list[Memb
     if current and fresh and not force:
         return current
     try:
-        listed = cluster_gateway().members()
+        listed = gateway.members(timeout=STATUS_TIMEOUT)
     except EtcdError as exc:
         logger.warning("member discovery failed for %s: %s", cluster.name, exc.message)
         cluster.last_error = exc.message
         cluster.save(update_fields=["last_error"])
         return current
-    default_id = _default_member_id(listed, cluster.endpoints)
+    default_id = _default_member_id(listed, cluster.endpoints, gateway)
     if default_id is None:
         previous_default = next((m for m in current if m.is_default), None)
         default_id = previous_default.member_id if previous_default else None
@@ -169,6 +184,9 @@ def members_sync(*, cluster: MonitoredCluster, force: bool = False) -> list[Memb
         for info in listed:
             # A member added but not started yet has no client URL: nothing to scrape.
             scrape_url = normalise_endpoint(info.client_urls[0]) if info.client_urls else ""
+            if scrape_url and cluster.name != DEFAULT_CLUSTER:
+                # Anyone's cluster may advertise any URL: it passes the egress rules first.
+                scrape_url = _allowed_url(scrape_url)
             if info.id_str == default_id:
                 # The configured endpoint is reachable from here even when the advertised
                 # URL (a container hostname, say) is not.
@@ -193,6 +211,15 @@ def members_sync(*, cluster: MonitoredCluster, force: bool = False) -> list[Memb
         cluster.last_error = ""
         cluster.save(update_fields=["last_member_sync", "last_reached_at", "last_error"])
     return list(cluster.members.filter(in_cluster=True))
+
+
+def _allowed_url(url: str) -> str:
+    """`url` pinned to its checked address, or "" (nothing to scrape) when egress refuses it."""
+    try:
+        return pinned_endpoint(url).url
+    except (EndpointNotAllowed, EtcdError) as exc:
+        logger.warning("member URL %s not scraped: %s", url, exc)
+        return ""
 
 
 # --- one collection cycle -------------------------------------------------------------------------
@@ -231,13 +258,13 @@ class _LeaseCount:
         self._done = threading.Event()
         self.value: int | None = None
 
-    def claim_and_count(self, url: str) -> None:
+    def claim_and_count(self, url: str, gateway: ClusterGateway) -> None:
         with self._lock:
             if self._claimed:
                 return
             self._claimed = True
         try:
-            self.value = _lease_count(url)
+            self.value = _lease_count(url, gateway)
         finally:
             self._done.set()
 
@@ -300,13 +327,18 @@ def metrics_targets(members: list[Member], urls: tuple[str, ...]) -> dict[str, M
 
 
 def _scrape(
-    member: Member, scraper, metrics_path: str, target: MetricsTarget, leases: _LeaseCount
+    member: Member,
+    gateway: ClusterGateway,
+    metrics_path: str,
+    target: MetricsTarget,
+    leases: _LeaseCount,
 ) -> MemberResult:
     result = MemberResult(member=member)
     if target.error or not member.scrape_url:
         result.error = target.error or "member has no client URL"
         return result
     try:
+        scraper = gateway.scraper(timeout=SCRAPE_TIMEOUT)
         if target.url:
             result.text = scraper.fetch_url(target.url)
         else:
@@ -315,18 +347,18 @@ def _scrape(
         result.error = translate(exc, endpoint=target.url or member.scrape_url).message
         return result
     try:
-        client = cluster_gateway().client_for(member.scrape_url, timeout=STATUS_TIMEOUT)
+        client = gateway.client_for(member.scrape_url, timeout=STATUS_TIMEOUT)
         result.status = client.status()
     except EtcdError as exc:
         logger.info("status of %s failed: %s", member.scrape_url, exc.message)
     else:
-        leases.claim_and_count(member.scrape_url)
+        leases.claim_and_count(member.scrape_url, gateway)
     return result
 
 
-def _lease_count(url: str) -> int | None:
+def _lease_count(url: str, gateway: ClusterGateway) -> int | None:
     try:
-        return cluster_gateway().client_for(url, timeout=LEASE_TIMEOUT).lease_count()
+        return gateway.client_for(url, timeout=LEASE_TIMEOUT).lease_count()
     except EtcdError as exc:
         logger.info("lease count failed: %s", exc.message)
         return None
@@ -456,8 +488,17 @@ def _scrape_pool() -> ThreadPoolExecutor:
         return _pool[1]
 
 
-def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
+def collect_cluster(
+    *,
+    cluster: MonitoredCluster | None = None,
+    gateway: ClusterGateway | None = None,
+    unreachable: str = "",
+) -> CycleReport:
     """One collection cycle of a cluster: discover, scrape all members concurrently, store.
+
+    `cluster` and `gateway` default to the settings' cluster; `unreachable` says why a
+    record's cluster has no gateway (its credentials no longer decrypt, its endpoint is no
+    longer allowed): every member is then stored down with that reason.
 
     Each member is scraped (/metrics, then Status) in its own thread with timeouts, and stored
     as soon as it answers, so a failed or hung member neither delays nor fails the others; it
@@ -466,6 +507,8 @@ def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
     """
     started = time.monotonic()
     cluster = cluster or cluster_ensure()
+    if gateway is None and not unreachable:
+        gateway = cluster_gateway()
     ts = int(time.time())
     report = CycleReport(ts=ts)
     token = cluster_lock_acquire(cluster=cluster)
@@ -475,16 +518,22 @@ def collect_cluster(*, cluster: MonitoredCluster | None = None) -> CycleReport:
     partitions.partitions_ready_for_collection()
     finished = {}
     try:
-        members = members_sync(cluster=cluster)
-        gateway = cluster_gateway()
-        leases = _LeaseCount()
-        scraper = gateway.scraper(timeout=SCRAPE_TIMEOUT)
-        targets = metrics_targets(members, gateway.config.metrics_urls)
-        path = gateway.config.metrics_path
-        pending = {
-            _scrape_pool().submit(_scrape, m, scraper, path, targets[m.member_id], leases)
-            for m in members
-        }
+        if unreachable:
+            members = selectors.members_to_scrape(cluster)
+            pending = set()
+            for member in members:
+                result = MemberResult(member=member, error=unreachable)
+                report.members.append(_store_failure(result, ts=ts))
+            finished["last_error"] = unreachable[:2000]
+        else:
+            members = members_sync(cluster=cluster, gateway=gateway)
+            leases = _LeaseCount()
+            targets = metrics_targets(members, gateway.config.metrics_urls)
+            path = gateway.config.metrics_path
+            pending = {
+                _scrape_pool().submit(_scrape, m, gateway, path, targets[m.member_id], leases)
+                for m in members
+            }
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -614,18 +663,22 @@ def _health_pool() -> ThreadPoolExecutor:
         return _probe_pool[1]
 
 
-def _probe_member(member: Member) -> health.Probe:
+def _probe_member(member: Member, gateway: ClusterGateway | None, unreachable: str) -> health.Probe:
+    if unreachable:
+        return health.Probe(member.member_id, member.is_learner, error=unreachable)
     if not member.scrape_url:
         return health.Probe(member.member_id, member.is_learner, error="member has not started")
     try:
-        client = cluster_gateway().client_for(member.scrape_url, timeout=health.PROBE_TIMEOUT)
+        client = gateway.client_for(member.scrape_url, timeout=health.PROBE_TIMEOUT)
         status = client.status()
     except EtcdError as exc:
         return health.Probe(member.member_id, member.is_learner, error=exc.message)
     return health.Probe(member.member_id, member.is_learner, status=status)
 
 
-def _probe_alarms(members: list[Member], probes: list[health.Probe], previous: list) -> list:
+def _probe_alarms(
+    members: list[Member], probes: list[health.Probe], previous: list, gateway: ClusterGateway
+) -> list:
     """Active alarms, asked of a member that just answered; the last known list if that fails
     (alarms stay until disarmed, so it is the best evidence there is)."""
     urls = {m.member_id: m.scrape_url for m in members}
@@ -633,17 +686,23 @@ def _probe_alarms(members: list[Member], probes: list[health.Probe], previous: l
         if not probe.up:
             continue
         try:
-            client = cluster_gateway().client_for(
-                urls[probe.member_id], timeout=health.PROBE_TIMEOUT
-            )
+            client = gateway.client_for(urls[probe.member_id], timeout=health.PROBE_TIMEOUT)
             return [{"member_id": str(mid), "alarm": name} for mid, name in client.alarms()]
         except EtcdError as exc:
             logger.info("alarm list failed: %s", exc.message)
     return list(previous)
 
 
-def health_probe(*, cluster: MonitoredCluster | None = None) -> HealthReport:
+def health_probe(
+    *,
+    cluster: MonitoredCluster | None = None,
+    gateway: ClusterGateway | None = None,
+    unreachable: str = "",
+) -> HealthReport:
     """One health round: Status of every member concurrently (short timeout), then the verdict.
+
+    `cluster` and `gateway` default to the settings' cluster; with `unreachable` (a record's
+    cluster without a usable gateway) every member is down for that reason.
 
     Stores each member's health (up/down, last_seen, error, leader, etcd version) and the
     cluster summary (monitoring.health) in the database, so every process serves the same.
@@ -653,12 +712,16 @@ def health_probe(*, cluster: MonitoredCluster | None = None) -> HealthReport:
     started_at = datetime.now(UTC)
     started = time.monotonic()
     cluster = cluster or cluster_ensure()
+    if gateway is None and not unreachable:
+        gateway = cluster_gateway()
     members = selectors.members_for_probe(cluster)
-    if not members:
-        members = [m for m in members_sync(cluster=cluster) if m.in_cluster]
-    probes = list(_health_pool().map(_probe_member, members))
+    if not members and not unreachable:
+        members = [m for m in members_sync(cluster=cluster, gateway=gateway) if m.in_cluster]
+    probes = list(_health_pool().map(lambda m: _probe_member(m, gateway, unreachable), members))
     previous_alarms = (cluster.health_summary or {}).get("alarms", [])
-    alarms = _probe_alarms(members, probes, previous_alarms) if members else previous_alarms
+    alarms = previous_alarms
+    if members and not unreachable:
+        alarms = _probe_alarms(members, probes, previous_alarms, gateway)
     summary = health.summarise(probes, alarms=alarms, quotas=selectors.member_quotas(cluster))
     leader = summary["leader_id"]
     for member, probe in zip(members, probes, strict=True):
@@ -683,6 +746,138 @@ def health_probe(*, cluster: MonitoredCluster | None = None) -> HealthReport:
         members={p.member_id: "up" if p.up else "down" for p in probes},
         duration_ms=(time.monotonic() - started) * 1000,
     )
+
+
+# --- one task per monitored cluster --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """A monitored cluster record's row and gateway, or why it has no gateway (`unreachable`)."""
+
+    cluster: MonitoredCluster
+    gateway: ClusterGateway | None
+    unreachable: str = ""
+
+
+def cluster_target(*, cluster_id: str) -> ClusterTarget | None:
+    """What collecting the cluster record `cluster_id` needs; None when the record is gone or
+    no longer monitored. The default cluster is the settings' (its gateway, its endpoints).
+
+    A record's gateway is built from the record (its password decrypted, its endpoints checked
+    against the egress rules and pinned): when that fails the cluster is unreachable for that
+    reason, and its row is still made so the fleet shows it.
+    """
+    if cluster_id == DEFAULT_CLUSTER:
+        return ClusterTarget(cluster_ensure(), cluster_gateway())
+    record = Cluster.objects.filter(pk=cluster_id, monitored=True).first()
+    if record is None:
+        return None
+    try:
+        gateway = record_gateway(record)
+    except (TabKeyMissing, TabDecryptFailed) as exc:
+        reason = f"the cluster's stored credentials are unusable: {exc}"
+    except DomainError as exc:
+        reason = exc.message
+    except EtcdError as exc:
+        reason = exc.message
+    else:
+        row = cluster_ensure(name=record.pk, endpoints=gateway.config.endpoints)
+        return ClusterTarget(row, gateway)
+    return ClusterTarget(cluster_ensure(name=record.pk, endpoints=record.endpoints), None, reason)
+
+
+def collect_cluster_id(*, cluster_id: str) -> CycleReport | None:
+    """One collection cycle of the monitored cluster record `cluster_id` (None: not monitored)."""
+    target = cluster_target(cluster_id=cluster_id)
+    if target is None:
+        return None
+    return collect_cluster(
+        cluster=target.cluster, gateway=target.gateway, unreachable=target.unreachable
+    )
+
+
+def health_probe_id(*, cluster_id: str) -> HealthReport | None:
+    """One health round of the monitored cluster record `cluster_id` (None: not monitored)."""
+    target = cluster_target(cluster_id=cluster_id)
+    if target is None:
+        return None
+    return health_probe(
+        cluster=target.cluster, gateway=target.gateway, unreachable=target.unreachable
+    )
+
+
+def monitored_cluster_ids() -> list[str]:
+    """The ids of every monitored cluster record, the default first."""
+    return [record.pk for record in monitored_clusters()]
+
+
+class FleetRunner:
+    """Runs one periodic job's per-cluster work concurrently on a bounded pool (embedded mode).
+
+    `start` returns at once: a slow or dead cluster holds only its own worker, never the job's
+    next round for the others. A cluster whose previous run is still going is not started
+    again (the database lease would skip it anyway; this saves the worker).
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self._lock = threading.Lock()
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None
+        self._running: dict[str, Future] = {}
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None or self._pool[0] != os.getpid():
+            workers = max(1, settings.MONITOR_CLUSTER_WORKERS)
+            self._pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix=self.name))
+            self._running = {}
+        return self._pool[1]
+
+    def start(self, work, cluster_ids: list[str]) -> dict[str, Future]:
+        """Submit `work(cluster_id=…)` for every id not still running; returns the new runs."""
+        started = {}
+        with self._lock:
+            pool = self._executor()
+            for cluster_id in cluster_ids:
+                previous = self._running.get(cluster_id)
+                if previous is not None and not previous.done():
+                    continue
+                started[cluster_id] = self._running[cluster_id] = pool.submit(
+                    _in_own_connection, work, cluster_id
+                )
+            for cluster_id in [c for c, f in self._running.items() if f.done()]:
+                if cluster_id not in started:
+                    del self._running[cluster_id]
+        return started
+
+
+def _in_own_connection(work, cluster_id: str):
+    try:
+        return work(cluster_id=cluster_id)
+    except Exception:
+        logger.exception("monitoring of cluster %s failed", cluster_id)
+        raise
+    finally:
+        # A pool thread's connection would outlive the job (and block dropping a database).
+        connections.close_all()
+
+
+_collect_runner = FleetRunner("collect-cluster")
+_probe_runner = FleetRunner("probe-cluster")
+
+
+def collect_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
+    """Start a collection cycle of every monitored cluster (or of `cluster_ids`) on this
+    process's pool (embedded mode); returns the runs started, without waiting for them."""
+    ids = monitored_cluster_ids() if cluster_ids is None else cluster_ids
+    return _collect_runner.start(collect_cluster_id, ids)
+
+
+def health_probe_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
+    """Start a health round of every monitored cluster (or of `cluster_ids`) on this process's
+    pool (embedded mode); returns the runs started, without waiting for them."""
+    ids = monitored_cluster_ids() if cluster_ids is None else cluster_ids
+    return _probe_runner.start(health_probe_id, ids)
 
 
 # --- panel layout ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Celery tasks of the monitoring app: thin wrappers over services."""
 
 from celery import shared_task
+from django.conf import settings
 
 from monitoring import services
 
@@ -11,14 +12,38 @@ def probe_etcd_endpoints() -> dict[str, bool]:
     return services.etcd_endpoints_probe()
 
 
+def _fan_out(task, interval: int, start_here) -> dict | None:
+    """One run per monitored cluster: with one cluster, this very run (as before there were
+    several); with more, each cluster's own task, queued for the workers (expiring before the
+    next round is due) or, in embedded mode, started on this process's bounded pool."""
+    ids = services.monitored_cluster_ids()
+    if len(ids) == 1:
+        return task(ids[0])
+    if settings.EMBEDDED_MODE:
+        return {"started": sorted(start_here(cluster_ids=ids))}
+    for cluster_id in ids:
+        task.apply_async(args=[cluster_id], expires=max(1.0, interval * 0.9))
+    return {"queued": ids}
+
+
 @shared_task(name="monitoring.tasks.collect_metrics", ignore_result=False)
-def collect_metrics() -> dict:
-    """Periodic (COLLECTOR_INTERVAL): one collection cycle of the monitored cluster.
+def collect_metrics() -> dict | None:
+    """Periodic (COLLECTOR_INTERVAL): one collection cycle of every monitored cluster, each
+    its own task (`collect_cluster_metrics`) with its own lease."""
+    return _fan_out(collect_cluster_metrics, settings.COLLECTOR_INTERVAL, services.collect_fleet)
+
+
+@shared_task(name="monitoring.tasks.collect_cluster_metrics", ignore_result=False)
+def collect_cluster_metrics(cluster_id: str) -> dict | None:
+    """One collection cycle of one monitored cluster record; None when it is not monitored.
 
     Returns a summary; `skipped` is true when another run still holds the cluster's lease.
     """
-    report = services.collect_cluster()
+    report = services.collect_cluster_id(cluster_id=cluster_id)
+    if report is None:
+        return None
     return {
+        "cluster_id": cluster_id,
         "ts": report.ts,
         "skipped": report.skipped,
         "members": report.members,
@@ -27,10 +52,23 @@ def collect_metrics() -> dict:
 
 
 @shared_task(name="monitoring.tasks.probe_health", ignore_result=False)
-def probe_health() -> dict:
-    """Periodic (HEALTH_PROBE_INTERVAL): one health round; returns the cluster verdict."""
-    report = services.health_probe()
+def probe_health() -> dict | None:
+    """Periodic (HEALTH_PROBE_INTERVAL): one health round of every monitored cluster, each its
+    own task (`probe_cluster_health`)."""
+    return _fan_out(
+        probe_cluster_health, settings.HEALTH_PROBE_INTERVAL, services.health_probe_fleet
+    )
+
+
+@shared_task(name="monitoring.tasks.probe_cluster_health", ignore_result=False)
+def probe_cluster_health(cluster_id: str) -> dict | None:
+    """One health round of one monitored cluster record; returns its verdict (None: not
+    monitored)."""
+    report = services.health_probe_id(cluster_id=cluster_id)
+    if report is None:
+        return None
     return {
+        "cluster_id": cluster_id,
         "health": report.health,
         "members": report.members,
         "duration_ms": round(report.duration_ms, 1),

@@ -69,6 +69,14 @@ class PutSerializer(serializers.Serializer):
     dir = StrictBooleanField(required=False, default=False)
 
 
+class V3PutSerializer(PutSerializer):
+    """The v3 put also takes `expected_mod_revision` (a compare-and-swap; 0 = create only)."""
+
+    expected_mod_revision = StrictIntegerField(
+        min_value=0, max_value=2**63 - 1, required=False, allow_null=True
+    )
+
+
 class DeleteSerializer(serializers.Serializer):
     key = KeyField()
     dir = StrictBooleanField(required=False, default=False)

@@ -176,9 +176,9 @@ class KvV3ViewSet(KvViewSet):
             )
         return Response(page)
 
-    @extend_schema(request=serializers.PutSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=serializers.V3PutSerializer, responses=OpenApiTypes.OBJECT)
     def put_key(self, request):
-        data = self.body(serializers.PutSerializer)
+        data = self.body(serializers.V3PutSerializer)
         try:
             value = decode_value(data["value"], data.get("encoding"))
         except ValueError as exc:
@@ -190,6 +190,7 @@ class KvV3ViewSet(KvViewSet):
                 value=value,
                 ttl=data.get("ttl"),
                 actor=self.actor(),
+                expected_mod_revision=data.get("expected_mod_revision"),
             )
         return Response({"node": node})
 
@@ -224,6 +225,12 @@ class KvV2ViewSet(KvViewSet):
     @extend_schema(request=serializers.PutSerializer, responses=OpenApiTypes.OBJECT)
     def put_key(self, request):
         data = self.body(serializers.PutSerializer)
+        if isinstance(request.data, dict) and "expected_mod_revision" in request.data:
+            # Silently ignoring a safety precondition would be worse than refusing it.
+            raise InvalidInput(
+                "expected_mod_revision is a v3 field; v2 keys have no mod_revision",
+                code="invalid_request",
+            )
         try:
             raw = decode_value(data["value"], data.get("encoding"))
         except ValueError as exc:

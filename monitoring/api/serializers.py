@@ -104,6 +104,29 @@ class MonitorStatusOutputSerializer(serializers.Serializer):
     cluster = ClusterHealthSerializer()
 
 
+class FleetAlertsSerializer(serializers.Serializer):
+    firing = serializers.IntegerField()
+    worst = serializers.CharField(allow_null=True)
+
+
+class FleetClusterSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    labels = serializers.DictField(child=serializers.CharField())
+    monitored = serializers.BooleanField()
+    owner = serializers.CharField(allow_null=True)
+    status = ClusterHealthSerializer()
+    leader = serializers.CharField(allow_null=True)
+    versions = serializers.ListField(child=serializers.CharField())
+    last_collected = serializers.IntegerField(allow_null=True)
+    wal_fsync_p99 = serializers.FloatField(allow_null=True)
+    alerts = FleetAlertsSerializer()
+
+
+class FleetOutputSerializer(serializers.Serializer):
+    clusters = FleetClusterSerializer(many=True)
+
+
 class DebugOutputSerializer(serializers.Serializer):
     db_member_ids = serializers.DictField(child=serializers.IntegerField())
     collector_members = serializers.ListField(child=serializers.DictField(), allow_null=True)

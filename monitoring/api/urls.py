@@ -4,6 +4,7 @@ from django.urls import path
 
 from monitoring.api.views import (
     DebugViewSet,
+    FleetViewSet,
     MembersViewSet,
     MetricsViewSet,
     PanelConfigViewSet,
@@ -15,6 +16,7 @@ urlpatterns = [
     path("current", MetricsViewSet.as_view({"get": "current"}), name="metrics-current"),
     path("range", MetricsViewSet.as_view({"get": "range"}), name="metrics-range"),
     path("status", StatusViewSet.as_view({"get": "retrieve"}), name="status"),
+    path("fleet", FleetViewSet.as_view({"get": "list"}), name="fleet"),
     path("debug", DebugViewSet.as_view({"get": "retrieve"}), name="debug"),
     path(
         "user/panel-config",

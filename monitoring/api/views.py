@@ -16,7 +16,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.response import Response
 
-from etcdmonitor_site.api import MessageSerializer
+from alerts import selectors as alert_selectors
+from audit.services import Actor
+from clusters import selectors as cluster_selectors
+from clusters.services import cluster_for_route
+from etcdmonitor_site.api import MessageSerializer, cluster_id_param
 from etcdmonitor_site.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from monitoring import selectors, services
 from monitoring.api import serializers
@@ -35,8 +39,24 @@ def _never_reached(detail: str) -> Unavailable:
     )
 
 
-def _members_or_503():
-    cluster, members = selectors.cluster_with_members()
+def _record(request):
+    """The cluster record a request names with `cluster_id`, None for the default (also when
+    absent): a shared cluster or the user's own, resolved as the KV and ops routes resolve it
+    (unknown and other users' ids are 404 CLUSTER_NOT_FOUND). No query for the default."""
+    _, cluster_id = cluster_id_param(request)
+    return cluster_for_route(
+        actor=Actor.from_request(request), cluster_id=cluster_id, route=request.path
+    )
+
+
+def _cluster_name(request) -> str:
+    """The monitored cluster's name (its record's id) a request names."""
+    record = _record(request)
+    return record.pk if record is not None else selectors.DEFAULT_CLUSTER
+
+
+def _members_or_503(name: str):
+    cluster, members = selectors.cluster_with_members(name)
     if not members:
         raise _never_reached(cluster.last_error if cluster is not None else "")
     return cluster, members
@@ -66,14 +86,17 @@ def _default_id(members) -> str:
 
 
 MEMBER_ID = OpenApiParameter("member_id", str, description="decimal member id (default member)")
+CLUSTER_ID = OpenApiParameter(
+    "cluster_id", str, description="the cluster record to read (default: `default`)"
+)
 
 
 class MembersViewSet(viewsets.ViewSet):
     """GET /api/members."""
 
-    @extend_schema(responses=serializers.MembersOutputSerializer)
+    @extend_schema(parameters=[CLUSTER_ID], responses=serializers.MembersOutputSerializer)
     def list(self, request):
-        _, members = _members_or_503()
+        _, members = _members_or_503(_cluster_name(request))
         now, max_age = datetime.now(UTC), selectors.health_max_age()
         return Response(
             {
@@ -87,9 +110,11 @@ class MembersViewSet(viewsets.ViewSet):
 class MetricsViewSet(viewsets.ViewSet):
     """GET /api/current and /api/range."""
 
-    @extend_schema(parameters=[MEMBER_ID], responses=serializers.CurrentOutputSerializer)
+    @extend_schema(
+        parameters=[CLUSTER_ID, MEMBER_ID], responses=serializers.CurrentOutputSerializer
+    )
     def current(self, request):
-        lookup = selectors.member_latest_json(_member_id_param(request))
+        lookup = selectors.member_latest_json(_member_id_param(request), _cluster_name(request))
         if not lookup.has_members:
             raise _never_reached(lookup.last_error)
         if lookup.member is None:
@@ -108,6 +133,7 @@ class MetricsViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[
+            CLUSTER_ID,
             MEMBER_ID,
             OpenApiParameter("metrics", str, required=True, description="m1,m2,..."),
             OpenApiParameter("range", str, description="e.g. 30m, 1.5h, 7d, 30s"),
@@ -119,7 +145,7 @@ class MetricsViewSet(viewsets.ViewSet):
     def range(self, request):
         names = parse_metric_names(request.query_params)
         window = parse_window(request.query_params, now=int(time.time()))
-        cluster, members = _members_or_503()
+        cluster, members = _members_or_503(_cluster_name(request))
         member = _member_from(request, cluster, members)
         series = (
             selectors.metric_series_json(
@@ -147,9 +173,13 @@ class MetricsViewSet(viewsets.ViewSet):
 class StatusViewSet(viewsets.ViewSet):
     """GET /api/status: collector and cluster state from storage (no live etcd call)."""
 
-    @extend_schema(responses=serializers.MonitorStatusOutputSerializer)
+    @extend_schema(parameters=[CLUSTER_ID], responses=serializers.MonitorStatusOutputSerializer)
     def retrieve(self, request):
-        cluster, members = selectors.cluster_with_members()
+        record = _record(request)
+        cluster, members = selectors.cluster_with_members(
+            record.pk if record is not None else selectors.DEFAULT_CLUSTER
+        )
+        endpoints = record.endpoints if record is not None else settings.ETCD_ENDPOINTS
         default = selectors.member_default(members)
         last = cluster.last_cycle_at if cluster is not None else None
         now, max_age = datetime.now(UTC), selectors.health_max_age()
@@ -158,7 +188,7 @@ class StatusViewSet(viewsets.ViewSet):
                 "status": "running",
                 "app_version": settings.APP_VERSION,
                 "collector_up": bool(default and default.collector_up),
-                "etcd_endpoint": ",".join(settings.ETCD_ENDPOINTS),
+                "etcd_endpoint": ",".join(endpoints),
                 "etcd_version": default.etcd_version if default else "",
                 "storage_version": default.storage_version if default else "",
                 "collect_interval": settings.COLLECTOR_INTERVAL,
@@ -173,15 +203,43 @@ class StatusViewSet(viewsets.ViewSet):
         )
 
 
+class FleetViewSet(viewsets.ViewSet):
+    """GET /api/fleet: every cluster the user may see (shared ones and the user's own) with its
+    health object, etcd versions, last collection, worst WAL fsync p99 and firing alerts."""
+
+    @extend_schema(responses=serializers.FleetOutputSerializer)
+    def list(self, request):
+        records = cluster_selectors.fleet_clusters(user=request.user)
+        ids = [record.pk for record in records]
+        monitoring = selectors.fleet_monitoring(ids, now=datetime.now(UTC))
+        firing = alert_selectors.firing_by_cluster(ids)
+        return Response(
+            {
+                "clusters": [
+                    {
+                        "id": record.pk,
+                        "name": record.name,
+                        "labels": dict(record.labels or {}),
+                        "monitored": record.monitored,
+                        "owner": record.owner.get_username() if record.owner_id else None,
+                        **monitoring[record.pk],
+                        "alerts": firing.get(record.pk, {"firing": 0, "worst": None}),
+                    }
+                    for record in records
+                ]
+            }
+        )
+
+
 class DebugViewSet(viewsets.ViewSet):
     """GET /api/debug: loopback clients (by REMOTE_ADDR, never X-Forwarded-For) or staff."""
 
-    @extend_schema(responses=serializers.DebugOutputSerializer)
+    @extend_schema(parameters=[CLUSTER_ID], responses=serializers.DebugOutputSerializer)
     def retrieve(self, request):
         user = request.user
         if request.META.get("REMOTE_ADDR") not in LOOPBACK and not getattr(user, "is_staff", False):
             raise Forbidden("debug endpoint restricted to localhost")
-        cluster, members = selectors.cluster_with_members()
+        cluster, members = selectors.cluster_with_members(_cluster_name(request))
         return Response(
             {
                 "db_member_ids": selectors.sample_counts(cluster),

@@ -1,5 +1,8 @@
-// Dashboard shell: view switch (Monitor / KV Tree / Ops / Users), theme toggle, logout.
+// Dashboard shell: view switch (Monitor / Fleet / KV Tree / Ops / Users), the cluster picker,
+// theme toggle, logout.
+import * as Cluster from "./cluster.js";
 import { $, api, format, jsonData, setTheme, theme } from "./common.js";
+import * as Fleet from "./fleet.js";
 import * as Health from "./health.js";
 import * as KV from "./kv.js";
 import * as Monitor from "./monitor.js";
@@ -7,8 +10,8 @@ import * as Ops from "./ops.js";
 import * as Users from "./users.js";
 
 const boot = jsonData("boot-data");
-const views = { monitor: Monitor, kv: KV, ops: boot.ops_enabled ? Ops : null, users: boot.can_manage_users ? Users : null };
-const paths = { monitor: "/", kv: "/kv", ops: "/ops", users: "/users" };
+const views = { monitor: Monitor, fleet: Fleet, kv: KV, ops: boot.ops_enabled ? Ops : null, users: boot.can_manage_users ? Users : null };
+const paths = { monitor: "/", fleet: "/fleet", kv: "/kv", ops: "/ops", users: "/users" };
 
 function show(view) {
   if (!views[view]) view = "monitor";
@@ -20,7 +23,7 @@ function show(view) {
   }
   // Range, refresh and panel settings only mean something on the monitor view.
   document.querySelectorAll(".monitor-only").forEach((n) => { n.hidden = view !== "monitor"; });
-  if (window.location.pathname !== paths[view]) history.replaceState(null, "", paths[view]);
+  if (window.location.pathname !== paths[view]) history.replaceState(null, "", Cluster.pathFor(paths[view]));
   views[view].activate();
 }
 
@@ -45,6 +48,8 @@ $("logout-btn").addEventListener("click", async () => {
   window.location.assign("/login");
 });
 themeButton();
+Fleet.init(show);
+Cluster.init();
 show(boot.view);
 Monitor.init({
   onMembers: (members) => {

@@ -1,5 +1,6 @@
 // Cluster health at a glance: polls /api/status (stored probe results, no etcd call) every
 // few seconds, draws the cluster line above every view and tells the views the members' health.
+import * as Cluster from "./cluster.js";
 import { $, api, clear, clock, el, format } from "./common.js";
 
 const POLL_SECONDS = 5;
@@ -80,7 +81,7 @@ async function refreshDisk(status) {
   diskFetchedAt = Date.now();
   const up = (status.members || []).filter((m) => m.health === "up");
   const answers = await Promise.all(up.map((m) =>
-    api("GET", "/api/current?member_id=" + encodeURIComponent(m.id)).catch(() => null)));
+    api("GET", Cluster.scoped("/api/current?member_id=" + encodeURIComponent(m.id))).catch(() => null)));
   const next = {};
   for (const [key, spec] of Object.entries(DISK_TARGETS)) {
     let worst = null;
@@ -101,14 +102,16 @@ async function refreshDisk(status) {
 }
 
 async function poll() {
+  const asked = Cluster.currentId();
   try {
-    const status = await api("GET", "/api/status");
+    const status = await api("GET", Cluster.scoped("/api/status"));
+    if (asked !== Cluster.currentId()) return; // the picker moved on meanwhile
     last = status;
     render(status);
     for (const fn of listeners) fn(status);
     if (await refreshDisk(status).catch(() => false)) render(last);
   } catch (err) {
-    if (err.status === 401) return;
+    if (err.status === 401 || asked !== Cluster.currentId()) return;
     const line = clear($("cluster-line"));
     line.dataset.health = "unknown";
     line.appendChild(el("span", { className: "cl-status unknown", id: "cluster-health" }, "Unknown"));
@@ -118,6 +121,11 @@ async function poll() {
 
 export function start() {
   if (timer) return;
+  Cluster.subscribe(() => {
+    disk = null;
+    diskFetchedAt = 0;
+    poll();
+  });
   poll();
   timer = setInterval(poll, POLL_SECONDS * 1000);
 }

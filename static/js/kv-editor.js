@@ -1,6 +1,12 @@
 // The KV value editor: the detail pane of the selected node, an ACE editor with format
 // detection and pretty-print, and save. Values are only ever text.
+//
+// Saving is safe: a v3 save carries the mod_revision it loaded (`expected_mod_revision`), and
+// when someone changed or deleted the key meanwhile the server answers 409 with the current
+// value, shown as a diff against the user's text with the choice to overwrite or reload. In
+// json/yaml mode an invalid document is refused unless the user saves it as text.
 import { $, api, theme, toast, visible } from "./common.js";
+import { renderDiff } from "./kv-diff.js";
 import { clearDetail, currentView, kvUrl, showError } from "./kv-shared.js";
 import { ensureTabStop, focusItem } from "./kv-tree.js";
 import { ace, jsyaml } from "./vendor.js";
@@ -58,9 +64,11 @@ function detectMode(key, value, encoding) {
 function ensureEditor() {
   if (editor) return editor;
   ace.config.set("basePath", "/static/vendor/ace/");
-  editor = ace.edit("kv-editor", {
-    useWorker: false, tabSize: 2, useSoftTabs: true, wrap: true, showPrintMargin: false, fontSize: "13px",
-  });
+  const options = { useWorker: false, tabSize: 2, useSoftTabs: true, wrap: true, showPrintMargin: false, fontSize: "13px" };
+  editor = ace.edit("kv-editor", options);
+  // ace.edit() hands back an editor already built on the element unchanged: set them anyway
+  // (no syntax worker is vendored, so a started one fails to load).
+  editor.setOptions(options);
   themeChanged();
   return editor;
 }
@@ -118,20 +126,97 @@ export async function select(node) {
   ed.resize();
 }
 
+// Opens a dialog and resolves with the answer of the button clicked (null on Escape).
+function ask(dialogId, answers) {
+  const dialog = $(dialogId);
+  return new Promise((resolve) => {
+    const wired = [];
+    const done = (answer) => {
+      for (const [button, handler] of wired) button.removeEventListener("click", handler);
+      dialog.removeEventListener("cancel", dismissed);
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    const dismissed = () => done(null);
+    for (const [id, answer] of Object.entries(answers)) {
+      const handler = () => done(answer);
+      $(id).addEventListener("click", handler);
+      wired.push([$(id), handler]);
+    }
+    dialog.addEventListener("cancel", dismissed);
+    dialog.showModal();
+  });
+}
+
+// The parse error of a json/yaml document, null when it parses (or the mode checks nothing).
+function invalidDocument(mode, text) {
+  try {
+    if (mode === "json") JSON.parse(text);
+    else if (mode === "yaml") jsyaml.load(text);
+    return null;
+  } catch (err) {
+    return err.message.split("\n")[0];
+  }
+}
+
 async function save() {
   const view = currentView();
   const selected = view && view.selected;
   if (!selected || !selected.data) return;
+  const text = ensureEditor().getValue();
+  const mode = $("kv-mode").value;
+  const problem = invalidDocument(mode, text);
+  if (problem) {
+    $("kv-invalid-title").textContent = `Not valid ${mode.toUpperCase()}`;
+    $("kv-invalid-text").textContent =
+      `The value does not parse as ${mode.toUpperCase()}: ${problem}. It was not saved.`;
+    if ((await ask("kv-invalid-dialog", { "kv-invalid-fix": "fix", "kv-invalid-as-text": "text" })) !== "text") {
+      ensureEditor().focus();
+      return;
+    }
+    setMode("text");
+  }
+  // v2 keys have no mod_revision to compare; the v3 save is a compare-and-swap on the loaded one.
+  const expected = view.proto === "v3" ? selected.data.modifiedIndex : undefined;
+  await write(view, selected, text, expected);
+}
+
+async function write(view, selected, text, expected) {
   const key = selected.node.key;
-  const body = { key, value: ensureEditor().getValue() };
+  const body = { key, value: text };
   // A binary value round-trips as base64, so saving it unchanged writes the same bytes.
   if (selected.data.encoding === "base64") body.encoding = "base64";
+  if (expected !== undefined) body.expected_mod_revision = expected;
   try {
     await api("PUT", kvUrl(view, "put"), body); // no ttl: the key keeps its lease
-    toast("Saved " + key, "success");
-    if (view.selected === selected) await select(selected.node);
   } catch (err) {
-    showError(err, view);
+    if (err.status === 409 && err.body.code === "revision_conflict") return conflict(view, selected, text, err.body.current);
+    return showError(err, view);
+  }
+  toast("Saved " + key, "success");
+  if (view.selected === selected) await select(selected.node);
+}
+
+// Someone changed or deleted the key since it was loaded: show what differs, let the user choose.
+async function conflict(view, selected, text, current) {
+  const now = current ? current.value || "" : "";
+  $("kv-conflict-text").textContent = current
+    ? `Someone saved this key after you opened it (revision ${selected.data.modifiedIndex} → ${current.mod_revision}). ` +
+      "Lines marked − are only in the current value, + only in yours."
+    : "Someone deleted this key after you opened it. Overwriting creates it again with your text.";
+  const differs = renderDiff($("kv-conflict-diff"), now, text);
+  if (!differs && current) $("kv-conflict-diff").textContent = "(the current value is the same as yours)";
+  $("kv-conflict-overwrite").textContent = current ? "Overwrite with mine" : "Create it again";
+  const answer = await ask("kv-conflict-dialog", {
+    "kv-conflict-overwrite": "overwrite", "kv-conflict-reload": "reload", "kv-conflict-cancel": null,
+  });
+  if (answer === "overwrite") {
+    // Still a compare-and-swap, now on what the user has just seen (0: only if still absent).
+    await write(view, selected, text, current ? current.mod_revision : 0);
+  } else if (answer === "reload") {
+    if (view.selected === selected) await select(selected.node);
+  } else {
+    ensureEditor().focus();
   }
 }
 

@@ -10,6 +10,9 @@ const NOTIFY_EVERY_MS = 60 * 1000;
 const DEFAULT_TAB = { id: "default", name: "default", endpoint: "", is_default: true, last_status: "ok", last_error: "" };
 
 let tabs = [DEFAULT_TAB]; // as GET /api/kv/tabs answers: default first, then by sort_order
+// A shared cluster chosen in the cluster picker: no tab of the user's, so it is shown as a
+// last, fixed tab (no close, no drag, no credentials) while it is the one in use.
+let shared = null;
 let active = "default";
 let hooks = { onSelect() {}, onClosed() {}, onReconnected() {} };
 let addRun = 0; // counts opened add dialogs: an answer for an earlier one is dropped
@@ -22,7 +25,15 @@ export function get(id) {
   return tabs.find((t) => t.id === id) || null;
 }
 function own() {
-  return tabs.filter((t) => !t.is_default);
+  return tabs.filter((t) => !t.is_default && !t.shared);
+}
+// The default tab and a shared cluster's: neither closed, dragged nor given credentials here.
+function fixed(tab) {
+  return tab.is_default || !!tab.shared;
+}
+export function isFixed(id) {
+  const tab = get(id);
+  return !tab || fixed(tab);
 }
 function tabPath(id, suffix) {
   return "/api/kv/tabs/" + encodeURIComponent(id) + (suffix || "");
@@ -54,15 +65,16 @@ function tabElement(tab) {
     className: "kv-tab-warn", title: tabTitle(tab) + "\nClick to re-enter credentials", "aria-hidden": "true",
     onclick: (e) => { e.stopPropagation(); reenter(tab.id); },
   }, "⚠") : null;
-  const close = tab.is_default ? null : el("span", {
+  const close = fixed(tab) ? null : el("span", {
     className: "kv-tab-close", title: "Close tab (Delete)", "aria-hidden": "true",
     onclick: (e) => { e.stopPropagation(); closeTab(tab.id); },
   }, "×");
   const node = el("div", {
     className: "kv-tab" + (isActive ? " active" : "") + (error ? " error" : "") + (tab.is_default ? " default" : ""),
     role: "tab", tabindex: isActive ? "0" : "-1", "aria-selected": isActive ? "true" : "false",
-    "aria-keyshortcuts": tab.is_default ? null : "Delete",
-    title: tabTitle(tab), draggable: tab.is_default ? false : "true", dataset: { tabId: tab.id, status: tab.last_status || "" },
+    "aria-keyshortcuts": fixed(tab) ? null : "Delete",
+    title: tabTitle(tab), draggable: fixed(tab) ? false : "true",
+    dataset: { tabId: tab.id, status: tab.last_status || "", ...(tab.shared ? { shared: "true" } : {}) },
   }, warn, el("span", { className: "kv-tab-name" }, tab.name), close);
   node.addEventListener("click", () => select(tab.id));
   node.addEventListener("keydown", (e) => {
@@ -70,7 +82,7 @@ function tabElement(tab) {
     if (e.key === "Enter" || e.key === " ") {
       e.preventDefault();
       select(tab.id);
-    } else if (e.key === "Delete" && !tab.is_default) {
+    } else if (e.key === "Delete" && !fixed(tab)) {
       closeTab(tab.id);
     } else if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) {
       // Arrows move focus along the strip; Enter or Space opens the focused tab.
@@ -105,6 +117,7 @@ async function load() {
   }
   const before = new Map(tabs.map((t) => [t.id, t.last_status]));
   tabs = (data && data.tabs) || [DEFAULT_TAB];
+  if (shared && !get(shared.id)) tabs.push(shared);
   for (const tab of tabs) {
     const was = before.get(tab.id);
     if (was && was !== "error" && tab.last_status === "error") notify(tab);
@@ -145,15 +158,29 @@ function notify(tab) {
 
 function select(id) {
   if (!get(id)) id = "default";
+  if (shared && id !== shared.id) {
+    tabs = tabs.filter((t) => t !== shared); // left: its tab goes
+    shared = null;
+  }
   active = id;
   render();
   hooks.onSelect(id);
 }
 
+// The cluster picker chose `id` (named `name`): its tab, or a fixed one for a shared cluster.
+export function show(id, name) {
+  if (id === active) return;
+  if (!get(id)) {
+    shared = { id, name, endpoint: "", is_default: false, shared: true, last_status: "ok", last_error: "" };
+    tabs = [...tabs, shared];
+  }
+  select(id);
+}
+
 // --- close ---
 async function closeTab(id) {
   const tab = get(id);
-  if (!tab || tab.is_default) return;
+  if (!tab || fixed(tab)) return;
   const ok = await confirmAction("Close tab",
     `Close the tab "${tab.name}" (${tab.endpoint})? Its stored credentials are deleted; the cluster itself is not changed.`,
     "Close tab");
@@ -293,7 +320,7 @@ async function submitAdd(event) {
 
 export function reenter(id) {
   const tab = get(id);
-  if (!tab || tab.is_default) return;
+  if (!tab || fixed(tab)) return;
   credTab = tab;
   $("kv-cred-target").textContent = `${tab.name} — ${tab.endpoint}`;
   const reason = tab.last_status === "error" ? tab.last_error || "connection problem" : "";
@@ -371,7 +398,7 @@ async function move(id, targetId, after) {
   const index = targetId === "default" ? 0 : ids.indexOf(targetId) + (after ? 1 : 0);
   ids.splice(index, 0, id);
   const previous = tabs;
-  tabs = [get("default") || DEFAULT_TAB, ...ids.map(get)];
+  tabs = [get("default") || DEFAULT_TAB, ...ids.map(get), ...(shared ? [shared] : [])];
   render();
   try {
     await api("PUT", "/api/kv/tabs/order", { ids: ["default", ...ids] });
@@ -385,7 +412,7 @@ async function move(id, targetId, after) {
 function wireDrag(list) {
   dragReorder(list, {
     item: ".kv-tab",
-    canDrag: (node) => node.dataset.tabId !== "default",
+    canDrag: (node) => node.dataset.tabId !== "default" && !node.dataset.shared,
     idOf: (node) => node.dataset.tabId,
     // Dropped on the default tab: right after it, since it stays first.
     isAfter: (e, node) => {

@@ -1,6 +1,7 @@
 // KV view: per cluster tab (kv-tabs.js) and protocol, a view of the keys (kv-tree.js) with
 // server search (kv-search.js), a value editor (kv-editor.js) and create/delete
 // (kv-actions.js). This module switches between tabs and protocols and keeps each one's view.
+import * as Cluster from "./cluster.js";
 import { $, api, clear, el } from "./common.js";
 import { openMenu, removeNode, wireActions } from "./kv-actions.js";
 import { resizeEditor, select, wireEditor } from "./kv-editor.js";
@@ -34,15 +35,19 @@ function tabName(view) {
   const tab = KVTabs.get(view.tabId);
   return tab ? tab.name : view.tabId;
 }
+// "Cluster: <name> <ENV>": the environment in words and colour, as in the top bar.
+function clusterLabel(view) {
+  return el("span", {}, "Cluster: ", el("b", {}, tabName(view)), " ", Cluster.envBadge(Cluster.get(view.tabId)));
+}
 async function loadInfo(view) {
   const label = view.proto.toUpperCase();
-  if (currentView() === view) clear($("kv-info")).append(el("span", {}, "Cluster: ", el("b", {}, tabName(view))), el("span", {}, "Connecting…"));
+  if (currentView() === view) clear($("kv-info")).append(clusterLabel(view), el("span", {}, "Connecting…"));
   try {
     const info = await api("POST", kvUrl(view, "connect"));
     KVTabs.connected(view.tabId);
     if (currentView() !== view) return;
     clear($("kv-info")).append(
-      el("span", {}, "Cluster: ", el("b", {}, tabName(view))),
+      clusterLabel(view),
       el("span", {}, "Protocol: ", el("b", {}, label)),
       el("span", {}, "Version: ", el("b", {}, info.version || "–")),
       el("span", {}, "Leader: ", el("b", {}, info.name || "–")),
@@ -51,9 +56,9 @@ async function loadInfo(view) {
     if (view.tabId !== "default") KVTabs.refreshSoon();
     if (currentView() === view) {
       const bar = clear($("kv-info"));
-      bar.append(el("span", {}, "Cluster: ", el("b", {}, tabName(view))),
+      bar.append(clusterLabel(view),
         el("span", { className: "error" }, `${label} unavailable: ${err.message}`));
-      if (view.tabId !== "default") {
+      if (!KVTabs.isFixed(view.tabId)) {
         bar.append(el("button", { type: "button", className: "ghost small", id: "kv-info-reenter",
           onclick: () => KVTabs.reenter(view.tabId) }, "Re-enter credentials"));
       }
@@ -115,6 +120,7 @@ async function refreshView(view) {
 }
 
 function showTab(id) {
+  Cluster.select(id); // the picker follows the tabs
   if (currentView() && currentView().tabId === id) return;
   leave();
   activeTab = id;
@@ -193,7 +199,11 @@ export function activate() {
     started = true;
     init();
     KVTabs.init({ onSelect: showTab, onClosed: tabClosed, onReconnected: tabReconnected });
-    showTab("default");
+    // The tabs follow the picker: the picked cluster's tab, or a fixed one for a shared cluster.
+    const follow = (id) => KVTabs.show(id, (Cluster.get(id) || {}).name || id);
+    Cluster.subscribe(follow);
+    if (Cluster.currentId() === "default") showTab("default");
+    else follow(Cluster.currentId());
     setInterval(evict, 60 * 1000);
   }
   resizeEditor();

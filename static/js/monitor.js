@@ -1,6 +1,7 @@
 // Monitor view: key-metrics banner, overview cards, the 27 panels and the panel settings dialog.
 // Each refresh asks /api/range only for the series of the panels that are visible.
 import { $, api, clear, clock, colors as themeColors, el, format, jsonData, palette, toast } from "./common.js";
+import * as Cluster from "./cluster.js";
 import { dragReorder } from "./drag-reorder.js";
 import * as Health from "./health.js";
 import { echarts } from "./vendor.js";
@@ -483,8 +484,10 @@ export async function refresh() {
     return inFlight;
   }
   inFlight = (async () => {
+    const asked = Cluster.currentId();
     try {
-      const membersResp = await api("GET", "/api/members");
+      const membersResp = await api("GET", Cluster.scoped("/api/members"));
+      if (asked !== Cluster.currentId()) return; // the cluster changed: the next refresh reads it
       members = membersResp.members || [];
       if (!memberId || !members.some((m) => m.id === memberId)) memberId = membersResp.default_member_id;
       renderMembers();
@@ -492,12 +495,13 @@ export async function refresh() {
       const metrics = visibleMetrics();
       const range = $("range-select").value;
       const [currentResp, status, rangeResp] = await Promise.all([
-        api("GET", "/api/current?" + q),
-        api("GET", "/api/status"),
+        api("GET", Cluster.scoped("/api/current?" + q)),
+        api("GET", Cluster.scoped("/api/status")),
         metrics.length
-          ? api("GET", `/api/range?${q}&range=${encodeURIComponent(range)}&metrics=${metrics.map(encodeURIComponent).join(",")}`)
+          ? api("GET", Cluster.scoped(`/api/range?${q}&range=${encodeURIComponent(range)}&metrics=${metrics.map(encodeURIComponent).join(",")}`))
           : Promise.resolve({ metrics: {} }),
       ]);
+      if (asked !== Cluster.currentId()) return;
       latest = currentResp.metrics || {};
       current = { stale: !!currentResp.stale, as_of: currentResp.as_of };
       cluster = status.cluster || cluster;
@@ -516,7 +520,7 @@ export async function refresh() {
       $("loading").hidden = true;
       loadedOnce = true;
     } catch (err) {
-      if (err.status === 401) return;
+      if (err.status === 401 || asked !== Cluster.currentId()) return;
       setBadge(false);
       if (!loadedOnce) $("loading").textContent = "Cannot load data: " + err.message;
       else toast(err.message, "error");
@@ -642,6 +646,19 @@ export function init(options) {
   window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
   schedule();
   Health.subscribe(healthChanged);
+  Cluster.subscribe(() => {
+    // Another cluster: its own members (the default one shown first) and values.
+    members = [];
+    memberId = "";
+    latest = {};
+    // Until the new cluster's values arrive, failures (one never collected) show in place of
+    // the dashboard, not as a toast on whichever view is open.
+    loadedOnce = false;
+    $("loading").hidden = false;
+    $("loading").textContent = "Loading the cluster…";
+    again = !!inFlight;
+    refresh();
+  });
   return refresh();
 }
 

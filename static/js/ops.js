@@ -1,5 +1,6 @@
 // Ops view: audit log, defragment, snapshot, alarms, move leader, HashKV, compact. Every
 // mutating action asks for confirmation first; audit fields are inserted as text only.
+import * as Cluster from "./cluster.js";
 import { $, api, clear, confirmAction, dateTime, el, format, toast, visible } from "./common.js";
 import * as Health from "./health.js";
 import * as Monitor from "./monitor.js";
@@ -32,7 +33,7 @@ function followersFirst(list) {
   return [...list].sort((a, b) => (a.is_leader === b.is_leader ? a.name.localeCompare(b.name) : a.is_leader ? 1 : -1));
 }
 async function loadMembers() {
-  const data = await api("GET", "/api/members");
+  const data = await api("GET", Cluster.scoped("/api/members"));
   members = data.members || [];
 }
 
@@ -118,7 +119,7 @@ async function runDefrag() {
     cell.className = "defrag-result muted";
     cell.textContent = "running…";
     try {
-      const result = await api("POST", "/api/ops/defragment", { member_id: m.id });
+      const result = await api("POST", Cluster.scoped("/api/ops/defragment"), { member_id: m.id });
       cell.className = "defrag-result ok-mark";
       cell.textContent = "✓";
       cell.title = result.duration_ms + " ms";
@@ -147,10 +148,10 @@ async function renderSnapshot() {
 async function updateSnapshot() {
   const id = $("snapshot-member").value;
   // A plain link: the browser streams the file to disk, nothing is buffered in page memory.
-  $("snapshot-download").href = "/api/ops/snapshot?member_id=" + encodeURIComponent(id);
+  $("snapshot-download").href = Cluster.scoped("/api/ops/snapshot?member_id=" + encodeURIComponent(id));
   $("snapshot-size").textContent = "";
   try {
-    const current = await api("GET", "/api/current?member_id=" + encodeURIComponent(id));
+    const current = await api("GET", Cluster.scoped("/api/current?member_id=" + encodeURIComponent(id)));
     const size = current.metrics && current.metrics.etcd_mvcc_db_total_size_in_bytes;
     $("snapshot-size").textContent = size ? "Database size of this member: " + format("bytes", size) +
       " (the snapshot is about this size)." : "";
@@ -162,7 +163,7 @@ async function updateSnapshot() {
 // --- alarms ---
 async function loadAlarms() {
   try {
-    const data = await api("GET", "/api/ops/alarms");
+    const data = await api("GET", Cluster.scoped("/api/ops/alarms"));
     const alarms = data.alarms || [];
     const body = clear($("alarms-table").tBodies[0]);
     for (const a of alarms) {
@@ -180,7 +181,7 @@ async function loadAlarms() {
 async function disarm(alarm) {
   if (!(await confirmAction("Disarm alarm", `Disarm ${alarm.alarm_type} on ${alarm.member_name}?`, "Disarm"))) return;
   try {
-    await api("POST", "/api/ops/alarms/disarm", { member_id: alarm.member_id, alarm_type: alarm.alarm_type });
+    await api("POST", Cluster.scoped("/api/ops/alarms/disarm"), { member_id: alarm.member_id, alarm_type: alarm.alarm_type });
     toast("Alarm disarmed", "success");
   } catch (err) {
     showError(err);
@@ -208,7 +209,7 @@ async function moveLeader() {
   if (!target || isDown(target)) return;
   if (!(await confirmAction("Move leader", `Transfer leadership to ${target.name}?`, "Move leader"))) return;
   try {
-    const result = await api("POST", "/api/ops/move-leader", { target_member_id: target.id });
+    const result = await api("POST", Cluster.scoped("/api/ops/move-leader"), { target_member_id: target.id });
     $("leader-result").textContent = `Leader moved to ${result.target_name} in ${result.duration_ms} ms.`;
     await loadMembers();
     Monitor.refresh();
@@ -224,7 +225,7 @@ async function runHashKV() {
   const button = $("hashkv-run");
   button.disabled = true;
   try {
-    const data = await api("POST", "/api/ops/hashkv");
+    const data = await api("POST", Cluster.scoped("/api/ops/hashkv"));
     const banner = $("hashkv-banner");
     banner.hidden = false;
     const unreachable = data.unreachable || [];
@@ -264,7 +265,7 @@ async function runHashKV() {
 // --- compact ---
 async function loadRevision() {
   try {
-    $("compact-current").textContent = String((await api("GET", "/api/ops/compact/revision")).revision);
+    $("compact-current").textContent = String((await api("GET", Cluster.scoped("/api/ops/compact/revision"))).revision);
   } catch (err) {
     showError(err);
   }
@@ -278,7 +279,7 @@ async function runCompact() {
     "Compact");
   if (!ok) return;
   try {
-    const r = await api("POST", "/api/ops/compact", { retain_count: retain, physical });
+    const r = await api("POST", Cluster.scoped("/api/ops/compact"), { retain_count: retain, physical });
     const body = clear($("compact-result").tBodies[0]);
     const rows = [["Revision at execution", r.current_revision], ["Compacted to", r.target_revision],
       ["Retained", r.retain_count], ["Physical", r.physical ? "yes" : "no"], ["Duration", r.duration_ms + " ms"]];
@@ -342,9 +343,18 @@ export function activate() {
   if (!started) {
     started = true;
     init();
+    // Another cluster: the open pane re-reads it (its members, alarms, revision).
+    Cluster.subscribe(() => {
+      members = [];
+      if (!$("ops-view").hidden) activate();
+    });
   }
-  api("GET", "/api/status").then((s) => {
-    $("ops-info").textContent = "etcd " + (s.etcd_version || "–") + " · " + s.member_count + " member(s)";
+  const asked = Cluster.currentId();
+  api("GET", Cluster.scoped("/api/status")).then((s) => {
+    if (asked !== Cluster.currentId()) return;
+    const entry = Cluster.get(asked);
+    clear($("ops-info")).append("Cluster: ", el("b", {}, entry ? entry.name : asked), " ", Cluster.envBadge(entry),
+      " · etcd " + (s.etcd_version || "–") + " · " + s.member_count + " member(s)");
   }).catch(() => {});
   showPane(pane);
 }

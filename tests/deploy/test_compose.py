@@ -35,7 +35,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SCHEMA_FILE = HERE / "compose.schema.json"
 
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "worker", "beat", "journal")
 MIGRATE = "migrate"
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
 BACKING_SERVICES = ("postgres", "redis", *ETCD_MEMBERS)

@@ -5,8 +5,9 @@ timeouts live in one place: `etcdmonitor_site.server` (the HTTP protocol) and
 `etcdmonitor_site.asgi` (the app, Django on a fixed thread pool).
 
 Embedded mode (no CELERY_BROKER_URL): one worker process, and the periodic jobs run in it by the
-in-process scheduler. With a broker: web only, several workers; Celery beat and workers run the
-jobs.
+in-process scheduler; the change journal runs as a child process (`manage.py journal`). With a
+broker: web only, several workers; Celery beat and workers run the jobs, and the journal is a
+process of its own.
 """
 
 import logging
@@ -16,6 +17,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from gunicorn.app.base import BaseApplication
+
+from journal.runner import journal_process_start, journal_process_stop
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +101,12 @@ class Command(BaseCommand):
             server_options["post_worker_init"] = _start_scheduler
         mode = "embedded (jobs in-process)" if embedded else "web only (jobs on Celery)"
         self.stdout.write(f"etcdmonitor {settings.APP_VERSION} on http://{bind} - {mode}")
-        MonitorServer(server_options).run()
+        # Embedded mode has no other process to run the change journal in: start it here.
+        journal = journal_process_start() if embedded else None
+        try:
+            MonitorServer(server_options).run()
+        finally:
+            journal_process_stop(journal)
 
     def _bootstrap(self) -> None:
         """Start-up steps that need the database (e.g. the initial admin)."""

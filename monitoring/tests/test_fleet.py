@@ -1,0 +1,274 @@
+"""Many clusters monitored from one deployment (issue 19): each monitored cluster record is
+collected and probed on its own, through its own gateway, with its own members and series;
+`cluster_id` on every monitoring route; `/api/fleet`; a dead cluster never holds up the others.
+
+Real etcd clusters (the session's as `default`, private ones as records) and PostgreSQL."""
+
+import time
+from concurrent.futures import wait
+
+import pytest
+
+from alerts import selectors as alert_selectors
+from alerts import services as alert_services
+from clusters.tests.conftest import add_tab
+from etcdgateway import ClusterConfig
+from etcdgateway import cluster_gateway as settings_gateway
+from monitoring import services
+from monitoring.models import Member, MonitoredCluster, Sample
+
+MONITOR_ROUTES = ["/api/members", "/api/current", "/api/range", "/api/status", "/api/debug"]
+
+
+def add_cluster(client, url: str, **fields) -> str:
+    response = client.post(
+        "/api/clusters", {"endpoints": url, "monitored": True, **fields}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()["id"]
+
+
+def member_ids(url: str) -> set[str]:
+    return {m.id_str for m in settings_gateway(ClusterConfig(endpoints=(url,))).members()}
+
+
+def fleet(client) -> dict[str, dict]:
+    response = client.get("/api/fleet")
+    assert response.status_code == 200, response.json()
+    return {entry["id"]: entry for entry in response.json()["clusters"]}
+
+
+def finish(runs: dict, timeout: float = 60) -> None:
+    """Wait for runs started on the fleet pool (none may outlive the test's database)."""
+    done, pending = wait(runs.values(), timeout=timeout)
+    assert not pending, f"runs still going after {timeout} s: {pending}"
+    for future in done:
+        future.result()
+
+
+@pytest.fixture
+def second(etcd_cluster_factory):
+    """A one-member cluster of its own, not the configured one."""
+    return etcd_cluster_factory(size=1, point_settings=False)
+
+
+@pytest.mark.django_db
+def test_two_clusters_are_monitored_side_by_side_with_their_own_members_and_series(
+    etcd_cluster, second, api_client
+):
+    url = second.client_urls[0]
+    record = add_cluster(api_client, url, name="staging-1", labels={"environment": "staging"})
+
+    default_report = services.collect_cluster_id(cluster_id="default")
+    record_report = services.collect_cluster_id(cluster_id=record)
+    services.health_probe_id(cluster_id="default")
+    services.health_probe_id(cluster_id=record)
+
+    assert {m["member_id"] for m in record_report.members} == member_ids(url)
+    assert {m["member_id"] for m in default_report.members} == member_ids(
+        etcd_cluster.client_urls[0]
+    )
+    assert all(m["up"] for m in record_report.members + default_report.members)
+    row = MonitoredCluster.objects.get(name=record)
+    assert set(row.members.values_list("member_id", flat=True)) == member_ids(url)
+    assert Sample.objects.filter(member__cluster=row).count() == 1
+    assert Sample.objects.filter(member__cluster__name="default").count() == 3
+
+    named = api_client.get("/api/members", {"cluster_id": record}).json()
+    plain = api_client.get("/api/members").json()
+    explicit = api_client.get("/api/members", {"cluster_id": "default"}).json()
+    current = api_client.get("/api/current", {"cluster_id": record}).json()
+    status = api_client.get("/api/status", {"cluster_id": record}).json()
+    assert {m["id"] for m in named["members"]} == member_ids(url)
+    assert {m["id"] for m in plain["members"]} == member_ids(etcd_cluster.client_urls[0])
+    assert [m["id"] for m in explicit["members"]] == [m["id"] for m in plain["members"]]
+    assert current["member_id"] in member_ids(url) and current["stale"] is False
+    assert current["metrics"]["etcd_server_has_leader"] == 1
+    assert status["etcd_endpoint"] == url and status["member_count"] == 1
+    assert status["cluster"]["health"] == "healthy" and status["cluster"]["members_up"] == 1
+    (member_id,) = member_ids(url)
+    series = api_client.get(
+        "/api/range",
+        {"cluster_id": record, "member_id": member_id, "metrics": "collector_up", "range": "5m"},
+    ).json()
+    assert series["member_id"] == member_id and series["metrics"]["collector_up"][0]["value"] == 1
+    # The default cluster's member ids are not the record's.
+    other = next(iter(member_ids(etcd_cluster.client_urls[0])))
+    missing = api_client.get(
+        "/api/range", {"cluster_id": record, "member_id": other, "metrics": "collector_up"}
+    )
+    assert missing.status_code == 404
+
+    listed = fleet(api_client)
+    assert list(listed) == ["default", record]
+    entry = listed[record]
+    assert entry["name"] == "staging-1" and entry["labels"] == {"environment": "staging"}
+    assert entry["monitored"] is True and entry["owner"] is None
+    assert entry["status"]["health"] == "healthy" and entry["status"]["members_total"] == 1
+    assert entry["versions"] == [second_version(url)]
+    assert entry["last_collected"] == int(row.last_cycle_at.timestamp())
+    assert entry["alerts"] == {"firing": 0, "worst": None}
+    assert listed["default"]["status"]["members_total"] == 3
+
+
+def second_version(url: str) -> str:
+    return settings_gateway(ClusterConfig(endpoints=(url,))).status().version
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", MONITOR_ROUTES)
+def test_an_unknown_or_someone_elses_cluster_id_is_404_on_monitoring_routes(
+    path, api_client, bearer_client, second, django_user_model
+):
+    bob = bearer_client(django_user_model.objects.create_user(username="bob", password="b" * 12))
+    bobs = add_tab(bob, second.client_urls[0])["id"]
+
+    unknown = api_client.get(path, {"cluster_id": "no-such-cluster", "metrics": "collector_up"})
+    foreign = api_client.get(path, {"cluster_id": bobs, "metrics": "collector_up"})
+
+    for response in (unknown, foreign):
+        assert response.status_code == 404, response.json()
+        assert response.json()["error"] == "cluster not found"
+
+
+@pytest.mark.django_db
+def test_a_users_own_cluster_is_in_their_fleet_only(api_client, bearer_client, second, db):
+    from django.contrib.auth import get_user_model
+
+    bob = bearer_client(get_user_model().objects.create_user(username="bob", password="b" * 12))
+    bobs = add_tab(bob, second.client_urls[0], name="bob's")["id"]
+
+    mine = fleet(bob)
+    admins = fleet(api_client)
+
+    assert list(mine) == ["default", bobs] and list(admins) == ["default"]
+    entry = mine[bobs]
+    assert entry["monitored"] is False and entry["owner"] == "bob"
+    assert entry["status"]["health"] == "unknown" and entry["status"]["as_of"] is None
+    assert entry["versions"] == [] and entry["last_collected"] is None
+    assert bob.get("/api/current", {"cluster_id": bobs}).status_code == 503
+
+
+def test_fleet_needs_a_session(client, db):
+    response = client.get("/api/fleet")
+
+    assert response.status_code == 401 and response.json() == {"error": "not authenticated"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_monitored_cluster_has_metrics_by_the_second_round(second, api_client, settings):
+    record = add_cluster(api_client, second.client_urls[0])
+    before = api_client.get("/api/current", {"cluster_id": record})
+
+    for _ in range(2):
+        finish(services.collect_fleet())
+        time.sleep(1.05)  # the next round's samples get their own second
+    current = api_client.get("/api/current", {"cluster_id": record})
+
+    assert before.status_code == 503
+    assert current.status_code == 200, current.json()
+    assert current.json()["stale"] is False
+    assert current.json()["metrics"]["etcd_server_has_leader"] == 1
+    assert Sample.objects.filter(member__cluster__name=record).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_paused_cluster_never_holds_up_the_others(etcd_cluster_factory, api_client):
+    healthy = etcd_cluster_factory(size=1, point_settings=False)
+    paused = etcd_cluster_factory(size=1, point_settings=False)
+    healthy_id = add_cluster(api_client, healthy.client_urls[0], name="healthy")
+    paused_id = add_cluster(api_client, paused.client_urls[0], name="paused")
+    finish(services.collect_fleet())  # every cluster known, members listed
+    time.sleep(1.05)
+    paused.pause_member(paused.members[0])
+    try:
+        first = services.collect_fleet()
+        probes = services.health_probe_fleet()
+        finish({k: f for k, f in first.items() if k != paused_id})
+        time.sleep(1.05)
+        # The paused cluster's cycle is still waiting on its timeouts: the next round starts
+        # every other cluster and leaves that one alone.
+        second = services.collect_fleet()
+        finish(second)
+        finish(probes, timeout=30)
+
+        assert set(first) == {"default", healthy_id, paused_id}
+        assert set(second) == {"default", healthy_id}
+        assert not first[paused_id].done()
+        healthy_rows = Sample.objects.filter(member__cluster__name=healthy_id)
+        assert healthy_rows.count() == 3 and all(
+            Member.objects.filter(cluster__name=healthy_id).values_list("collector_up", flat=True)
+        )
+        assert Sample.objects.filter(member__cluster__name="default").count() == 9
+        listed = fleet(api_client)
+        assert listed[paused_id]["status"]["health"] == "unreachable"
+        assert listed[paused_id]["status"]["members_up"] == 0
+        assert listed[healthy_id]["status"]["health"] == "healthy"
+        assert listed["default"]["status"]["health"] == "healthy"
+        finish(first)  # the paused cluster's cycle ends on its own timeouts
+        (member,) = Member.objects.filter(cluster__name=paused_id)
+        assert member.collector_up is False and member.last_scrape_error
+    finally:
+        paused.resume_member(paused.members[0])
+        wait(first.values(), timeout=60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_cluster_is_unreachable_in_the_fleet_within_15_seconds(
+    etcd_cluster_factory, api_client, settings
+):
+    doomed = etcd_cluster_factory(size=1, point_settings=False)
+    record = add_cluster(api_client, doomed.client_urls[0])
+    finish(services.health_probe_fleet())
+    assert fleet(api_client)[record]["status"]["health"] == "healthy"
+
+    doomed.kill_member(doomed.members[0])
+    killed = time.monotonic()
+    while fleet(api_client)[record]["status"]["health"] != "unreachable":
+        assert time.monotonic() - killed < 15, "not unreachable within 15 s"
+        finish(services.health_probe_fleet())
+        time.sleep(min(settings.HEALTH_PROBE_INTERVAL, 1))
+
+    assert fleet(api_client)["default"]["status"]["health"] == "healthy"
+
+
+@pytest.mark.django_db
+def test_alerts_evaluate_name_and_check_every_monitored_cluster(second, api_client):
+    url = second.client_urls[0]
+    record = add_cluster(api_client, url, name="remote-one")
+
+    ids = alert_selectors.cluster_ids()
+    check = alert_services.consistency_check(cluster_id=record)
+
+    assert ids == ["default", record]
+    assert alert_selectors.cluster_name(record) == "remote-one"
+    assert check.outcome == "consistent"
+    assert {r["member_id"] for r in check.results} == member_ids(url)
+    assert alert_services.consistency_check(cluster_id="no-such-cluster") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_each_cluster_is_its_own_task_on_the_workers(
+    second, api_client, redis_url, settings
+):
+    from celery.contrib.testing.worker import start_worker
+
+    from etcdmonitor_site import celery_app
+    from monitoring.tasks import collect_metrics
+
+    record = add_cluster(api_client, second.client_urls[0])
+    settings.EMBEDDED_MODE = False
+    celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=60):
+            summary = collect_metrics.apply_async(expires=85).get(timeout=90)
+            deadline = time.monotonic() + 60
+            while Member.objects.filter(collector_up=True).count() < 4:
+                assert time.monotonic() < deadline, "the queued cycles did not run"
+                time.sleep(0.2)
+    finally:
+        celery_app.conf.update(task_always_eager=True)
+
+    assert summary == {"queued": ["default", record]}
+    assert Sample.objects.filter(member__cluster__name=record).count() == 1
+    assert Sample.objects.filter(member__cluster__name="default").count() == 3

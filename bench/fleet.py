@@ -4,7 +4,8 @@
     .venv/bin/python bench/fleet.py --singles 4 --triples 1 --minutes 2   # a quick look
 
 Everything runs on 127.0.0.1 and is stopped by PID at the end: the etcd members, gunicorn
-(`manage.py runmonitor` with a broker: web only), Celery beat and two Celery workers, against
+(`manage.py runmonitor` with a broker: web only), Celery beat, two Celery workers and the change
+journal (`manage.py journal`), against
 PostgreSQL and Redis. The clusters are registered through `POST /api/clusters`. The run has two
 phases, so the baseline is measured in the same run: first only the environment's cluster is
 monitored (the others registered with `monitored: false`), then every cluster is switched on.
@@ -353,6 +354,12 @@ def run(args, work: Path) -> dict:
             )
             for i in (1, 2)
         ]
+        # The change journal is part of the distributed mode too (compose's `journal`): counted.
+        jobs.append(
+            procs.start(
+                [sys.executable, "manage.py", "journal"], env=env, log_path=logs / "journal.log"
+            )
+        )
         jobs.append(
             procs.start(
                 [*celery, "beat", "-l", "warning", "--schedule", str(work / "beat-schedule")],
@@ -361,6 +368,7 @@ def run(args, work: Path) -> dict:
             )
         )
         roots = [web.pid, *(p.pid for p in jobs)]
+        root_names = ["web", "worker-1", "worker-2", "journal", "beat"]
 
         log(f"baseline: only the environment's cluster monitored, {args.baseline_seconds} s")
         time.sleep(args.baseline_seconds)
@@ -375,6 +383,7 @@ def run(args, work: Path) -> dict:
 
         since = int(time.time())
         cpu_before = tree_cpu_seconds(roots)
+        split_before = [tree_cpu_seconds([pid]) for pid in roots]
         bytes_before = database_bytes(database_url)
         log_marks = line_counts(worker_logs)
         window = args.minutes * 60
@@ -382,14 +391,19 @@ def run(args, work: Path) -> dict:
         time.sleep(window)
         until = int(time.time())
         cpu_after = tree_cpu_seconds(roots)
+        split = {
+            name: round((tree_cpu_seconds([pid]) - before) * 1000 / max(1, until - since), 1)
+            for name, pid, before in zip(root_names, roots, split_before, strict=True)
+        }
         bytes_after = database_bytes(database_url)
 
         found = cycles(database_url, since, until)
         scrapes = sum(sum(e["stamps"].values()) for e in found.values())
-        names = [c["name"] for c in api.get("/api/fleet").json()["clusters"] if c["monitored"]]
-        complete, intervals = completeness(found, names, since, until, args.interval)
+        # Monitoring keys a cluster's rows by the record's id.
+        ids = [c["id"] for c in api.get("/api/fleet").json()["clusters"] if c["monitored"]]
+        complete, intervals = completeness(found, ids, since, until, args.interval)
         durations = task_durations(worker_logs, log_marks)
-        collect = [ms for name, v in durations.items() if "collect" in name for ms in v]
+        collect = durations.get("monitoring.tasks.collect_cluster_metrics", [])
 
         fleet = request_times(api, "/api/fleet", None, args.requests)
         page = request_times(api, args.fleet_page, None, args.requests)
@@ -403,6 +417,7 @@ def run(args, work: Path) -> dict:
             "window_s": until - since,
             "member_scrapes": scrapes,
             "cpu_ms_per_member_scrape": round(cpu_ms, 3),
+            "cpu_ms_per_second_by_process": split,
             "complete_intervals": complete,
             "intervals": intervals,
             "complete_share": round(complete / intervals, 4) if intervals else 0.0,

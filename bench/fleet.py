@@ -238,14 +238,20 @@ def range_24h(api: httpx.Client, runs: int) -> list[float]:
     return request_times(api, "/api/range", params, runs)
 
 
-def database_bytes(database_url: str) -> int:
+def database_bytes(database_url: str) -> dict[str, int]:
+    """Bytes of the monitoring tables (with indexes and TOAST), by table; partitions of the
+    sample table summed under `monitoring_sample`."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+        rows = conn.execute(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'monitoring%%'"
-        ).fetchone()
-    return int(row[0])
+        ).fetchall()
+    out: dict[str, int] = {}
+    for name, size in rows:
+        table = "monitoring_sample" if name.startswith("monitoring_sample_p") else name
+        out[table] = out.get(table, 0) + int(size)
+    return out
 
 
 def cycles(database_url: str, since: int, until: int) -> dict[str, dict]:
@@ -409,7 +415,12 @@ def run(args, work: Path) -> dict:
         page = request_times(api, args.fleet_page, None, args.requests)
         range_on = range_24h(api, args.requests)
         cpu_ms = (cpu_after - cpu_before) * 1000 / max(scrapes, 1)
-        growth = (bytes_after - bytes_before) / members_total * 86400 / (until - since)
+        per_day = 86400 / (until - since) / members_total
+        growth = {
+            table: round((size - bytes_before.get(table, 0)) * per_day)
+            for table, size in sorted(bytes_after.items())
+            if size != bytes_before.get(table, 0)
+        }
         result = {
             "clusters": len(clusters),
             "members": members_total,
@@ -423,7 +434,8 @@ def run(args, work: Path) -> dict:
             "complete_share": round(complete / intervals, 4) if intervals else 0.0,
             "cycle_ms": timings(collect) if collect else None,
             "task_ms": {name: timings(v) for name, v in sorted(durations.items())},
-            "db_bytes_per_member_day": round(growth),
+            "db_bytes_per_member_day": sum(growth.values()),
+            "db_bytes_per_member_day_by_table": growth,
             "fleet_api_ms": timings(fleet),
             "fleet_page_ms": timings(page),
             "range_24h_ms_fleet_off": timings(range_off),

@@ -594,7 +594,7 @@ def _staff_only(actor: Actor) -> None:
     API asks first): a service's own check for callers that do not come through it."""
     if not policy.allows(user=actor.user, role=policy.ADMIN, cluster_id=None):
         raise Forbidden(
-            policy.denial_message(what="changing clusters", role=policy.ADMIN, cluster_id=None),
+            policy.denial_message(what=policy.CLUSTERS, role=policy.ADMIN, cluster_id=None),
             code="FORBIDDEN",
         )
 

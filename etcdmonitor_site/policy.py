@@ -92,6 +92,8 @@ def _kv(name: str, *, writes: dict[str, tuple[str, str]]) -> dict:
 
 
 USERS = "managing users"
+CLUSTERS = "changing clusters"
+CHANNELS = "changing notification channels"
 
 RULES: dict[tuple[str, str], Rule] = {
     # --- sign-in (accounts) ---
@@ -118,10 +120,10 @@ RULES: dict[tuple[str, str], Rule] = {
     **_kv("v2", writes={"put": ("PUT", "put"), "delete": ("POST", "delete")}),
     # --- cluster records: everyone reads what they may see; admins change them ---
     ("clusters", "GET"): Rule(SIGNED_IN, "cluster_list"),
-    ("clusters", "POST"): Rule(ADMIN, "cluster_create", GLOBAL),
+    ("clusters", "POST"): Rule(ADMIN, "cluster_create", GLOBAL, what=CLUSTERS),
     ("cluster", "GET"): Rule(SIGNED_IN, "cluster_get"),
-    ("cluster", "PATCH"): Rule(ADMIN, "cluster_update", GLOBAL),
-    ("cluster", "DELETE"): Rule(ADMIN, "cluster_delete", GLOBAL),
+    ("cluster", "PATCH"): Rule(ADMIN, "cluster_update", GLOBAL, what=CLUSTERS),
+    ("cluster", "DELETE"): Rule(ADMIN, "cluster_delete", GLOBAL, what=CLUSTERS),
     # --- a user's own clusters (KV tabs): adding one makes the server connect anywhere ---
     ("kv-tabs", "GET"): Rule(SIGNED_IN, "kv_tab_list"),
     ("kv-tabs", "POST"): Rule(OPERATOR, "kv_tab_create", GLOBAL),
@@ -146,16 +148,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("alert", "GET"): Rule(VIEWER, "alert_get"),
     ("alert-ack", "POST"): Rule(OPERATOR, "alert_ack", _alert_cluster),
     ("alert-rules", "GET"): Rule(VIEWER, "alert_rule_list"),
-    ("alert-rule", "PATCH"): Rule(ADMIN, "alert_rule_update", GLOBAL),
+    ("alert-rule", "PATCH"): Rule(ADMIN, "alert_rule_update", GLOBAL, what="changing alert rules"),
     ("alert-silences", "GET"): Rule(VIEWER, "alert_silence_list"),
     # A silence's matchers may span clusters: creating or expiring one is global.
     ("alert-silences", "POST"): Rule(OPERATOR, "alert_silence_create", GLOBAL),
     ("alert-silence", "DELETE"): Rule(OPERATOR, "alert_silence_expire", GLOBAL),
     ("alert-channels", "GET"): Rule(VIEWER, "alert_channel_list"),
-    ("alert-channels", "POST"): Rule(ADMIN, "alert_channel_create", GLOBAL),
-    ("alert-channel", "PATCH"): Rule(ADMIN, "alert_channel_update", GLOBAL),
-    ("alert-channel", "DELETE"): Rule(ADMIN, "alert_channel_delete", GLOBAL),
-    ("alert-channel-test", "POST"): Rule(ADMIN, "alert_channel_test", GLOBAL),
+    ("alert-channels", "POST"): Rule(ADMIN, "alert_channel_create", GLOBAL, what=CHANNELS),
+    ("alert-channel", "PATCH"): Rule(ADMIN, "alert_channel_update", GLOBAL, what=CHANNELS),
+    ("alert-channel", "DELETE"): Rule(ADMIN, "alert_channel_delete", GLOBAL, what=CHANNELS),
+    ("alert-channel-test", "POST"): Rule(ADMIN, "alert_channel_test", GLOBAL, what=CHANNELS),
     # --- the schema and the plain Django views (each enforces its rule itself) ---
     ("api-schema", "GET"): Rule(SIGNED_IN, "api_schema"),
     ("dashboard", "GET"): Rule(SIGNED_IN, "page", via_drf=False),

@@ -59,7 +59,7 @@ def channel_writer_check(*, actor: Actor, operation: str, target: str = "") -> N
     audited and raises Forbidden."""
     if policy.allows(user=actor.user, role=policy.ADMIN, cluster_id=None):
         return
-    message = policy.denial_message(what=operation, role=policy.ADMIN, cluster_id=None)
+    message = policy.denial_message(what=policy.CHANNELS, role=policy.ADMIN, cluster_id=None)
     audit_record(
         operation=operation,
         username=actor.username,

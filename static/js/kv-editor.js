@@ -1,7 +1,7 @@
 // The KV value editor: the detail pane of the selected node, an ACE editor with format
 // detection and pretty-print, and save. Values are only ever text.
 import { $, api, theme, toast, visible } from "./common.js";
-import { clearDetail, currentView, kvUrl, showError } from "./kv-shared.js";
+import { clearDetail, currentView, kvUrl, mayWrite, showError } from "./kv-shared.js";
 import { ensureTabStop, focusItem } from "./kv-tree.js";
 import { ace, jsyaml } from "./vendor.js";
 
@@ -114,6 +114,8 @@ export async function select(node) {
   $("kv-editor").hidden = false;
   const ed = ensureEditor();
   setMode(detectMode(node.key, value, data.encoding));
+  ed.setReadOnly(!mayWrite(view)); // a viewer reads values; saving is an operator's
+  $("kv-save").hidden = !mayWrite(view);
   ed.session.setValue(value); // empty values are editable too
   ed.resize();
 }

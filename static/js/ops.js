@@ -1,8 +1,25 @@
 // Ops view: audit log, defragment, snapshot, alarms, move leader, HashKV, compact. Every
-// mutating action asks for confirmation first; audit fields are inserted as text only.
+// mutating action asks for confirmation first (compact, disarm and defragmenting the leader:
+// the cluster's name typed); audit fields are inserted as text only. Panes the user's role
+// (or READ_ONLY) would have refused are not offered.
 import { $, api, clear, confirmAction, dateTime, el, format, toast, visible } from "./common.js";
 import * as Health from "./health.js";
 import * as Monitor from "./monitor.js";
+import * as Perm from "./permissions.js";
+
+const CLUSTER = "default"; // the ops view acts on the configured cluster
+const PANES = {
+  audit: () => Perm.globalAllows("operator"),
+  defrag: () => Perm.mayChange("admin", CLUSTER),
+  snapshot: () => Perm.allows("operator", CLUSTER),
+  alarms: () => Perm.allows("operator", CLUSTER),
+  leader: () => Perm.mayChange("admin", CLUSTER),
+  hashkv: () => Perm.allows("operator", CLUSTER),
+  compact: () => Perm.mayChange("admin", CLUSTER),
+};
+export function allowedPanes() {
+  return Object.keys(PANES).filter((name) => PANES[name]());
+}
 
 const OPERATIONS = ["login", "login_lockout", "logout", "change_password", "initial_password_file_deleted",
   "cli_reset_password", "cli_unlock", "put", "delete", "defragment", "snapshot", "alarm_disarm", "move_leader",
@@ -107,9 +124,12 @@ function renderDefrag() {
 async function runDefrag() {
   const chosen = followersFirst(members).filter((m) => $("defrag-" + m.id).checked && !isDown(m));
   if (!chosen.length) return toast("Select at least one member.", "error");
+  const leader = chosen.some((m) => m.is_leader);
   const ok = await confirmAction("Defragment",
     `Defragment ${chosen.length} member(s) one at a time: followers first, the leader last. ` +
-    "A member blocks reads and writes while it defragments.", "Defragment");
+    "A member blocks reads and writes while it defragments." +
+    (leader ? " The leader is among them: the whole cluster stalls while it defragments." : ""),
+    "Defragment", leader ? Perm.defaultClusterName : undefined);
   if (!ok) return;
   const button = $("defrag-run");
   button.disabled = true;
@@ -169,7 +189,8 @@ async function loadAlarms() {
       body.appendChild(el("tr", {},
         el("td", {}, a.alarm_type),
         el("td", {}, `${a.member_name} (${a.member_id})`),
-        el("td", {}, el("button", { type: "button", onclick: () => disarm(a) }, "Disarm"))));
+        el("td", {}, Perm.mayChange("admin", CLUSTER)
+          ? el("button", { type: "button", className: "alarm-disarm", onclick: () => disarm(a) }, "Disarm") : "")));
     }
     $("alarms-table").hidden = !alarms.length;
     $("alarms-empty").hidden = !!alarms.length;
@@ -178,7 +199,8 @@ async function loadAlarms() {
   }
 }
 async function disarm(alarm) {
-  if (!(await confirmAction("Disarm alarm", `Disarm ${alarm.alarm_type} on ${alarm.member_name}?`, "Disarm"))) return;
+  const question = `Disarm ${alarm.alarm_type} on ${alarm.member_name}?`;
+  if (!(await confirmAction("Disarm alarm", question, "Disarm", Perm.defaultClusterName))) return;
   try {
     await api("POST", "/api/ops/alarms/disarm", { member_id: alarm.member_id, alarm_type: alarm.alarm_type });
     toast("Alarm disarmed", "success");
@@ -275,7 +297,7 @@ async function runCompact() {
   const physical = $("compact-physical").checked;
   const ok = await confirmAction("Compact",
     `Compact history, keeping the latest ${retain} revision(s)${physical ? " (physical)" : ""}? Older revisions are gone for good.`,
-    "Compact");
+    "Compact", Perm.defaultClusterName);
   if (!ok) return;
   try {
     const r = await api("POST", "/api/ops/compact", { retain_count: retain, physical });
@@ -308,6 +330,9 @@ async function showPane(name) {
 }
 
 function init() {
+  const allowed = allowedPanes();
+  document.querySelectorAll("#ops-menu button").forEach((b) => { b.hidden = !allowed.includes(b.dataset.ops); });
+  if (!allowed.includes(pane)) pane = allowed[0];
   const select = $("audit-operation");
   for (const op of OPERATIONS) select.appendChild(el("option", { value: op }, op));
   document.querySelectorAll("#ops-menu button").forEach((b) => b.addEventListener("click", () => showPane(b.dataset.ops)));

@@ -6,6 +6,7 @@ than 100 keys) wait for the cluster's name to be typed."""
 import re
 import uuid
 
+import pytest
 from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
@@ -17,23 +18,31 @@ CHOSEN = "amber-harbor-77"
 CLUSTER_NAME = "default"  # ETCD_CLUSTER_NAME of the test servers
 
 
-def _bearer(page, server, username: str, password: str) -> dict:
-    answer = page.request.post(
+@pytest.fixture
+def api(playwright):
+    """An API client apart from the page (its sign-ins must not replace the page's cookie)."""
+    context = playwright.request.new_context()
+    yield context
+    context.dispose()
+
+
+def _bearer(api, server, username: str, password: str) -> dict:
+    answer = api.post(
         server.url + "/api/auth/login", data={"username": username, "password": password}
     )
     assert answer.ok, answer.text()
     return {"Authorization": f"Bearer {answer.json()['session_token']}"}
 
 
-def _add_user(page, server, admin: dict, username: str, roles: dict) -> None:
+def _add_user(api, server, admin: dict, username: str, roles: dict) -> None:
     """Created by the admin through the API, then the forced first change done."""
-    created = page.request.post(
+    created = api.post(
         server.url + "/api/users",
         data={"username": username, "password": FIRST, "roles": roles},
         headers=admin,
     )
     assert created.status == 201, created.text()
-    changed = page.request.post(
+    changed = api.post(
         server.url + "/api/auth/change-password",
         data={"username": username, "old_password": FIRST, "new_password": CHOSEN},
     )
@@ -61,15 +70,15 @@ def _open_key(page, base: str, leaf: str) -> None:
 
 
 def test_a_viewer_sees_no_write_control_and_the_api_refuses_them(
-    dashboard_server, page, page_errors
+    dashboard_server, page, page_errors, api
 ):
     server = dashboard_server()
     base = f"/roles-{uuid.uuid4().hex[:8]}"
     cluster_gateway().kv(lambda c: c.put(f"{base}/k".encode(), b"value"))
     try:
         sign_in(page, server, ADMIN_PASSWORD)
-        admin = _bearer(page, server, "admin", ADMIN_PASSWORD)
-        _add_user(page, server, admin, "vera", {"*": "viewer"})
+        admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+        _add_user(api, server, admin, "vera", {"*": "viewer"})
         _sign_in_as(page, server, "vera")
 
         expect(page.locator("#view-ops")).to_be_hidden()
@@ -86,14 +95,12 @@ def test_a_viewer_sees_no_write_control_and_the_api_refuses_them(
         expect_dashboard_ready(page)
         expect(page).to_have_url(server.url + "/")
 
-        vera = _bearer(page, server, "vera", CHOSEN)
-        put = page.request.put(
+        vera = _bearer(api, server, "vera", CHOSEN)
+        put = api.put(
             server.url + "/api/kv/v3/put", data={"key": f"{base}/k", "value": "x"}, headers=vera
         )
-        compact = page.request.post(
-            server.url + "/api/ops/compact", data={"retain_count": 1}, headers=vera
-        )
-        read = page.request.get(server.url + f"/api/kv/v3/get?key={base}/k", headers=vera)
+        compact = api.post(server.url + "/api/ops/compact", data={"retain_count": 1}, headers=vera)
+        read = api.get(server.url + f"/api/kv/v3/get?key={base}/k", headers=vera)
 
         message = "permission denied: put needs the operator role on cluster default"
         assert (put.status, put.json()) == (
@@ -108,7 +115,7 @@ def test_a_viewer_sees_no_write_control_and_the_api_refuses_them(
         assert cluster_gateway().kv(lambda c: c.get(f"{base}/k".encode()))[0] == b"value"
 
         # The admin finds both refusals in the audit log, under the attempted operations.
-        entries = page.request.get(
+        entries = api.get(
             server.url + "/api/ops/audit-logs?username=vera&success=false", headers=admin
         ).json()["entries"]
         assert {(e["operation"], e["success"]) for e in entries} >= {
@@ -122,15 +129,15 @@ def test_a_viewer_sees_no_write_control_and_the_api_refuses_them(
 
 
 def test_an_operator_writes_keys_but_is_offered_no_admin_operation(
-    dashboard_server, page, page_errors
+    dashboard_server, page, page_errors, api
 ):
     server = dashboard_server()
     base = f"/roles-{uuid.uuid4().hex[:8]}"
     cluster_gateway().kv(lambda c: c.put(f"{base}/k".encode(), b"value"))
     try:
         sign_in(page, server, ADMIN_PASSWORD)
-        admin = _bearer(page, server, "admin", ADMIN_PASSWORD)
-        _add_user(page, server, admin, "otto", {"*": "operator"})
+        admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+        _add_user(api, server, admin, "otto", {"*": "operator"})
         _sign_in_as(page, server, "otto")
 
         _open_key(page, base, "k")
@@ -149,10 +156,8 @@ def test_an_operator_writes_keys_but_is_offered_no_admin_operation(
         page.click("#hashkv-run")
         expect(page.locator("#hashkv-banner")).to_contain_text("consistent")
 
-        otto = _bearer(page, server, "otto", CHOSEN)
-        defrag = page.request.post(
-            server.url + "/api/ops/defragment", data={"member_id": "1"}, headers=otto
-        )
+        otto = _bearer(api, server, "otto", CHOSEN)
+        defrag = api.post(server.url + "/api/ops/defragment", data={"member_id": "1"}, headers=otto)
         assert defrag.status == 403
         assert defrag.json()["error"].endswith("defragment needs the admin role on cluster default")
         assert page_errors == []
@@ -177,9 +182,7 @@ def _typed_guard(page, ok_label: str) -> None:
 def test_destructive_actions_wait_for_the_clusters_name(dashboard_server, page, page_errors):
     server = dashboard_server()
     base = f"/roles-{uuid.uuid4().hex[:8]}"
-    cluster_gateway().kv(
-        lambda c: [c.put(f"{base}/big/{i:03}".encode(), b"v") for i in range(101)]
-    )
+    cluster_gateway().kv(lambda c: [c.put(f"{base}/big/{i:03}".encode(), b"v") for i in range(101)])
     cluster_gateway().kv(lambda c: c.put(f"{base}/small/a".encode(), b"v"))
     try:
         sign_in(page, server, ADMIN_PASSWORD)

@@ -282,7 +282,9 @@ class RoutePolicy(BasePermission):
             return True
         if not _signed_in(request.user):
             return False
-        cluster_id = _cluster_of(rule, request, view)
+        if not rule.cluster_scoped and rule.scope != GLOBAL:
+            return True  # signed in is all it takes (nor does it change etcd)
+        cluster_id = _cluster_of(rule, request, view) if rule.cluster_scoped else None
         if not allows(user=request.user, role=rule.role, cluster_id=cluster_id):
             message = denial_message(
                 what=rule.what or rule.operation, role=rule.role, cluster_id=cluster_id

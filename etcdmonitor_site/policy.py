@@ -21,7 +21,7 @@ from django.conf import settings
 from rest_framework.permissions import BasePermission
 
 from accounts.models import Role
-from accounts.selectors import role_allows, role_for, users_admin
+from accounts.selectors import role_allows, users_admin
 from accounts.validators import ANY_CLUSTER
 from audit.services import Actor, audit_record
 from etcdmonitor_site.api import cluster_id_param
@@ -282,9 +282,9 @@ class RoutePolicy(BasePermission):
             return True
         if not _signed_in(request.user):
             return False
-        if not rule.cluster_scoped and rule.scope != GLOBAL:
-            return True  # signed in is all it takes (nor does it change etcd)
-        cluster_id = _cluster_of(rule, request, view) if rule.cluster_scoped else None
+        if rule.role == SIGNED_IN:
+            return True  # the user's own things: no cluster to look up, nothing of etcd's
+        cluster_id = _cluster_of(rule, request, view)
         if not allows(user=request.user, role=rule.role, cluster_id=cluster_id):
             message = denial_message(
                 what=rule.what or rule.operation, role=rule.role, cluster_id=cluster_id
@@ -311,9 +311,3 @@ class RoutePolicy(BasePermission):
         )
         dialect = getattr(view, "error_dialect", None)
         raise Forbidden(message, code=getattr(dialect, "forbidden_code", ""))
-
-
-def user_capabilities(*, user, cluster_id: str) -> dict:
-    """What the dashboard may offer `user` on `cluster_id`: the role there and READ_ONLY (the
-    API decides anyway; hidden controls only spare the user a refusal)."""
-    return {"role": role_for(user=user, cluster_id=cluster_id), "read_only": settings.READ_ONLY}

@@ -41,7 +41,8 @@ from clusters.crypto import TabDecryptFailed, TabKeyMissing
 from clusters.models import Cluster
 from clusters.selectors import monitored_clusters
 from etcdgateway import EtcdError, cluster_gateway
-from etcdmonitor_site.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from etcdmonitor_site import policy
+from etcdmonitor_site.errors import Conflict, DomainError, InvalidInput, NotFound
 from monitoring.selectors import DEFAULT_CLUSTER
 from notifications.notices import AlertNotice
 from notifications.services import notices_enqueue
@@ -56,11 +57,10 @@ HASHKV_TIMEOUT = 30.0
 # --- who may change alerting ----------------------------------------------------------------------
 
 
-def _require_staff(actor: Actor) -> None:
-    """Until roles exist, only staff and superusers change rules, silences and acks."""
-    user = actor.user
-    if not (user is not None and (user.is_staff or user.is_superuser)):
-        raise Forbidden("only staff users may change alerting")
+def _require(actor: Actor, role: str, operation: str, cluster_id: str | None = None) -> None:
+    """The permission policy's own check (the API checked first): rules are the admins',
+    silences the operators' of every cluster, an ack the operators' of the alert's cluster."""
+    policy.require(user=actor.user, role=role, operation=operation, cluster_id=cluster_id)
 
 
 # --- rules ----------------------------------------------------------------------------------------
@@ -141,10 +141,10 @@ def rule_update(*, rule_id: str, changes: dict, actor: Actor) -> dict:
     """Change a rule's enabled, for_seconds, thresholds (merged into the current ones) and
     per-cluster overrides (each cluster's object replaces its previous one; null removes it).
 
-    Staff only; audited as `alert_rule_update`, refusals included. Returns the rule.
+    Admins only; audited as `alert_rule_update`, refusals included. Returns the rule.
     """
     with audited("alert_rule_update", actor=actor, target=rule_id, params=changes):
-        _require_staff(actor)
+        _require(actor, policy.ADMIN, "alert_rule_update")
         rows = rules_ensure()
         row = rows.get(rule_id)
         if row is None:
@@ -202,7 +202,7 @@ def silence_create(
 ) -> dict:
     """Silence the alerts matching every given matcher from starts_at (default now) to ends_at.
 
-    At least one matcher; rule and severity must be known values. Staff only; audited as
+    At least one matcher; rule and severity must be known values. Operators only; audited as
     `alert_silence_create`.
     """
     params = {
@@ -212,7 +212,7 @@ def silence_create(
         "comment": comment,
     }
     with audited("alert_silence_create", actor=actor, params=params) as action:
-        _require_staff(actor)
+        _require(actor, policy.OPERATOR, "alert_silence_create")
         now = timezone.now()
         unknown = set(matchers) - set(SILENCE_MATCHERS)
         if unknown:
@@ -250,9 +250,9 @@ def silence_create(
 
 
 def silence_expire(*, silence_id: int, actor: Actor) -> dict:
-    """End a silence now (the record stays, as `expired`). Staff only; audited."""
+    """End a silence now (the record stays, as `expired`). Operators only; audited."""
     with audited("alert_silence_expire", actor=actor, target=f"silence {silence_id}"):
-        _require_staff(actor)
+        _require(actor, policy.OPERATOR, "alert_silence_expire")
         now = timezone.now()
         with transaction.atomic():
             silence = Silence.objects.select_for_update().filter(pk=silence_id).first()
@@ -268,15 +268,16 @@ def silence_expire(*, silence_id: int, actor: Actor) -> dict:
 
 
 def alert_acknowledge(*, alert_id: int, actor: Actor) -> dict:
-    """Mark an active alert acknowledged by the actor (again: keeps the first). Staff only;
-    audited as `alert_ack`. A resolved alert cannot be acknowledged (409)."""
+    """Mark an active alert acknowledged by the actor (again: keeps the first). Operators of
+    its cluster only; audited as `alert_ack`. A resolved alert cannot be acknowledged (409)."""
     with audited("alert_ack", actor=actor, target=f"alert {alert_id}") as action:
-        _require_staff(actor)
         now = timezone.now()
         with transaction.atomic():
             alert = Alert.objects.select_for_update().filter(pk=alert_id).first()
             if alert is None:
+                _require(actor, policy.OPERATOR, "alert_ack")
                 raise NotFound("alert not found")
+            _require(actor, policy.OPERATOR, "alert_ack", alert.cluster_id)
             action.params = {"rule": alert.rule, "cluster_id": alert.cluster_id}
             if not alert.is_active:
                 raise Conflict("alert already resolved")

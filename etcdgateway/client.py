@@ -332,7 +332,7 @@ class EtcdClient:
         request.serializable = serializable
         response = self.stub("kvstub", "Range", request, timeout=timeout)
         return RangePage(
-            kvs=key_values(response.kvs),
+            kvs=response.kvs,  # converted on demand: see RangePage
             more=response.more,
             count=response.count,
             revision=response.header.revision,

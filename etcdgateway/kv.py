@@ -1,7 +1,7 @@
 """Typed results of the gateway's v3 operations: apps never see a protobuf message."""
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import FrozenInstanceError, dataclass
 from functools import partial
 from operator import attrgetter
 from typing import NamedTuple
@@ -32,6 +32,7 @@ class KeyValue(NamedTuple):
 
 _fields_of = attrgetter(*KeyValue._fields)
 _as_key_value = partial(tuple.__new__, KeyValue)
+_key_of = attrgetter("key")
 
 
 def key_values(messages: Iterable) -> tuple[KeyValue, ...]:
@@ -40,16 +41,87 @@ def key_values(messages: Iterable) -> tuple[KeyValue, ...]:
     return tuple(map(_as_key_value, map(_fields_of, messages)))
 
 
-@dataclass(frozen=True)
 class RangePage:
     """One Range reply: `kvs` in key order, `more` when the limit cut it short, `count` the
     number of keys in the range as etcd reports it, `revision` the store's revision it was read
-    at."""
+    at.
 
-    kvs: tuple[KeyValue, ...]
-    more: bool
-    count: int
-    revision: int
+    The page keeps the reply's own key list and builds KeyValue tuples only when asked, once:
+    100 k tuples kept alive at once made the cyclic GC run a full collection over the whole
+    heap during a keys tree, which cost more than building them (measured, issue 18). Readers
+    that walk every key of a big range take `keys()` or `rows()` instead, which hand out bytes
+    and plain tuples one by one and keep nothing. `kvs` may be any sequence of objects with
+    KeyValue's attributes: a reply's repeated field, or KeyValues.
+    """
+
+    __slots__ = ("_items", "_kvs", "count", "more", "revision")
+
+    def __init__(self, kvs: Sequence, more: bool, count: int, revision: int) -> None:
+        set_field = object.__setattr__  # read-only to everyone else, as a frozen dataclass
+        set_field(self, "_items", kvs)
+        set_field(self, "_kvs", None)
+        set_field(self, "more", more)
+        set_field(self, "count", count)
+        set_field(self, "revision", revision)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    @property
+    def kvs(self) -> tuple[KeyValue, ...]:
+        """Every key of the page as a KeyValue, built on first use."""
+        if self._kvs is None:
+            object.__setattr__(self, "_kvs", key_values(self._items))
+        return self._kvs
+
+    def __len__(self) -> int:
+        """How many keys the page holds (without building them)."""
+        return len(self._items)
+
+    def keys(self) -> tuple[bytes, ...]:
+        """The page's keys in order: one C-level pass, no KeyValue built."""
+        return tuple(map(_key_of, self._items))
+
+    def item(self, index: int) -> KeyValue:
+        """The KeyValue at `index` (negative counts from the end) without building the rest."""
+        if self._kvs is not None:
+            return self._kvs[index]
+        return _as_key_value(_fields_of(self._items[index]))
+
+    def rows(self, *fields: str) -> Iterator[tuple]:
+        """Plain tuples of the named KeyValue `fields`, key by key, built as they are read.
+
+        For loops over a whole range that need a few fields of every key: nothing is kept
+        between keys, so the cyclic GC is not triggered by them.
+        """
+        unknown = set(fields) - set(KeyValue._fields)
+        if unknown or not fields:
+            raise ValueError(f"rows() takes KeyValue fields, not {sorted(unknown) or 'none'}")
+        if len(fields) == 1:
+            return zip(map(attrgetter(fields[0]), self._items))
+        return map(attrgetter(*fields), self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RangePage):
+            return NotImplemented
+        return (self.kvs, self.more, self.count, self.revision) == (
+            other.kvs,
+            other.more,
+            other.count,
+            other.revision,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kvs, self.more, self.count, self.revision))
+
+    def __repr__(self) -> str:
+        return (
+            f"RangePage(kvs={self.kvs!r}, more={self.more!r}, count={self.count!r}, "
+            f"revision={self.revision!r})"
+        )
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class ErrorDialect:
     echo_message: bool = False  # the body repeats its text as "message" (KV routes)
     drf_codes: bool = False  # DRF's other refusals carry their default_code
     internal_code: str = ""  # a 5xx body without a code gets this one
+    forbidden_code: str = ""  # the code of a role refusal (etcdmonitor_site.policy)
     etcd_overrides: tuple[tuple[type[EtcdError], str | None, str], ...] = field(default=())
 
 

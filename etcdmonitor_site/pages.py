@@ -83,6 +83,13 @@ def dashboard_page(request, view: str = "monitor"):
         "kv_max_value_size": settings.KV_MAX_VALUE_SIZE,
         "can_manage_users": can_manage_users,
         "min_password_length": settings.MIN_PASSWORD_LENGTH,
+        # What the dashboard offers (etcdmonitor_site.policy decides anyway): the role map
+        # ("*" filled in) gives the role on whichever cluster is on screen; the default
+        # cluster's name is what a typed confirmation asks for there.
+        "roles": account_selectors.effective_roles(session.user),
+        "role": account_selectors.role_for(user=session.user, cluster_id="default"),
+        "read_only": settings.READ_ONLY,
+        "cluster_name": settings.ETCD_CLUSTER_NAME or "default",
     }
     return render(
         request,

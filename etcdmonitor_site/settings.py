@@ -119,6 +119,9 @@ AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=1.0)
 # /api/current reuses its answer this long per process (values change once per cycle).
 CURRENT_CACHE_SECONDS = env.float("CURRENT_CACHE_SECONDS", default=1.0)
 OPS_ENABLED = env.bool("OPS_ENABLED", default=True)
+# Every change to an etcd cluster (KV writes, defragment, compact, move-leader, disarm) is
+# refused, admins included; the product's own settings stay writable (etcdmonitor_site.policy).
+READ_ONLY = env.bool("READ_ONLY", default=False)
 SESSION_TIMEOUT = env.int("SESSION_TIMEOUT", default=3600)
 # Django admin sessions live as long as bearer sessions (0 = never: ten years, as the cookie).
 SESSION_COOKIE_AGE = (
@@ -333,7 +336,7 @@ CONTENT_SECURITY_POLICY = (
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["etcdmonitor_site.policy.RoutePolicy"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["etcdmonitor_site.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -347,7 +350,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Health, keyspace and maintenance of an etcd cluster.",
     "VERSION": APP_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_PERMISSIONS": ["etcdmonitor_site.policy.RoutePolicy"],
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

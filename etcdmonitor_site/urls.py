@@ -24,6 +24,7 @@ urlpatterns = [
     re_path(
         r"^admin/accounts/auditlog/(?P<rest>.*)$",
         RedirectView.as_view(url="/admin/audit/auditlog/%(rest)s", query_string=True),
+        name="admin-auditlog-moved",
     ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -9,7 +9,7 @@ import base64
 import binascii
 from collections.abc import Iterator
 
-from etcdgateway import ClusterGateway, EtcdError, EtcdResponseTooLarge, KeyValue, RangePage
+from etcdgateway import ClusterGateway, EtcdError, EtcdResponseTooLarge, RangePage
 from etcdgateway.kv import prefix_end as prefix_end  # selectors import it from here
 
 KEYS_PAGE = 20000  # keys-only: ~40 B/key, ~1 MB a page; etcd 3.4 counts the rest per page
@@ -65,15 +65,19 @@ def count_range(gateway: ClusterGateway, start: bytes, end: bytes, *, revision: 
     return gateway.range_count(start, end, revision=revision)
 
 
-def iter_range(
+def iter_pages(
     gateway: ClusterGateway,
     start: bytes,
     end: bytes,
     *,
     keys_only: bool,
     page_size: int | None = None,
-) -> Iterator[KeyValue]:
-    """Every KeyValue in [start, end) in key order, paged at the first page's revision."""
+) -> Iterator[RangePage]:
+    """The pages of [start, end) in key order, each read at the first page's revision.
+
+    Pages, not KeyValues: a reader of a whole keyspace walks `page.keys()` or `page.rows(...)`
+    so no KeyValue is built per key (see `RangePage`).
+    """
     page_size = page_size or (KEYS_PAGE if keys_only else VALUES_PAGE)
     revision = 0
     while True:
@@ -88,10 +92,10 @@ def iter_range(
             page_size = max(1, page_size // 4)
             continue
         revision = revision or page.revision
-        yield from page.kvs
-        if not page.more or not page.kvs:
+        yield page
+        if not page.more or not len(page):
             return
-        start = page.kvs[-1].key + b"\x00"
+        start = page.item(-1).key + b"\x00"
 
 
 def lease_ttls(gateway: ClusterGateway, lease_ids: set[int]) -> dict[int, int]:

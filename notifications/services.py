@@ -30,6 +30,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from audit.services import Actor, audit_record, audited
+from etcdmonitor_site import policy
 from etcdmonitor_site.errors import Conflict, Forbidden, InvalidInput
 from notifications import payloads, senders
 from notifications.channels import (
@@ -54,19 +55,20 @@ TEST_RULE = "etcdmonitor_test"
 
 
 def channel_writer_check(*, actor: Actor, operation: str, target: str = "") -> None:
-    """Only staff or superusers change channels; a refusal is audited and raises Forbidden."""
-    user = actor.user
-    if user is not None and (getattr(user, "is_staff", False) or user.is_superuser):
+    """Only admins (of every cluster: etcdmonitor_site.policy) change channels; a refusal is
+    audited and raises Forbidden."""
+    if policy.allows(user=actor.user, role=policy.ADMIN, cluster_id=None):
         return
+    message = policy.denial_message(what=policy.CHANNELS, role=policy.ADMIN, cluster_id=None)
     audit_record(
         operation=operation,
         username=actor.username,
         target=target,
-        result="forbidden: staff only",
+        result=message,
         success=False,
         client_ip=actor.client_ip,
     )
-    raise Forbidden("only staff users may change notification channels")
+    raise Forbidden(message)
 
 
 def _name_checked(name: str, *, exclude_id: int | None = None) -> str:

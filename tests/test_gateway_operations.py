@@ -49,6 +49,43 @@ def test_range_page_returns_typed_keys_with_revisions_and_leases(kv_prefix):
     assert page.revision >= b.mod_revision
 
 
+def test_range_page_hands_out_keys_rows_and_single_items_as_plain_values(kv_prefix):
+    gateway = cluster_gateway()
+    for name in ("a", "b", "c"):
+        gateway.put(f"{kv_prefix}{name}".encode(), name.encode() * 2, ttl=0)
+    gateway.put(f"{kv_prefix}b".encode(), b"again", ttl=60)
+    start, end = _under(kv_prefix)
+    page = gateway.range_page(start, end)
+    kvs = gateway.range_page(start, end, revision=page.revision).kvs  # another page, same data
+
+    assert len(page) == 3
+    assert page.keys() == tuple(kv.key for kv in kvs)
+    assert list(page.rows("key", "mod_revision", "value", "lease")) == [
+        (kv.key, kv.mod_revision, kv.value, kv.lease) for kv in kvs
+    ]
+    assert list(page.rows("version")) == [(1,), (2,), (1,)]
+    assert {type(field) for row in page.rows(*KeyValue._fields) for field in row} == {bytes, int}
+    assert type(page.item(0)) is KeyValue and page.item(-1) == kvs[-1] and page.item(1) == kvs[1]
+    assert page.kvs == kvs and page.item(1) == kvs[1]  # after `kvs` was built as well
+    assert page == RangePage(kvs, more=False, count=3, revision=page.revision)
+    assert page != RangePage(kvs, more=False, count=3, revision=page.revision + 1)
+    assert len(gateway.range_page(start, end, count_only=True)) == 0
+
+
+def test_range_page_refuses_unknown_fields_and_changes(kv_prefix):
+    gateway = cluster_gateway()
+    gateway.put(f"{kv_prefix}a".encode(), b"1", ttl=0)
+    page = gateway.range_page(*_under(kv_prefix))
+
+    with pytest.raises(ValueError, match="header"):
+        page.rows("key", "header")
+    with pytest.raises(ValueError):
+        page.rows()
+    with pytest.raises(AttributeError):
+        page.more = True
+    assert page.more is False and [kv.value for kv in page.kvs] == [b"1"]
+
+
 def test_range_page_limit_keys_only_count_only_and_old_revision(kv_prefix):
     gateway = cluster_gateway()
     for name in ("a", "b", "c"):

@@ -8,7 +8,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from accounts import selectors, services
@@ -51,7 +50,6 @@ class AuthViewSet(viewsets.ViewSet):
         methods=["post"],
         url_path="login",
         authentication_classes=[],
-        permission_classes=[AllowAny],
     )
     def login(self, request):
         credentials = _credentials(
@@ -94,7 +92,6 @@ class AuthViewSet(viewsets.ViewSet):
         methods=["post"],
         url_path="change-password",
         authentication_classes=[],
-        permission_classes=[AllowAny],
     )
     def change_password(self, request):
         credentials = _credentials(
@@ -125,7 +122,6 @@ class AuthViewSet(viewsets.ViewSet):
         methods=["get"],
         url_path="status",
         authentication_classes=[],
-        permission_classes=[AllowAny],
     )
     def status(self, request):
         # A stale or unknown token is not an error here: the answer is "not authenticated".

@@ -5,8 +5,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from accounts.models import AccountProfile
 from alerts.models import Alert, AlertRule, Silence
 from audit.models import AuditLog
 
@@ -124,7 +126,12 @@ def test_a_viewer_reads_but_every_write_is_refused_and_audited(viewer_client):
     assert viewer_client.get("/api/alerts").status_code == 200
     assert viewer_client.get("/api/alerts/rules").status_code == 200
     assert [r.status_code for r in writes] == [403] * 4
-    assert {r.json()["error"] for r in writes} == {"only staff users may change alerting"}
+    assert [r.json()["error"] for r in writes] == [
+        "permission denied: changing alert rules needs the admin role",
+        "permission denied: alert_silence_create needs the operator role",
+        "permission denied: alert_silence_expire needs the operator role",
+        f"permission denied: alert_ack needs the operator role on cluster {alert.cluster_id}",
+    ]
     denied = AuditLog.objects.filter(success=False, username="viewer")
     assert sorted(denied.values_list("operation", flat=True)) == [
         "alert_ack",
@@ -134,6 +141,25 @@ def test_a_viewer_reads_but_every_write_is_refused_and_audited(viewer_client):
     ]
     assert AlertRule.objects.get(id="member_down").enabled is True
     assert Alert.objects.get().acknowledged_at is None
+
+
+def test_an_operator_of_one_cluster_acks_its_alerts_only_and_never_edits_rules(db, bearer_client):
+    user = get_user_model().objects.create_user(username="op", password="pw-123456789")
+    AccountProfile.objects.create(user=user, roles={"*": "viewer", "prod": "operator"})
+    client = bearer_client(user)
+    ours = _alert(cluster_id="prod", fingerprint="p")
+    theirs = _alert(cluster_id="default", fingerprint="d")
+
+    acked = client.post(f"/api/alerts/{ours.pk}/ack")
+    refused = client.post(f"/api/alerts/{theirs.pk}/ack")
+    rule = client.patch("/api/alerts/rules/member_down", {"enabled": False}, format="json")
+
+    assert acked.status_code == 200 and acked.json()["alert"]["acknowledged_by"] == "op"
+    assert refused.status_code == 403
+    assert refused.json()["error"].endswith("needs the operator role on cluster default")
+    assert rule.status_code == 403
+    assert Alert.objects.get(pk=theirs.pk).acknowledged_at is None
+    assert not AlertRule.objects.filter(id="member_down", enabled=False).exists()
 
 
 def test_a_rule_patch_merges_thresholds_and_overrides(api_client):

@@ -4,18 +4,18 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from audit import selectors
 from audit.api.serializers import AuditQuerySerializer
 from etcdmonitor_site.api import OpsEnabled, validated
+from etcdmonitor_site.policy import RoutePolicy
 
 
 class AuditLogViewSet(viewsets.ViewSet):
     """The audit log: a page of JSON, or the whole filtered set as CSV."""
 
-    permission_classes = [IsAuthenticated, OpsEnabled]
+    permission_classes = [RoutePolicy, OpsEnabled]
 
     @extend_schema(
         parameters=[AuditQuerySerializer],

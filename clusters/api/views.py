@@ -20,6 +20,7 @@ TAB_ERRORS = ErrorDialect(
     validation_code="BAD_REQUEST",
     parse_message="invalid request body",
     internal_code="INTERNAL",
+    forbidden_code="FORBIDDEN",
 )
 
 

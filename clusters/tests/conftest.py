@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
+from accounts.models import AccountProfile
 from devtools.localcluster import LocalEtcdCluster, free_port
 from etcdgateway import ClusterConfig, cluster_gateway
 from kvmanager.tests.conftest import etcd  # noqa: F401 - the default cluster, to check it untouched
@@ -44,7 +45,10 @@ def auth_cluster(etcd_cluster_factory):
 
 @pytest.fixture
 def bob(db):
-    return get_user_model().objects.create_user(username="bob", password="b" * 12)
+    """An operator on every cluster (adding KV tabs needs it), neither staff nor admin."""
+    user = get_user_model().objects.create_user(username="bob", password="b" * 12)
+    AccountProfile.objects.create(user=user, roles={"*": "operator"})
+    return user
 
 
 @pytest.fixture

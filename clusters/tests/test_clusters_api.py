@@ -184,7 +184,7 @@ def test_create_refuses_wrong_credentials_and_never_shows_a_password(
     assert cluster_gateway(row).kv(lambda c: c.put("/x", b"1")) is not None
 
 
-def test_only_staff_write_and_every_refusal_is_audited(api_client, bob_client, remote_url):
+def test_only_admins_write_and_every_refusal_is_audited(api_client, bob_client, remote_url):
     shared = add_cluster(api_client, remote_url)
 
     attempts = [
@@ -195,14 +195,17 @@ def test_only_staff_write_and_every_refusal_is_audited(api_client, bob_client, r
 
     for response in attempts:
         assert response.status_code == 403
-        assert response.json() == {"error": "only staff may change clusters", "code": "FORBIDDEN"}
+        assert response.json() == {"error": DENIED, "code": "FORBIDDEN"}
     assert Cluster.objects.get(pk=shared["id"]).name == shared["name"]
     assert Cluster.objects.exclude(pk="default").count() == 1
     denied = AuditLog.objects.filter(username="bob", success=False)
     assert sorted(e.operation for e in denied) == [
         "cluster_create", "cluster_delete", "cluster_update"
     ]  # fmt: skip
-    assert all(e.result == "forbidden" for e in denied)
+    assert all(e.result == DENIED for e in denied)
+
+
+DENIED = "permission denied: changing clusters needs the admin role"
 
 
 def test_the_default_record_is_read_only(api_client):

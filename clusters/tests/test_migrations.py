@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
+from accounts.models import AccountProfile
 from clusters.crypto import password_decrypt, password_encrypt
 from clusters.models import Cluster
 from tests.migrating import latest, migrate, table_constraints
@@ -149,6 +150,8 @@ def test_a_migrated_tab_keeps_working_through_the_tab_and_kv_apis(
     from clusters.tests.conftest import remote_get
 
     owner = get_user_model().objects.create_user(username="erin", password="e" * 12)
+    # Writing keys on one's own cluster needs the operator role there too (issue 21).
+    AccountProfile.objects.create(user=owner, roles={"*": "operator"})
     url = auth_cluster.client_urls[0]
     tab_id = uuid.uuid4()
     try:

@@ -34,6 +34,7 @@ KV_ERRORS = ErrorDialect(
     parse_message="invalid request body",
     echo_message=True,
     drf_codes=True,
+    forbidden_code="permission_denied",
     etcd_overrides=(
         (EtcdPermissionDenied, PERMISSION_MESSAGE, "permission_denied"),
         (EtcdNotFound, None, "key_not_found"),
@@ -46,6 +47,7 @@ class KvViewSet(viewsets.ViewSet):
     """Shared plumbing: cluster resolution (`cluster_id`, alias `tab_id`), input validation."""
 
     error_dialect = KV_ERRORS
+    cluster_id_names = ("cluster_id", "tab_id")  # also what the permission policy reads
     tab = None  # the Cluster behind `cluster_id` / `tab_id`, once cluster() resolved it
 
     @contextmanager
@@ -54,7 +56,7 @@ class KvViewSet(viewsets.ViewSet):
         body on writes; `tab_id` is its older name); a record's health follows what its
         requests find (clusters.services.tab_usage)."""
         name, cluster_id = cluster_id_param(
-            self.request, names=("cluster_id", "tab_id"), code="invalid_request"
+            self.request, names=self.cluster_id_names, code="invalid_request"
         )
         try:
             record, gateway = route_cluster(

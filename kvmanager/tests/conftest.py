@@ -4,12 +4,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from accounts.models import AccountProfile
 from etcdgateway import cluster_gateway
 
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user(username="kvadmin", password="x" * 12)
+    """A KV writer: the operator role on every cluster (writes need it; issue 21)."""
+    user = get_user_model().objects.create_user(username="kvadmin", password="x" * 12)
+    AccountProfile.objects.create(user=user, roles={"*": "operator"})
+    return user
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from accounts.models import AccountProfile
 from audit.models import AuditLog
 from etcdgateway import EtcdRequestTooLarge, EtcdRevisionConflict, cluster_gateway
 from kvmanager.tests.test_large_values import NEAR_LIMIT, _grpc_bytes_received
@@ -24,8 +25,9 @@ PUT = "/api/kv/v3/put"
 
 @pytest.fixture
 def second_writer(db):
-    """Another signed-in user editing the same keys."""
+    """Another signed-in user editing the same keys (an operator: writes need it)."""
     user = get_user_model().objects.create_user(username="kvother", password="y" * 12)
+    AccountProfile.objects.create(user=user, roles={"*": "operator"})
     client = APIClient()
     client.force_authenticate(user=user)
     return client

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditLog
 from etcdgateway import cluster_gateway
+from kvmanager import keyspace
 
 pytestmark = pytest.mark.django_db
 
@@ -256,6 +257,33 @@ def test_keys_tree_is_keys_only_and_shows_keys_without_a_leading_separator(api, 
     assert find(tree, f"{kv_prefix}d")["nodes"][0]["key"] == f"{kv_prefix}d/k2"
     k1 = find(tree, f"{kv_prefix}k1")
     assert k1["dir"] is False and "value" not in k1 and k1["version"] == 1
+
+
+def test_tree_and_search_read_the_same_across_small_pages(api, kv_prefix, etcd, monkeypatch):
+    names = [f"{kv_prefix}d/k{i}" for i in range(7)] + [f"{kv_prefix}x{i}" for i in range(3)]
+    for name in names:
+        etcd.put(name, "v")
+
+    def tree_and_searches():
+        node = api.get("/api/kv/v3/getpath", {"key": kv_prefix.rstrip("/")}).json()["node"]
+        query = {"prefix": kv_prefix, "q": "K", "limit": 4}
+        first = api.get("/api/kv/v3/search", query).json()
+        rest = api.get("/api/kv/v3/search", {**query, "cursor": first["next_cursor"]}).json()
+        return node, first, rest
+
+    whole = tree_and_searches()
+    monkeypatch.setattr(keyspace, "KEYS_PAGE", 2)  # pages end inside the match run and at it
+    monkeypatch.setattr(keyspace, "VALUES_PAGE", 3)
+    paged = tree_and_searches()
+
+    assert paged == whole
+    node, first, rest = whole
+    assert [c["key"] for c in node["nodes"][0]["nodes"]] == names[:7]
+    assert [c["key"] for c in node["nodes"][1:]] == names[7:]
+    assert [n["key"] for n in first["nodes"]] == names[:4] and first["scanned"] == 4
+    assert first["truncated"] is True and rest["truncated"] is False
+    assert [n["key"] for n in rest["nodes"]] == names[4:7] and rest["scanned"] == 6
+    assert all(n["modifiedIndex"] and n["version"] == 1 for n in first["nodes"] + rest["nodes"])
 
 
 def test_dir_delete_of_a_bare_directory_removes_what_the_tree_showed(api, etcd):

@@ -115,12 +115,21 @@ def second_version(url: str) -> str:
     return settings_gateway(ClusterConfig(endpoints=(url,))).status().version
 
 
+def _operator(user_model):
+    """A user who may add KV tabs (operator on every cluster), neither staff nor admin."""
+    from accounts.models import AccountProfile
+
+    user = user_model.objects.create_user(username="bob", password="b" * 12)
+    AccountProfile.objects.create(user=user, roles={"*": "operator"})
+    return user
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", MONITOR_ROUTES)
 def test_an_unknown_or_someone_elses_cluster_id_is_404_on_monitoring_routes(
     path, api_client, bearer_client, second, django_user_model
 ):
-    bob = bearer_client(django_user_model.objects.create_user(username="bob", password="b" * 12))
+    bob = bearer_client(_operator(django_user_model))
     bobs = add_tab(bob, second.client_urls[0])["id"]
 
     unknown = api_client.get(path, {"cluster_id": "no-such-cluster", "metrics": "collector_up"})
@@ -135,7 +144,7 @@ def test_an_unknown_or_someone_elses_cluster_id_is_404_on_monitoring_routes(
 def test_a_users_own_cluster_is_in_their_fleet_only(api_client, bearer_client, second, db):
     from django.contrib.auth import get_user_model
 
-    bob = bearer_client(get_user_model().objects.create_user(username="bob", password="b" * 12))
+    bob = bearer_client(_operator(get_user_model()))
     bobs = add_tab(bob, second.client_urls[0], name="bob's")["id"]
 
     mine = fleet(bob)

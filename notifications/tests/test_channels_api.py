@@ -169,7 +169,7 @@ def test_delete_removes_the_channel_and_its_outbox(staff_client, receiver):
     assert (again.status_code, again.json()) == (404, {"error": "channel not found"})
 
 
-def test_writes_are_for_staff_and_a_refusal_is_audited(staff_client, user_client, receiver):
+def test_writes_are_for_admins_and_a_refusal_is_audited(staff_client, user_client, receiver):
     channel = add_channel(staff_client, "webhook", {"url": f"{receiver.url}/hook"})
     path = f"/api/alerts/channels/{channel['id']}"
     attempts = [
@@ -181,7 +181,9 @@ def test_writes_are_for_staff_and_a_refusal_is_audited(staff_client, user_client
     for method, url, body in attempts:
         response = getattr(user_client, method)(url, body, format="json")
         assert response.status_code == 403, url
-        assert response.json() == {"error": "only staff users may change notification channels"}
+        assert response.json() == {
+            "error": "permission denied: changing notification channels needs the admin role"
+        }
     denied = AuditLog.objects.filter(username="viewer", success=False)
     assert sorted(denied.values_list("operation", flat=True)) == [
         "alert_channel_create",

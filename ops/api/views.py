@@ -8,13 +8,13 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from audit.services import Actor
 from clusters.services import route_cluster
 from etcdgateway import ClusterGateway
 from etcdmonitor_site.api import OpsEnabled, cluster_id_param, validated
+from etcdmonitor_site.policy import RoutePolicy
 from ops import services
 from ops.api import serializers
 
@@ -25,7 +25,7 @@ CLUSTER_ID = OpenApiParameter(
 
 @extend_schema(parameters=[CLUSTER_ID])
 class OpsViewSet(viewsets.ViewSet):
-    permission_classes = [IsAuthenticated, OpsEnabled]
+    permission_classes = [RoutePolicy, OpsEnabled]
 
     def target(self) -> tuple[ClusterGateway, Actor]:
         """The gateway of the cluster the request names, and the actor acting on it."""

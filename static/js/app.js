@@ -10,7 +10,11 @@ import * as Ops from "./ops.js";
 import * as Users from "./users.js";
 
 const boot = jsonData("boot-data");
-const views = { monitor: Monitor, fleet: Fleet, kv: KV, ops: boot.ops_enabled ? Ops : null, users: boot.can_manage_users ? Users : null };
+// The Ops view only when the user's role leaves them a pane in it.
+const views = { monitor: Monitor, fleet: Fleet, kv: KV,
+  ops: boot.ops_enabled && Ops.allowedPanes().length ? Ops : null,
+  users: boot.can_manage_users ? Users : null };
+if (!views.ops && $("view-ops")) $("view-ops").hidden = true;
 const paths = { monitor: "/", fleet: "/fleet", kv: "/kv", ops: "/ops", users: "/users" };
 
 function show(view) {

@@ -157,25 +157,41 @@ export function toast(message, kind) {
   setTimeout(() => item.remove(), kind === "error" ? 6000 : 3000);
 }
 
-export function confirmAction(title, text, okLabel) {
+// `typed` (a cluster's name) asks the user to type it before the OK button works: the
+// destructive actions' guard (compact, defragmenting the leader, a big delete, disarm). Only
+// the UI asks; the API does not, so scripts keep working.
+export function confirmAction(title, text, okLabel, typed) {
   const dialog = $("confirm-dialog");
   $("confirm-title").textContent = title;
   $("confirm-text").textContent = text;
   $("confirm-ok").textContent = okLabel || "Confirm";
+  const input = $("confirm-typed");
+  $("confirm-typed-wrap").hidden = !typed;
+  $("confirm-typed-name").textContent = typed || "";
+  input.value = "";
+  const sync = () => { $("confirm-ok").disabled = !!typed && input.value !== typed; };
+  sync();
   return new Promise((resolve) => {
     const done = (answer) => {
       $("confirm-ok").removeEventListener("click", ok);
       $("confirm-cancel").removeEventListener("click", cancel);
       dialog.removeEventListener("cancel", cancel);
+      input.removeEventListener("input", sync);
+      input.removeEventListener("keydown", enter);
+      $("confirm-ok").disabled = false;
       if (dialog.open) dialog.close();
       resolve(answer);
     };
-    const ok = () => done(true);
+    const ok = () => done(!typed || input.value === typed);
     const cancel = () => done(false);
+    const enter = (e) => { if (e.key === "Enter" && input.value === typed) { e.preventDefault(); ok(); } };
     $("confirm-ok").addEventListener("click", ok);
     $("confirm-cancel").addEventListener("click", cancel);
     dialog.addEventListener("cancel", cancel);
+    input.addEventListener("input", sync);
+    input.addEventListener("keydown", enter);
     dialog.showModal();
+    if (typed) input.focus();
   });
 }
 

@@ -1,12 +1,15 @@
 // Create and delete KV nodes: the tree's context menu, the create dialog and the delete
-// confirmation (a directory's key count asked of the server first).
+// confirmation (a directory's key count asked of the server first; over BIG_DELETE keys the
+// cluster's name typed). Only offered to a user who may write keys on the view's cluster.
 import { $, api, confirmAction, toast, visible } from "./common.js";
-import { clearDetail, currentView, kvUrl, showError } from "./kv-shared.js";
+import { clearDetail, clusterName, currentView, kvUrl, mayWrite, showError } from "./kv-shared.js";
 import { buildTree, childBase, focusItem, reloadLevel } from "./kv-tree.js";
 
 let menuTarget = null;
+const BIG_DELETE = 100; // a directory delete of more keys asks for the cluster's name
 
 export function openMenu(node, x, y) {
+  if (!mayWrite(node.view)) return; // create and remove are the menu's only items
   menuTarget = node;
   const menu = $("kv-menu");
   $("kv-menu-delete").disabled = !!node.isRoot && node.view.proto === "v2";
@@ -82,24 +85,28 @@ async function submitCreate(event) {
 
 // The confirmation of a directory delete says how many keys go: counted by the server right
 // before asking (count-only, whatever the directory's size), never guessed from the tree.
+// Uncounted (the count failed) counts as big: the user types the name then too.
 async function deleteQuestion(node) {
   const name = visible(node.key);
-  if (!node.dir) return `Delete the key "${name}"?`;
+  if (!node.dir) return { text: `Delete the key "${name}"?`, big: false };
   let count;
   try {
     count = (await api("GET", kvUrl(node.view, "count", { key: node.key }))).count;
   } catch (err) {
     if (err.status === 401) return null;
-    return `Delete the directory "${name}" and ALL keys under it? The keys could not be counted (${err.message}). ` +
-      "This cannot be undone.";
+    return { text: `Delete the directory "${name}" and ALL keys under it? The keys could not be counted ` +
+      `(${err.message}). This cannot be undone.`, big: true };
   }
-  return `Delete the directory "${name}" and ALL keys under it: ${count} key${count === 1 ? "" : "s"} will be removed. ` +
-    "This cannot be undone.";
+  return { text: `Delete the directory "${name}" and ALL keys under it: ${count} key${count === 1 ? "" : "s"} ` +
+    "will be removed. This cannot be undone.", big: count > BIG_DELETE };
 }
 
 export async function removeNode(node) {
-  const text = await deleteQuestion(node);
-  if (text === null || !(await confirmAction("Remove Node", text, "Delete"))) return;
+  if (!mayWrite(node.view)) return;
+  const question = await deleteQuestion(node);
+  if (question === null) return;
+  const typed = question.big ? clusterName(node.view) : undefined;
+  if (!(await confirmAction("Remove Node", question.text, "Delete", typed))) return;
   const view = node.view;
   try {
     await api("POST", kvUrl(view, "delete"), { key: node.key, dir: node.dir });

@@ -7,7 +7,7 @@
 // json/yaml mode an invalid document is refused unless the user saves it as text.
 import { $, api, theme, toast, visible } from "./common.js";
 import { renderDiff } from "./kv-diff.js";
-import { clearDetail, currentView, kvUrl, showError } from "./kv-shared.js";
+import { clearDetail, currentView, kvUrl, mayWrite, showError } from "./kv-shared.js";
 import { ensureTabStop, focusItem } from "./kv-tree.js";
 import { ace, jsyaml } from "./vendor.js";
 
@@ -122,6 +122,8 @@ export async function select(node) {
   $("kv-editor").hidden = false;
   const ed = ensureEditor();
   setMode(detectMode(node.key, value, data.encoding));
+  ed.setReadOnly(!mayWrite(view)); // a viewer reads values; saving is an operator's
+  $("kv-save").hidden = !mayWrite(view);
   ed.session.setValue(value); // empty values are editable too
   ed.resize();
 }

@@ -6,6 +6,7 @@
 // lands in the tree (and tab) that asked for it.
 import { $, jsonData, toast } from "./common.js";
 import * as KVTabs from "./kv-tabs.js";
+import * as Perm from "./permissions.js";
 
 export const SEP = jsonData("boot-data").kv_separator || "/";
 
@@ -16,6 +17,19 @@ export function currentView() {
 }
 export function setCurrentView(view) {
   onScreen = view;
+}
+
+// Whether the user may write keys on the view's cluster (operator there, and not READ_ONLY):
+// otherwise the create, save and delete controls are not offered.
+export function mayWrite(view) {
+  return !!view && Perm.mayChange("operator", view.tabId);
+}
+
+// The name a typed confirmation asks for: the tab's, the configured cluster's for "default".
+export function clusterName(view) {
+  if (view.tabId === "default") return Perm.defaultClusterName;
+  const tab = KVTabs.get(view.tabId);
+  return tab ? tab.name : view.tabId;
 }
 
 // Every KV request of a non-default tab names the tab, so it goes to that tab's cluster.

@@ -2,6 +2,7 @@
 // user's tabs in their saved order), the add and re-enter-credentials dialogs, close with
 // confirmation, drag reorder and the status poll. Names, endpoints and errors are text only.
 import { $, api, clear, confirmAction, el, toast } from "./common.js";
+import * as Perm from "./permissions.js";
 import { dragReorder } from "./drag-reorder.js";
 
 const MAX_TABS = 10;
@@ -104,6 +105,7 @@ function render() {
   for (const tab of tabs) list.appendChild(tabElement(tab));
   const full = own().length >= MAX_TABS;
   $("kv-tab-add").disabled = full;
+  $("kv-tab-add").hidden = !Perm.globalAllows("operator"); // adding a tab is an operator's
   $("kv-tab-add").title = full ? `At most ${MAX_TABS} cluster tabs` : "Add a cluster tab";
 }
 

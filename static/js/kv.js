@@ -6,7 +6,7 @@ import { $, api, clear, el } from "./common.js";
 import { openMenu, removeNode, wireActions } from "./kv-actions.js";
 import { resizeEditor, select, wireEditor } from "./kv-editor.js";
 import { wireSearch } from "./kv-search.js";
-import { clearDetail, currentView, kvUrl, setCurrentView } from "./kv-shared.js";
+import { clearDetail, currentView, kvUrl, mayWrite, setCurrentView } from "./kv-shared.js";
 import * as KVTabs from "./kv-tabs.js";
 import { buildTree, wireTree } from "./kv-tree.js";
 
@@ -84,6 +84,7 @@ function leave() {
 }
 
 function syncToolbar(view) {
+  $("kv-new").hidden = !mayWrite(view);
   $("kv-v3").classList.toggle("active", view.proto === "v3");
   $("kv-v2").classList.toggle("active", view.proto === "v2");
   $("kv-search").disabled = view.proto !== "v3";

@@ -1,9 +1,30 @@
 // Ops view: audit log, defragment, snapshot, alarms, move leader, HashKV, compact. Every
-// mutating action asks for confirmation first; audit fields are inserted as text only.
+// mutating action asks for confirmation first (compact, disarm and defragmenting the leader:
+// the cluster's name typed); audit fields are inserted as text only. Panes the user's role
+// (or READ_ONLY) would have refused are not offered.
 import * as Cluster from "./cluster.js";
 import { $, api, clear, confirmAction, dateTime, el, format, toast, visible } from "./common.js";
 import * as Health from "./health.js";
 import * as Monitor from "./monitor.js";
+import * as Perm from "./permissions.js";
+
+// Roles and typed confirmations follow the cluster picked in the header.
+function clusterName() {
+  const id = Cluster.currentId();
+  return id === Cluster.DEFAULT_ID ? Perm.defaultClusterName : (Cluster.get(id) || {}).name || id;
+}
+const PANES = {
+  audit: () => Perm.globalAllows("operator"),
+  defrag: () => Perm.mayChange("admin", Cluster.currentId()),
+  snapshot: () => Perm.allows("operator", Cluster.currentId()),
+  alarms: () => Perm.allows("operator", Cluster.currentId()),
+  leader: () => Perm.mayChange("admin", Cluster.currentId()),
+  hashkv: () => Perm.allows("operator", Cluster.currentId()),
+  compact: () => Perm.mayChange("admin", Cluster.currentId()),
+};
+export function allowedPanes() {
+  return Object.keys(PANES).filter((name) => PANES[name]());
+}
 
 const OPERATIONS = ["login", "login_lockout", "logout", "change_password", "initial_password_file_deleted",
   "cli_reset_password", "cli_unlock", "put", "delete", "defragment", "snapshot", "alarm_disarm", "move_leader",
@@ -108,9 +129,12 @@ function renderDefrag() {
 async function runDefrag() {
   const chosen = followersFirst(members).filter((m) => $("defrag-" + m.id).checked && !isDown(m));
   if (!chosen.length) return toast("Select at least one member.", "error");
+  const leader = chosen.some((m) => m.is_leader);
   const ok = await confirmAction("Defragment",
     `Defragment ${chosen.length} member(s) one at a time: followers first, the leader last. ` +
-    "A member blocks reads and writes while it defragments.", "Defragment");
+    "A member blocks reads and writes while it defragments." +
+    (leader ? " The leader is among them: the whole cluster stalls while it defragments." : ""),
+    "Defragment", leader ? clusterName() : undefined);
   if (!ok) return;
   const button = $("defrag-run");
   button.disabled = true;
@@ -170,7 +194,8 @@ async function loadAlarms() {
       body.appendChild(el("tr", {},
         el("td", {}, a.alarm_type),
         el("td", {}, `${a.member_name} (${a.member_id})`),
-        el("td", {}, el("button", { type: "button", onclick: () => disarm(a) }, "Disarm"))));
+        el("td", {}, Perm.mayChange("admin", Cluster.currentId())
+          ? el("button", { type: "button", className: "alarm-disarm", onclick: () => disarm(a) }, "Disarm") : "")));
     }
     $("alarms-table").hidden = !alarms.length;
     $("alarms-empty").hidden = !!alarms.length;
@@ -179,7 +204,8 @@ async function loadAlarms() {
   }
 }
 async function disarm(alarm) {
-  if (!(await confirmAction("Disarm alarm", `Disarm ${alarm.alarm_type} on ${alarm.member_name}?`, "Disarm"))) return;
+  const question = `Disarm ${alarm.alarm_type} on ${alarm.member_name}?`;
+  if (!(await confirmAction("Disarm alarm", question, "Disarm", clusterName()))) return;
   try {
     await api("POST", Cluster.scoped("/api/ops/alarms/disarm"), { member_id: alarm.member_id, alarm_type: alarm.alarm_type });
     toast("Alarm disarmed", "success");
@@ -276,7 +302,7 @@ async function runCompact() {
   const physical = $("compact-physical").checked;
   const ok = await confirmAction("Compact",
     `Compact history, keeping the latest ${retain} revision(s)${physical ? " (physical)" : ""}? Older revisions are gone for good.`,
-    "Compact");
+    "Compact", clusterName());
   if (!ok) return;
   try {
     const r = await api("POST", Cluster.scoped("/api/ops/compact"), { retain_count: retain, physical });
@@ -309,6 +335,9 @@ async function showPane(name) {
 }
 
 function init() {
+  const allowed = allowedPanes();
+  document.querySelectorAll("#ops-menu button").forEach((b) => { b.hidden = !allowed.includes(b.dataset.ops); });
+  if (!allowed.includes(pane)) pane = allowed[0];
   const select = $("audit-operation");
   for (const op of OPERATIONS) select.appendChild(el("option", { value: op }, op));
   document.querySelectorAll("#ops-menu button").forEach((b) => b.addEventListener("click", () => showPane(b.dataset.ops)));

@@ -1,0 +1,273 @@
+"""Long-lived responses (server-sent events) served on the event loop, not on Django's threads.
+
+A Django view does the short part of such a request on one of the `WEB_THREADS`: it
+authenticates, validates, resolves the cluster and opens what it streams, reserves a slot
+(`stream_slot_reserve`: at most `WATCH_MAX_PER_USER` per user, `WATCH_MAX_STREAMS` per process)
+and answers `handoff_response()`, an empty response carrying a one-time ticket in an internal
+header. `StreamHandoff`, the ASGI layer in front of Django, sees that header, drops the empty
+body and runs the ticket's `Stream` on the event loop until it ends; the Django thread is free
+as soon as the view returned. A stream that produces from blocking calls (a gRPC watch) does so
+on a thread of its own bounded pool (`stream_pool()`), never on Django's.
+
+One sweeper thread per process ends every stream whose session was logged out, expired, or
+whose user was deactivated, within `WATCH_SESSION_CHECK_SECONDS` (one query for all streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import HttpResponse
+
+from etcdmonitor_site.errors import RateLimited, Unavailable
+
+logger = logging.getLogger(__name__)
+
+# Set by a view on its (empty) response; never sent to the client: StreamHandoff strips it.
+HANDOFF_HEADER = "X-Etcdmonitor-Stream"
+_HANDOFF_KEY = HANDOFF_HEADER.lower().encode("latin1")
+# A stream asked to close gets this long to say why and end before it is cut (a client that
+# reads nothing never lets the goodbye through).
+CLOSE_GRACE_SECONDS = 1.5
+
+
+class Stream:
+    """One long-lived response. Subclasses implement `run(send, receive)`: send the response
+    start and body on the event loop, and return when done. `close(reason)` may be called from
+    any thread; it must make `run` return soon (StreamHandoff cancels it after a grace)."""
+
+    def __init__(self, *, user_id: int, session_id: int | None):
+        self.user_id = user_id
+        self.session_id = session_id
+        self.closing_reason: str | None = None
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(self, send, receive) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_close(self, reason: str) -> None:
+        """Subclass hook: stop producing and let `run` finish (called once, any thread)."""
+
+    def close(self, reason: str) -> None:
+        """End the stream for `reason` (e.g. "session_ended"), from any thread."""
+        if self.closing_reason is not None:
+            return
+        self.closing_reason = reason
+        self.on_close(reason)
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.call_later, CLOSE_GRACE_SECONDS, task.cancel)
+
+
+class _Registry:
+    """This process's streams: reserved slots (a view counted them) and running ones."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.by_user: dict[int, int] = {}
+        self.pending: dict[str, Stream] = {}
+        self.running: set[Stream] = set()
+        self.sweeper: threading.Thread | None = None
+
+    def total(self) -> int:
+        return sum(self.by_user.values())
+
+
+_registry = _Registry()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def stream_pool() -> ThreadPoolExecutor:
+    """The threads streams produce on: one per stream at most, `WATCH_MAX_STREAMS` in all, so
+    no stream ever waits for one (slots are reserved first) and none is Django's."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=settings.WATCH_MAX_STREAMS, thread_name_prefix="stream"
+            )
+        return _pool
+
+
+class StreamSlot:
+    """A reserved place for one stream of a user; `attach` it to a stream, or `release` it."""
+
+    def __init__(self, user_id: int):
+        self.user_id = user_id
+        self._held = True
+
+    def attach(self, stream: Stream) -> str:
+        """The ticket StreamHandoff runs `stream` by (the slot now belongs to the stream)."""
+        ticket = secrets.token_urlsafe(24)
+        with _registry.lock:
+            _registry.pending[ticket] = stream
+        self._held = False
+        _sweeper_ensure()
+        return ticket
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            _slot_free(self.user_id)
+
+
+def stream_slot_reserve(*, user_id: int) -> StreamSlot:
+    """A slot for one more stream of `user_id`: RateLimited (429) beyond `WATCH_MAX_PER_USER`
+    open in this process, Unavailable (503) when the process holds `WATCH_MAX_STREAMS`."""
+    with _registry.lock:
+        mine = _registry.by_user.get(user_id, 0)
+        if mine >= settings.WATCH_MAX_PER_USER:
+            raise RateLimited(
+                f"too many live watches: at most {settings.WATCH_MAX_PER_USER} per user",
+                code="too_many_watches",
+            )
+        if _registry.total() >= settings.WATCH_MAX_STREAMS:
+            raise Unavailable("the server holds as many live watches as it can", code="busy")
+        _registry.by_user[user_id] = mine + 1
+    return StreamSlot(user_id)
+
+
+def _slot_free(user_id: int) -> None:
+    with _registry.lock:
+        left = _registry.by_user.get(user_id, 0) - 1
+        if left > 0:
+            _registry.by_user[user_id] = left
+        else:
+            _registry.by_user.pop(user_id, None)
+
+
+def streams_open(*, user_id: int | None = None) -> int:
+    """Slots held in this process (reserved or running), of one user or of all."""
+    with _registry.lock:
+        if user_id is None:
+            return _registry.total()
+        return _registry.by_user.get(user_id, 0)
+
+
+def handoff_response(ticket: str) -> HttpResponse:
+    """What the view answers: StreamHandoff replaces it with the ticket's stream."""
+    response = HttpResponse(b"", content_type="text/event-stream")
+    response[HANDOFF_HEADER] = ticket
+    return response
+
+
+def _claim(ticket: str) -> Stream | None:
+    with _registry.lock:
+        stream = _registry.pending.pop(ticket, None)
+        if stream is not None:
+            _registry.running.add(stream)
+        return stream
+
+
+def _finished(stream: Stream) -> None:
+    with _registry.lock:
+        _registry.running.discard(stream)
+    _slot_free(stream.user_id)
+
+
+class StreamHandoff:
+    """ASGI layer in front of Django: a response carrying HANDOFF_HEADER is replaced by the
+    ticket's stream, run here on the event loop with the response's other headers."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        handoff: dict = {}
+
+        async def intercept(message):
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                ticket = next((v for k, v in headers if k == _HANDOFF_KEY), None)
+                if ticket is not None:
+                    handoff["ticket"] = ticket.decode("latin1")
+                    handoff["headers"] = [
+                        (k, v)
+                        for k, v in headers
+                        if k not in (_HANDOFF_KEY, b"content-length", b"content-type")
+                    ]
+                    return None
+            if "ticket" in handoff:
+                return None  # the view's empty body
+            return await send(message)
+
+        await self.app(scope, receive, intercept)
+        if "ticket" not in handoff:
+            return None
+        stream = _claim(handoff["ticket"])
+        if stream is None:  # never expected: the view registered it a moment ago
+            logger.error("stream ticket unknown; answering 500")
+            return None
+        stream._loop = asyncio.get_running_loop()
+        stream._task = asyncio.current_task()
+        stream.headers = handoff["headers"]
+        try:
+            await stream.run(send, receive)
+        except asyncio.CancelledError:
+            # Cut after the close grace (a client that does not read): the server then drops
+            # the connection. Swallowed only when we asked for it.
+            if stream.closing_reason is None:
+                raise
+        finally:
+            stream.close("finished")
+            _finished(stream)
+
+
+def _sweeper_ensure() -> None:
+    with _registry.lock:
+        if _registry.sweeper is not None and _registry.sweeper.is_alive():
+            return
+        _registry.sweeper = threading.Thread(target=_sweep_forever, name="stream-sessions")
+        _registry.sweeper.daemon = True
+        _registry.sweeper.start()
+
+
+def _sweep_forever() -> None:
+    while True:
+        time.sleep(settings.WATCH_SESSION_CHECK_SECONDS)
+        try:
+            streams_sweep()
+        except Exception:  # the next round tries again; a failed round ends nothing
+            logger.exception("checking the sessions of live streams failed")
+
+
+def streams_close_all(reason: str) -> None:
+    """End every stream of this process (the server is shutting down)."""
+    with _registry.lock:
+        streams = [*_registry.running, *_registry.pending.values()]
+    for stream in streams:
+        stream.close(reason)
+
+
+def streams_sweep() -> int:
+    """End every running or pending stream whose session is no longer live (logged out,
+    expired, user deactivated); how many were ended. One query for all of them."""
+    from accounts.selectors import live_session_ids
+
+    with _registry.lock:
+        streams = [*_registry.running, *_registry.pending.values()]
+    watched = {s.session_id for s in streams if s.session_id is not None}
+    if not watched:
+        return 0
+    close_old_connections()
+    try:
+        live = live_session_ids(ids=watched)
+    finally:
+        close_old_connections()
+    ended = 0
+    for stream in streams:
+        if stream.session_id is not None and stream.session_id not in live:
+            stream.close("session_ended")
+            ended += 1
+    return ended

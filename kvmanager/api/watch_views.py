@@ -7,6 +7,7 @@ kvmanager/watch.py), so an open watch never holds one of Django's threads.
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 
 from etcdmonitor_site.streams import handoff_response, stream_slot_reserve
 from kvmanager.api import serializers
@@ -14,9 +15,22 @@ from kvmanager.api.views import KvViewSet
 from kvmanager.watch import WatchStream
 
 
+class EventStreamNegotiation(BaseContentNegotiation):
+    """A browser's EventSource accepts only `text/event-stream`; a refusal before the stream
+    starts is still the contract's JSON body, so the client's Accept header is not consulted."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 @extend_schema(tags=["kv v3"])
 class KvWatchViewSet(KvViewSet):
     """Live watch of the v3 keyspace."""
+
+    content_negotiation_class = EventStreamNegotiation
 
     @extend_schema(
         parameters=[serializers.WatchQuerySerializer],

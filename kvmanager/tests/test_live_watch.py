@@ -106,6 +106,7 @@ class WatchServer:
             if cookie
             else {"Authorization": f"Bearer {token}"}
         )
+        headers["Accept"] = "text/event-stream"  # what a browser's EventSource sends
         stream = Sse(self.url, f"/api/kv/v3/watch?{query}", headers)
         self.streams.append(stream)
         return stream

@@ -1,6 +1,7 @@
 // KV view: per cluster tab (kv-tabs.js) and protocol, a view of the keys (kv-tree.js) with
-// server search (kv-search.js), a value editor (kv-editor.js) and create/delete
-// (kv-actions.js). This module switches between tabs and protocols and keeps each one's view.
+// server search (kv-search.js), a value editor (kv-editor.js), create/delete (kv-actions.js)
+// and a live watch of a prefix (kv-watch.js). This module switches between tabs and protocols
+// and keeps each one's view.
 import { $, api, clear, el } from "./common.js";
 import { openMenu, removeNode, wireActions } from "./kv-actions.js";
 import { resizeEditor, select, wireEditor } from "./kv-editor.js";
@@ -8,6 +9,7 @@ import { wireSearch } from "./kv-search.js";
 import { clearDetail, currentView, kvUrl, setCurrentView } from "./kv-shared.js";
 import * as KVTabs from "./kv-tabs.js";
 import { buildTree, wireTree } from "./kv-tree.js";
+import { stopWatch, wireWatch } from "./kv-watch.js";
 
 const EVICT_AFTER_MS = 5 * 60 * 1000;
 
@@ -116,6 +118,7 @@ async function refreshView(view) {
 
 function showTab(id) {
   if (currentView() && currentView().tabId === id) return;
+  stopWatch({ text: "" });
   leave();
   activeTab = id;
   const state = tabState(id);
@@ -185,6 +188,7 @@ function init() {
   $("kv-reload").addEventListener("click", reload);
   wireEditor();
   wireActions();
+  wireWatch();
   wireTree({ select, openMenu, remove: removeNode });
 }
 

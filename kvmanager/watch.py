@@ -12,7 +12,10 @@ Frames: `event: ready` (`{"revision"}`: events after it follow), `event: put|del
 
 A member lost under the watch: the stream resumes from the next revision on another endpoint
 (no event lost or repeated), trying for `WATCH_RESUME_SECONDS`; after that it ends with
-`etcd_unavailable`. A client that stops reading: frames wait in a buffer of at most
+`etcd_unavailable`. A member that keeps the connection but stops answering (paused, hung) is
+found by a progress request on each quiet heartbeat left unanswered until the next one.
+
+A client that stops reading: frames wait in a buffer of at most
 `WATCH_BUFFER_BYTES`; beyond it the stream is closed (`slow_client`), never grown or thinned
 (a tail that silently skipped events would lie).
 """
@@ -81,6 +84,8 @@ class WatchStream(Stream):
         # Current revision first: it is where the watch starts and where a resume must go on.
         self.revision = gateway.range_page(b"\x00", limit=1, keys_only=True).revision
         self._last = self.revision
+        self._heard = time.monotonic()  # the last answer of the current etcd stream
+        self._stale = False  # the current etcd stream went silent: resume elsewhere
         self._watch = gateway.watch(*self.range, start_revision=self.revision + 1)
 
     # --- the event loop side --------------------------------------------------------------
@@ -112,6 +117,7 @@ class WatchStream(Stream):
                     chunk = await asyncio.wait_for(self._queue.get(), heartbeat)
                 except TimeoutError:
                     chunk = HEARTBEAT
+                    self._check_alive(heartbeat)
                 if chunk is None:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -136,6 +142,20 @@ class WatchStream(Stream):
             watch = self._watch
         watch.close()
 
+    def _check_alive(self, heartbeat: float) -> None:
+        """On a quiet interval: ask etcd for progress; when the last request went unanswered
+        (a paused or hung member keeps its connection open), drop the stream so the reader
+        resumes on another member."""
+        with self._lock:
+            watch = self._watch
+        if time.monotonic() - self._heard > 1.5 * heartbeat:
+            logger.info("watch on %s went silent, resuming elsewhere", watch.endpoint)
+            self.gateway.report_unavailable(watch.endpoint, "the watch stream went silent")
+            self._stale = True
+            watch.close()
+        else:
+            watch.request_progress()
+
     # --- the reader thread ----------------------------------------------------------------
 
     def _push(self, chunk: bytes | None, *, force: bool = False) -> bool:
@@ -157,7 +177,12 @@ class WatchStream(Stream):
             while self.closing_reason is None:
                 try:
                     self._forward(self._watch)
-                    return  # closed on purpose
+                    if not self._stale:
+                        return  # closed on purpose
+                    self._stale = False
+                    if not self._resume():
+                        self.close("etcd_unavailable")
+                        return
                 except EtcdWatchCompacted:
                     self.close("compacted")
                     return
@@ -165,6 +190,7 @@ class WatchStream(Stream):
                     if self.closing_reason is not None:
                         return
                     logger.info("watch lost on %s, resuming: %s", exc.endpoint, exc)
+                    self._stale = False
                     if exc.endpoint:  # the next open should try the other members first
                         self.gateway.report_unavailable(exc.endpoint, str(exc))
                     if not self._resume():
@@ -176,6 +202,7 @@ class WatchStream(Stream):
 
     def _forward(self, watch) -> None:
         for batch in watch:
+            self._heard = time.monotonic()  # progress answers are empty batches
             for event in batch.events:
                 if not self._push(event_frame(event)):
                     self.close("slow_client")
@@ -197,6 +224,7 @@ class WatchStream(Stream):
                 continue
             with self._lock:
                 self._watch = watch
+                self._heard = time.monotonic()
             if self.closing_reason is not None:
                 watch.close()
             return True

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from etcdgateway import cluster_gateway
+from etcdgateway import ClusterConfig, ClusterGateway, cluster_gateway
 from tests.servers import runmonitors
 
 PASSWORD = "a-Long-test-passphrase-42"
@@ -318,39 +318,56 @@ def test_a_session_that_expires_ends_its_stream(tmp_path, etcd_cluster, kv_prefi
         stream.close()
 
 
-def test_a_member_killed_under_the_watch_goes_on_from_another(tmp_path, etcd_cluster_factory):
-    """Decision: the stream resumes from the next revision on another member; no event is lost
-    or repeated."""
+@pytest.mark.parametrize("fault", ["kill", "pause"])
+def test_a_member_lost_under_the_watch_hands_it_to_another(tmp_path, etcd_cluster_factory, fault):
+    """Decision: the stream resumes from the next revision on another member, no event lost or
+    repeated. A killed member breaks the gRPC stream; a paused one keeps it open and silent,
+    found by the unanswered progress request of a quiet heartbeat."""
     cluster = etcd_cluster_factory(3, point_settings=False)
+    survivors = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls[1:])))
     with runmonitors(
-        tmp_path, ETCD_ENDPOINTS=",".join(cluster.client_urls), JOURNAL_ENABLED="false"
+        tmp_path,
+        ETCD_ENDPOINTS=",".join(cluster.client_urls),
+        JOURNAL_ENABLED="false",
+        WATCH_HEARTBEAT_SECONDS="1",
     ) as start:
         server = WatchServer(start())
         stream = server.watch(server.login(), "/k/")
         stream.wait_for(_ready, what="ready")
-        survivor = httpx.Client(base_url=server.url)
-        token = server.login()
+        try:
+            for n in range(5):
+                survivors.put(f"/k/{n}".encode(), str(n).encode(), ttl=None)
+            stream.wait_for(lambda s: len(s.events("put")) >= 5, what="five puts")
+            # The watch is on the first endpoint the gateway tried: the first, all being healthy.
+            victim = cluster.members[0]
+            if fault == "kill":
+                cluster.kill_member(victim)
+            else:
+                cluster.pause_member(victim)
+            for n in range(5, 10):
+                survivors.put(f"/k/{n}".encode(), str(n).encode(), ttl=None)
+            stream.wait_for(lambda s: len(s.events("put")) >= 10, timeout=30, what="ten puts")
+            time.sleep(0.5)
+            values = [data["value"] for _, data in stream.events("put")]
+            assert values == [str(n) for n in range(10)]
+            assert not stream.ended.is_set()
+            log = server.log.read_text()
+            assert "watch lost on" in log or "went silent" in log, "the stream did resume"
+        finally:
+            if fault == "pause":
+                cluster.resume_member(cluster.members[0])
+            stream.close()
+            survivors.close()
 
-        def put(n):
-            response = survivor.put(
-                "/api/kv/v3/put",
-                json={"key": f"/k/{n}", "value": str(n)},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert response.status_code == 200, response.text
 
-        for n in range(5):
-            put(n)
-        stream.wait_for(lambda s: len(s.events("put")) >= 5, what="five puts")
-        # The watch is on the first endpoint the gateway tried: the first, all being healthy.
-        cluster.kill_member(cluster.members[0])
-        for n in range(5, 10):
-            put(n)
-        stream.wait_for(lambda s: len(s.events("put")) >= 10, timeout=20, what="ten puts")
-        time.sleep(0.5)
-        values = [data["value"] for _, data in stream.events("put")]
-        assert values == [str(n) for n in range(10)]
-        assert not stream.ended.is_set()
-        assert "watch lost on" in server.log.read_text(), "the stream did resume"
+def test_stopping_the_server_ends_open_streams_with_a_reason(tmp_path, etcd_cluster, kv_prefix):
+    endpoints = ",".join(etcd_cluster.client_urls)
+    with runmonitors(tmp_path, ETCD_ENDPOINTS=endpoints, JOURNAL_ENABLED="false") as start:
+        started = start()
+        server = WatchServer(started)
+        stream = server.watch(server.login(), kv_prefix)
+        stream.wait_for(_ready, what="ready")
+        started.process.terminate()
+        assert stream.ended.wait(15)
+        assert stream.events("error")[-1][1]["code"] == "server_closing"
         stream.close()
-        survivor.close()

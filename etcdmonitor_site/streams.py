@@ -11,17 +11,25 @@ on a thread of its own bounded pool (`stream_pool()`), never on Django's.
 
 One sweeper thread per process ends every stream whose session was logged out, expired, or
 whose user was deactivated, within `WATCH_SESSION_CHECK_SECONDS` (one query for all streams).
+
+The per-user cap holds across web processes when there are several (a broker is configured):
+each slot is also an entry in a Redis sorted set per user, scored by a lease the sweeper renews,
+so a process that died frees its users' slots when their leases run out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import hashlib
 import logging
 import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import redis
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import HttpResponse
@@ -47,6 +55,7 @@ class Stream:
         self.user_id = user_id
         self.session_id = session_id
         self.closing_reason: str | None = None
+        self.slot_id: str | None = None  # set when a slot is attached
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -82,6 +91,83 @@ class _Registry:
 
 
 _registry = _Registry()
+
+# Reserve one slot of a user across processes: drop expired leases, refuse at the cap, else add.
+_RESERVE_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+def _lease_seconds() -> float:
+    return 3 * settings.WATCH_SESSION_CHECK_SECONDS + 10
+
+
+@functools.cache
+def _shared(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+@functools.cache
+def _database_tag() -> str:
+    """User ids are per database: deployments sharing one Redis must not share counts."""
+    db = settings.DATABASES["default"]
+    where = f"{db['ENGINE']}|{db.get('HOST')}|{db.get('PORT')}|{db['NAME']}"
+    return hashlib.sha256(where.encode()).hexdigest()[:12]
+
+
+def _shared_key(user_id: int) -> str:
+    return f"etcdmonitor:streams:{_database_tag()}:user:{user_id}"
+
+
+def _shared_client() -> redis.Redis | None:
+    """The broker's Redis when several processes serve (None in embedded mode: one process)."""
+    return None if settings.EMBEDDED_MODE else _shared(settings.CELERY_BROKER_URL)
+
+
+def _shared_reserve(user_id: int, slot_id: str) -> bool | None:
+    """True / False: reserved / at the cap across processes; None: Redis did not answer (the
+    caller counts this process only, rather than refusing every watch)."""
+    client = _shared_client()
+    if client is None:
+        return None
+    now = time.time()
+    try:
+        reserved = client.eval(
+            _RESERVE_SCRIPT, 1, _shared_key(user_id), now, settings.WATCH_MAX_PER_USER,
+            now + _lease_seconds(), slot_id, int(_lease_seconds()) + 1,
+        )  # fmt: skip
+    except redis.RedisError as exc:
+        logger.warning("stream slots: Redis unavailable, counting this process only: %s", exc)
+        return None
+    return bool(reserved)
+
+
+def _shared_release(user_id: int, slot_id: str) -> None:
+    client = _shared_client()
+    if client is not None:
+        with contextlib.suppress(redis.RedisError):  # else the lease runs out instead
+            client.zrem(_shared_key(user_id), slot_id)
+
+
+def _shared_renew(slots: list[tuple[int, str]]) -> None:
+    """Extend the leases of this process's slots (the sweeper, every round)."""
+    client = _shared_client()
+    if client is None or not slots:
+        return
+    expiry = time.time() + _lease_seconds()
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for user_id, slot_id in slots:
+                pipe.zadd(_shared_key(user_id), {slot_id: expiry}, xx=True)
+            pipe.execute()
+    except redis.RedisError as exc:
+        logger.warning("stream slots: lease renewal failed: %s", exc)
+
+
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -101,13 +187,15 @@ def stream_pool() -> ThreadPoolExecutor:
 class StreamSlot:
     """A reserved place for one stream of a user; `attach` it to a stream, or `release` it."""
 
-    def __init__(self, user_id: int):
+    def __init__(self, user_id: int, slot_id: str):
         self.user_id = user_id
+        self.slot_id = slot_id
         self._held = True
 
     def attach(self, stream: Stream) -> str:
         """The ticket StreamHandoff runs `stream` by (the slot now belongs to the stream)."""
         ticket = secrets.token_urlsafe(24)
+        stream.slot_id = self.slot_id
         with _registry.lock:
             _registry.pending[ticket] = stream
         self._held = False
@@ -117,12 +205,14 @@ class StreamSlot:
     def release(self) -> None:
         if self._held:
             self._held = False
-            _slot_free(self.user_id)
+            _slot_free(self.user_id, self.slot_id)
 
 
 def stream_slot_reserve(*, user_id: int) -> StreamSlot:
     """A slot for one more stream of `user_id`: RateLimited (429) beyond `WATCH_MAX_PER_USER`
-    open in this process, Unavailable (503) when the process holds `WATCH_MAX_STREAMS`."""
+    open (across processes when there are several), Unavailable (503) when this process holds
+    `WATCH_MAX_STREAMS`."""
+    slot_id = secrets.token_hex(8)
     with _registry.lock:
         mine = _registry.by_user.get(user_id, 0)
         if mine >= settings.WATCH_MAX_PER_USER:
@@ -133,10 +223,18 @@ def stream_slot_reserve(*, user_id: int) -> StreamSlot:
         if _registry.total() >= settings.WATCH_MAX_STREAMS:
             raise Unavailable("the server holds as many live watches as it can", code="busy")
         _registry.by_user[user_id] = mine + 1
-    return StreamSlot(user_id)
+    if _shared_reserve(user_id, slot_id) is False:
+        _slot_free(user_id, None)
+        raise RateLimited(
+            f"too many live watches: at most {settings.WATCH_MAX_PER_USER} per user",
+            code="too_many_watches",
+        )
+    return StreamSlot(user_id, slot_id)
 
 
-def _slot_free(user_id: int) -> None:
+def _slot_free(user_id: int, slot_id: str | None) -> None:
+    if slot_id is not None:
+        _shared_release(user_id, slot_id)
     with _registry.lock:
         left = _registry.by_user.get(user_id, 0) - 1
         if left > 0:
@@ -169,9 +267,12 @@ def _claim(ticket: str) -> Stream | None:
 
 
 def _finished(stream: Stream) -> None:
+    """On the event loop: the Redis part of freeing the slot goes to the pool (no blocking)."""
     with _registry.lock:
         _registry.running.discard(stream)
-    _slot_free(stream.user_id)
+    _slot_free(stream.user_id, None)
+    if stream.slot_id is not None and _shared_client() is not None:
+        stream_pool().submit(_shared_release, stream.user_id, stream.slot_id)
 
 
 class StreamHandoff:
@@ -257,6 +358,7 @@ def streams_sweep() -> int:
 
     with _registry.lock:
         streams = [*_registry.running, *_registry.pending.values()]
+    _shared_renew([(s.user_id, s.slot_id) for s in streams if s.slot_id])
     watched = {s.session_id for s in streams if s.session_id is not None}
     if not watched:
         return 0

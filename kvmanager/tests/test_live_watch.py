@@ -6,6 +6,7 @@ a real etcd cluster: the stream's limits live in the ASGI layer, which the test 
 
 import base64
 import json
+import os
 import socket
 import threading
 import time
@@ -233,6 +234,25 @@ def test_a_fifth_stream_is_429_and_a_closed_one_frees_its_place(server, kv_prefi
             break
         assert time.monotonic() < deadline, "the closed stream's place was never freed"
         time.sleep(0.3)
+
+
+def test_the_per_user_cap_holds_across_web_processes(tmp_path, etcd_cluster, kv_prefix):
+    """With a broker, runmonitor serves from several processes; the cap is the user's, not each
+    process's (six attempts spread over two workers: exactly four open)."""
+    endpoints = ",".join(etcd_cluster.client_urls)
+    with runmonitors(
+        tmp_path,
+        ETCD_ENDPOINTS=endpoints,
+        CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        DJANGO_SECRET_KEY="x" * 50 + "-test-only-secret",
+        WEB_CONCURRENCY="2",
+    ) as start:
+        server = WatchServer(start())
+        token = server.login()
+        attempts = [server.watch(token, kv_prefix) for _ in range(6)]
+        statuses = sorted(stream.status for stream in attempts)
+        server.close_streams()
+        assert statuses == [200, 200, 200, 200, 429, 429]
 
 
 def test_a_quiet_stream_carries_heartbeats(server, kv_prefix):

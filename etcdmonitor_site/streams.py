@@ -44,6 +44,9 @@ _HANDOFF_KEY = HANDOFF_HEADER.lower().encode("latin1")
 # A stream asked to close gets this long to say why and end before it is cut (a client that
 # reads nothing never lets the goodbye through).
 CLOSE_GRACE_SECONDS = 1.5
+# A ticket the ASGI layer never claimed (the view ran without it, e.g. under a test client)
+# gives its slot back after this long.
+UNCLAIMED_SECONDS = 30.0
 
 
 class Stream:
@@ -56,6 +59,7 @@ class Stream:
         self.session_id = session_id
         self.closing_reason: str | None = None
         self.slot_id: str | None = None  # set when a slot is attached
+        self.attached_at = 0.0
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -196,6 +200,7 @@ class StreamSlot:
         """The ticket StreamHandoff runs `stream` by (the slot now belongs to the stream)."""
         ticket = secrets.token_urlsafe(24)
         stream.slot_id = self.slot_id
+        stream.attached_at = time.monotonic()
         with _registry.lock:
             _registry.pending[ticket] = stream
         self._held = False
@@ -351,13 +356,24 @@ def streams_close_all(reason: str) -> None:
         stream.close(reason)
 
 
-def streams_sweep() -> int:
+def streams_sweep(*, unclaimed_after: float = UNCLAIMED_SECONDS) -> int:
     """End every running or pending stream whose session is no longer live (logged out,
-    expired, user deactivated); how many were ended. One query for all of them."""
+    expired, user deactivated); how many were ended. One query for all of them. Tickets
+    unclaimed for `unclaimed_after` seconds give their slots back."""
     from accounts.selectors import live_session_ids
 
+    now = time.monotonic()
     with _registry.lock:
+        unclaimed = [
+            ticket
+            for ticket, stream in _registry.pending.items()
+            if now - stream.attached_at >= unclaimed_after
+        ]
+        abandoned = [_registry.pending.pop(ticket) for ticket in unclaimed]
         streams = [*_registry.running, *_registry.pending.values()]
+    for stream in abandoned:
+        stream.close("unclaimed")
+        _slot_free(stream.user_id, stream.slot_id)
     _shared_renew([(s.user_id, s.slot_id) for s in streams if s.slot_id])
     watched = {s.session_id for s in streams if s.session_id is not None}
     if not watched:

@@ -30,6 +30,7 @@ import time
 
 from django.conf import settings
 
+from audit.services import Actor, audit_record
 from etcdgateway import ClusterGateway, EtcdError, EtcdWatchCompacted
 from etcdgateway.kv import WatchEvent, prefix_end
 from etcdmonitor_site.streams import Stream, stream_pool
@@ -68,6 +69,19 @@ def watch_range(prefix: str) -> tuple[bytes, bytes]:
     return start, prefix_end(start)
 
 
+def watch_refused(*, actor: Actor, prefix: str, reason: str) -> None:
+    """Audit a live watch refused before it started (the per-user or per-process cap)."""
+    audit_record(
+        operation="kv_watch",
+        username=actor.username,
+        target=prefix or "(every key)",
+        params={"cluster_id": actor.cluster_id},
+        result=reason,
+        success=False,
+        client_ip=actor.client_ip,
+    )
+
+
 class WatchStream(Stream):
     """One client's watch of one prefix; see the module docstring for what it sends."""
 
@@ -82,7 +96,8 @@ class WatchStream(Stream):
         self._buffered = 0
         self._queue: asyncio.Queue | None = None
         # Current revision first: it is where the watch starts and where a resume must go on.
-        self.revision = gateway.range_page(b"\x00", limit=1, keys_only=True).revision
+        # Read over the watched range itself: an etcd user may be allowed nothing else.
+        self.revision = gateway.range_page(*self.range, limit=1, keys_only=True).revision
         self._last = self.revision
         self._heard = time.monotonic()  # the last answer of the current etcd stream
         self._stale = False  # the current etcd stream went silent: resume elsewhere

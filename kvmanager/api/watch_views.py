@@ -9,10 +9,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 
+from audit.services import Actor
+from etcdmonitor_site.errors import DomainError
 from etcdmonitor_site.streams import handoff_response, stream_slot_reserve
 from kvmanager.api import serializers
 from kvmanager.api.views import KvViewSet
-from kvmanager.watch import WatchStream
+from kvmanager.watch import WatchStream, watch_refused
 
 
 class EventStreamNegotiation(BaseContentNegotiation):
@@ -40,7 +42,13 @@ class KvWatchViewSet(KvViewSet):
         """`event: put|delete` frames with `{"key", "revision", "value", "encoding"?, "lease"}`
         after an `event: ready` naming the revision they follow; see kvmanager/watch.py."""
         prefix = self.query(serializers.WatchQuerySerializer)["prefix"]
-        slot = stream_slot_reserve(user_id=request.user.pk)
+        try:
+            slot = stream_slot_reserve(user_id=request.user.pk)
+        except DomainError as exc:
+            cluster_id = request.query_params.get("cluster_id") or "default"
+            actor = Actor.from_request(request, cluster_id=cluster_id)
+            watch_refused(actor=actor, prefix=prefix, reason=exc.message)
+            raise
         try:
             with self.cluster() as gateway:
                 stream = WatchStream(

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from audit.models import AuditLog
 from etcdgateway import ClusterConfig, ClusterGateway, cluster_gateway
 from tests.servers import runmonitors
 
@@ -312,6 +313,7 @@ def test_a_client_that_never_reads_is_cut_off_not_buffered(server, kv_prefix):
         written += len(value)
     time.sleep(3)
     grown = server.rss_kib() - before
+    print(f"\nslow client: server RSS +{grown} KiB while {written // 1024} KiB were written")
     assert grown * 1024 < written / 4, f"server grew {grown} KiB for {written} bytes written"
     sock.settimeout(10)
     received = 0
@@ -391,3 +393,23 @@ def test_stopping_the_server_ends_open_streams_with_a_reason(tmp_path, etcd_clus
         assert stream.ended.wait(15)
         assert stream.events("error")[-1][1]["code"] == "server_closing"
         stream.close()
+
+
+def test_a_ticket_never_handed_to_the_event_loop_gives_its_slot_back(api, user, kv_prefix):
+    """Under Django's test client no ASGI layer claims the ticket: the slot must not leak."""
+    from etcdmonitor_site import streams
+
+    for _ in range(4):
+        response = api.get("/api/kv/v3/watch", {"prefix": kv_prefix})
+        assert response.status_code == 200
+        assert response[streams.HANDOFF_HEADER]
+    refused = api.get("/api/kv/v3/watch", {"prefix": kv_prefix})
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "too_many_watches"
+    denial = AuditLog.objects.filter(operation="kv_watch", success=False).get()
+    assert (denial.username, denial.target) == (user.username, kv_prefix)
+    assert streams.streams_open(user_id=user.pk) == 4
+    streams.streams_sweep(unclaimed_after=0)
+    assert streams.streams_open(user_id=user.pk) == 0
+    assert api.get("/api/kv/v3/watch", {"prefix": kv_prefix}).status_code == 200
+    streams.streams_sweep(unclaimed_after=0)

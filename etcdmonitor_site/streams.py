@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connection
 from django.http import HttpResponse
 
 from etcdmonitor_site.errors import RateLimited, Unavailable
@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 # Set by a view on its (empty) response; never sent to the client: StreamHandoff strips it.
 HANDOFF_HEADER = "X-Etcdmonitor-Stream"
 _HANDOFF_KEY = HANDOFF_HEADER.lower().encode("latin1")
+# Set by StreamHandoff on every request it passes to Django (a client's own is dropped): a view
+# served without it (Django's test client, a plain WSGI server) has nobody to hand a stream to.
+AVAILABLE_HEADER = b"x-etcdmonitor-streams"
+AVAILABLE_META = "HTTP_X_ETCDMONITOR_STREAMS"
 # A stream asked to close gets this long to say why and end before it is cut (a client that
 # reads nothing never lets the goodbye through).
 CLOSE_GRACE_SECONDS = 1.5
@@ -213,6 +217,14 @@ class StreamSlot:
             _slot_free(self.user_id, self.slot_id)
 
 
+def streams_available(request) -> None:
+    """Raise Unavailable (503) unless the request came through StreamHandoff (runmonitor)."""
+    if request.META.get(AVAILABLE_META) != "1":
+        raise Unavailable(
+            "live streams are served by `manage.py runmonitor` only", code="streams_unavailable"
+        )
+
+
 def stream_slot_reserve(*, user_id: int) -> StreamSlot:
     """A slot for one more stream of `user_id`: RateLimited (429) beyond `WATCH_MAX_PER_USER`
     open (across processes when there are several), Unavailable (503) when this process holds
@@ -291,6 +303,8 @@ class StreamHandoff:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         handoff: dict = {}
+        headers = [(k, v) for k, v in scope.get("headers", []) if k != AVAILABLE_HEADER]
+        scope = {**scope, "headers": [*headers, (AVAILABLE_HEADER, b"1")]}
 
         async def intercept(message):
             if message["type"] == "http.response.start":
@@ -378,11 +392,10 @@ def streams_sweep(*, unclaimed_after: float = UNCLAIMED_SECONDS) -> int:
     watched = {s.session_id for s in streams if s.session_id is not None}
     if not watched:
         return 0
-    close_old_connections()
     try:
         live = live_session_ids(ids=watched)
     finally:
-        close_old_connections()
+        connection.close()  # this thread's own; a round every few seconds needs no pool
     ended = 0
     for stream in streams:
         if stream.session_id is not None and stream.session_id not in live:

@@ -11,7 +11,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 
 from audit.services import Actor
 from etcdmonitor_site.errors import DomainError
-from etcdmonitor_site.streams import handoff_response, stream_slot_reserve
+from etcdmonitor_site.streams import handoff_response, stream_slot_reserve, streams_available
 from kvmanager.api import serializers
 from kvmanager.api.views import KvViewSet
 from kvmanager.watch import WatchStream, watch_refused
@@ -42,6 +42,7 @@ class KvWatchViewSet(KvViewSet):
         """`event: put|delete` frames with `{"key", "revision", "value", "encoding"?, "lease"}`
         after an `event: ready` naming the revision they follow; see kvmanager/watch.py."""
         prefix = self.query(serializers.WatchQuerySerializer)["prefix"]
+        streams_available(request)
         try:
             slot = stream_slot_reserve(user_id=request.user.pk)
         except DomainError as exc:

@@ -395,10 +395,20 @@ def test_stopping_the_server_ends_open_streams_with_a_reason(tmp_path, etcd_clus
         stream.close()
 
 
-def test_a_ticket_never_handed_to_the_event_loop_gives_its_slot_back(api, user, kv_prefix):
-    """Under Django's test client no ASGI layer claims the ticket: the slot must not leak."""
+def test_without_runmonitors_stream_layer_a_watch_is_refused(api):
     from etcdmonitor_site import streams
 
+    response = api.get("/api/kv/v3/watch", {"prefix": "/x"})
+    assert response.status_code == 503
+    assert response.json()["code"] == "streams_unavailable"
+    assert streams.HANDOFF_HEADER not in response
+
+
+def test_a_ticket_never_handed_to_the_event_loop_gives_its_slot_back(api, user, kv_prefix):
+    """A layer that marked the request but never claimed its ticket: the slot must not leak."""
+    from etcdmonitor_site import streams
+
+    api.credentials(HTTP_X_ETCDMONITOR_STREAMS="1")
     for _ in range(4):
         response = api.get("/api/kv/v3/watch", {"prefix": kv_prefix})
         assert response.status_code == 200

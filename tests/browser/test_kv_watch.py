@@ -1,11 +1,14 @@
 """The KV view's live watch (issue 22, item 6): the Watch panel tails a prefix as etcd changes,
-puts and deletes and binary values included, and says why when the server ends the stream."""
+puts and deletes and binary values included, and says so when the stream is refused."""
 
+import time
 import uuid
 
+import httpx
 from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
+from kvmanager.tests.test_live_watch import Sse
 from tests.browser.axe import axe_violations, install
 from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
 
@@ -52,15 +55,34 @@ def test_the_watch_panel_tails_a_prefix_live(dashboard_server, page, page_errors
         assert serious == []
         save_screenshot(page, "kv-watch.png", tmp_path)
 
-        # Logging out elsewhere (the same session) ends the stream, and the panel says why.
-        page.evaluate(
-            "() => fetch('/api/auth/logout', {method: 'POST', headers: {'X-CSRFToken':"
-            " document.cookie.match(/csrftoken=([^;]+)/)[1]}})"
-        )
-        expect(page.locator("#kv-watch-status")).to_contain_text(
-            "Watch ended: the session ended", timeout=10_000
+        # Stopped, then refused: the user's four watches are open elsewhere (429), and the
+        # panel says the stream could not be had instead of retrying behind the user's back.
+        page.click("#kv-watch-stop")
+        expect(page.locator("#kv-watch-status")).to_have_text("Stopped.")
+        token = httpx.post(
+            f"{server.url}/api/auth/login", json={"username": "admin", "password": PASSWORD}
+        ).json()["session_token"]
+        others = []
+        deadline = time.monotonic() + 15
+        while len(others) < 4:  # the page's closed stream frees its place once noticed
+            stream = Sse(
+                server.url,
+                f"/api/kv/v3/watch?prefix={base}",
+                {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+            )
+            if stream.status == 200:
+                others.append(stream)
+            else:
+                stream.close()
+                assert time.monotonic() < deadline, "the page's stream never freed its place"
+                time.sleep(0.3)
+        page.click("#kv-watch-start")
+        expect(page.locator("#kv-watch-status")).to_have_text(
+            "Watch ended: the connection was lost or refused"
         )
         expect(page.locator("#kv-watch-start")).to_be_visible()
+        for stream in others:
+            stream.close()
     finally:
         gateway.kv(lambda client: client.delete_prefix(base))
     assert page_errors == []

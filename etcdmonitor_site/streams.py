@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import json
 import logging
 import secrets
 import threading
@@ -66,6 +67,7 @@ class Stream:
         self.attached_at = 0.0
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = threading.Lock()
 
     async def run(self, send, receive) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -75,9 +77,10 @@ class Stream:
 
     def close(self, reason: str) -> None:
         """End the stream for `reason` (e.g. "session_ended"), from any thread."""
-        if self.closing_reason is not None:
-            return
-        self.closing_reason = reason
+        with self._closing:  # the sweeper, the reader and the loop may all try at once
+            if self.closing_reason is not None:
+                return
+            self.closing_reason = reason
         self.on_close(reason)
         loop, task = self._loop, self._task
         if loop is not None and task is not None and not loop.is_closed():
@@ -328,7 +331,7 @@ class StreamHandoff:
         stream = _claim(handoff["ticket"])
         if stream is None:  # never expected: the view registered it a moment ago
             logger.error("stream ticket unknown; answering 500")
-            return None
+            return await _send_internal_error(send)
         stream._loop = asyncio.get_running_loop()
         stream._task = asyncio.current_task()
         stream.headers = handoff["headers"]
@@ -342,6 +345,13 @@ class StreamHandoff:
         finally:
             stream.close("finished")
             _finished(stream)
+
+
+async def _send_internal_error(send) -> None:
+    body = json.dumps({"error": "internal error", "code": "internal_error"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _sweeper_ensure() -> None:

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT = b": heartbeat\n\n"
 RESUME_PAUSE_SECONDS = 0.5
+SILENCE_GRACE_SECONDS = 5.0
 REASONS = {
     "session_ended": "the session ended (logged out or expired)",
     "compacted": "etcd compacted the revisions this watch needed",
@@ -163,7 +164,9 @@ class WatchStream(Stream):
         resumes on another member."""
         with self._lock:
             watch = self._watch
-        if time.monotonic() - self._heard > 1.5 * heartbeat:
+        # A quiet interval plus time for the last progress answer; at least 5 s of it, so a
+        # loaded machine's slow answer is not taken for a hung member.
+        if time.monotonic() - self._heard > heartbeat + max(heartbeat / 2, SILENCE_GRACE_SECONDS):
             logger.info("watch on %s went silent, resuming elsewhere", watch.endpoint)
             self.gateway.report_unavailable(watch.endpoint, "the watch stream went silent")
             self._stale = True

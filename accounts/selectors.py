@@ -118,6 +118,15 @@ def stored_session(token: str) -> UserSession | None:
     return session
 
 
+def live_session_ids(*, ids) -> set[int]:
+    """Which of the session `ids` are still live: not logged out or revoked, not expired, of an
+    active user (what long-lived streams check to end with their session)."""
+    live = UserSession.objects.filter(id__in=list(ids), user__is_active=True).exclude(
+        expires_at__lte=timezone.now()
+    )
+    return set(live.values_list("id", flat=True))
+
+
 def bearer_token(request) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (exact, case-sensitive scheme)."""
     header = request.META.get("HTTP_AUTHORIZATION", "")

@@ -4,7 +4,9 @@ Django runs as a WSGI app on a fixed pool of threads (a2wsgi), so sync views kee
 database connections and request handling costs what it did under gunicorn's gthread workers,
 while the event loop in front reads requests: a slow client holds a socket, never a thread.
 `RequestBodyLimit` reads each body completely (bounded in size and time) before a thread is
-taken, and refuses oversized ones with the contract's JSON error.
+taken, and refuses oversized ones with the contract's JSON error. Long-lived responses (live
+watches) leave Django's threads as soon as their view answered: `StreamHandoff` runs them on the
+event loop (etcdmonitor_site/streams.py).
 """
 
 import asyncio
@@ -16,6 +18,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "etcdmonitor_site.settings")
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
+
+from etcdmonitor_site.streams import StreamHandoff
 
 
 async def send_json_error(send, status: int, message: str, code: str) -> None:
@@ -96,7 +100,7 @@ def build_application(*, threads: int | None = None):
     """The ASGI app: body limits in front of Django's WSGI app on `threads` threads."""
     django_app = WSGIMiddleware(get_wsgi_application(), workers=threads or settings.WEB_THREADS)
     return RequestBodyLimit(
-        django_app,
+        StreamHandoff(django_app),
         max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
         timeout=settings.HTTP_REQUEST_TIMEOUT,
     )

@@ -118,6 +118,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("user-panel-config", "PUT"): Rule(SIGNED_IN, "panel_config_save"),
     # --- keys: names and values are the viewer's; writes the operator's ---
     **_kv("v3", writes={"put": ("PUT", "put"), "delete": ("POST", "delete")}),
+    ("kv-v3-watch", "GET"): Rule(VIEWER, "kv_watch"),
     ("kv-v3-search", "GET"): Rule(VIEWER, "kv_search"),
     **_kv("v2", writes={"put": ("PUT", "put"), "delete": ("POST", "delete")}),
     # --- cluster records: everyone reads what they may see; admins change them ---

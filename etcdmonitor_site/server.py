@@ -74,6 +74,14 @@ class JsonErrorH11Protocol(H11Protocol):
         self._cancel_head_deadline()
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        # The server is stopping: live streams say so and end, instead of holding the
+        # shutdown until gunicorn's graceful timeout kills the worker.
+        from etcdmonitor_site.streams import streams_close_all
+
+        streams_close_all("server_closing")
+        super().shutdown()
+
     def data_received(self, data: bytes) -> None:
         if self._answered_error:
             return  # draining what the client still sends, so it reads our answer (no RST)
@@ -116,6 +124,11 @@ class JsonErrorH11Protocol(H11Protocol):
     def close_transport(self) -> None:
         if self.conn.their_state is h11.SEND_BODY:  # answered before reading the whole body
             self._linger_and_close()
+        elif self.conn.our_state is h11.SEND_BODY:
+            # Our response was cut mid-body (a live stream ended for a client that does not
+            # read): nothing more can be delivered, and a plain close would wait for ever for
+            # the client to read what is still buffered.
+            self.transport.wrapped.abort()
         else:
             self.transport.wrapped.close()
 

@@ -151,6 +151,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
 HTTP_MAX_HEADER_BYTES = env.int("HTTP_MAX_HEADER_BYTES", default=64 * 1024)
 HTTP_REQUEST_TIMEOUT = env.float("HTTP_REQUEST_TIMEOUT", default=60)
 WEB_THREADS = env.int("WEB_THREADS", default=8)
+# Live watches (GET /api/kv/v3/watch, server-sent events) run on the event loop and a pool of
+# their own, never on WEB_THREADS (etcdmonitor_site/streams.py): per user and per process caps,
+# the idle heartbeat, how soon a logged-out session's streams end, a resume's patience after a
+# member is lost, and the bytes waiting for a client that does not read (beyond: closed).
+WATCH_MAX_PER_USER = env.int("WATCH_MAX_PER_USER", default=4)
+WATCH_MAX_STREAMS = env.int("WATCH_MAX_STREAMS", default=64)
+WATCH_HEARTBEAT_SECONDS = env.float("WATCH_HEARTBEAT_SECONDS", default=15)
+WATCH_SESSION_CHECK_SECONDS = env.float("WATCH_SESSION_CHECK_SECONDS", default=2)
+WATCH_RESUME_SECONDS = env.float("WATCH_RESUME_SECONDS", default=10)
+WATCH_BUFFER_BYTES = env.int("WATCH_BUFFER_BYTES", default=4 * 1024 * 1024)
 # Where KV tabs (and later cluster records) may point: CIDRs and host names, comma-separated;
 # empty = anywhere except link-local addresses, which are always refused.
 CLUSTER_ENDPOINT_ALLOWLIST = env.list("CLUSTER_ENDPOINT_ALLOWLIST", default=[])

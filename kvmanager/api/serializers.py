@@ -94,6 +94,14 @@ class ListQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, default=500, min_value=1, max_value=LIST_MAX)
 
 
+class WatchQuerySerializer(serializers.Serializer):
+    """A live watch's prefix; empty watches the whole keyspace."""
+
+    prefix = serializers.CharField(
+        required=False, default="", allow_blank=True, trim_whitespace=False
+    )
+
+
 class SearchQuerySerializer(ListQuerySerializer):
     q = serializers.CharField(trim_whitespace=False, max_length=1024)
     limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=SEARCH_MAX)

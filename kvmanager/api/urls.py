@@ -7,6 +7,7 @@ The reference's paths are fixed, so each action is routed explicitly (reads also
 from django.urls import path
 
 from kvmanager.api.views import KvV2ViewSet, KvV3ViewSet
+from kvmanager.api.watch_views import KvWatchViewSet
 
 
 def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
@@ -32,4 +33,5 @@ def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
 urlpatterns = [
     *_routes("v3", KvV3ViewSet, extra=("search", "count")),
     *_routes("v2", KvV2ViewSet, extra=("count",)),
+    path("kv/v3/watch", KvWatchViewSet.as_view({"get": "watch"}), name="kv-v3-watch"),
 ]

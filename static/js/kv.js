@@ -1,6 +1,7 @@
 // KV view: per cluster tab (kv-tabs.js) and protocol, a view of the keys (kv-tree.js) with
-// server search (kv-search.js), a value editor (kv-editor.js) and create/delete
-// (kv-actions.js). This module switches between tabs and protocols and keeps each one's view.
+// server search (kv-search.js), a value editor (kv-editor.js), create/delete (kv-actions.js)
+// and a live watch of a prefix (kv-watch.js). This module switches between tabs and protocols
+// and keeps each one's view.
 import * as Cluster from "./cluster.js";
 import { $, api, clear, el } from "./common.js";
 import { openMenu, removeNode, wireActions } from "./kv-actions.js";
@@ -9,6 +10,7 @@ import { wireSearch } from "./kv-search.js";
 import { clearDetail, currentView, kvUrl, mayWrite, setCurrentView } from "./kv-shared.js";
 import * as KVTabs from "./kv-tabs.js";
 import { buildTree, wireTree } from "./kv-tree.js";
+import { stopWatch, wireWatch } from "./kv-watch.js";
 
 const EVICT_AFTER_MS = 5 * 60 * 1000;
 
@@ -123,6 +125,7 @@ async function refreshView(view) {
 function showTab(id) {
   Cluster.select(id); // the picker follows the tabs
   if (currentView() && currentView().tabId === id) return;
+  stopWatch({ text: "" });
   leave();
   activeTab = id;
   const state = tabState(id);
@@ -192,6 +195,7 @@ function init() {
   $("kv-reload").addEventListener("click", reload);
   wireEditor();
   wireActions();
+  wireWatch();
   wireTree({ select, openMenu, remove: removeNode });
 }
 

@@ -69,7 +69,6 @@ class EtcdInvalidRequest(EtcdError):
 class EtcdRevisionCompacted(EtcdInvalidRequest):
     """A read at a revision etcd has compacted away (its history below is gone)."""
 
-    status_code = 410
     code = "etcd_revision_compacted"
     default_message = "the requested revision has been compacted"
 

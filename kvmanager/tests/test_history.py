@@ -441,12 +441,12 @@ def test_contract_error_bodies_for_bad_queries(api, cluster):
     assert APIClient().get(HISTORY, {"key": "/k"}).status_code == 401
 
 
-def test_the_audit_join_ignores_failed_writes_and_other_clusters(db):
+def test_the_audit_join_ignores_failed_writes_other_clusters_and_other_keys(db):
     AuditLog.objects.create(
         timestamp="2026-01-01T00:00:00Z",
         username="alice",
         operation="put",
-        target="/k",
+        target="[tab=other] /k",
         params=history.audit_revision_params({}, cluster_id="other", revision=5),
     )
     AuditLog.objects.create(
@@ -465,5 +465,8 @@ def test_the_audit_join_ignores_failed_writes_and_other_clusters(db):
         params=history.audit_revision_params({}, cluster_id="default", revision=55),
     )
 
-    assert history._audited_writes(cluster_id="default", revisions=[5, 55]) == {55: "carol"}
-    assert history._audited_writes(cluster_id="other", revisions=[5]) == {5: "alice"}
+    assert history._audited_writes(cluster_id="default", changes=[("/k", 5), ("/k", 55)]) == {
+        55: "carol"
+    }
+    assert history._audited_writes(cluster_id="other", changes=[("/k", 5)]) == {5: "alice"}
+    assert history._audited_writes(cluster_id="default", changes=[("/j", 55)]) == {}

@@ -10,9 +10,11 @@ from contextlib import contextmanager
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditLog
+from clusters.models import Cluster
 from clusters.tests.conftest import add_tab
 from etcdgateway import ClusterConfig, cluster_gateway
 from journal.models import JournalEvent
@@ -40,14 +42,14 @@ def _wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
 
 
 @contextmanager
-def journal_running(policy: JournalPolicy = KEEP_ALL):
-    """The journal worker of the default cluster, in a thread, started and followed."""
+def journal_running(policy: JournalPolicy = KEEP_ALL, cluster_id: str = "default"):
+    """The journal worker of a cluster (the default one unless named), in a thread, started."""
     stop = threading.Event()
-    worker = ClusterJournal(cluster_id="default", stop=stop, policy=policy)
+    worker = ClusterJournal(cluster_id=cluster_id, stop=stop, policy=policy)
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        _wait_for(lambda: journal_position(cluster_id="default"), what="the journal's cursor")
+        _wait_for(lambda: journal_position(cluster_id=cluster_id), what="the journal's cursor")
         yield
     finally:
         stop.set()
@@ -55,13 +57,13 @@ def journal_running(policy: JournalPolicy = KEEP_ALL):
         assert not thread.is_alive()
 
 
-def caught_up(revision: int | None = None) -> None:
+def caught_up(revision: int | None = None, cluster_id: str = "default") -> None:
     """Wait until the journal stored everything up to `revision` (default: etcd's current)."""
     if revision is None:
         revision = cluster_gateway().status().revision
 
     def reached():
-        cursor = journal_position(cluster_id="default")
+        cursor = journal_position(cluster_id=cluster_id)
         return cursor is not None and cursor.revision >= revision
 
     _wait_for(reached, what=f"the journal to reach revision {revision}")
@@ -425,6 +427,55 @@ def test_another_users_cluster_is_404_and_an_own_unjournaled_one_reads_etcd(
     assert own.status_code == 200, own.json()
     assert _summary(own.json()) == [(revision, "put", "v")]
     assert own.json()["revisions"][0]["source"] == "etcd"
+
+
+def test_a_shared_clusters_history_and_restore_name_who_changed_it(
+    api, user, cluster, etcd_cluster_factory
+):
+    """A cluster record journaled under its own id: the join uses its audit targets
+    (`[tab=<id>] key`) and never the default cluster's rows."""
+    other = etcd_cluster_factory(size=1, point_settings=False)
+    now = timezone.now()
+    record = Cluster.objects.create(
+        id="shared-history",
+        name="shared",
+        endpoints=other.client_urls,
+        monitored=True,
+        created_at=now,
+        updated_at=now,
+    )
+    gateway = cluster_gateway(ClusterConfig(endpoints=tuple(other.client_urls)))
+    on_record = {"cluster_id": record.id}
+    with journal_running(cluster_id=record.id):
+        ours = _put(api, "/svc/conf", "mine", **on_record)
+        etcdctl(other.client_urls[0], "put", "/svc/conf", "theirs")
+        response = api.post("/api/kv/v3/delete", {"key": "/svc/conf", **on_record}, format="json")
+        assert response.status_code == 200, response.json()
+        deleted = gateway.range_page(b"/svc/conf").revision
+        caught_up(deleted, cluster_id=record.id)
+
+        body = _history(api, "/svc/conf", **on_record)
+        page = api.get(DELETED, {"prefix": "/svc/", **on_record}).json()
+        restored = api.post(
+            "/api/kv/v3/restore",
+            {"key": "/svc/conf", "revision": deleted, **on_record},
+            format="json",
+        )
+
+    by = [(e["revision"], e["type"], e["changed_by"]["username"]) for e in body["revisions"]]
+    assert by == [
+        (deleted, "delete", user.username),
+        (deleted - 1, "put", None),  # etcdctl
+        (ours, "put", user.username),
+    ]
+    assert [(e["key"], e["value"]) for e in page["entries"]] == [("/svc/conf", "theirs")]
+    assert restored.status_code == 200, restored.json()
+    assert gateway.get(b"/svc/conf").value == b"theirs"
+    audit = AuditLog.objects.get(operation="restore")
+    assert audit.target == "[tab=shared-history] /svc/conf"
+    assert audit.params.endswith('"tab_id": "shared-history"}')
+    # The default cluster knows none of it.
+    assert _history(api, "/svc/conf")["revisions"] == []
 
 
 def test_contract_error_bodies_for_bad_queries(api, cluster):

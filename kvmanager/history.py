@@ -10,7 +10,8 @@ Where a revision comes from:
   revision before the journal's oldest stored one. That walk stops at the key's creation (an
   earlier life ended in a delete etcd can only tell through a replaying watch: only the journal
   knows those), at etcd's compaction, and after ETCD_WALK_MAX gets per request. Such revisions
-  carry `"source": "etcd"` and no timestamp.
+  carry `"source": "etcd"` and no timestamp. A key under JOURNAL_EXCLUDE_PREFIXES is read from
+  etcd alone, from its newest value back.
 
 `changed_by` joins each change with the audit log: a KV write through this product records the
 revision it produced and the cluster (`audit_revision_params`), so the change at (cluster,
@@ -224,6 +225,8 @@ def key_history(
     events = JournalEvent.objects.filter(cluster_id=cluster_id, key=raw_key).order_by("-revision")
     changes = {event.revision: Change.from_event(event) for event in events[:limit]}
     oldest, cursor = _journal_coverage(cluster_id)
+    if raw_key.startswith(tuple(p.encode() for p in settings.JOURNAL_EXCLUDE_PREFIXES)):
+        oldest = None  # never journaled (JOURNAL_EXCLUDE_PREFIXES): etcd is all there is
     budget = [ETCD_WALK_MAX]
     if oldest is not None:
         # Newer than the journal's cursor: etcd alone has them for now.

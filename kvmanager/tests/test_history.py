@@ -227,6 +227,21 @@ def test_history_before_the_journal_started_comes_from_etcd_without_timestamps(a
     assert body["revisions"][1]["changed_by"]["via"] == "outside"
 
 
+def test_an_excluded_keys_history_is_etcds_own(api, cluster, settings):
+    settings.JOURNAL_EXCLUDE_PREFIXES = ["/noise/"]
+    with journal_running(JournalPolicy(max_value_bytes=65536, exclude_prefixes=(b"/noise/",))):
+        caught_up(_put(api, "/kept", "journaled before the excluded key's changes"))
+        first = _put(api, "/noise/k", "1")
+        second = _put(api, "/noise/k", "2")
+        caught_up(second)
+
+        body = _history(api, "/noise/k")
+
+    assert not JournalEvent.objects.filter(key=b"/noise/k").exists()
+    assert _summary(body) == [(second, "put", "2"), (first, "put", "1")]
+    assert {e["source"] for e in body["revisions"]} == {"etcd"}
+
+
 def test_a_change_the_journal_has_not_stored_yet_is_read_from_etcd(api, cluster):
     key = "/lag/k"
     with journal_running():

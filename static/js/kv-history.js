@@ -58,12 +58,13 @@ function historyRow(entry) {
       onclick: () => revert(entry),
     }, "Revert");
   }
+  // data-label: the column's name, shown before each cell where a phone stacks the cells.
   return el("tr", { dataset: { revision: String(entry.revision) } },
-    el("td", {}, String(entry.revision)),
-    el("td", {}, entry.type),
-    el("td", {}, when(entry.timestamp)),
-    el("td", { className: entry.changed_by.via === "outside" ? "muted" : "" }, who(entry.changed_by)),
-    el("td", {}, describe(entry)),
+    el("td", { "data-label": "Revision" }, String(entry.revision)),
+    el("td", { "data-label": "Change" }, entry.type),
+    el("td", { "data-label": "When" }, when(entry.timestamp)),
+    el("td", { "data-label": "By", className: entry.changed_by.via === "outside" ? "muted" : "" }, who(entry.changed_by)),
+    el("td", { "data-label": "Value" }, describe(entry)),
     el("td", {}, action));
 }
 
@@ -162,9 +163,9 @@ function deletedRow(entry) {
   }, "Restore");
   return el("tr", { dataset: { key: entry.key, revision: String(entry.revision) } },
     el("td", { className: "mono" }, visible(entry.key)),
-    el("td", {}, `${dateTime(entry.deleted_at)} (revision ${entry.revision})`),
-    el("td", { className: entry.changed_by.via === "outside" ? "muted" : "" }, who(entry.changed_by)),
-    el("td", { className: "mono" }, visible(preview(entry))),
+    el("td", { "data-label": "Deleted" }, `${dateTime(entry.deleted_at)} (revision ${entry.revision})`),
+    el("td", { "data-label": "By", className: entry.changed_by.via === "outside" ? "muted" : "" }, who(entry.changed_by)),
+    el("td", { "data-label": "Value", className: "mono" }, visible(preview(entry))),
     el("td", {}, restore));
 }
 
@@ -205,6 +206,7 @@ async function restoreKey(entry, button) {
     toast("Restored " + visible(entry.key), "success");
     button.disabled = true;
     button.textContent = "Restored";
+    button.setAttribute("aria-label", "Restored " + visible(entry.key));
     onChanged({ tree: true });
   } catch (err) {
     if (err.status === 409 && err.body.code === "revision_conflict") {

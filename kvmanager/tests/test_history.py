@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import AccountProfile
 from audit.models import AuditLog
 from clusters.models import Cluster
 from clusters.tests.conftest import add_tab
@@ -416,6 +417,7 @@ def test_another_users_cluster_is_404_and_an_own_unjournaled_one_reads_etcd(
     api, cluster, journal, bearer_client, etcd_cluster_factory
 ):
     bob = get_user_model().objects.create_user(username="bob", password="b" * 12)
+    AccountProfile.objects.create(user=bob, roles={"*": "operator"})  # adding a tab needs it
     bob_client = bearer_client(bob)
     bobs_etcd = etcd_cluster_factory(size=1, point_settings=False)
     tab = add_tab(bob_client, bobs_etcd.client_urls[0])

@@ -13,19 +13,29 @@ from etcdgateway.config import ClusterConfig, normalise_endpoint, split_endpoint
 from etcdgateway.errors import (
     EtcdAuthFailed,
     EtcdError,
+    EtcdFutureRevision,
     EtcdInvalidRequest,
     EtcdNotFound,
     EtcdPermissionDenied,
     EtcdPreconditionFailed,
     EtcdRequestTooLarge,
     EtcdResponseTooLarge,
+    EtcdRevisionCompacted,
     EtcdRevisionConflict,
     EtcdSpaceExceeded,
     EtcdTimeout,
     EtcdUnavailable,
     EtcdWatchCompacted,
 )
-from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, WatchBatch, WatchEvent, prefix_end
+from etcdgateway.kv import (
+    Deletion,
+    KeyspaceHash,
+    KeyValue,
+    RangePage,
+    WatchBatch,
+    WatchEvent,
+    prefix_end,
+)
 from etcdgateway.watch import Watch
 
 _gateways: dict[ClusterConfig, ClusterGateway] = {}
@@ -61,16 +71,19 @@ def reset_gateways() -> None:
 __all__ = [
     "ClusterConfig",
     "ClusterGateway",
+    "Deletion",
     "EndpointHealth",
     "EtcdAuthFailed",
     "EtcdClient",
     "EtcdError",
+    "EtcdFutureRevision",
     "EtcdInvalidRequest",
     "EtcdNotFound",
     "EtcdPermissionDenied",
     "EtcdPreconditionFailed",
     "EtcdRequestTooLarge",
     "EtcdResponseTooLarge",
+    "EtcdRevisionCompacted",
     "EtcdRevisionConflict",
     "EtcdSpaceExceeded",
     "EtcdTimeout",

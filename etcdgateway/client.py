@@ -34,7 +34,7 @@ from etcdgateway.errors import (
     is_invalid_token,
     translate,
 )
-from etcdgateway.kv import KeyspaceHash, KeyValue, RangePage, key_values, prefix_end
+from etcdgateway.kv import Deletion, KeyspaceHash, KeyValue, RangePage, key_values, prefix_end
 from etcdgateway.watch import Watch, open_watch
 
 logger = logging.getLogger(__name__)
@@ -342,9 +342,10 @@ class EtcdClient:
         """How many keys [start, end) holds (count-only: no key is transferred)."""
         return self.range_page(start, end, count_only=True, revision=revision).count
 
-    def get(self, key: bytes) -> KeyValue | None:
-        """The key with its value and revisions, None when absent."""
-        kvs = self.range_page(key, limit=1).kvs
+    def get(self, key: bytes, *, revision: int = 0) -> KeyValue | None:
+        """The key with its value and revisions as of `revision` (0: the newest), None when
+        absent then. An older revision etcd has compacted raises `EtcdRevisionCompacted`."""
+        kvs = self.range_page(key, limit=1, revision=revision).kvs
         return kvs[0] if kvs else None
 
     def delete(self, key: bytes, *, prefix: bytes | None = None) -> int:
@@ -353,6 +354,11 @@ class EtcdClient:
         Returns the number of keys deleted (0 when none existed). An empty `prefix` is refused:
         it would mean every key of the cluster.
         """
+        return self.remove(key, prefix=prefix).deleted
+
+    def remove(self, key: bytes, *, prefix: bytes | None = None) -> Deletion:
+        """`delete`, also telling the store's revision after it (the revision of the deletes
+        when any key went; the change journal and the audit log are joined on it)."""
         if prefix == b"":
             raise ValueError("an empty prefix would delete every key")
         ranges = [etcdrpc.DeleteRangeRequest(key=key)]
@@ -362,7 +368,10 @@ class EtcdClient:
             success=[etcdrpc.RequestOp(request_delete_range=r) for r in ranges]
         )
         response = self.stub("kvstub", "Txn", request)
-        return sum(r.response_delete_range.deleted for r in response.responses)
+        return Deletion(
+            deleted=sum(r.response_delete_range.deleted for r in response.responses),
+            revision=response.header.revision,
+        )
 
     def put_all(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         """Put every (key, value) in one transaction (etcd allows 128 ops per txn by default)."""

@@ -14,7 +14,7 @@ import pyetcd
 from etcdgateway.client import EtcdClient, MemberInfo, MemberStatus
 from etcdgateway.config import ClusterConfig, normalise_endpoint
 from etcdgateway.errors import EtcdAuthFailed, EtcdError, EtcdPermissionDenied, EtcdUnavailable
-from etcdgateway.kv import KeyValue, RangePage
+from etcdgateway.kv import Deletion, KeyValue, RangePage
 from etcdgateway.scraper import MetricsScraper
 from etcdgateway.watch import Watch
 
@@ -174,9 +174,10 @@ class ClusterGateway:
         """How many keys [start, end) holds, none transferred."""
         return self.call(lambda client: client.range_count(start, end, revision=revision))
 
-    def get(self, key: bytes) -> KeyValue | None:
-        """The key with its value and revisions, None when absent."""
-        return self.call(lambda client: client.get(key))
+    def get(self, key: bytes, *, revision: int = 0) -> KeyValue | None:
+        """The key with its value and revisions as of `revision` (0: the newest), None when
+        absent then; a compacted `revision` raises `EtcdRevisionCompacted`."""
+        return self.call(lambda client: client.get(key, revision=revision))
 
     def put(
         self,
@@ -211,6 +212,10 @@ class ClusterGateway:
     def delete(self, key: bytes, *, prefix: bytes | None = None) -> int:
         """Delete `key` and, with `prefix`, every key under it, in one transaction; how many."""
         return self.call(lambda client: client.delete(key, prefix=prefix))
+
+    def remove(self, key: bytes, *, prefix: bytes | None = None) -> Deletion:
+        """`delete`, with the store's revision after it."""
+        return self.call(lambda client: client.remove(key, prefix=prefix))
 
     def lease_grant(self, ttl: int) -> int:
         """A new lease of `ttl` seconds; its id."""

@@ -66,6 +66,20 @@ class EtcdInvalidRequest(EtcdError):
     default_message = "etcd rejected the request"
 
 
+class EtcdRevisionCompacted(EtcdInvalidRequest):
+    """A read at a revision etcd has compacted away (its history below is gone)."""
+
+    code = "etcd_revision_compacted"
+    default_message = "the requested revision has been compacted"
+
+
+class EtcdFutureRevision(EtcdInvalidRequest):
+    """A read at a revision the store has not reached yet."""
+
+    code = "etcd_future_revision"
+    default_message = "the requested revision is newer than the store's"
+
+
 class EtcdPreconditionFailed(EtcdError):
     status_code = 409
     code = "etcd_precondition_failed"
@@ -196,6 +210,10 @@ def translate(exc: BaseException, *, endpoint: str = "") -> EtcdError:
             error_class = _resource_exhausted_class(details)
         elif "etcdserver: request is too large" in details:  # INVALID_ARGUMENT over the limit
             error_class = EtcdRequestTooLarge
+        elif "required revision has been compacted" in details:  # OUT_OF_RANGE
+            error_class = EtcdRevisionCompacted
+        elif "required revision is a future revision" in details:  # OUT_OF_RANGE
+            error_class = EtcdFutureRevision
         if error_class is EtcdUnavailable:
             return EtcdUnavailable(
                 f"{endpoint or 'etcd'}: {details or 'connection failed'}", endpoint=endpoint

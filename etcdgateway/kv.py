@@ -124,6 +124,14 @@ class RangePage:
         )
 
 
+class Deletion(NamedTuple):
+    """A delete's outcome: how many keys went, and the store's revision after it (the
+    revision of the deletes themselves when `deleted` > 0)."""
+
+    deleted: int
+    revision: int
+
+
 @dataclass(frozen=True)
 class KeyspaceHash:
     """HashKV of one member: the hash of its MVCC keyspace up to `revision`."""

@@ -119,6 +119,10 @@ RULES: dict[tuple[str, str], Rule] = {
     # --- keys: names and values are the viewer's; writes the operator's ---
     **_kv("v3", writes={"put": ("PUT", "put"), "delete": ("POST", "delete")}),
     ("kv-v3-watch", "GET"): Rule(VIEWER, "kv_watch"),
+    ("kv-v3-history", "GET"): Rule(VIEWER, "kv_history"),
+    ("kv-v3-deleted", "GET"): Rule(VIEWER, "kv_deleted"),
+    ("kv-v3-revert", "POST"): Rule(OPERATOR, "revert", mutates_etcd=True),
+    ("kv-v3-restore", "POST"): Rule(OPERATOR, "restore", mutates_etcd=True),
     ("kv-v3-search", "GET"): Rule(VIEWER, "kv_search"),
     **_kv("v2", writes={"put": ("PUT", "put"), "delete": ("POST", "delete")}),
     # --- cluster records: everyone reads what they may see; admins change them ---

@@ -42,7 +42,16 @@ class JournalEvent(models.Model):
                 fields=["cluster_id", "revision", "key"], name="journal_event_once"
             ),
         ]
-        indexes = [models.Index(fields=["cluster_id", "key", "revision"], name="journal_key")]
+        indexes = [
+            models.Index(fields=["cluster_id", "key", "revision"], name="journal_key"),
+            # The recently deleted keys, newest first: deletes are a sliver of the rows, so
+            # paging them through the unique index would read past every put in between.
+            models.Index(
+                fields=["cluster_id", "-revision", "key"],
+                name="journal_deletes",
+                condition=models.Q(kind="delete"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.cluster_id}@{self.revision} {self.kind} {bytes(self.key)!r}"

@@ -2,7 +2,9 @@
 
 Audit entries follow the reference: operation `put` / `delete`, target = key, params a JSON
 string (`ttl`, `dir`, `tab_id`, plus the value's size — never the value itself), result `ok` or
-the error message.
+the error message. A v3 write that succeeded also records the `revision` it produced, so the
+change journal's event at (cluster, revision) names who made it (kvmanager.history).
+Reverts and restores are audited as `revert` / `restore`.
 """
 
 import json
@@ -19,7 +21,8 @@ from etcdgateway import (
     EtcdRevisionConflict,
 )
 from etcdgateway.v2 import V2Keys
-from etcdmonitor_site.errors import Conflict, TooLarge
+from etcdmonitor_site.errors import Conflict, InvalidInput, NotFound, TooLarge
+from kvmanager import history
 from kvmanager.keyspace import encode_key
 from kvmanager.selectors import key_get, kv_node, v2_node
 
@@ -54,7 +57,14 @@ def _key_audited(
         actor=actor,
         target=key if cluster_id == "default" else f"[tab={cluster_id}] {key}",
         params=json.dumps({**params, "tab_id": cluster_id}),
-        failures=(EtcdError, ValueTooLarge, RevisionConflict),
+        failures=(EtcdError, ValueTooLarge, RevisionConflict, InvalidInput, NotFound),
+    )
+
+
+def _produced(action: AuditedAction, *, actor: Actor, params: dict, revision: int) -> None:
+    """Record on the audit entry the revision the write produced (see kvmanager.history)."""
+    action.params = history.audit_revision_params(
+        params, cluster_id=actor.cluster_id, revision=revision
     )
 
 
@@ -93,21 +103,33 @@ def kv_put(
     params = {"ttl": ttl, "value_size": len(value)}
     if expected_mod_revision is not None:
         params["expected_mod_revision"] = expected_mod_revision
-    with _key_audited("put", actor=actor, key=key, params=params), _size_named(len(value)):
+    with (
+        _key_audited("put", actor=actor, key=key, params=params) as action,
+        _size_named(len(value)),
+    ):
         _check_size(value)
-        try:
-            gateway.put(
-                encode_key(key), value, ttl=ttl, expected_mod_revision=expected_mod_revision
-            )
-        except EtcdRevisionConflict as exc:
-            current = None
-            if exc.current is not None:
-                current = {
-                    **kv_node(gateway=gateway, kv=exc.current),
-                    "mod_revision": exc.current.mod_revision,
-                }
-            raise RevisionConflict(exc.message, current=current) from exc
+        revision = _cas_put(
+            gateway=gateway, key=key, value=value, ttl=ttl, expected=expected_mod_revision
+        )
+        _produced(action, actor=actor, params=params, revision=revision)
         return key_get(gateway=gateway, key=key)
+
+
+def _cas_put(
+    *, gateway: ClusterGateway, key: str, value: bytes, ttl: int | None, expected: int | None
+) -> int:
+    """The gateway's put (a compare-and-swap when `expected` is set); its revision. A conflict
+    becomes RevisionConflict carrying the key as the transaction read it."""
+    try:
+        return gateway.put(encode_key(key), value, ttl=ttl, expected_mod_revision=expected)
+    except EtcdRevisionConflict as exc:
+        current = None
+        if exc.current is not None:
+            current = {
+                **kv_node(gateway=gateway, kv=exc.current),
+                "mod_revision": exc.current.mod_revision,
+            }
+        raise RevisionConflict(exc.message, current=current) from exc
 
 
 def kv_delete(*, gateway: ClusterGateway, key: str, dir: bool, actor: Actor) -> int:
@@ -122,8 +144,60 @@ def kv_delete(*, gateway: ClusterGateway, key: str, dir: bool, actor: Actor) -> 
     base = None
     if dir:
         base = raw_key if key == separator else encode_key(key + separator)
-    with _key_audited("delete", actor=actor, key=key, params={"dir": dir}):
-        return gateway.delete(raw_key, prefix=base)
+    params = {"dir": dir}
+    with _key_audited("delete", actor=actor, key=key, params=params) as action:
+        deletion = gateway.remove(raw_key, prefix=base)
+        if deletion.deleted:
+            _produced(action, actor=actor, params=params, revision=deletion.revision)
+        return deletion.deleted
+
+
+def kv_revert(
+    *,
+    gateway: ClusterGateway,
+    key: str,
+    revision: int,
+    actor: Actor,
+    expected_mod_revision: int | None = None,
+) -> dict:
+    """Write back the value `key` had at `revision` (a put there) and return the key re-read.
+
+    A compare-and-swap on the key's current mod_revision: `expected_mod_revision` when the
+    caller saw one (the revision its view showed), else the one read here just before; 0 means
+    "the key is deleted now" (the revert re-creates it). A key changed meanwhile is a
+    RevisionConflict. The lease is kept while the key exists. Audited as `revert` with the
+    source revision, the expected one and the revision produced.
+    """
+    params = {"from_revision": revision}
+    with _key_audited("revert", actor=actor, key=key, params=params) as action:
+        value = history.value_at(
+            gateway=gateway, cluster_id=actor.cluster_id, key=key, revision=revision
+        )
+        if expected_mod_revision is None:
+            current = gateway.get(encode_key(key))
+            expected_mod_revision = 0 if current is None else current.mod_revision
+        params.update(value_size=len(value), expected_mod_revision=expected_mod_revision)
+        action.params = history.audit_revision_params(
+            params, cluster_id=actor.cluster_id, revision=None
+        )
+        produced = _cas_put(
+            gateway=gateway, key=key, value=value, ttl=None, expected=expected_mod_revision
+        )
+        _produced(action, actor=actor, params=params, revision=produced)
+        return key_get(gateway=gateway, key=key)
+
+
+def kv_restore(*, gateway: ClusterGateway, key: str, revision: int, actor: Actor) -> dict:
+    """Bring back the value the delete of `key` at `revision` removed, as a create-only put
+    (RevisionConflict when the key exists again); the key re-read. Without a lease: the old
+    one has usually expired with its keys. Audited as `restore`."""
+    params = {"deleted_revision": revision}
+    with _key_audited("restore", actor=actor, key=key, params=params) as action:
+        value = history.deleted_value(cluster_id=actor.cluster_id, key=key, revision=revision)
+        params["value_size"] = len(value)
+        produced = _cas_put(gateway=gateway, key=key, value=value, ttl=0, expected=0)
+        _produced(action, actor=actor, params=params, revision=produced)
+        return key_get(gateway=gateway, key=key)
 
 
 def v2_put(

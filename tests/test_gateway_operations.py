@@ -10,9 +10,12 @@ from pyetcd import etcdrpc
 from etcdgateway import (
     ClusterConfig,
     ClusterGateway,
+    Deletion,
     EtcdError,
+    EtcdFutureRevision,
     EtcdInvalidRequest,
     EtcdPreconditionFailed,
+    EtcdRevisionCompacted,
     EtcdSpaceExceeded,
     EtcdTimeout,
     EtcdUnavailable,
@@ -388,3 +391,37 @@ def test_auth_probe_sees_whether_etcd_auth_is_on(etcd_cluster_factory):
         assert root.auth_enabled() is True
     finally:
         root.close()
+
+
+def test_remove_tells_the_revision_of_its_deletes(kv_prefix):
+    gateway = cluster_gateway()
+    gateway.put(f"{kv_prefix}r/x".encode(), b"v", ttl=0)
+    put = gateway.put(f"{kv_prefix}r/y".encode(), b"v", ttl=0)
+
+    deletion = gateway.remove(f"{kv_prefix}r".encode(), prefix=f"{kv_prefix}r/".encode())
+    nothing = gateway.remove(f"{kv_prefix}r".encode(), prefix=f"{kv_prefix}r/".encode())
+
+    assert deletion == Deletion(deleted=2, revision=put + 1)
+    assert nothing == Deletion(deleted=0, revision=put + 1)  # no delete, no new revision
+
+
+def test_get_at_a_revision_reads_the_past_and_names_compacted_and_future_ones(
+    etcd_cluster_factory,
+):
+    etcd_cluster_factory(size=1)
+    gateway = cluster_gateway()
+    first = gateway.put(b"/past", b"one", ttl=0)
+    second = gateway.put(b"/past", b"two", ttl=0)
+    gateway.delete(b"/past")
+
+    assert gateway.get(b"/past") is None
+    assert gateway.get(b"/past", revision=second).value == b"two"
+    old = gateway.get(b"/past", revision=first)
+    assert (old.value, old.mod_revision, old.version) == (b"one", first, 1)
+    assert gateway.get(b"/past", revision=first - 1) is None  # before it existed
+    with pytest.raises(EtcdFutureRevision):
+        gateway.get(b"/past", revision=second + 100)
+    gateway.compact(second, physical=True)
+    with pytest.raises(EtcdRevisionCompacted):
+        gateway.get(b"/past", revision=first)
+    assert gateway.get(b"/past", revision=second).value == b"two"  # the compaction point stays

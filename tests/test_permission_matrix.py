@@ -156,6 +156,8 @@ ETCD_CHANGES = {
     ("ops-compact", "POST"),
     ("ops-move-leader", "POST"),
     ("ops-alarm-disarm", "POST"),
+    ("kv-v3-revert", "POST"),
+    ("kv-v3-restore", "POST"),
 }
 
 

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from etcdmonitor_site.api import StrictBooleanField, StrictStringField
+from kvmanager.history import DELETED_PAGE, DELETED_PAGE_MAX, HISTORY_LIMIT, HISTORY_LIMIT_MAX
 from kvmanager.services import MAX_TTL
 
 LIST_MAX = 5000
@@ -105,3 +106,46 @@ class WatchQuerySerializer(serializers.Serializer):
 class SearchQuerySerializer(ListQuerySerializer):
     q = serializers.CharField(trim_whitespace=False, max_length=1024)
     limit = serializers.IntegerField(required=False, default=100, min_value=1, max_value=SEARCH_MAX)
+
+
+REVISION_MAX = 2**63 - 1
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    """`?key=&revision=&limit=`: a key's history, or with `revision` that revision's value."""
+
+    key = KeyField()
+    revision = serializers.IntegerField(required=False, min_value=1, max_value=REVISION_MAX)
+    limit = serializers.IntegerField(
+        required=False, default=HISTORY_LIMIT, min_value=1, max_value=HISTORY_LIMIT_MAX
+    )
+
+
+class DeletedQuerySerializer(serializers.Serializer):
+    """`?prefix=&cursor=&limit=`: the recently deleted keys under a prefix."""
+
+    prefix = serializers.CharField(
+        required=False, default="", allow_blank=True, trim_whitespace=False
+    )
+    cursor = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    limit = serializers.IntegerField(
+        required=False, default=DELETED_PAGE, min_value=1, max_value=DELETED_PAGE_MAX
+    )
+
+
+class RevertSerializer(serializers.Serializer):
+    """`{"key", "revision", "expected_mod_revision"?}`: write back the value of `revision`;
+    `expected_mod_revision` is the key's mod_revision the client saw (0: it was deleted)."""
+
+    key = KeyField()
+    revision = StrictIntegerField(min_value=1, max_value=REVISION_MAX)
+    expected_mod_revision = StrictIntegerField(
+        min_value=0, max_value=REVISION_MAX, required=False, allow_null=True
+    )
+
+
+class RestoreSerializer(serializers.Serializer):
+    """`{"key", "revision"}`: bring back the value deleted at `revision`."""
+
+    key = KeyField()
+    revision = StrictIntegerField(min_value=1, max_value=REVISION_MAX)

@@ -22,6 +22,10 @@ def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
         "list": {"get": "list"},
         "search": {"get": "search"},
         "count": {"get": "count"},
+        "history": {"get": "history"},
+        "deleted": {"get": "deleted"},
+        "revert": {"post": "revert"},
+        "restore": {"post": "restore"},
     }
     names = [*list(actions)[:8], *extra]
     return [
@@ -31,7 +35,11 @@ def _routes(version: str, viewset, *, extra: tuple[str, ...] = ()) -> list:
 
 
 urlpatterns = [
-    *_routes("v3", KvV3ViewSet, extra=("search", "count")),
+    *_routes(
+        "v3",
+        KvV3ViewSet,
+        extra=("search", "count", "history", "deleted", "revert", "restore"),
+    ),
     *_routes("v2", KvV2ViewSet, extra=("count",)),
     path("kv/v3/watch", KvWatchViewSet.as_view({"get": "watch"}), name="kv-v3-watch"),
 ]

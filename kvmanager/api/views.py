@@ -20,7 +20,7 @@ from etcdgateway import ClusterGateway, EtcdNotFound, EtcdPermissionDenied
 from etcdmonitor_site.api import cluster_id_param, validated, validated_body
 from etcdmonitor_site.errors import InvalidInput, NotFound
 from etcdmonitor_site.exceptions import ErrorDialect
-from kvmanager import selectors, services
+from kvmanager import history, selectors, services
 from kvmanager.api import serializers
 from kvmanager.keyspace import decode_value
 
@@ -204,6 +204,68 @@ class KvV3ViewSet(KvViewSet):
                 gateway=gateway, key=data["key"], dir=data["dir"], actor=self.actor()
             )
         return Response({"message": "ok", "deleted": deleted})
+
+    def cluster_id(self) -> str:
+        """The journal's name of the resolved cluster (after `cluster()`)."""
+        return str(self.tab.id) if self.tab is not None else "default"
+
+    @extend_schema(parameters=[serializers.HistoryQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def history(self, request):
+        """A key's changes, newest first (journal + etcd), or with `revision` one of them."""
+        if not request.query_params.get("key"):
+            raise InvalidInput("key is required", code="invalid_request")
+        params = self.query(serializers.HistoryQuerySerializer)
+        with self.cluster() as gateway:
+            if params.get("revision") is not None:
+                body = history.key_revision(
+                    gateway=gateway,
+                    cluster_id=self.cluster_id(),
+                    key=params["key"],
+                    revision=params["revision"],
+                )
+            else:
+                body = history.key_history(
+                    gateway=gateway,
+                    cluster_id=self.cluster_id(),
+                    key=params["key"],
+                    limit=params["limit"],
+                )
+        return Response(body)
+
+    @extend_schema(parameters=[serializers.DeletedQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def deleted(self, request):
+        """The journal's deletes under `prefix`, newest first, keyset-paginated."""
+        params = self.query(serializers.DeletedQuerySerializer)
+        with self.cluster():
+            page = history.deleted_keys(
+                cluster_id=self.cluster_id(),
+                prefix=params["prefix"],
+                cursor=params.get("cursor") or None,
+                limit=params["limit"],
+            )
+        return Response(page)
+
+    @extend_schema(request=serializers.RevertSerializer, responses=OpenApiTypes.OBJECT)
+    def revert(self, request):
+        data = self.body(serializers.RevertSerializer)
+        with self.cluster() as gateway:
+            node = services.kv_revert(
+                gateway=gateway,
+                key=data["key"],
+                revision=data["revision"],
+                actor=self.actor(),
+                expected_mod_revision=data.get("expected_mod_revision"),
+            )
+        return Response({"node": node})
+
+    @extend_schema(request=serializers.RestoreSerializer, responses=OpenApiTypes.OBJECT)
+    def restore(self, request):
+        data = self.body(serializers.RestoreSerializer)
+        with self.cluster() as gateway:
+            node = services.kv_restore(
+                gateway=gateway, key=data["key"], revision=data["revision"], actor=self.actor()
+            )
+        return Response({"node": node})
 
 
 @extend_schema(tags=["kv v2"], responses=OpenApiTypes.OBJECT)

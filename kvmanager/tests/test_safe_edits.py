@@ -210,7 +210,13 @@ def test_a_put_without_the_field_overwrites_as_before(api, second_writer, kv_pre
     assert response.status_code == 200, response.json()
     assert etcd.get(key)[0] == b"last writer wins"
     entry = AuditLog.objects.filter(operation="put", target=key).latest("id")
-    assert json.loads(entry.params) == {"ttl": None, "value_size": 16, "tab_id": "default"}
+    params = json.loads(entry.params)
+    assert params == {
+        "ttl": None,
+        "value_size": 16,
+        "revision": response.json()["node"]["modifiedIndex"],  # joined with the journal
+        "tab_id": "default",
+    }
 
 
 def test_null_expected_revision_is_the_same_as_none(api, kv_prefix, etcd):

@@ -300,16 +300,27 @@ def test_dir_delete_of_a_bare_directory_removes_what_the_tree_showed(api, etcd):
 
 def test_writes_are_audited_with_key_and_size_but_never_the_value(api, kv_prefix, user):
     key = f"{kv_prefix}audited"
-    api.put("/api/kv/v3/put", {"key": key, "value": "top-secret", "ttl": 60}, format="json")
+    put_response = api.put(
+        "/api/kv/v3/put", {"key": key, "value": "top-secret", "ttl": 60}, format="json"
+    )
     api.post("/api/kv/v3/delete", {"key": key, "dir": True}, format="json")
+    deleted_at = cluster_gateway().range_page(key.encode()).revision  # a linearizable read
 
     put, delete = AuditLog.objects.filter(target=key).order_by("id")
     assert (put.operation, put.username, put.success, put.result) == ("put", "kvadmin", True, "ok")
-    assert json.loads(put.params) == {"ttl": 60, "value_size": 10, "tab_id": "default"}
+    # The revision each write produced: the change journal's events are joined on it.
+    revision = put_response.json()["node"]["modifiedIndex"]
+    assert json.loads(put.params) == {
+        "ttl": 60,
+        "value_size": 10,
+        "revision": revision,
+        "tab_id": "default",
+    }
     assert "top-secret" not in put.params + put.result
     assert put.client_ip == "127.0.0.1"
     assert delete.operation == "delete" and json.loads(delete.params) == {
         "dir": True,
+        "revision": deleted_at,
         "tab_id": "default",
     }
     api.get("/api/kv/v3/get", {"key": key})

@@ -118,6 +118,7 @@ export async function select(node) {
   $("kv-meta").textContent = metaText(node, data);
   const value = data.value || "";
   $("kv-encoding").hidden = data.encoding !== "base64";
+  $("kv-history").hidden = view.proto !== "v3"; // v2 keys have no revisions to look back on
   $("kv-editor-bar").hidden = false;
   $("kv-editor").hidden = false;
   const ed = ensureEditor();

@@ -6,6 +6,7 @@ import * as Cluster from "./cluster.js";
 import { $, api, clear, el } from "./common.js";
 import { openMenu, removeNode, wireActions } from "./kv-actions.js";
 import { resizeEditor, select, wireEditor } from "./kv-editor.js";
+import { historyAvailable, wireHistory } from "./kv-history.js";
 import { wireSearch } from "./kv-search.js";
 import { clearDetail, currentView, kvUrl, mayWrite, setCurrentView } from "./kv-shared.js";
 import * as KVTabs from "./kv-tabs.js";
@@ -93,6 +94,7 @@ function syncToolbar(view) {
   $("kv-search").placeholder = view.proto === "v3" ? "Search keys (server side)…" : "Search is available for v3";
   $("kv-search").value = view.searchText || "";
   $("kv-search-clear").hidden = !view.searching;
+  historyAvailable(view);
   applyLayout(tabState(view.tabId).mode);
 }
 
@@ -149,6 +151,14 @@ function reload() {
   refreshView(view);
 }
 
+// A revert changed the selected key, a restore the tree: show what etcd holds now.
+function afterHistoryWrite(what) {
+  const view = currentView();
+  if (!view) return;
+  if (what && what.tree) reload();
+  else if (view.selected) select(view.selected.node);
+}
+
 function tabClosed(id) {
   tabStates.delete(id);
 }
@@ -194,6 +204,7 @@ function init() {
   wireSearch();
   $("kv-reload").addEventListener("click", reload);
   wireEditor();
+  wireHistory(afterHistoryWrite);
   wireActions();
   wireWatch();
   wireTree({ select, openMenu, remove: removeNode });

@@ -124,6 +124,16 @@ def test_every_view_is_accessible_and_fits_a_phone(
             found.check(page, where + "/dialog-kv-create", "#kv-create-dialog")
             _close_dialog(page, "#kv-create-dialog")
 
+            page.click("#kv-deleted-open")
+            expect(page.locator("#kv-deleted-dialog")).to_be_visible()
+            found.check(page, where + "/dialog-kv-deleted", "#kv-deleted-dialog")
+            _close_dialog(page, "#kv-deleted-dialog")
+            tree.locator(".kv-node[data-key='/a11y/readme']").click()
+            page.click("#kv-history")
+            expect(page.locator("#kv-history-table tbody tr").first).to_be_visible()
+            found.check(page, where + "/dialog-kv-history", "#kv-history-dialog")
+            _close_dialog(page, "#kv-history-dialog")
+
             page.click("#view-ops")
             for pane in OPS_PANES:
                 page.click(f"#ops-menu button[data-ops={pane}]")

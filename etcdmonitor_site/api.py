@@ -59,6 +59,21 @@ class StrictBooleanField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JsonObjectField(serializers.Field):
+    """A JSON object, passed on as it is: the service checks its names and values."""
+
+    default_error_messages = {"invalid": "must be an object"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class MessageSerializer(serializers.Serializer):
     message = serializers.CharField()
 

@@ -1,10 +1,9 @@
 """Input shapes of the KV tab endpoints. Types are strict: a number for a string is a 400."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from etcdmonitor_site.api import StrictBooleanField, StrictStringField
+from etcdmonitor_site.api import JsonObjectField, StrictBooleanField, StrictStringField
 
 CA_CERT_MAX = 64 * 1024
 
@@ -92,21 +91,6 @@ class EndpointsField(serializers.Field):
         return value
 
 
-@extend_schema_field(OpenApiTypes.OBJECT)
-class LabelsField(serializers.Field):
-    """A JSON object; its names and values are checked by the service (`labels_validate`)."""
-
-    default_error_messages = {"invalid": "must be an object"}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value):
-        return value
-
-
 class ClusterCreateSerializer(serializers.Serializer):
     """`POST /api/clusters`: endpoints (list or comma-separated string) and the optional name,
     credentials, TLS fields, labels and monitored flag."""
@@ -117,7 +101,7 @@ class ClusterCreateSerializer(serializers.Serializer):
     password = BoundedString(max_length=1024, required=False, default="")
     ca_cert = BoundedString(max_length=CA_CERT_MAX, required=False, default="")
     insecure_skip_verify = StrictBooleanField(required=False, default=False)
-    labels = LabelsField(required=False, default=dict)
+    labels = JsonObjectField(required=False, default=dict)
     monitored = StrictBooleanField(required=False, default=False)
 
 
@@ -134,5 +118,5 @@ class ClusterPatchSerializer(serializers.Serializer):
     clear_password = StrictBooleanField(required=False, default=False)
     ca_cert = BoundedString(max_length=CA_CERT_MAX, required=False)
     insecure_skip_verify = StrictBooleanField(required=False)
-    labels = LabelsField(required=False)
+    labels = JsonObjectField(required=False)
     monitored = StrictBooleanField(required=False)

@@ -1,10 +1,8 @@
 """Input shapes of the channel endpoints. The config is checked per kind by the service."""
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from etcdmonitor_site.api import StrictBooleanField, StrictStringField
+from etcdmonitor_site.api import JsonObjectField, StrictBooleanField, StrictStringField
 
 
 class ChannelNameField(StrictStringField):
@@ -17,27 +15,12 @@ class ChannelNameField(StrictStringField):
         return value
 
 
-@extend_schema_field(OpenApiTypes.OBJECT)
-class ConfigField(serializers.Field):
-    """A JSON object, checked field by field by `notifications.channels.config_checked`."""
-
-    default_error_messages = {"invalid": "must be an object"}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value):
-        return value
-
-
 class ChannelCreateSerializer(serializers.Serializer):
     """`{"name", "kind", "config", "enabled"?}`."""
 
     name = ChannelNameField()
     kind = serializers.ChoiceField(choices=["email", "webhook", "slack", "alertmanager"])
-    config = ConfigField()
+    config = JsonObjectField()
     enabled = StrictBooleanField(required=False, default=True)
 
 
@@ -46,5 +29,5 @@ class ChannelPatchSerializer(serializers.Serializer):
 
     name = ChannelNameField(required=False)
     kind = StrictStringField(required=False)
-    config = ConfigField(required=False)
+    config = JsonObjectField(required=False)
     enabled = StrictBooleanField(required=False)

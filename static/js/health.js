@@ -7,6 +7,9 @@ const POLL_SECONDS = 5;
 const WORDS = { healthy: "Healthy", degraded: "Degraded", critical: "Critical", unreachable: "Unreachable", unknown: "Unknown" };
 const listeners = [];
 let last = null; // the latest /api/status answer
+// The current cluster's firing alerts (GET /api/alerts?state=firing), null while unknown.
+let firing = null;
+const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
 let timer = null;
 // Disk latency of the slowest member: {wal, commit: {value, member, sinceStart}} (or null).
 let disk = null;
@@ -69,7 +72,33 @@ function render(status) {
     line.appendChild(el("span", { className: "cl-item warn", id: "mixed-versions" },
       "Mixed etcd versions: " + seen.join(", ")));
   }
+  line.appendChild(alertsItem());
   if (c.as_of) line.appendChild(el("span", { className: "cl-item muted small" }, "as of " + clock(c.as_of)));
+}
+
+// "Alerts 2 critical": the firing alerts' count and worst severity, a word and a colour, as a
+// link to the Alerts view (app.js switches views in place for a click on a [data-view] link).
+function alertsItem() {
+  let text = "–";
+  let worst = "";
+  if (firing) {
+    worst = firing.reduce((w, a) => (w === "" || SEVERITY_RANK[a.severity] < SEVERITY_RANK[w] ? a.severity : w), "");
+    text = firing.length ? `${firing.length} firing · worst ${worst}` : "none firing";
+  }
+  const link = el("a", { href: Cluster.pathFor("/alerts"), id: "cl-alerts-link", className: "cl-alerts-link",
+    dataset: { view: "alerts" } }, text);
+  return el("span", { className: "cl-item cl-alerts" + (worst ? " sev-" + worst : ""), id: "cl-alerts",
+    dataset: { firing: firing ? String(firing.length) : "", worst } },
+  el("span", { className: "cl-label" }, "Alerts "), link);
+}
+
+async function refreshAlerts(clusterId) {
+  try {
+    const data = await api("GET", "/api/alerts?state=firing&cluster_id=" + encodeURIComponent(clusterId));
+    return data.alerts || [];
+  } catch (err) {
+    return null; // no alert count is shown rather than a wrong one
+  }
 }
 
 // The slowest member's disk p99s: every member that is up and not stale is asked for its
@@ -104,9 +133,10 @@ async function refreshDisk(status) {
 async function poll() {
   const asked = Cluster.currentId();
   try {
-    const status = await api("GET", Cluster.scoped("/api/status"));
+    const [status, alerts] = await Promise.all([api("GET", Cluster.scoped("/api/status")), refreshAlerts(asked)]);
     if (asked !== Cluster.currentId()) return; // the picker moved on meanwhile
     last = status;
+    firing = alerts;
     render(status);
     for (const fn of listeners) fn(status);
     if (await refreshDisk(status).catch(() => false)) render(last);
@@ -119,11 +149,17 @@ async function poll() {
   }
 }
 
+// Poll again now (after an ack or a silence the line should not wait for the next tick).
+export function refresh() {
+  poll();
+}
+
 export function start() {
   if (timer) return;
   Cluster.subscribe(() => {
     disk = null;
     diskFetchedAt = 0;
+    firing = null;
     poll();
   });
   poll();

@@ -69,6 +69,11 @@ def test_a_killed_member_is_listed_acked_and_silenced_from_the_alerts_view(
         "data-worst", re.compile("critical|warning"), timeout=45_000
     )
     expect(line_alerts).to_contain_text(re.compile(r"\d+ firing · worst (critical|warning)"))
+    # The link keeps a keyboard user's focus over the line's next poll (a new "as of").
+    as_of = page.locator("#cl-as-of").text_content()
+    line_alerts.locator("a").focus()
+    expect(page.locator("#cl-as-of")).not_to_have_text(as_of)
+    expect(line_alerts.locator("a")).to_be_focused()
     line_alerts.locator("a").click()
     expect(page).to_have_url(server.url + "/alerts")
     expect(page.locator("#alerts-view")).to_be_visible()

@@ -33,12 +33,9 @@ function ruleTitle(id) {
   return rule ? rule.title : "";
 }
 
+// A date and time, not "3 min ago": a table redrawn only on change would let that go stale.
 function since(ts) {
-  if (!ts) return "–";
-  const seconds = Math.max(0, Math.round(Date.now() / 1000 - ts));
-  const ago = seconds < 120 ? `${seconds} s ago` : seconds < 7200 ? `${Math.round(seconds / 60)} min ago` :
-    `${Math.round(seconds / 3600)} h ago`;
-  return `${dateTime(ts)} (${ago})`;
+  return ts ? dateTime(ts) : "–";
 }
 
 function severityCell(severity) {
@@ -49,7 +46,12 @@ function cell(label, ...content) {
   return el("td", { dataset: { label } }, ...content);
 }
 
-function fill(tableId, emptyId, rows) {
+// Redrawn only when what it shows changed: a poll must not take the focus from an Ack button
+// or an admin's half-typed rule setting.
+const drawn = {};
+function fill(tableId, emptyId, rows, key) {
+  if (key !== undefined && drawn[tableId] === key) return;
+  drawn[tableId] = key;
   const body = clear($(tableId).querySelector("tbody"));
   for (const row of rows) body.appendChild(row);
   $(tableId).hidden = rows.length === 0;
@@ -125,8 +127,9 @@ async function loadAlerts() {
   const alerts = data.alerts || [];
   const active = alerts.filter((a) => a.state !== "resolved").sort(bySeverity);
   const resolved = alerts.filter((a) => a.state === "resolved").sort((a, b) => (b.ends_at || 0) - (a.ends_at || 0));
-  fill("alerts-active-table", "alerts-active-empty", active.map(activeRow));
-  fill("alerts-history-table", "alerts-history-empty", resolved.map(historyRow));
+  const names = JSON.stringify(members);
+  fill("alerts-active-table", "alerts-active-empty", active.map(activeRow), JSON.stringify(active) + names);
+  fill("alerts-history-table", "alerts-history-empty", resolved.map(historyRow), JSON.stringify(resolved) + names);
   const entry = Cluster.get(asked);
   const firing = active.filter((a) => a.state === "firing").length;
   $("alerts-scope").textContent = `Cluster ${visible(entry ? entry.name : asked)}: ${firing} firing, ` +
@@ -174,7 +177,8 @@ async function loadSilences() {
   const order = { active: 0, pending: 1, expired: 2 };
   const silences = (data.silences || []).sort((a, b) => (order[a.state] ?? 9) - (order[b.state] ?? 9) ||
     b.ends_at - a.ends_at);
-  fill("alerts-silences-table", "alerts-silences-empty", silences.map(silenceRow));
+  fill("alerts-silences-table", "alerts-silences-empty", silences.map(silenceRow),
+    JSON.stringify(silences) + JSON.stringify(members));
 }
 
 async function saveRule(rule, enabled, forSeconds) {
@@ -233,7 +237,7 @@ function fillRuleChoices() {
 async function loadRules() {
   const data = await api("GET", "/api/alerts/rules");
   rules = data.rules || [];
-  fill("alerts-rules-table", null, rules.map(ruleRow));
+  fill("alerts-rules-table", null, rules.map(ruleRow), JSON.stringify(rules));
   fillRuleChoices();
 }
 
@@ -270,7 +274,7 @@ function channelRow(channel) {
 async function loadChannels() {
   const data = await api("GET", "/api/alerts/channels");
   const channels = data.channels || [];
-  fill("alerts-channels-table", "alerts-channels-empty", channels.map(channelRow));
+  fill("alerts-channels-table", "alerts-channels-empty", channels.map(channelRow), JSON.stringify(channels));
 }
 
 function fillMemberChoices() {

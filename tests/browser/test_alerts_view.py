@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.axe import Findings, install
 from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
+from tests.servers import canned_http_server
 
 ADMIN_PASSWORD = "alerts-admin-pass-1"
 FIRST = "quiet-river-31"
@@ -22,6 +23,13 @@ def api(playwright):
     context = playwright.request.new_context()
     yield context
     context.dispose()
+
+
+@pytest.fixture
+def receiver():
+    """A loopback webhook receiver answering 200 to every POST."""
+    with canned_http_server(b"{}", "application/json", ("POST",)) as url:
+        yield url
 
 
 def _bearer(api, server, username: str, password: str) -> dict:
@@ -103,7 +111,10 @@ def test_a_killed_member_is_listed_acked_and_silenced_from_the_alerts_view(
     page.set_viewport_size({"width": 1440, "height": 900})
 
     # Ack by keyboard: the API says acknowledged, the button goes, the mark shows.
-    row.locator("button.alert-ack").focus()
+    # The focused button survives the view's next poll (unchanged rows are not redrawn).
+    with page.expect_response(lambda r: "/api/alerts?cluster_id=" in r.url, timeout=30_000):
+        row.locator("button.alert-ack").focus()
+    expect(row.locator("button.alert-ack")).to_be_focused()
     page.keyboard.press("Enter")
     expect(row.locator(".mark.acknowledged")).to_be_visible()
     expect(row.locator("button.alert-ack")).to_have_count(0)
@@ -153,7 +164,7 @@ def test_a_killed_member_is_listed_acked_and_silenced_from_the_alerts_view(
 
 
 def test_a_viewer_sees_alerts_but_no_ack_silence_or_admin_control(
-    dashboard_server, page, page_errors, api, etcd_cluster_factory
+    dashboard_server, page, page_errors, api, etcd_cluster_factory, receiver
 ):
     cluster = etcd_cluster_factory(size=3, point_settings=False)
     server = dashboard_server(
@@ -168,7 +179,7 @@ def test_a_viewer_sees_alerts_but_no_ack_silence_or_admin_control(
     ).ok
     created = api.post(
         server.url + "/api/alerts/channels",
-        data={"name": "ops-hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}},
+        data={"name": "ops-hook", "kind": "webhook", "config": {"url": receiver + "/hook"}},
         headers=admin,
     )
     assert created.status == 201, created.text()
@@ -190,8 +201,18 @@ def test_a_viewer_sees_alerts_but_no_ack_silence_or_admin_control(
     expect(_firing_member_down(page)).to_have_count(1, timeout=45_000)
     expect(_firing_member_down(page).locator("button.alert-ack")).to_have_count(1)
     expect(page.locator("#silence-form")).to_be_visible()
-    expect(page.locator("#alerts-channels-table button.channel-test")).to_have_count(1)
-    expect(page.locator("#alerts-rules-table .rule-save").first).to_be_visible()
+    # "Send test" posts a firing and a resolved test message to the loopback receiver.
+    page.click("#alerts-channels-table button.channel-test")
+    expect(page.locator("#toasts")).to_contain_text("Test sent to ops-hook: firing and resolved")
+    # An admin edits a rule in place: the API has the new values.
+    rule_row = page.locator("#alerts-rules-table tbody tr[data-rule=no_leader]")
+    rule_row.locator(".rule-for").fill("45")
+    rule_row.locator("input[type=checkbox]").uncheck()
+    rule_row.locator(".rule-save").click()
+    expect(page.locator("#toasts")).to_contain_text("Rule no_leader saved")
+    rules = api.get(server.url + "/api/alerts/rules", headers=admin).json()["rules"]
+    no_leader = next(r for r in rules if r["id"] == "no_leader")
+    assert (no_leader["for_seconds"], no_leader["enabled"]) == (45, False)
 
     page.click("#logout-btn")
     expect(page).to_have_url(re.compile(r"/login$"))

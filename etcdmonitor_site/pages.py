@@ -22,7 +22,7 @@ from etcdmonitor_site.exceptions import json_not_found
 from monitoring.panels import dashboard_registry
 from monitoring.selectors import panel_config_for
 
-VIEWS = ("monitor", "kv", "ops", "users", "fleet")
+VIEWS = ("monitor", "kv", "ops", "users", "fleet", "alerts")
 
 
 @require_GET
@@ -61,8 +61,8 @@ def change_password_page(request):
 @never_cache
 @ensure_csrf_cookie
 def dashboard_page(request, view: str = "monitor"):
-    """Monitor, Fleet, KV, Ops and (for admins) Users views in one page; `view` picks the one shown
-    first. A user who must change their password is sent to the change form."""
+    """Monitor, Fleet, Alerts, KV, Ops and (for admins) Users views in one page; `view` picks
+    the one shown first. A user who must change their password is sent to the change form."""
     session = account_services.session_for_request(request=request)
     if session is None:
         return redirect("login")

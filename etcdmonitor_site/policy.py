@@ -172,6 +172,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("dashboard-ops", "GET"): Rule(SIGNED_IN, "page", via_drf=False),
     ("dashboard-users", "GET"): Rule(SIGNED_IN, "page", via_drf=False),
     ("dashboard-fleet", "GET"): Rule(SIGNED_IN, "page", via_drf=False),
+    ("dashboard-alerts", "GET"): Rule(SIGNED_IN, "page", via_drf=False),
     ("login", "GET"): Rule(PUBLIC, "page", via_drf=False),
     ("change-password", "GET"): Rule(PUBLIC, "page", via_drf=False),
     ("healthz", "GET"): Rule(PUBLIC, "healthz", via_drf=False),

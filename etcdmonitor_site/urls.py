@@ -13,6 +13,7 @@ from etcdmonitor_site.health import healthz
 urlpatterns = [
     path("", pages.dashboard_page, name="dashboard"),
     path("fleet", pages.dashboard_page, {"view": "fleet"}, name="dashboard-fleet"),
+    path("alerts", pages.dashboard_page, {"view": "alerts"}, name="dashboard-alerts"),
     path("kv", pages.dashboard_page, {"view": "kv"}, name="dashboard-kv"),
     path("ops", pages.dashboard_page, {"view": "ops"}, name="dashboard-ops"),
     path("users", pages.dashboard_page, {"view": "users"}, name="dashboard-users"),

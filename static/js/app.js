@@ -1,5 +1,6 @@
-// Dashboard shell: view switch (Monitor / Fleet / KV Tree / Ops / Users), the cluster picker,
+// Dashboard shell: view switch (Monitor / Fleet / Alerts / KV Tree / Ops / Users), the cluster picker,
 // theme toggle, logout.
+import * as Alerts from "./alerts.js";
 import * as Cluster from "./cluster.js";
 import { $, api, format, jsonData, setTheme, theme } from "./common.js";
 import * as Fleet from "./fleet.js";
@@ -11,11 +12,11 @@ import * as Users from "./users.js";
 
 const boot = jsonData("boot-data");
 // The Ops view only when the user's role leaves them a pane in it.
-const views = { monitor: Monitor, fleet: Fleet, kv: KV,
+const views = { monitor: Monitor, fleet: Fleet, alerts: Alerts, kv: KV,
   ops: boot.ops_enabled && Ops.allowedPanes().length ? Ops : null,
   users: boot.can_manage_users ? Users : null };
 if (!views.ops && $("view-ops")) $("view-ops").hidden = true;
-const paths = { monitor: "/", fleet: "/fleet", kv: "/kv", ops: "/ops", users: "/users" };
+const paths = { monitor: "/", fleet: "/fleet", alerts: "/alerts", kv: "/kv", ops: "/ops", users: "/users" };
 
 function show(view) {
   if (!views[view]) view = "monitor";
@@ -50,6 +51,13 @@ $("logout-btn").addEventListener("click", async () => {
     /* an already expired session is logged out anyway */
   }
   window.location.assign("/login");
+});
+// The cluster line's alert count links to the Alerts view: switched in place, no reload.
+$("cluster-line").addEventListener("click", (e) => {
+  const link = e.target.closest("a[data-view]");
+  if (!link || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  e.preventDefault();
+  show(link.dataset.view);
 });
 themeButton();
 Fleet.init(show);

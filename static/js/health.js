@@ -7,6 +7,9 @@ const POLL_SECONDS = 5;
 const WORDS = { healthy: "Healthy", degraded: "Degraded", critical: "Critical", unreachable: "Unreachable", unknown: "Unknown" };
 const listeners = [];
 let last = null; // the latest /api/status answer
+// The current cluster's firing alerts (GET /api/alerts?state=firing), null while unknown.
+let firing = null;
+const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
 let timer = null;
 // Disk latency of the slowest member: {wal, commit: {value, member, sinceStart}} (or null).
 let disk = null;
@@ -38,22 +41,25 @@ function item(label, value, cls) {
 }
 
 function render(status) {
-  const line = clear($("cluster-line"));
+  const line = $("cluster-line");
+  // Built aside and put in front of the alerts item, which stays in place (updated, never
+  // replaced) so that a keyboard user's focus on its link survives the 5 s poll.
+  const frag = document.createDocumentFragment();
   const c = status.cluster;
   const members = status.members || [];
   line.dataset.health = c.health;
-  line.appendChild(el("span", { className: "cl-status " + c.health, id: "cluster-health" }, WORDS[c.health] || c.health));
-  line.appendChild(item("Leader", c.leader_id ? memberName(members, c.leader_id) : "none", c.leader_id ? "" : "bad"));
+  frag.appendChild(el("span", { className: "cl-status " + c.health, id: "cluster-health" }, WORDS[c.health] || c.health));
+  frag.appendChild(item("Leader", c.leader_id ? memberName(members, c.leader_id) : "none", c.leader_id ? "" : "bad"));
   const up = c.members_up === null || c.members_up === undefined ? "–" : String(c.members_up);
   const margin = c.quorum_margin === null || c.quorum_margin === undefined ? "" :
     ` · quorum margin ${c.quorum_margin}`;
-  line.appendChild(item("Members", `${up}/${c.members_total} up${margin}`,
+  frag.appendChild(item("Members", `${up}/${c.members_total} up${margin}`,
     c.members_up !== null && c.members_up < c.members_total ? "bad" : ""));
   const alarms = (c.alarms || []).map((a) => `${a.alarm} on ${memberName(members, a.member_id)}`);
-  line.appendChild(item("Alarms", alarms.length ? alarms.join(", ") : "none", alarms.length ? "bad" : ""));
+  frag.appendChild(item("Alarms", alarms.length ? alarms.join(", ") : "none", alarms.length ? "bad" : ""));
   const db = c.db_quota_ratio === null || c.db_quota_ratio === undefined ? format("bytes", c.db_size_bytes) :
     `${(c.db_quota_ratio * 100).toFixed(1)} % of ${format("bytes", c.db_quota_bytes)} quota (${format("bytes", c.db_size_bytes)})`;
-  line.appendChild(item("DB", db, c.db_quota_ratio >= 0.8 ? "bad" : ""));
+  frag.appendChild(item("DB", db, c.db_quota_ratio >= 0.8 ? "bad" : ""));
   for (const [key, spec] of Object.entries(DISK_TARGETS)) {
     const d = disk && disk[key];
     const text = d ? `${format("duration", d.value)} on ${memberName(members, d.member)}${d.sinceStart ? " (since start)" : ""}` : "–";
@@ -62,14 +68,51 @@ function render(status) {
     node.id = "cl-disk-" + key;
     node.title = `slowest member; target < ${format("duration", spec.target)}`;
     node.appendChild(el("span", { className: "cl-label" }, ` / ${format("duration", spec.target)}`));
-    line.appendChild(node);
+    frag.appendChild(node);
   }
   const seen = versions(members);
   if (seen.length > 1) {
-    line.appendChild(el("span", { className: "cl-item warn", id: "mixed-versions" },
+    frag.appendChild(el("span", { className: "cl-item warn", id: "mixed-versions" },
       "Mixed etcd versions: " + seen.join(", ")));
   }
-  if (c.as_of) line.appendChild(el("span", { className: "cl-item muted small" }, "as of " + clock(c.as_of)));
+  const alerts = alertsItem();
+  for (const child of [...line.childNodes]) if (child !== alerts) line.removeChild(child);
+  line.insertBefore(frag, alerts.parentNode === line ? alerts : null);
+  if (alerts.parentNode !== line) line.appendChild(alerts);
+  if (c.as_of) line.appendChild(el("span", { className: "cl-item muted small", id: "cl-as-of" }, "as of " + clock(c.as_of)));
+}
+
+// "Alerts 2 firing · worst critical": the firing alerts' count and worst severity, a word and
+// a colour, as a link to the Alerts view (app.js switches views in place for a click on a
+// [data-view] link). One node, updated in place.
+let alertsNode = null;
+function alertsItem() {
+  let text = "–";
+  let worst = "";
+  if (firing) {
+    worst = firing.reduce((w, a) => (w === "" || SEVERITY_RANK[a.severity] < SEVERITY_RANK[w] ? a.severity : w), "");
+    text = firing.length ? `${firing.length} firing · worst ${worst}` : "none firing";
+  }
+  if (!alertsNode) {
+    alertsNode = el("span", { id: "cl-alerts" }, el("span", { className: "cl-label" }, "Alerts "),
+      el("a", { id: "cl-alerts-link", className: "cl-alerts-link", dataset: { view: "alerts" } }));
+  }
+  const link = alertsNode.querySelector("a");
+  alertsNode.className = "cl-item cl-alerts" + (worst ? " sev-" + worst : "");
+  alertsNode.dataset.firing = firing ? String(firing.length) : "";
+  alertsNode.dataset.worst = worst;
+  link.href = Cluster.pathFor("/alerts");
+  if (link.textContent !== text) link.textContent = text;
+  return alertsNode;
+}
+
+async function refreshAlerts(clusterId) {
+  try {
+    const data = await api("GET", "/api/alerts?state=firing&cluster_id=" + encodeURIComponent(clusterId));
+    return data.alerts || [];
+  } catch (err) {
+    return null; // no alert count is shown rather than a wrong one
+  }
 }
 
 // The slowest member's disk p99s: every member that is up and not stale is asked for its
@@ -104,9 +147,10 @@ async function refreshDisk(status) {
 async function poll() {
   const asked = Cluster.currentId();
   try {
-    const status = await api("GET", Cluster.scoped("/api/status"));
+    const [status, alerts] = await Promise.all([api("GET", Cluster.scoped("/api/status")), refreshAlerts(asked)]);
     if (asked !== Cluster.currentId()) return; // the picker moved on meanwhile
     last = status;
+    firing = alerts;
     render(status);
     for (const fn of listeners) fn(status);
     if (await refreshDisk(status).catch(() => false)) render(last);
@@ -119,11 +163,17 @@ async function poll() {
   }
 }
 
+// Poll again now (after an ack or a silence the line should not wait for the next tick).
+export function refresh() {
+  poll();
+}
+
 export function start() {
   if (timer) return;
   Cluster.subscribe(() => {
     disk = null;
     diskFetchedAt = 0;
+    firing = null;
     poll();
   });
   poll();

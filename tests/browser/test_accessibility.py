@@ -133,6 +133,10 @@ def test_every_view_is_accessible_and_fits_a_phone(
             expect(page.locator("#kv-history-table tbody tr").first).to_be_visible()
             found.check(page, where + "/dialog-kv-history", "#kv-history-dialog")
             _close_dialog(page, "#kv-history-dialog")
+            page.click("#view-alerts")
+            expect(page.locator("#alerts-rules-table tbody tr").first).to_be_visible()
+            expect(page.locator("#silence-form")).to_be_visible()
+            found.check(page, where + "/alerts")
 
             page.click("#view-ops")
             for pane in OPS_PANES:
@@ -191,7 +195,7 @@ def test_cluster_tabs_are_accessible_and_work_by_keyboard(
     default = page.locator("#kv-tab-list [role=tab][data-tab-id='default']")
     remote_tab = page.locator("#kv-tab-list [role=tab]", has_text="remote")
     expect(default).to_have_attribute("tabindex", "0")
-    page.focus("#logout-btn")  # the last control before the strip
+    page.focus("#cl-alerts-link")  # the cluster line's alerts link: the last control before it
     page.keyboard.press("Tab")
     expect(default).to_be_focused()
     page.keyboard.press("ArrowRight")

@@ -43,6 +43,8 @@ def test_every_page_and_view_loads_its_modules_without_an_error(dashboard_server
 
     page.click("#view-kv")
     expect(page.locator("#kv-tree [role=treeitem]").first).to_be_visible()
+    page.click("#view-alerts")
+    expect(page.locator("#alerts-rules-table tbody tr").first).to_be_visible()
     page.click("#view-ops")
     expect(page.locator("#audit-table tbody tr").first).to_be_visible()
     page.click("#view-users")
@@ -52,6 +54,7 @@ def test_every_page_and_view_loads_its_modules_without_an_error(dashboard_server
     # Each view opened straight from its address too, as a bookmark would.
     for path, ready in [
         ("/kv", "#kv-tree [role=treeitem]"),
+        ("/alerts", "#alerts-rules-table tbody tr"),
         ("/ops", "#audit-table tbody tr"),
         ("/users", "#users-table tbody tr"),
     ]:

@@ -185,6 +185,7 @@ class LocalMember:
     scheme: str = "http"
     host: str = "127.0.0.1"  # members may get a loopback address each (127.0.0.2, …)
     metrics_port: int | None = None  # --listen-metrics-urls http://host:port (as kubeadm does)
+    binary: str | None = None  # another etcd than etcd_binary()'s, e.g. to mix versions
 
     @property
     def client_url(self) -> str:
@@ -217,6 +218,7 @@ class LocalEtcdCluster:
         tls: TlsFiles | None = None,
         hosts: list[str] | None = None,
         metrics_ports: list[int] | None = None,
+        binaries: list[str | None] | None = None,
     ):
         self.base_dir = Path(base_dir)
         self.tls = tls
@@ -235,6 +237,7 @@ class LocalEtcdCluster:
                 scheme="https" if tls else "http",
                 host=hosts[i] if hosts else "127.0.0.1",
                 metrics_port=metrics_ports[i] if metrics_ports else None,
+                binary=binaries[i] if binaries else None,
             )
             for i, port in enumerate(ports)
         ]
@@ -250,7 +253,7 @@ class LocalEtcdCluster:
     def _command(self, member: LocalMember, state: str) -> list[str]:
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         return [
-            etcd_binary(),
+            member.binary or etcd_binary(),
             "--name",
             member.name,
             "--data-dir",

@@ -2,13 +2,17 @@
 after a mass delete (then defragmented), and members running two etcd versions."""
 
 import itertools
+import os
 import time
+from pathlib import Path
 
 import pytest
 
 from alerts.tests.test_faults import _ids, _started
+from devtools.localcluster import etcd_binary, etcd_version
 from etcdgateway import cluster_gateway
 
+REPO = Path(__file__).resolve().parents[2]
 QUOTA = 16 * 1024 * 1024
 
 
@@ -62,3 +66,56 @@ def test_a_mass_delete_fragments_the_database_until_it_is_defragmented(
     [resolved] = _collect_until_a_transition(monitor, gateway)
     assert (resolved.rule, resolved.status) == ("fragmentation", "resolved")
     assert monitor.alert("fragmentation", member_id)["state"] == "resolved"
+
+
+def _another_etcd() -> tuple[str, str, str]:
+    """(binary, its version, the default binary's version) of an etcd whose version differs
+    from the one the fixtures start: the 3.5 download, or the system's 3.4 when the suite
+    itself runs on 3.5 (`make test-etcd35`)."""
+    default_version = etcd_version(etcd_binary())
+    etcd35_dir = os.environ.get("ETCD35_DIR") or str(REPO / ".etcd35")
+    for candidate in (os.path.join(etcd35_dir, "bin", "etcd"), "/usr/bin/etcd"):
+        if os.access(candidate, os.X_OK):
+            version = etcd_version(candidate)
+            if version != default_version:
+                return candidate, version, default_version
+    pytest.skip(f"no etcd binary other than version {default_version} (run `make etcd35` for 3.5)")
+
+
+@pytest.mark.django_db
+def test_a_member_on_another_etcd_version_fires_version_skew(etcd_cluster_factory, monitor):
+    other, other_version, version = _another_etcd()
+    cluster = _started(etcd_cluster_factory, monitor, binaries=[None, None, other])
+    odd = cluster.members[2]
+    odd_id = _ids(monitor.api)[odd.client_url]
+    monitor.set_rule("version_skew", for_seconds=0)
+
+    [fired] = monitor.round()
+    assert (fired.rule, fired.status, fired.severity) == ("version_skew", "firing", "info")
+    alert = monitor.alert("version_skew", state="firing")
+    assert alert["member_id"] is None  # one alert for the cluster
+    versions = alert["values"]["versions"]
+    assert sorted(versions.values()) == sorted([version, version, other_version])
+    assert versions[odd_id] == other_version
+    assert version in alert["summary"] and other_version in alert["summary"]
+
+    # The rolling upgrade (or here: downgrade) completes: the member runs the common version.
+    cluster.kill_member(odd)
+    odd.binary = None
+    cluster.start_member(odd)
+    cluster.wait_healthy([odd])
+    monitor.until(
+        lambda: monitor.alert("version_skew", state="resolved"), what="version_skew resolved"
+    )
+    assert [(t.rule, t.status) for t in monitor.transitions] == [
+        ("version_skew", "firing"),
+        ("version_skew", "resolved"),
+    ]
+
+
+@pytest.mark.django_db
+def test_members_on_one_version_are_no_version_skew(etcd_cluster_factory, monitor):
+    _started(etcd_cluster_factory, monitor)
+    monitor.set_rule("version_skew", for_seconds=0)
+    assert monitor.round() == []
+    assert monitor.alert("version_skew") is None

@@ -15,6 +15,7 @@ Our own parser, not prometheus_client's: on the real etcd 3.4 scrape it is sever
 import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Labels = dict[str, str]
@@ -165,10 +166,15 @@ def sum_values(samples: Samples, name: str) -> float | None:
 _LE_CACHE: dict[str, float] = {}
 
 
-def histogram_buckets(samples: Samples, family: str) -> list[tuple[float, float]]:
-    """Cumulative `(le, count)` pairs of a histogram, summed per `le` across label sets."""
+def histogram_buckets(
+    samples: Samples, family: str, keep: Callable[[dict], bool] | None = None
+) -> list[tuple[float, float]]:
+    """Cumulative `(le, count)` pairs of a histogram, summed per `le` across label sets (those
+    `keep` accepts, when given)."""
     totals: dict[float, float] = {}
     for labels, value in samples.get(f"{family}_bucket", ()):
+        if keep is not None and not keep(labels):
+            continue
         le_text = labels.get("le")
         if le_text is None or not math.isfinite(value):
             continue
@@ -396,6 +402,23 @@ HISTOGRAMS: dict[str, tuple[str, float]] = {
         "etcd_network_peer_round_trip_time_seconds",
         1.0,
     ),
+    # Only with etcd's --metrics=extensive; unary calls only (HISTOGRAM_FILTERS).
+    "grpc_server_unary_handling_seconds": ("grpc_server_handling_seconds", 1.0),
+}
+
+
+def _slow_request_candidate(labels: dict) -> bool:
+    """A unary call other than Defragment: watch and lease keep-alive streams last as long as
+    the client stays, and a defragment legitimately takes seconds (the etcd mixin's
+    etcdGRPCRequestsSlow has the same exclusions)."""
+    return labels.get("grpc_type") == "unary" and labels.get("grpc_method") != "Defragment"
+
+
+# Histograms etcd exports only when started with --metrics=extensive (the default is "basic").
+EXTENSIVE_HISTOGRAMS = frozenset(["grpc_server_unary_handling_seconds"])
+# stored prefix → which label sets of its family it sums (all when absent)
+HISTOGRAM_FILTERS: dict[str, Callable[[dict], bool]] = {
+    "grpc_server_unary_handling_seconds": _slow_request_candidate,
 }
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 
@@ -579,7 +602,7 @@ def derive_snapshot(
     fallback: dict[str, float] = {}
     basis: dict[str, str] = {}
     for prefix, (family, scale) in HISTOGRAMS.items():
-        buckets = histogram_buckets(samples, family)
+        buckets = histogram_buckets(samples, family, HISTOGRAM_FILTERS.get(prefix))
         if not buckets:
             continue
         values[f"{prefix}_count"] = buckets[-1][1]

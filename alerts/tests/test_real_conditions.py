@@ -11,6 +11,9 @@ import pytest
 from alerts.tests.test_faults import _ids, _started
 from devtools.localcluster import etcd_binary, etcd_version
 from etcdgateway import cluster_gateway
+from monitoring import timeseries
+from monitoring.models import Sample
+from monitoring.tests.expected_keys import extensive_key_names
 
 REPO = Path(__file__).resolve().parents[2]
 QUOTA = 16 * 1024 * 1024
@@ -119,3 +122,40 @@ def test_members_on_one_version_are_no_version_skew(etcd_cluster_factory, monito
     monitor.set_rule("version_skew", for_seconds=0)
     assert monitor.round() == []
     assert monitor.alert("version_skew") is None
+
+
+def _stored(member_id: str, names: list[str]) -> dict[str, float]:
+    sample = Sample.objects.filter(member__member_id=member_id).order_by("-ts").first()
+    slots = timeseries.slots_for(names)
+    return {
+        name: sample.vals[slot - 1]
+        for name, slot in slots.items()
+        if slot - 1 < len(sample.vals) and sample.vals[slot - 1] is not None
+    }
+
+
+@pytest.mark.django_db
+def test_a_member_with_extensive_metrics_feeds_grpc_slow(etcd_cluster_factory, monitor):
+    _started(etcd_cluster_factory, monitor, size=1, extra_args=["--metrics=extensive"])
+    [member_id] = _ids(monitor.api).values()
+    monitor.set_rule("grpc_slow", for_seconds=0)
+    gateway = cluster_gateway()
+    for index in range(20):
+        gateway.put(f"/grpc/{index}".encode(), b"v", ttl=None)
+    time.sleep(1.1)  # samples are per whole second: the next collection is a new one
+    monitor.collect()
+
+    stored = _stored(member_id, extensive_key_names())
+    # Unary calls (our puts, the collector's Status and MemberList) were counted and timed.
+    assert stored["grpc_server_unary_handling_seconds_count"] >= 20
+    assert 0 < stored["grpc_server_unary_handling_seconds_p99"] < 0.15
+    # A loopback member answers fast: evaluated, nothing slow.
+    assert monitor.round() == []
+    assert monitor.alert("grpc_slow") is None
+
+    monitor.set_rule("grpc_slow", thresholds={"p99_seconds": 0.000001})
+    [fired] = monitor.round()
+    assert (fired.rule, fired.status, fired.member_id) == ("grpc_slow", "firing", member_id)
+    assert fired.values["p99_seconds"] == pytest.approx(
+        stored["grpc_server_unary_handling_seconds_p99"], rel=1e-3
+    )

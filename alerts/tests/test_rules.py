@@ -90,6 +90,7 @@ def _set(monitor, rule: str, **changes) -> None:
         ("wal_fsync_slow", "etcd_disk_wal_fsync_duration_seconds_p99", 0.7, 0.01),
         ("backend_commit_slow", "etcd_disk_backend_commit_duration_seconds_p99", 0.3, 0.02),
         ("peer_rtt_slow", "etcd_network_peer_round_trip_time_seconds_p99", 0.2, 0.001),
+        ("grpc_slow", "grpc_server_unary_handling_seconds_p99", 0.2, 0.005),
     ],
 )
 def test_a_slow_p99_fires_and_a_fast_one_resolves(cluster, monitor, rule, key, slow, fast):
@@ -395,6 +396,7 @@ def test_every_rule_id_of_the_issue_is_listed(monitor):
         "fragmentation", "alarm_active", "hashkv_mismatch", "version_skew", "learner_stuck",
     }  # fmt: skip
     assert all(r["runbook_url"].startswith("https://") for r in rules.values())
+    assert all(r["implemented"] for r in rules.values())
     assert rules["wal_fsync_slow"]["thresholds"] == {
         "warning_p99_seconds": 0.5,
         "critical_p99_seconds": 1.0,

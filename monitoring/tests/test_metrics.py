@@ -399,3 +399,44 @@ def test_unary_grpc_failures_count_server_codes_only():
 
     assert values["grpc_server_handled_unary_total"] == 99
     assert values["grpc_server_handled_unary_failed_total"] == 4
+
+
+def test_grpc_handling_time_counts_unary_calls_other_than_defragment_only():
+    """--metrics=extensive's histogram: slow Defragment and Watch calls do not make etcd slow."""
+    les = ("0.005", "0.1", "0.4", "+Inf")
+
+    def scrape(range_counts, defrag_counts, watch_counts):
+        lines = []
+        for labels, counts in (
+            ('grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"', range_counts),
+            (
+                'grpc_method="Defragment",grpc_service="etcdserverpb.Maintenance",'
+                'grpc_type="unary"',
+                defrag_counts,
+            ),
+            (
+                'grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"',
+                watch_counts,
+            ),
+        ):
+            lines += [
+                f'grpc_server_handling_seconds_bucket{{{labels},le="{le}"}} {count}'
+                for le, count in zip(les, counts, strict=True)
+            ]
+        return parse_metrics("\n".join(lines) + "\n")
+
+    key = "grpc_server_unary_handling_seconds"
+    first = derive_snapshot(scrape([0] * 4, [0] * 4, [0] * 4), timestamp=0)
+    # 100 fast ranges; one 0.3 s defragment and ten 0.3 s watches in the same interval
+    second = derive_snapshot(
+        scrape([100] * 4, [0, 0, 1, 1], [0, 0, 10, 10]), timestamp=30, previous=first.state
+    )
+    assert second.values[f"{key}_count"] == 100
+    assert second.values[f"{key}_p99"] == pytest.approx(0.005 * 0.99)
+    # five slow ranges among the next 100: the p99 rises past the rule's 0.15 s
+    third = derive_snapshot(
+        scrape([195, 195, 200, 200], [0, 0, 1, 1], [0, 0, 10, 10]),
+        timestamp=60,
+        previous=second.state,
+    )
+    assert third.values[f"{key}_p99"] > 0.15

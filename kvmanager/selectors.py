@@ -466,10 +466,16 @@ def v2_key_get(*, gateway: ClusterGateway, key: str, scope: Scope | None = None)
 
 
 def v2_key_tree(
-    *, gateway: ClusterGateway, key: str, with_values: bool, scope: Scope | None = None
+    *,
+    gateway: ClusterGateway,
+    key: str,
+    with_values: bool,
+    scope: Scope | None = None,
+    operation: str = "kv_getpath",
 ) -> dict:
-    """The recursive v2 tree under `key`; a missing key is an empty directory."""
-    scopes.refuse_v2(scope, operation="kv_getpath", key=key)
+    """The recursive v2 tree under `key`; a missing key is an empty directory. `operation`
+    names a scoped user's refusal in the audit log (`kv_keys` for the whole tree)."""
+    scopes.refuse_v2(scope, operation=operation, key=key)
     try:
         raw = V2Keys(gateway).get(key, recursive=True)
     except EtcdNotFound:

@@ -297,7 +297,11 @@ class KvV2ViewSet(KvViewSet):
     def keys(self, request):
         with self.cluster() as gateway:
             node = selectors.v2_key_tree(
-                gateway=gateway, key=settings.KV_SEPARATOR, with_values=False, scope=self.scope()
+                gateway=gateway,
+                key=settings.KV_SEPARATOR,
+                with_values=False,
+                scope=self.scope(),
+                operation="kv_keys",
             )
         return Response({"node": node})
 

@@ -16,13 +16,18 @@ User = get_user_model()
 class AccountProfileInline(admin.StackedInline):
     model = AccountProfile
     can_delete = False
-    fields = ("must_change_password", "roles")
+    fields = ("must_change_password", "roles", "kv_scopes")
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
         formset.form.base_fields["roles"].help_text = (
             'JSON: {"<cluster id>": "viewer" | "operator" | "admin", "*": role on every other '
             "cluster (viewer when absent)}. A superuser is admin everywhere."
+        )
+        formset.form.base_fields["kv_scopes"].help_text = (
+            'JSON: {"<cluster id>" | "*": {"read": ["/app/"], "write": ["/app/config/"]}}: the '
+            "keys the user sees and writes there (no entry: every key). Write prefixes must lie "
+            "within read prefixes. A superuser is never scoped."
         )
         return formset
 

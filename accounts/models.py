@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from accounts.validators import validate_roles
+from accounts.validators import validate_kv_scopes, validate_roles
 
 
 class Role(models.TextChoices):
@@ -24,7 +24,9 @@ class AccountProfile(models.Model):
     (`accounts.selectors.role_for` reads it: a missing "*" means viewer, a superuser is admin
     everywhere). Whether the account is locked is not stored here: failed sign-ins are counted
     in `LoginThrottle` (by username and client address, so unknown usernames count too).
-    `last_login` is Django's own field on the user. Created on first use by `profile_for()`.
+    `last_login` is Django's own field on the user. `kv_scopes` narrows the keys a user sees and
+    writes per cluster (kvmanager.scopes; a superuser is never narrowed). Created on first use
+    by `profile_for()`.
     """
 
     user = models.OneToOneField(
@@ -32,6 +34,9 @@ class AccountProfile(models.Model):
     )
     must_change_password = models.BooleanField(default=False)
     roles = models.JSONField(default=dict, blank=True, validators=[validate_roles])
+    # {"<cluster_id>" | "*": {"read": [prefix, …], "write": [prefix, …]}}; no entry for a
+    # cluster (nor "*") = every key. Enforced by kvmanager.scopes.
+    kv_scopes = models.JSONField(default=dict, blank=True, validators=[validate_kv_scopes])
 
     class Meta:
         verbose_name = "account profile"

@@ -228,6 +228,25 @@ def effective_roles(user) -> dict:
     return roles
 
 
+def kv_scope_entry(*, user, cluster_id: str) -> dict | None:
+    """The user's KV scope on the cluster as stored (`{"read": [...], "write": [...]}`): the
+    cluster's entry, else the one for "*", else None (every key). A superuser is never scoped;
+    kvmanager.scopes is the one reader that enforces it."""
+    if user is None or not getattr(user, "is_authenticated", False) or user.is_superuser:
+        return None
+    scopes = _stored_kv_scopes(user)
+    entry = scopes.get(str(cluster_id), scopes.get(ANY_CLUSTER))
+    return entry if isinstance(entry, dict) else None
+
+
+def _stored_kv_scopes(user) -> dict:
+    try:
+        scopes = user.account_profile.kv_scopes
+    except (AccountProfile.DoesNotExist, AttributeError):
+        return {}
+    return scopes if isinstance(scopes, dict) else {}
+
+
 # --- users (the admin's list) --------------------------------------------------------------------
 
 
@@ -242,6 +261,7 @@ def user_shape(user, *, locked: bool) -> dict:
         "username": user.get_username(),
         "is_active": user.is_active,
         "roles": effective_roles(user),
+        "kv_scopes": {} if user.is_superuser else _stored_kv_scopes(user),
         "must_change_password": must_change,
         "locked": locked,
     }

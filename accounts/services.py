@@ -39,7 +39,7 @@ from django.utils import timezone
 from accounts import selectors
 from accounts.models import AccountProfile, LoginThrottle, UserSession
 from accounts.selectors import presented_token, stored_session, token_hash
-from accounts.validators import ANY_CLUSTER, validate_roles
+from accounts.validators import ANY_CLUSTER, validate_kv_scopes, validate_roles
 from audit.services import Actor, audit_record, audited
 from etcdmonitor_site.errors import (
     AuthenticationRefused,
@@ -868,6 +868,14 @@ def _roles_checked(roles) -> dict:
     return dict(roles)
 
 
+def _kv_scopes_checked(kv_scopes) -> dict:
+    try:
+        validate_kv_scopes(kv_scopes)
+    except ValidationError as refusal:
+        raise InvalidInput(" ".join(refusal.messages)) from None
+    return dict(kv_scopes)
+
+
 def _username_checked(username: str) -> str:
     validator = UnicodeUsernameValidator()
     if not username or len(username) > 150:
@@ -879,23 +887,33 @@ def _username_checked(username: str) -> str:
     return username
 
 
-def user_create(*, actor: Actor, username: str, password: str, roles: dict | None = None):
+def user_create(
+    *,
+    actor: Actor,
+    username: str,
+    password: str,
+    roles: dict | None = None,
+    kv_scopes: dict | None = None,
+):
     """Create a user who must change the given password at first sign-in (admin only).
 
     The password passes the policy (its similarity to the new username included); `roles` is
-    the role map ({"<cluster_id>" | "*": role}, "*" absent = viewer). Audited `user_create`
-    (the password never reaches the log). Raises Forbidden, InvalidInput, Conflict (taken).
+    the role map ({"<cluster_id>" | "*": role}, "*" absent = viewer), `kv_scopes` the KV prefix
+    scopes ({"<cluster_id>" | "*": {"read": [...], "write": [...]}}, none = every key).
+    Audited `user_create` (the password never reaches the log). Raises Forbidden,
+    InvalidInput, Conflict (taken).
     """
     users_admin_require(actor=actor, operation="user_create", target=username[:150])
     with audited(
         "user_create",
         actor=actor,
         target=username[:150],
-        params={"username": username[:150], "roles": roles or {}},
+        params={"username": username[:150], "roles": roles or {}, "kv_scopes": kv_scopes or {}},
         failures=(DomainError,),
     ):
         _username_checked(username)
         clean_roles = _roles_checked(roles or {})
+        clean_scopes = _kv_scopes_checked(kv_scopes or {})
         user_model = get_user_model()
         user = user_model(username=username)
         password_policy_check(new_password=password, user=user)
@@ -906,7 +924,7 @@ def user_create(*, actor: Actor, username: str, password: str, roles: dict | Non
             with transaction.atomic():
                 user.save()
                 user.account_profile = AccountProfile.objects.create(
-                    user=user, must_change_password=True, roles=clean_roles
+                    user=user, must_change_password=True, roles=clean_roles, kv_scopes=clean_scopes
                 )
         except IntegrityError:  # created concurrently under the same name
             raise Conflict("a user with that username already exists") from None
@@ -933,12 +951,14 @@ def user_update(
     actor: Actor,
     user,
     roles: dict | None = None,
+    kv_scopes: dict | None = None,
     is_active: bool | None = None,
     password: str | None = None,
     unlock: bool = False,
 ):
-    """Change a user (admin only): replace the role map, (de)activate, reset the password (the
-    user must change it at next sign-in; their lock clears, their sessions end) or unlock.
+    """Change a user (admin only): replace the role map or the KV scopes, (de)activate, reset
+    the password (the user must change it at next sign-in; their lock clears, their sessions
+    end) or unlock.
 
     Deactivation ends the user's sessions. Nobody deactivates themselves (Conflict). One audit
     row `user_update` names the changed fields (the password as ***).
@@ -946,6 +966,8 @@ def user_update(
     params: dict = {"username": user.get_username()}
     if roles is not None:
         params["roles"] = roles
+    if kv_scopes is not None:
+        params["kv_scopes"] = kv_scopes
     if is_active is not None:
         params["is_active"] = is_active
     if password is not None:
@@ -964,6 +986,7 @@ def user_update(
         if is_active is False and user.pk == getattr(actor.user, "pk", None):
             raise Conflict("you cannot deactivate your own account")
         clean_roles = _roles_checked(roles) if roles is not None else None
+        clean_scopes = _kv_scopes_checked(kv_scopes) if kv_scopes is not None else None
         if password is not None:
             password_policy_check(new_password=password, user=user)
         profile = profile_for(user)
@@ -977,6 +1000,9 @@ def user_update(
             if clean_roles is not None:
                 profile.roles = clean_roles
                 profile.save(update_fields=["roles"])
+            if clean_scopes is not None:
+                profile.kv_scopes = clean_scopes
+                profile.save(update_fields=["kv_scopes"])
             if is_active is not None and is_active != user.is_active:
                 user.is_active = is_active
                 user.save(update_fields=["is_active"])

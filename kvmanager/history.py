@@ -29,11 +29,12 @@ from django.db.models import Q
 
 from audit.models import AuditLog
 from audit.services import TARGET_MAX
-from etcdgateway import ClusterGateway, EtcdFutureRevision, EtcdRevisionCompacted
+from etcdgateway import ClusterGateway, EtcdFutureRevision, EtcdNotFound, EtcdRevisionCompacted
 from etcdmonitor_site.errors import InvalidInput, NotFound
 from journal.models import JournalEvent
 from journal.selectors import journal_gaps, journal_position
 from kvmanager.keyspace import decode_key, encode_key, prefix_end, value_fields
+from kvmanager.scopes import Scope
 
 ETCD_WALK_MAX = 100  # ranged gets one history request may spend walking back through etcd
 HISTORY_LIMIT = 200  # revisions a history answers by default (at most HISTORY_LIMIT_MAX)
@@ -216,11 +217,24 @@ def _etcd_walk(
     return changes
 
 
+def _visible(scope: Scope | None, key: str) -> None:
+    """A key outside the user's read prefixes has no history for them: not found, as `get`."""
+    if scope is not None and not scope.can_read(key):
+        raise EtcdNotFound(f"key not found: {key}")
+
+
 def key_history(
-    *, gateway: ClusterGateway, cluster_id: str, key: str, limit: int = HISTORY_LIMIT
+    *,
+    gateway: ClusterGateway,
+    cluster_id: str,
+    key: str,
+    limit: int = HISTORY_LIMIT,
+    scope: Scope | None = None,
 ) -> dict:
     """`{"key", "revisions": [...], "gaps": [[from, to], ...]}`, newest first (see the module
-    docstring for where each revision comes from); a deleted key keeps its history."""
+    docstring for where each revision comes from); a deleted key keeps its history. A key
+    outside the KV scope's read prefixes is not found."""
+    _visible(scope, key)
     raw_key = encode_key(key)
     events = JournalEvent.objects.filter(cluster_id=cluster_id, key=raw_key).order_by("-revision")
     changes = {event.revision: Change.from_event(event) for event in events[:limit]}
@@ -277,8 +291,17 @@ def key_change(*, gateway: ClusterGateway, cluster_id: str, key: str, revision: 
     )
 
 
-def key_revision(*, gateway: ClusterGateway, cluster_id: str, key: str, revision: int) -> dict:
-    """`{"key", ...one history entry}`: the value the key took at `revision`."""
+def key_revision(
+    *,
+    gateway: ClusterGateway,
+    cluster_id: str,
+    key: str,
+    revision: int,
+    scope: Scope | None = None,
+) -> dict:
+    """`{"key", ...one history entry}`: the value the key took at `revision` (not found
+    outside the KV scope's read prefixes)."""
+    _visible(scope, key)
     change = key_change(gateway=gateway, cluster_id=cluster_id, key=key, revision=revision)
     users = _audited_writes(cluster_id=cluster_id, changes=[(key, revision)])
     return {"key": key, **revision_entry(change, users)}
@@ -348,7 +371,12 @@ def _cursor_decode(cursor: str) -> tuple[int, bytes]:
 
 
 def deleted_keys(
-    *, cluster_id: str, prefix: str, cursor: str | None, limit: int = DELETED_PAGE
+    *,
+    cluster_id: str,
+    prefix: str,
+    cursor: str | None,
+    limit: int = DELETED_PAGE,
+    scope: Scope | None = None,
 ) -> dict:
     """`{"entries": [...], "next_cursor"}`: the journal's deletes of keys under `prefix`,
     newest first, `limit` at a time; `next_cursor` (opaque: the last entry's revision and key)
@@ -361,6 +389,8 @@ def deleted_keys(
         end = prefix_end(raw_prefix)
         if end != b"\x00":
             events = events.filter(key__lt=end)
+    if scope is not None:  # only keys inside the read prefixes
+        events = events.filter(scope.journal_filter())
     if cursor:
         revision, key = _cursor_decode(cursor)
         events = events.filter(Q(revision__lt=revision) | Q(revision=revision, key__gt=key))

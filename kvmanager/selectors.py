@@ -25,6 +25,7 @@ from etcdgateway import (
 )
 from etcdgateway.v2 import V2Keys
 from etcdmonitor_site.errors import InvalidInput
+from kvmanager import scopes
 from kvmanager.keyspace import (
     count_range,
     decode_key,
@@ -35,6 +36,7 @@ from kvmanager.keyspace import (
     range_page,
     value_fields,
 )
+from kvmanager.scopes import ALL, Scope
 
 LIST_PAGE = 1000
 STREAM_DEPTH = 2  # tree levels streamed node by node; deeper subtrees are dumped in batches
@@ -58,11 +60,12 @@ def format_size(size: int) -> str:
 # --- v3 -------------------------------------------------------------------------------------
 
 
-def cluster_info(*, gateway: ClusterGateway) -> dict:
+def cluster_info(*, gateway: ClusterGateway, scope: Scope | None = None) -> dict:
     """`connect`: version, leader member name, DB size of the member that answered.
 
     etcd 3.5 answers Status to root only; for another user the version comes from the
-    member's public `/version` and the leader and size stay unknown (never guessed).
+    member's public `/version` and the leader and size stay unknown (never guessed). Names no
+    key, so a KV scope changes nothing here.
     """
     try:
         status = gateway.status()
@@ -90,8 +93,11 @@ def _meta(kv) -> dict:
     return meta
 
 
-def key_get(*, gateway: ClusterGateway, key: str) -> dict:
-    """One key with value, remaining TTL and revisions; `EtcdNotFound` when absent."""
+def key_get(*, gateway: ClusterGateway, key: str, scope: Scope | None = None) -> dict:
+    """One key with value, remaining TTL and revisions; `EtcdNotFound` when absent (or outside
+    the user's read prefixes: such keys do not exist for them)."""
+    if scope is not None and not scope.can_read(key):
+        raise EtcdNotFound(f"key not found: {key}")
     raw = encode_key(key)
     page = range_page(gateway, raw, b"", limit=1, keys_only=False)
     if not page.kvs:
@@ -109,21 +115,37 @@ def kv_node(*, gateway: ClusterGateway, kv: KeyValue) -> dict:
     return node
 
 
+def _scoped(scope: Scope | None, ranges: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The ranges as they are, or cut to the scope's read prefixes (keys outside never read)."""
+    if scope is None:
+        return ranges
+    return [part for start, end in ranges for part in scope.ranges(start, end)]
+
+
 def _subtree_pages(
-    gateway: ClusterGateway, key: str, separator: str, *, keys_only: bool
+    gateway: ClusterGateway,
+    key: str,
+    separator: str,
+    *,
+    keys_only: bool,
+    scope: Scope | None = None,
 ) -> Iterator[RangePage]:
-    """The key itself and everything under `key + separator` (all keys for the root), as pages."""
+    """The key itself and everything under `key + separator` (all keys for the root), as pages;
+    with a scope, only what lies inside its read prefixes."""
     if key == separator:
-        yield from iter_pages(gateway, b"\x00", b"\x00", keys_only=keys_only)
-        return
-    own = None
-    # A user granted `/app/` may not read the key `/app` itself; its subtree still shows.
-    with contextlib.suppress(EtcdPermissionDenied):
-        own = range_page(gateway, encode_key(key), b"", limit=1, keys_only=keys_only)
-    if own is not None:
-        yield own
-    base = encode_key(key + separator)
-    yield from iter_pages(gateway, base, prefix_end(base), keys_only=keys_only)
+        ranges = [(ALL, ALL)]
+    else:
+        own = None
+        if scope is None or scope.can_read(key):
+            # A user granted `/app/` may not read the key `/app` itself; its subtree still shows.
+            with contextlib.suppress(EtcdPermissionDenied):
+                own = range_page(gateway, encode_key(key), b"", limit=1, keys_only=keys_only)
+        if own is not None:
+            yield own
+        base = encode_key(key + separator)
+        ranges = [(base, prefix_end(base))]
+    for start, end in _scoped(scope, ranges):
+        yield from iter_pages(gateway, start, end, keys_only=keys_only)
 
 
 # The fields a tree node shows, as `RangePage.rows` hands them out (indexes used below).
@@ -131,8 +153,13 @@ TREE_FIELDS = ("key", "create_revision", "mod_revision", "version")
 TREE_VALUE_FIELDS = (*TREE_FIELDS, "value", "lease")
 
 
-def key_tree(*, gateway: ClusterGateway, key: str, with_values: bool) -> dict:
+def key_tree(
+    *, gateway: ClusterGateway, key: str, with_values: bool, scope: Scope | None = None
+) -> dict:
     """The tree under `key` on the separator boundary (`/a` never includes `/ab`).
+
+    With a KV scope only keys inside the read prefixes are read, so the directories shown are
+    exactly the paths down to them: no other directory's name is revealed.
 
     Node keys are literal key prefixes, so a directory's key plus the separator is exactly the
     prefix its children share: deleting a directory node deletes what the tree showed under it.
@@ -168,7 +195,7 @@ def key_tree(*, gateway: ClusterGateway, key: str, with_values: bool) -> dict:
         return node
 
     fields = TREE_VALUE_FIELDS if with_values else TREE_FIELDS
-    pages = _subtree_pages(gateway, key, separator, keys_only=not with_values)
+    pages = _subtree_pages(gateway, key, separator, keys_only=not with_values, scope=scope)
     # The hot loop of a 100 k-key tree: plain tuples read one by one (chain and the rows run in
     # C), never a KeyValue per key (see RangePage). Existing keys always have all three
     # revisions.
@@ -251,7 +278,14 @@ def list_base(prefix: str, separator: str) -> str:
     return prefix if prefix == "" or prefix.endswith(separator) else prefix + separator
 
 
-def key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit: int) -> dict:
+def key_list(
+    *,
+    gateway: ClusterGateway,
+    prefix: str,
+    cursor: str | None,
+    limit: int,
+    scope: Scope | None = None,
+) -> dict:
     """One level under `prefix`: child keys and child directories with their key counts.
 
     `prefix` "" is the whole keyspace's top level (keys without a leading separator included);
@@ -259,7 +293,9 @@ def key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit:
 
     Keys-only pages at one revision; once a child directory is seen its keys are skipped in the
     page, and if it outlasts the page the next range starts past it (its remaining keys are
-    counted with a count-only range, never transferred).
+    counted with a count-only range, never transferred). With a KV scope the ranges are cut to
+    its read prefixes (one after the other, at the same revision), so directories and counts
+    hold only the keys the user may see.
     """
     separator = settings.KV_SEPARATOR
     sep = encode_key(separator)
@@ -272,44 +308,53 @@ def key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit:
     open_prefix = b""
     next_cursor: bytes | None = None
     revision = 0
-    while True:
-        page = range_page(gateway, start, end, limit=LIST_PAGE, keys_only=True, revision=revision)
-        revision = revision or page.revision
-        for kv in page.kvs:
-            if open_dir is not None and kv.key.startswith(open_prefix):
-                open_dir["count"] += 1
-                continue
-            open_dir = None
-            if len(items) >= limit:
-                next_cursor = kv.key
+    ranges = _scoped(scope, [(start, end)])
+    for start, end in ranges:
+        while True:
+            page = range_page(
+                gateway, start, end, limit=LIST_PAGE, keys_only=True, revision=revision
+            )
+            revision = revision or page.revision
+            for kv in page.kvs:
+                if open_dir is not None and kv.key.startswith(open_prefix):
+                    open_dir["count"] += 1
+                    continue
+                open_dir = None
+                if len(items) >= limit:
+                    next_cursor = kv.key
+                    break
+                rest = kv.key[len(base) :]
+                cut = rest.find(sep)
+                if cut < 0:
+                    items.append({"key": decode_key(kv.key), "dir": False, **_meta(kv)})
+                    continue
+                dir_key = base + rest[:cut]
+                open_prefix = dir_key + sep
+                # `prefix` is what to list next; the key "" (all `/…` keys under the root) shows
+                # as "/".
+                open_dir = {
+                    "key": decode_key(dir_key) or separator,
+                    "dir": True,
+                    "count": 1,
+                    "prefix": decode_key(open_prefix),
+                }
+                items.append(open_dir)
+            if next_cursor is not None or not page.more or not page.kvs:
                 break
-            rest = kv.key[len(base) :]
-            cut = rest.find(sep)
-            if cut < 0:
-                items.append({"key": decode_key(kv.key), "dir": False, **_meta(kv)})
-                continue
-            dir_key = base + rest[:cut]
-            open_prefix = dir_key + sep
-            # `prefix` is what to list next; the key "" (all `/…` keys under the root) shows as "/".
-            open_dir = {
-                "key": decode_key(dir_key) or separator,
-                "dir": True,
-                "count": 1,
-                "prefix": decode_key(open_prefix),
-            }
-            items.append(open_dir)
-        if next_cursor is not None or not page.more or not page.kvs:
+            if open_dir is not None:
+                # Skip the rest of the open directory (to the range's end at most): counted,
+                # never transferred. It stays open: the next range may go on inside it.
+                jump = prefix_end(open_prefix)
+                stop = end if scopes.ends_before(end, jump) else jump
+                rest_start = page.kvs[-1].key + b"\x00"
+                open_dir["count"] += count_range(gateway, rest_start, stop, revision=revision)
+                start = stop
+                if start == ALL or (end != ALL and start >= end):
+                    break
+            else:
+                start = page.kvs[-1].key + b"\x00"
+        if next_cursor is not None:
             break
-        if open_dir is not None:
-            jump = prefix_end(open_prefix)
-            rest_start = page.kvs[-1].key + b"\x00"
-            open_dir["count"] += count_range(gateway, rest_start, jump, revision=revision)
-            open_dir = None
-            start = jump
-            if end != b"\x00" and start >= end:
-                break
-        else:
-            start = page.kvs[-1].key + b"\x00"
     return {
         "prefix": prefix,
         "nodes": items,
@@ -317,27 +362,37 @@ def key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit:
     }
 
 
-def dir_count(*, gateway: ClusterGateway, key: str) -> int:
+def dir_count(*, gateway: ClusterGateway, key: str, scope: Scope | None = None) -> int:
     """How many keys deleting `key` as a directory removes: the key itself and every key under
     `key + separator` (for the root, every key starting with the separator), as `kv_delete`.
 
     Count-only ranges: nothing is transferred however large the directory. A hint for the
     confirmation, so writes between the count and the delete may change the real number.
+    With a KV scope only the keys inside its read prefixes are counted.
     """
     separator = settings.KV_SEPARATOR
     raw = encode_key(key)
     if key == separator:
-        return count_range(gateway, raw, prefix_end(raw))
-    base = encode_key(key + separator)
-    return count_range(gateway, raw, raw + b"\x00") + count_range(gateway, base, prefix_end(base))
+        ranges = [(raw, prefix_end(raw))]
+    else:
+        base = encode_key(key + separator)
+        ranges = [(raw, raw + b"\x00"), (base, prefix_end(base))]
+    return sum(count_range(gateway, start, end) for start, end in _scoped(scope, ranges))
 
 
 def key_search(
-    *, gateway: ClusterGateway, prefix: str, query: str, limit: int, cursor: str | None
+    *,
+    gateway: ClusterGateway,
+    prefix: str,
+    query: str,
+    limit: int,
+    cursor: str | None,
+    scope: Scope | None = None,
 ) -> dict:
     """Keys under raw `prefix` containing `query` (case-insensitive), at most `limit` of them.
 
     Streams keys-only pages and stops at the limit; `truncated` says that keys remain unscanned.
+    With a KV scope only the read prefixes' keys are scanned.
     """
     base = encode_key(prefix)
     end = prefix_end(base) if base else b"\x00"
@@ -347,7 +402,11 @@ def key_search(
     scanned = 0
     next_cursor = None
     # Keys only, as bytes: a KeyValue is built for the matches alone (see RangePage).
-    for page in iter_pages(gateway, start, end, keys_only=True):
+    pages = chain.from_iterable(
+        iter_pages(gateway, low, high, keys_only=True)
+        for low, high in _scoped(scope, [(start, end)])
+    )
+    for page in pages:
         for index, raw in enumerate(page.keys()):
             if len(matches) >= limit:
                 next_cursor = raw
@@ -390,8 +449,10 @@ def v2_node(raw: dict, *, with_values: bool = True) -> dict:
     return node
 
 
-def v2_cluster_info(*, gateway: ClusterGateway) -> dict:
-    """`v2/connect`: proves v2 answers, then borrows v3 Status for version, leader and size."""
+def v2_cluster_info(*, gateway: ClusterGateway, scope: Scope | None = None) -> dict:
+    """`v2/connect`: proves v2 answers, then borrows v3 Status for version, leader and size.
+    Every v2 read refuses a user with a KV scope (kvmanager.scopes.refuse_v2)."""
+    scopes.refuse_v2(scope, operation="kv_connect")
     V2Keys(gateway).get(settings.KV_SEPARATOR)
     try:
         return cluster_info(gateway=gateway)
@@ -399,12 +460,22 @@ def v2_cluster_info(*, gateway: ClusterGateway) -> dict:
         return {"version": "v2", "name": "", "size": 0, "size_str": "-"}
 
 
-def v2_key_get(*, gateway: ClusterGateway, key: str) -> dict:
+def v2_key_get(*, gateway: ClusterGateway, key: str, scope: Scope | None = None) -> dict:
+    scopes.refuse_v2(scope, operation="kv_get", key=key)
     return v2_node(V2Keys(gateway).get(key))
 
 
-def v2_key_tree(*, gateway: ClusterGateway, key: str, with_values: bool) -> dict:
-    """The recursive v2 tree under `key`; a missing key is an empty directory."""
+def v2_key_tree(
+    *,
+    gateway: ClusterGateway,
+    key: str,
+    with_values: bool,
+    scope: Scope | None = None,
+    operation: str = "kv_getpath",
+) -> dict:
+    """The recursive v2 tree under `key`; a missing key is an empty directory. `operation`
+    names a scoped user's refusal in the audit log (`kv_keys` for the whole tree)."""
+    scopes.refuse_v2(scope, operation=operation, key=key)
     try:
         raw = V2Keys(gateway).get(key, recursive=True)
     except EtcdNotFound:
@@ -412,8 +483,9 @@ def v2_key_tree(*, gateway: ClusterGateway, key: str, with_values: bool) -> dict
     return v2_node(raw, with_values=with_values)
 
 
-def v2_dir_count(*, gateway: ClusterGateway, key: str) -> int:
+def v2_dir_count(*, gateway: ClusterGateway, key: str, scope: Scope | None = None) -> int:
     """How many keys (not directories) deleting the v2 directory `key` removes; 1 for a key."""
+    scopes.refuse_v2(scope, operation="kv_count", key=key)
 
     def leaves(node: dict) -> int:
         if not node.get("dir"):
@@ -427,8 +499,16 @@ def v2_dir_count(*, gateway: ClusterGateway, key: str) -> int:
     return leaves(raw)
 
 
-def v2_key_list(*, gateway: ClusterGateway, prefix: str, cursor: str | None, limit: int) -> dict:
+def v2_key_list(
+    *,
+    gateway: ClusterGateway,
+    prefix: str,
+    cursor: str | None,
+    limit: int,
+    scope: Scope | None = None,
+) -> dict:
     """One level of a v2 directory (native in v2), paginated by an opaque cursor."""
+    scopes.refuse_v2(scope, operation="kv_list", key=prefix)
     directory = prefix or "/"
     try:
         raw = V2Keys(gateway).get(directory)

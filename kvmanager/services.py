@@ -4,7 +4,9 @@ Audit entries follow the reference: operation `put` / `delete`, target = key, pa
 string (`ttl`, `dir`, `tab_id`, plus the value's size — never the value itself), result `ok` or
 the error message. A v3 write that succeeded also records the `revision` it produced, so the
 change journal's event at (cluster, revision) names who made it (kvmanager.history).
-Reverts and restores are audited as `revert` / `restore`.
+Reverts and restores are audited as `revert` / `restore`. A write outside the user's KV write
+prefixes (kvmanager.scopes) is refused inside its audit entry, so the refusal is recorded under
+the write's own name; v2 writes are refused to a scoped user altogether.
 """
 
 import json
@@ -21,8 +23,8 @@ from etcdgateway import (
     EtcdRevisionConflict,
 )
 from etcdgateway.v2 import V2Keys
-from etcdmonitor_site.errors import Conflict, InvalidInput, NotFound, TooLarge
-from kvmanager import history
+from etcdmonitor_site.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from kvmanager import history, scopes
 from kvmanager.keyspace import encode_key
 from kvmanager.selectors import key_get, kv_node, v2_node
 
@@ -57,8 +59,16 @@ def _key_audited(
         actor=actor,
         target=key if cluster_id == "default" else f"[tab={cluster_id}] {key}",
         params=json.dumps({**params, "tab_id": cluster_id}),
-        failures=(EtcdError, ValueTooLarge, RevisionConflict, InvalidInput, NotFound),
+        failures=(EtcdError, ValueTooLarge, RevisionConflict, InvalidInput, NotFound, Forbidden),
     )
+
+
+def _writable(*, actor: Actor, key: str) -> None:
+    """ScopeDenied unless the actor's KV scope (if any) lets them write `key` (a directory
+    delete: everything under it, which the same prefix covers)."""
+    scope = scopes.scope_for(actor)
+    if scope is not None:
+        scope.require_write(key=key)
 
 
 def _produced(action: AuditedAction, *, actor: Actor, params: dict, revision: int) -> None:
@@ -107,6 +117,7 @@ def kv_put(
         _key_audited("put", actor=actor, key=key, params=params) as action,
         _size_named(len(value)),
     ):
+        _writable(actor=actor, key=key)
         _check_size(value)
         revision = _cas_put(
             gateway=gateway, key=key, value=value, ttl=ttl, expected=expected_mod_revision
@@ -146,6 +157,7 @@ def kv_delete(*, gateway: ClusterGateway, key: str, dir: bool, actor: Actor) -> 
         base = raw_key if key == separator else encode_key(key + separator)
     params = {"dir": dir}
     with _key_audited("delete", actor=actor, key=key, params=params) as action:
+        _writable(actor=actor, key=key)
         deletion = gateway.remove(raw_key, prefix=base)
         if deletion.deleted:
             _produced(action, actor=actor, params=params, revision=deletion.revision)
@@ -170,6 +182,7 @@ def kv_revert(
     """
     params = {"from_revision": revision}
     with _key_audited("revert", actor=actor, key=key, params=params) as action:
+        _writable(actor=actor, key=key)
         value = history.value_at(
             gateway=gateway, cluster_id=actor.cluster_id, key=key, revision=revision
         )
@@ -193,6 +206,7 @@ def kv_restore(*, gateway: ClusterGateway, key: str, revision: int, actor: Actor
     one has usually expired with its keys. Audited as `restore`."""
     params = {"deleted_revision": revision}
     with _key_audited("restore", actor=actor, key=key, params=params) as action:
+        _writable(actor=actor, key=key)
         value = history.deleted_value(cluster_id=actor.cluster_id, key=key, revision=revision)
         params["value_size"] = len(value)
         produced = _cas_put(gateway=gateway, key=key, value=value, ttl=0, expected=0)
@@ -215,6 +229,7 @@ def v2_put(
     """
     size = len(value.encode("utf-8"))
     params = {"ttl": ttl, "dir": dir, "value_size": size}
+    scopes.refuse_v2(scopes.scope_for(actor), operation="put", key=key)
     client = V2Keys(gateway)
     with _key_audited("put", actor=actor, key=key, params=params), _size_named(size):
         _check_size(value.encode("utf-8"))
@@ -230,5 +245,6 @@ def v2_put(
 
 def v2_delete(*, gateway: ClusterGateway, key: str, dir: bool, actor: Actor) -> None:
     """Delete a v2 key; with `dir`, the directory and everything in it."""
+    scopes.refuse_v2(scopes.scope_for(actor), operation="delete", key=key)
     with _key_audited("delete", actor=actor, key=key, params={"dir": dir}):
         V2Keys(gateway).delete(key, dir=dir)

@@ -15,6 +15,10 @@ A member lost under the watch: the stream resumes from the next revision on anot
 `etcd_unavailable`. A member that keeps the connection but stops answering (paused, hung) is
 found by a progress request on each quiet heartbeat left unanswered until the next one.
 
+A user with a KV scope (kvmanager.scopes) gets only the events of keys inside its read
+prefixes, whatever prefix they watch: a watch of a prefix outside them stays silent, as the
+keys there do not exist for that user.
+
 A client that stops reading: frames wait in a buffer of at most
 `WATCH_BUFFER_BYTES`; beyond it the stream is closed (`slow_client`), never grown or thinned
 (a tail that silently skipped events would lie).
@@ -35,6 +39,7 @@ from etcdgateway import ClusterGateway, EtcdError, EtcdWatchCompacted
 from etcdgateway.kv import WatchEvent, prefix_end
 from etcdmonitor_site.streams import Stream, stream_pool
 from kvmanager.keyspace import decode_key, encode_key, value_fields
+from kvmanager.scopes import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +92,17 @@ class WatchStream(Stream):
     """One client's watch of one prefix; see the module docstring for what it sends."""
 
     def __init__(
-        self, *, gateway: ClusterGateway, prefix: str, user_id: int, session_id: int | None
+        self,
+        *,
+        gateway: ClusterGateway,
+        prefix: str,
+        user_id: int,
+        session_id: int | None,
+        scope: Scope | None = None,
     ):
         super().__init__(user_id=user_id, session_id=session_id)
         self.gateway = gateway
+        self.scope = scope
         self.range = watch_range(prefix)
         self.headers: list = []
         self._lock = threading.Lock()
@@ -222,6 +234,9 @@ class WatchStream(Stream):
         for batch in watch:
             self._heard = time.monotonic()  # progress answers are empty batches
             for event in batch.events:
+                if self.scope is not None and not self.scope.can_read_raw(event.key):
+                    self._last = event.revision  # not this user's: skipped, never resent
+                    continue
                 if not self._push(event_frame(event)):
                     self.close("slow_client")
                     return

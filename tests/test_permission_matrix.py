@@ -2,8 +2,10 @@
 
 A route added without a rule in `etcdmonitor_site.policy.RULES` fails
 `test_every_route_and_method_has_a_rule` (and is refused to everyone at run time). Each API
-route and method is then called for real by nobody, a viewer, an operator, an admin and a user
-who is admin of one cluster only (`c1`) and viewer elsewhere; a refusal must be the policy's
+route and method is then called for real by nobody, a viewer, an operator, an admin, a user
+who is admin of one cluster only (`c1`) and viewer elsewhere, and an operator whose keys on `c1`
+are narrowed to prefixes (a KV scope: the route rules are the role's, the scope narrows keys
+after them, kvmanager.scopes); a refusal must be the policy's
 403 in the route's error dialect with an audit row under the attempted operation, an allowed
 call anything but that refusal. Allowed calls name a cluster that has no record (`c1`) and
 carry no valid body, so nothing reaches etcd and nothing changes.
@@ -34,7 +36,10 @@ COLUMNS = {
     "operator": {"*": "operator"},
     "admin": {"*": "admin"},
     "admin-of-c1": {"*": "viewer", CLUSTER: "admin"},
+    "prefix-scoped": {"*": "operator"},
 }
+# The columns' KV prefix scopes (none: every key).
+KV_SCOPES = {"prefix-scoped": {CLUSTER: {"read": ["/app/"], "write": ["/app/config/"]}}}
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
 
@@ -175,7 +180,7 @@ def clients(db):
         if roles is None:
             continue
         user = get_user_model().objects.create_user(username=f"m-{column}", password="x" * 12)
-        AccountProfile.objects.create(user=user, roles=roles)
+        AccountProfile.objects.create(user=user, roles=roles, kv_scopes=KV_SCOPES.get(column, {}))
         users[column] = user
 
     def make(column: str) -> APIClient:
@@ -366,3 +371,62 @@ def test_read_only_leaves_the_products_own_settings_writable(api_client, setting
 
     assert created.status_code == 201
     assert len(writes) >= 20 and refused == set()
+
+
+# Every KV route but the live watch (a stream: kvmanager/tests/test_scopes.py reads it).
+KV_ROUTES = [
+    (name, method, path)
+    for name, method, path in API_ROUTES
+    if name.startswith(("kv-v3-", "kv-v2-")) and name != "kv-v3-watch"
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "method", "path"), KV_ROUTES, ids=lambda v: str(v))
+def test_the_prefix_scoped_column_on_a_real_cluster(name, method, path, kv_prefix):
+    """The matrix's prefix-scoped user, now on the configured cluster (where its scope holds),
+    aims every KV route at a key outside its prefixes: no route shows a value or another key
+    from outside, every etcd change and every v2 route (but the separator) is refused 403
+    `permission_denied`, audited, etcd untouched."""
+    from etcdgateway import cluster_gateway
+
+    secret = f"{kv_prefix}secret/k"
+    cluster_gateway().put(secret.encode(), b"top-secret-value", ttl=None)
+    cluster_gateway().put(f"{kv_prefix}hidden/other".encode(), b"top-secret-value", ttl=None)
+    cluster_gateway().put(f"{kv_prefix}app/config/a".encode(), b"visible", ttl=None)
+    user = get_user_model().objects.create_user(username="m-scoped", password="x" * 12)
+    AccountProfile.objects.create(
+        user=user,
+        roles={"*": "operator"},
+        kv_scopes={"default": {"read": [f"{kv_prefix}app/"], "write": [f"{kv_prefix}app/config/"]}},
+    )
+    client = APIClient()
+    client.force_authenticate(user=user)
+    params = {"key": secret, "prefix": f"{kv_prefix}secret/", "q": "secret"}
+    body = {"key": secret, "value": "changed", "revision": 1, "dir": True}
+    if method == "GET":
+        response = client.get(path, params)
+    else:
+        response = getattr(client, method.lower())(path, body, format="json")
+    text = (
+        b"".join(response.streaming_content) if response.streaming else response.content
+    ).decode()
+
+    assert "top-secret-value" not in text and "hidden" not in text
+    assert cluster_gateway().get(secret.encode()).value == b"top-secret-value"
+    v2_refused = name.startswith("kv-v2-") and name != "kv-v2-separator"
+    if policy.RULES[(name, method)].mutates_etcd or v2_refused:
+        assert response.status_code == 403, text
+        assert response.json()["code"] == "permission_denied"
+        entry = AuditLog.objects.filter(username="m-scoped").last()
+        assert entry is not None and not entry.success
+        assert entry.operation == policy.RULES[(name, method)].operation
+    else:
+        assert response.status_code in (200, 404), text
+
+
+def test_the_prefix_scoped_column_covers_every_kv_route():
+    assert len(KV_ROUTES) >= 20
+    assert {n for n, _, _ in KV_ROUTES} == {
+        n for (n, _) in policy.RULES if n.startswith(("kv-v3-", "kv-v2-")) and n != "kv-v3-watch"
+    }

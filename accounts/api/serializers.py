@@ -48,17 +48,21 @@ class UserCreateInputSerializer(serializers.Serializer):
     username = StrictStringField()
     password = StrictStringField(validators=[_password_bounded])
     roles = serializers.DictField(required=False)
+    kv_scopes = serializers.DictField(required=False)
 
 
 class UserPatchInputSerializer(serializers.Serializer):
     roles = serializers.DictField(required=False)
+    kv_scopes = serializers.DictField(required=False)
     is_active = StrictBooleanField(required=False)
     password = StrictStringField(required=False, validators=[_password_bounded])
     unlock = StrictBooleanField(required=False)
 
     def validate(self, attrs):
         if not attrs:
-            raise serializers.ValidationError("give roles, is_active, password or unlock")
+            raise serializers.ValidationError(
+                "give roles, kv_scopes, is_active, password or unlock"
+            )
         return attrs
 
 
@@ -67,6 +71,7 @@ class UserOutputSerializer(serializers.Serializer):
     username = serializers.CharField()
     is_active = serializers.BooleanField()
     roles = serializers.DictField(child=serializers.CharField())
+    kv_scopes = serializers.DictField()
     must_change_password = serializers.BooleanField()
     locked = serializers.BooleanField()
 

@@ -161,3 +161,26 @@ def test_a_password_set_in_the_admin_is_a_reset(staff, make_user, client):
     assert profile(user).must_change_password is True
     assert login(client, "alice", "quiet-harbor-42").json()["must_change_password"] is True
     assert AuditLog.objects.filter(operation="admin_force_password_change").exists()
+
+
+def test_the_admin_sets_kv_scopes_and_refuses_a_write_outside_the_reads(staff):
+    def add(username, scopes):
+        return staff.post(
+            "/admin/auth/user/add/",
+            {
+                "username": username,
+                "password1": "quiet-harbor-42",
+                "password2": "quiet-harbor-42",
+                "usable_password": "true",
+                **_inline(roles="{}", kv_scopes=scopes),
+            },
+        )
+
+    good = add("scoped", '{"c-1": {"read": ["/app/"], "write": ["/app/config/"]}}')
+    bad = add("wrong", '{"c-1": {"read": ["/app/"], "write": ["/etc/"]}}')
+
+    assert good.status_code == 302, good.content[:2000]
+    user = get_user_model().objects.get(username="scoped")
+    assert profile(user).kv_scopes == {"c-1": {"read": ["/app/"], "write": ["/app/config/"]}}
+    assert bad.status_code == 200 and b"not within one of its read prefixes" in bad.content
+    assert not get_user_model().objects.filter(username="wrong").exists()

@@ -18,7 +18,7 @@ from audit.models import AuditLog
 pytestmark = pytest.mark.django_db
 
 NEW = "quiet-harbor-42"
-SHAPE = {"id", "username", "is_active", "roles", "must_change_password", "locked"}
+SHAPE = {"id", "username", "is_active", "roles", "kv_scopes", "must_change_password", "locked"}
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +50,7 @@ def test_admin_creates_a_user_who_must_change_the_password(api_client, client):
         "username": "bob",
         "is_active": True,
         "roles": {"c-1": "operator", "*": "viewer"},
+        "kv_scopes": {},
         "must_change_password": True,
         "locked": False,
     }
@@ -233,7 +234,7 @@ def test_an_empty_patch_is_400(api_client, make_user):
     response = api_client.patch(f"/api/users/{bob.pk}", {}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"error": "give roles, is_active, password or unlock"}
+    assert response.json() == {"error": "give roles, kv_scopes, is_active, password or unlock"}
 
 
 def test_delete_removes_the_user_and_is_audited(api_client, make_user):
@@ -325,3 +326,36 @@ def test_no_answer_of_the_users_api_ever_holds_a_password(api_client, make_user)
     for answer in answers:
         assert_no_secret(answer, NEW, "steady-lantern-9", PASSWORD)
         assert "password_hash" not in json.dumps(answer.json())
+
+
+def test_kv_scopes_are_created_replaced_and_shown(api_client):
+    scopes = {"c-1": {"read": ["/app/"], "write": ["/app/config/"]}}
+    created = create(api_client, username="bob", password=NEW, kv_scopes=scopes)
+    bob = created.json()["user"]
+
+    cleared = api_client.patch(f"/api/users/{bob['id']}", {"kv_scopes": {}}, format="json")
+
+    assert created.status_code == 201 and bob["kv_scopes"] == scopes
+    assert cleared.json()["user"]["kv_scopes"] == {}
+    assert AccountProfile.objects.get(user_id=bob["id"]).kv_scopes == {}
+    entry = AuditLog.objects.filter(operation="user_update").last()
+    assert entry.success and '"kv_scopes": {}' in entry.params
+
+
+@pytest.mark.parametrize(
+    ("scopes", "error"),
+    [
+        ({"c-1": {"read": ["/app/"], "write": ["/etc/"]}}, "not within one of its read prefixes"),
+        ({"c-1": {"read": "/app/"}}, "must be a list"),
+        ({"c-1": {"read": [""]}}, "non-empty string"),
+        ({"a b": {"read": ["/a/"]}}, "not a cluster id"),
+    ],
+)
+def test_a_bad_kv_scope_is_400_audited_and_stores_nothing(api_client, make_user, scopes, error):
+    bob = make_user("bob")
+
+    response = api_client.patch(f"/api/users/{bob.pk}", {"kv_scopes": scopes}, format="json")
+
+    assert response.status_code == 400 and error in response.json()["error"]
+    assert AccountProfile.objects.filter(user=bob).exclude(kv_scopes={}).count() == 0
+    assert AuditLog.objects.get(operation="user_update").success is False

@@ -20,7 +20,7 @@ from etcdgateway import ClusterGateway, EtcdNotFound, EtcdPermissionDenied
 from etcdmonitor_site.api import cluster_id_param, validated, validated_body
 from etcdmonitor_site.errors import InvalidInput, NotFound
 from etcdmonitor_site.exceptions import ErrorDialect
-from kvmanager import history, selectors, services
+from kvmanager import history, scopes, selectors, services
 from kvmanager.api import serializers
 from kvmanager.keyspace import decode_value
 
@@ -80,6 +80,11 @@ class KvViewSet(viewsets.ViewSet):
         cluster_id = str(self.tab.id) if self.tab is not None else "default"
         return Actor.from_request(self.request, cluster_id=cluster_id)
 
+    def scope(self) -> scopes.Scope | None:
+        """The user's KV prefix scope on the resolved cluster, handed to every selector (which
+        enforces it, kvmanager.scopes); None: every key."""
+        return scopes.scope_for(self.actor())
+
     def body(self, serializer_class) -> dict:
         return validated_body(
             self.request,
@@ -111,27 +116,27 @@ class KvViewSet(viewsets.ViewSet):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def connect(self, request):
         with self.cluster() as gateway:
-            return Response(self.read_info(gateway=gateway))
+            return Response(self.read_info(gateway=gateway, scope=self.scope()))
 
     @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
     def getpath(self, request):
         key = self.key_param(default=settings.KV_SEPARATOR)
         with self.cluster() as gateway:
-            node = self.read_tree(gateway=gateway, key=key, with_values=True)
+            node = self.read_tree(gateway=gateway, key=key, with_values=True, scope=self.scope())
         return Response({"node": node})
 
     @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get_key(self, request):
         key = self.key_param()
         with self.cluster() as gateway:
-            return Response({"node": self.read_key(gateway=gateway, key=key)})
+            return Response({"node": self.read_key(gateway=gateway, key=key, scope=self.scope())})
 
     @extend_schema(parameters=[serializers.KeyQuerySerializer], responses=OpenApiTypes.OBJECT)
     def count(self, request):
         """How many keys a directory delete of `key` removes (asked before confirming)."""
         key = self.key_param()
         with self.cluster() as gateway:
-            count = self.read_count(gateway=gateway, key=key)
+            count = self.read_count(gateway=gateway, key=key, scope=self.scope())
         return Response({"key": key, "count": count})
 
     @extend_schema(parameters=[serializers.ListQuerySerializer], responses=OpenApiTypes.OBJECT)
@@ -143,6 +148,7 @@ class KvViewSet(viewsets.ViewSet):
                 prefix=params["prefix"],
                 cursor=params.get("cursor") or None,
                 limit=params["limit"],
+                scope=self.scope(),
             )
         return Response(page)
 
@@ -160,7 +166,12 @@ class KvV3ViewSet(KvViewSet):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def keys(self, request):
         with self.cluster() as gateway:
-            root = selectors.key_tree(gateway=gateway, key=settings.KV_SEPARATOR, with_values=False)
+            root = selectors.key_tree(
+                gateway=gateway,
+                key=settings.KV_SEPARATOR,
+                with_values=False,
+                scope=self.scope(),
+            )
         return StreamingHttpResponse(
             selectors.stream_tree_json(root), content_type="application/json"
         )
@@ -175,6 +186,7 @@ class KvV3ViewSet(KvViewSet):
                 query=params["q"],
                 limit=params["limit"],
                 cursor=params.get("cursor") or None,
+                scope=self.scope(),
             )
         return Response(page)
 
@@ -222,6 +234,7 @@ class KvV3ViewSet(KvViewSet):
                     cluster_id=self.cluster_id(),
                     key=params["key"],
                     revision=params["revision"],
+                    scope=self.scope(),
                 )
             else:
                 body = history.key_history(
@@ -229,6 +242,7 @@ class KvV3ViewSet(KvViewSet):
                     cluster_id=self.cluster_id(),
                     key=params["key"],
                     limit=params["limit"],
+                    scope=self.scope(),
                 )
         return Response(body)
 
@@ -242,6 +256,7 @@ class KvV3ViewSet(KvViewSet):
                 prefix=params["prefix"],
                 cursor=params.get("cursor") or None,
                 limit=params["limit"],
+                scope=self.scope(),
             )
         return Response(page)
 
@@ -282,7 +297,11 @@ class KvV2ViewSet(KvViewSet):
     def keys(self, request):
         with self.cluster() as gateway:
             node = selectors.v2_key_tree(
-                gateway=gateway, key=settings.KV_SEPARATOR, with_values=False
+                gateway=gateway,
+                key=settings.KV_SEPARATOR,
+                with_values=False,
+                scope=self.scope(),
+                operation="kv_keys",
             )
         return Response({"node": node})
 

@@ -57,6 +57,7 @@ class KvWatchViewSet(KvViewSet):
                     prefix=prefix,
                     user_id=request.user.pk,
                     session_id=getattr(request.auth, "pk", None),
+                    scope=self.scope(),
                 )
         except BaseException:
             slot.release()

@@ -1,4 +1,4 @@
-// Users view (admins only): list, create, edit roles, deactivate, reset a password, unlock,
+// Users view (admins only): list, create, edit roles and key prefix scopes, deactivate, reset a password, unlock,
 // delete. The server decides who may do this (403 otherwise); user data is inserted as text.
 import { $, api, clear, confirmAction, el, jsonData, toast, visible } from "./common.js";
 
@@ -21,6 +21,13 @@ function roleSelect(id, value, label) {
 function rolesText(roles) {
   return Object.entries(roles).sort(([a], [b]) => (a === "*" ? 1 : b === "*" ? -1 : a.localeCompare(b)))
     .map(([cluster, role]) => (cluster === "*" ? "every other cluster" : visible(cluster)) + ": " + role);
+}
+
+function scopesText(scopes) {
+  return Object.entries(scopes || {}).sort(([a], [b]) => a.localeCompare(b))
+    .map(([cluster, scope]) => (cluster === "*" ? "every other cluster" : visible(cluster)) + " keys: read "
+      + ((scope.read || []).map(visible).join(", ") || "none") + "; write "
+      + ((scope.write || []).map(visible).join(", ") || "none"));
 }
 
 function status(user) {
@@ -86,7 +93,8 @@ function render() {
     body.appendChild(el("tr", { dataset: { username: user.username } },
       el("td", {}, visible(user.username)),
       el("td", {}, status(user)),
-      el("td", {}, rolesText(user.roles).map((text) => el("span", { className: "role-chip" }, text))),
+      el("td", {}, [...rolesText(user.roles), ...scopesText(user.kv_scopes)]
+        .map((text) => el("span", { className: "role-chip" }, text))),
       el("td", {}, actions(user))));
   }
 }
@@ -105,6 +113,48 @@ function roleRow(cluster, role) {
   return input;
 }
 
+let scopeCount = 0;
+function prefixLines(prefixes) {
+  return (prefixes || []).join("\n");
+}
+
+function scopeRow(cluster, scope) {
+  scopeCount += 1;
+  const n = scopeCount;
+  const input = el("input", { id: "user-scope-cluster-" + n, value: cluster || "", maxlength: "64",
+    placeholder: "cluster id or *", "aria-label": "Cluster id of this key scope", autocomplete: "off",
+    spellcheck: "false", className: "scope-cluster" });
+  const read = el("textarea", { id: "user-scope-read-" + n, rows: "2", spellcheck: "false",
+    placeholder: "/app/", "aria-label": "Read prefixes, one per line", className: "scope-read" });
+  read.value = prefixLines(scope && scope.read);
+  const write = el("textarea", { id: "user-scope-write-" + n, rows: "2", spellcheck: "false",
+    placeholder: "/app/config/", "aria-label": "Write prefixes, one per line", className: "scope-write" });
+  write.value = prefixLines(scope && scope.write);
+  const item = el("li", {}, input, read, write,
+    el("button", { type: "button", className: "ghost", "aria-label": "Remove this key scope", onclick: () => {
+      item.remove();
+      $("user-scope-add").focus();
+    } }, "Remove"));
+  $("user-scope-rows").appendChild(item);
+  return input;
+}
+
+function lines(text) {
+  return text.split("\n").map((line) => line.trim()).filter(Boolean);
+}
+
+function formScopes() {
+  const scopes = {};
+  for (const item of $("user-scope-rows").children) {
+    const cluster = item.querySelector(".scope-cluster").value.trim();
+    if (cluster) {
+      scopes[cluster] = { read: lines(item.querySelector(".scope-read").value),
+        write: lines(item.querySelector(".scope-write").value) };
+    }
+  }
+  return scopes;
+}
+
 function openDialog(user) {
   editing = user || null;
   $("user-dialog-title").textContent = user ? "Edit " + visible(user.username) : "New user";
@@ -121,6 +171,8 @@ function openDialog(user) {
   delete roles["*"];
   clear($("user-role-rows"));
   for (const [cluster, role] of Object.entries(roles)) roleRow(cluster, role);
+  clear($("user-scope-rows"));
+  for (const [cluster, scope] of Object.entries((user && user.kv_scopes) || {})) scopeRow(cluster, scope);
   $("user-error").hidden = true;
   $("user-save").disabled = false;
   $("user-dialog").showModal();
@@ -145,13 +197,13 @@ async function save(event) {
   const fail = (message) => { error.textContent = message; error.hidden = false; };
   let body;
   if (editing) {
-    body = { roles: formRoles() };
+    body = { roles: formRoles(), kv_scopes: formScopes() };
     if (password) body.password = password;
     if (editing.username !== boot.username) body.is_active = $("user-active").checked;
   } else {
     const username = $("user-username").value.trim();
     if (!username) return fail("Enter a username.");
-    body = { username, password, roles: formRoles() };
+    body = { username, password, roles: formRoles(), kv_scopes: formScopes() };
   }
   if ((!editing || password) && [...password].length < min) return fail(`The password must have at least ${min} characters.`);
   $("user-save").disabled = true;
@@ -171,6 +223,7 @@ async function save(event) {
 function wire() {
   $("user-new").addEventListener("click", () => openDialog(null));
   $("user-role-add").addEventListener("click", () => roleRow("", "viewer").focus());
+  $("user-scope-add").addEventListener("click", () => scopeRow("", null).focus());
   $("user-cancel").addEventListener("click", () => $("user-dialog").close());
   $("user-form").addEventListener("submit", save);
 }

@@ -57,12 +57,22 @@ def test_admin_manages_users_and_a_new_user_is_forced_to_change(
     expect(page.locator("#user-role-rows input").first).to_be_focused()
     page.keyboard.type("c-1")
     page.locator("#user-role-rows select").first.select_option("admin")
+    # A key prefix scope on c-1: a write prefix outside the read ones is the server's refusal.
+    page.click("#user-scope-add")
+    expect(page.locator("#user-scope-rows .scope-cluster").first).to_be_focused()
+    page.keyboard.type("c-1")
+    page.fill("#user-scope-rows .scope-read", "/app/")
+    page.fill("#user-scope-rows .scope-write", "/other/")
+    page.click("#user-save")
+    expect(page.locator("#user-error")).to_contain_text("not within one of its read prefixes")
+    page.fill("#user-scope-rows .scope-write", "/app/config/")
     page.click("#user-save")
     expect(page.locator("#user-dialog")).to_be_hidden()
     olivia = _row(page, "olivia")
     expect(olivia).to_contain_text("must change password")
     expect(olivia).to_contain_text("c-1: admin")
     expect(olivia).to_contain_text("every other cluster: operator")
+    expect(olivia).to_contain_text("c-1 keys: read /app/; write /app/config/")
     found.check(page, "1440/users")
 
     # Deactivate (confirmed), then activate again.
@@ -75,9 +85,11 @@ def test_admin_manages_users_and_a_new_user_is_forced_to_change(
     # Reset the password from the edit dialog.
     olivia.get_by_role("button", name="Edit olivia").click()
     expect(page.locator("#user-password")).to_be_focused()
+    expect(page.locator("#user-scope-rows .scope-read")).to_have_value("/app/")
     page.fill("#user-password", RESET)
     page.click("#user-save")
     expect(page.locator("#user-dialog")).to_be_hidden()
+    expect(olivia).to_contain_text("c-1 keys: read /app/; write /app/config/")
 
     # Lock her out with wrong passwords (another browser context), then unlock from the view.
     for _ in range(5):

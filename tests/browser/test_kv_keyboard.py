@@ -59,8 +59,8 @@ def test_the_kv_tree_works_with_the_keyboard_alone(dashboard_server, page, page_
     expect(tree).to_have_attribute("aria-label", "Keys")
     expect(page.locator("#kv-tree .kv-node[data-key='/']")).to_have_count(2)
 
-    # One tab stop: Tab from the toolbar lands on the tree, the next Tab leaves it.
-    page.focus("#kv-reload")
+    # One tab stop: Tab from the toolbar's last control lands on the tree, the next Tab leaves it.
+    page.focus("#kv-watch")
     page.keyboard.press("Tab")
     assert _focused(page) == "/"  # the root
     assert page.evaluate(TAB_STOPS) == 1

@@ -131,7 +131,9 @@ def test_snapshot_failing_midway_raises_so_the_connection_is_aborted(
 ):
     cluster = etcd_cluster_factory(size=1)
     gateway = cluster_gateway()
-    for i in range(40):  # ~4 MB: the snapshot spans many 32 KiB chunks
+    # ~30 MB: far more than gRPC's flow-control window (which can grow to a few MB), so the
+    # kill lands while most of the snapshot is still to come even on a slow, loaded machine.
+    for i in range(300):
         gateway.kv(lambda c, i=i: c.put(f"/big/{i}", b"y" * 100_000))
     member = gateway.members()[0]
 

@@ -58,7 +58,7 @@ def probe_health() -> dict | None:
     them started on this process's bounded pool, with or without a broker.
 
     A probe is a few milliseconds of work; as one Celery task per cluster, the message, its
-    acknowledgement and the task's bookkeeping cost more than the probe itself (bench/fleet.py).
+    acknowledgement and the task's bookkeeping cost about as much as the probe (bench/fleet.py).
     The pool keeps a slow or dead cluster from delaying the others, and a cluster whose probe
     in this process is still going is not started again.
     """

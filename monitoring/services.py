@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import F, Q
 
 from clusters.connection import cluster_gateway as record_gateway
@@ -850,6 +850,21 @@ class FleetRunner:
                     del self._running[cluster_id]
         return started
 
+    def close_connections(self, timeout: float = 30) -> None:
+        """Close the database connection of every pool thread (a worker keeps them between
+        rounds): one job per thread, all held at a barrier so no thread runs two."""
+        with self._lock:
+            pool = self._executor()
+            workers = pool._max_workers
+        barrier = threading.Barrier(workers, timeout=timeout)
+
+        def close() -> None:
+            barrier.wait()
+            connections.close_all()
+
+        for future in [pool.submit(close) for _ in range(workers)]:
+            future.result(timeout=timeout)
+
 
 def _in_own_connection(work, cluster_id: str):
     try:
@@ -858,8 +873,13 @@ def _in_own_connection(work, cluster_id: str):
         logger.exception("monitoring of cluster %s failed", cluster_id)
         raise
     finally:
-        # A pool thread's connection would outlive the job (and block dropping a database).
-        connections.close_all()
+        if settings.EMBEDDED_MODE:
+            # A pool thread's connection would outlive the job (and block dropping a database).
+            connections.close_all()
+        else:
+            # A Celery worker's pool threads live as long as the worker: reconnecting for every
+            # cluster every round would cost more than the probe; CONN_MAX_AGE still applies.
+            close_old_connections()
 
 
 _collect_runner = FleetRunner("collect-cluster")

@@ -33,7 +33,8 @@ def collect_metrics() -> dict | None:
     return _fan_out(collect_cluster_metrics, settings.COLLECTOR_INTERVAL, services.collect_fleet)
 
 
-@shared_task(name="monitoring.tasks.collect_cluster_metrics", ignore_result=False)
+# Results off: nothing reads a per-cluster task's result, and each would be a Redis write.
+@shared_task(name="monitoring.tasks.collect_cluster_metrics", ignore_result=True)
 def collect_cluster_metrics(cluster_id: str) -> dict | None:
     """One collection cycle of one monitored cluster record; None when it is not monitored.
 
@@ -53,14 +54,22 @@ def collect_cluster_metrics(cluster_id: str) -> dict | None:
 
 @shared_task(name="monitoring.tasks.probe_health", ignore_result=False)
 def probe_health() -> dict | None:
-    """Periodic (HEALTH_PROBE_INTERVAL): one health round of every monitored cluster, each its
-    own task (`probe_cluster_health`)."""
-    return _fan_out(
-        probe_cluster_health, settings.HEALTH_PROBE_INTERVAL, services.health_probe_fleet
-    )
+    """Periodic (HEALTH_PROBE_INTERVAL): one health round of every monitored cluster, all of
+    them started on this process's bounded pool, with or without a broker.
+
+    A probe is a few milliseconds of work; as one Celery task per cluster, the message, its
+    acknowledgement and the task's bookkeeping cost about as much as the probe (bench/fleet.py).
+    The pool keeps a slow or dead cluster from delaying the others, and a cluster whose probe
+    in this process is still going is not started again.
+    """
+    ids = services.monitored_cluster_ids()
+    if len(ids) == 1:
+        return probe_cluster_health(ids[0])
+    return {"started": sorted(services.health_probe_fleet(cluster_ids=ids))}
 
 
-@shared_task(name="monitoring.tasks.probe_cluster_health", ignore_result=False)
+# Results off: nothing reads a per-cluster task's result, and each would be a Redis write.
+@shared_task(name="monitoring.tasks.probe_cluster_health", ignore_result=True)
 def probe_cluster_health(cluster_id: str) -> dict | None:
     """One health round of one monitored cluster record; returns its verdict (None: not
     monitored)."""

@@ -281,3 +281,32 @@ def test_with_a_broker_each_cluster_is_its_own_task_on_the_workers(
     assert summary == {"queued": ["default", record]}
     assert Sample.objects.filter(member__cluster__name=record).count() == 1
     assert Sample.objects.filter(member__cluster__name="default").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_a_health_round_probes_every_cluster_on_the_workers_pool(
+    etcd_cluster_factory, api_client, settings
+):
+    from monitoring.tasks import probe_health
+
+    healthy = etcd_cluster_factory(size=1, point_settings=False)
+    paused = etcd_cluster_factory(size=1, point_settings=False)
+    healthy_id = add_cluster(api_client, healthy.client_urls[0])
+    paused_id = add_cluster(api_client, paused.client_urls[0])
+    settings.EMBEDDED_MODE = False
+    paused.pause_member(paused.members[0])
+    try:
+        first = probe_health()  # one task: every cluster started here, none queued
+        finish({k: f for k, f in services._probe_runner._running.items() if k != paused_id})
+        second_round = probe_health()
+        views = fleet(api_client)
+    finally:
+        paused.resume_member(paused.members[0])
+        finish(services._probe_runner._running)
+        services._probe_runner.close_connections()
+
+    assert first == {"started": sorted(["default", healthy_id, paused_id])}
+    # The paused cluster's probe is still waiting on its timeout: not started a second time.
+    assert second_round == {"started": sorted(["default", healthy_id])}
+    assert views[healthy_id]["status"]["health"] == "healthy"
+    assert views["default"]["status"]["health"] == "healthy"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import h11
 
@@ -191,3 +192,12 @@ class MonitorWorker(UvicornWorker):
             "h11_max_incomplete_event_size": settings.HTTP_MAX_HEADER_BYTES,
         }
         super().__init__(*args, **kwargs)
+
+    async def callback_notify(self) -> None:
+        # A worker whose arbiter was SIGKILLed is re-parented, and uvicorn's worker never looks:
+        # it would keep serving the listening socket for ever. Stop as gunicorn's own workers do.
+        if os.getppid() != self.ppid:
+            self.log.warning("runmonitor (pid %s) is gone; this worker stops", self.ppid)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        await super().callback_notify()

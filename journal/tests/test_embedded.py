@@ -10,13 +10,18 @@ from etcdgateway import cluster_gateway
 from tests.servers import runmonitors
 
 
-def _journal_children(pid: int) -> list[int]:
+def _children(pid: int, word: bytes) -> list[int]:
+    """The child processes of `pid` with `word` as one of their arguments."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [
         int(child)
         for child in children
-        if b"\x00journal\x00" in Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"\x00" + word + b"\x00" in Path(f"/proc/{child}/cmdline").read_bytes() + b"\x00"
     ]
+
+
+def _journal_children(pid: int) -> list[int]:
+    return _children(pid, b"journal")
 
 
 def _gone(pid: int, timeout: float) -> bool:
@@ -72,6 +77,10 @@ def test_runmonitor_runs_the_journal_and_stops_it_with_itself(etcd_cluster, tmp_
         killed = start()
         orphan = _journal_children(killed.process.pid)
         assert len(orphan) == 1
+        web_workers = _children(killed.process.pid, b"runmonitor")
+        assert web_workers
         killed.process.kill()  # SIGKILL: no clean-up runs, the child notices its parent left
         killed.process.wait()
         assert _gone(orphan[0], timeout=10)
+        # The web worker notices too, at its next heartbeat (gunicorn's timeout, 60 s).
+        assert all(_gone(pid, timeout=75) for pid in web_workers)

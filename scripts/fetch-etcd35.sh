@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=${ETCD35_DIR:-$PWD/.etcd35}
 BIN=$DEST/bin
-if [ -x "$BIN/etcd" ] && "$BIN/etcd" --version 2>/dev/null | grep -q '^etcd Version: 3\.5\.'; then
+# The version is read into a variable, not piped into `grep -q`/`head`: under pipefail a reader
+# that exits early turns etcd's SIGPIPE into exit 141 (which failed CI once).
+installed_version() { "$BIN/etcd" --version 2>/dev/null || true; }
+if [ -x "$BIN/etcd" ] && [[ "$(installed_version)" == *"etcd Version: 3.5."* ]]; then
   exit 0
 fi
 SOURCES=/etc/apt/sources.list.d/debian.sources
@@ -35,4 +38,5 @@ for deb in "$APT"/debs/*.deb; do dpkg-deb -x "$deb" "$DEST/root"; done
 ln -sf ../root/usr/bin/etcd "$BIN/etcd"
 ln -sf ../root/usr/bin/etcdctl "$BIN/etcdctl"
 rm -rf "$APT"
-"$BIN/etcd" --version | head -1
+version=$("$BIN/etcd" --version)
+echo "${version%%$'\n'*}"

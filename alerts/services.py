@@ -340,6 +340,14 @@ class _Round:
         self.now = now
         self.silences = silences
         self.transitions: list[AlertTransition] = []
+        self.active: list[Alert] = []  # pending or firing when the round began
+        self.opened: list[Alert] = []
+
+    def firing(self) -> list[Alert]:
+        """The cluster's firing alerts after this round, newest first (what a query would
+        return; the round holds the cluster's lock, so nobody else changed them)."""
+        alerts = [a for a in [*self.active, *self.opened] if a.state == AlertState.FIRING]
+        return sorted(alerts, key=lambda a: (a.pending_at, a.pk), reverse=True)
 
     def _silenced(self, alert: Alert) -> bool:
         return selectors.is_silenced(
@@ -370,6 +378,7 @@ class _Round:
             updated_at=self.now,
         )
         alert.save()
+        self.opened.append(alert)
         self._event(alert, AlertEvent.Kind.PENDING)
         if for_seconds <= 0:
             self.fire(alert)
@@ -425,14 +434,16 @@ class _Round:
         self.transitions.append(_transition(alert, "resolved", silenced=self._silenced(alert)))
 
 
-def _evaluate(cluster_id: str, now: datetime) -> list[AlertTransition]:
-    view = selectors.cluster_view(cluster_id=cluster_id, now=now)
-    rows = rules_ensure()
+def _evaluate(cluster_id: str, inputs: selectors.RoundInputs) -> _Round:
+    now = inputs.now
+    view = selectors.cluster_view(cluster_id=cluster_id, now=now, inputs=inputs)
+    rows = inputs.rules
     active: dict[tuple[str, str], Alert] = {
         (a.rule, a.member_id or ""): a
         for a in Alert.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_STATES)
     }
-    work = _Round(cluster_id, now, selectors.silences_active(now=now))
+    work = _Round(cluster_id, now, inputs.silences)
+    work.active = list(active.values())
     for spec in SPECS:
         rule = selectors.effective_rule(rows[spec.id], cluster_id)
         mine = {key: a for key, a in active.items() if key[0] == spec.id}
@@ -469,7 +480,7 @@ def _evaluate(cluster_id: str, now: datetime) -> list[AlertTransition]:
         for key, alert in mine.items():
             if key not in seen:
                 work.clear(alert)
-    return work.transitions
+    return work
 
 
 def _notice(item: Alert | AlertTransition, status: str, cluster_name: str) -> AlertNotice:
@@ -492,24 +503,23 @@ def _notice(item: Alert | AlertTransition, status: str, cluster_name: str) -> Al
     )
 
 
-def _notify(cluster_id: str, now: datetime, transitions: list[AlertTransition]) -> None:
+def _notify(work: _Round, inputs: selectors.RoundInputs) -> None:
     """Hand notifications every firing alert (they decide what is new, changed or due for a
     repeat) and every resolution; silenced ones send nothing. Runs inside the evaluation's
     transaction, so an alert's state and its outbox rows commit together."""
-    silences = selectors.silences_active(now=now)
+    cluster_id, now, transitions = work.cluster_id, work.now, work.transitions
 
     def silenced(item) -> bool:
         return selectors.is_silenced(
-            silences,
+            inputs.silences,
             rule=item.rule,
             cluster_id=item.cluster_id,
             member_id=item.member_id,
             severity=item.severity,
         )
 
-    name = selectors.cluster_name(cluster_id)
-    firing = Alert.objects.filter(cluster_id=cluster_id, state=AlertState.FIRING)
-    notices = [_notice(alert, "firing", name) for alert in firing if not silenced(alert)]
+    name = inputs.names.get(cluster_id) or cluster_id
+    notices = [_notice(alert, "firing", name) for alert in work.firing() if not silenced(alert)]
     notices += [
         _notice(t, "resolved", name)
         for t in transitions
@@ -518,29 +528,56 @@ def _notify(cluster_id: str, now: datetime, transitions: list[AlertTransition]) 
     notices_enqueue(notices=notices, now=now)
 
 
-def evaluate_cluster(*, cluster_id: str, now: datetime | None = None) -> EvaluationReport:
+def _round_inputs(now: datetime | None) -> selectors.RoundInputs:
+    return selectors.round_inputs(now=now or timezone.now(), rules=rules_ensure())
+
+
+def _evaluation_lock(cluster_id: str) -> ClusterEvaluation | None:
+    """The cluster's evaluation row, locked for this transaction; None when another
+    evaluator holds it. The row is made on the cluster's first evaluation."""
+    for _ in range(2):
+        state = (
+            ClusterEvaluation.objects.select_for_update(skip_locked=True)
+            .filter(cluster_id=cluster_id)
+            .first()
+        )
+        if state is not None:
+            return state
+        with transaction.atomic():  # a savepoint: a concurrent create only loses this try
+            _, created = ClusterEvaluation.objects.get_or_create(cluster_id=cluster_id)
+        if not created:
+            return None  # it exists, so another evaluator holds it
+    return None
+
+
+def evaluate_cluster(
+    *,
+    cluster_id: str,
+    now: datetime | None = None,
+    inputs: selectors.RoundInputs | None = None,
+) -> EvaluationReport:
     """Evaluate every enabled rule on one cluster; returns the transitions it caused.
+
+    `inputs` are the round's shared reads (rules, silences, names, latest samples; see
+    `evaluate_all`); without them this evaluation reads its own at `now`.
 
     Runs in one transaction holding the cluster's evaluation row: a concurrent evaluation of
     the same cluster (another worker, a second scheduler) finds it locked and is skipped, and
     a later one sees this one's alerts, so no transition is ever produced twice.
     """
     started = time.monotonic()
-    now = now or timezone.now()
+    inputs = inputs or _round_inputs(now)
+    now = inputs.now
     report = EvaluationReport(cluster_id=cluster_id)
-    ClusterEvaluation.objects.get_or_create(cluster_id=cluster_id)
     try:
         with transaction.atomic():
-            state = (
-                ClusterEvaluation.objects.select_for_update(skip_locked=True)
-                .filter(cluster_id=cluster_id)
-                .first()
-            )
+            state = _evaluation_lock(cluster_id)
             if state is None:
                 report.skipped = True
                 return report
-            report.transitions = _evaluate(cluster_id, now)
-            _notify(cluster_id, now, report.transitions)
+            work = _evaluate(cluster_id, inputs)
+            report.transitions = work.transitions
+            _notify(work, inputs)
             report.duration_ms = (time.monotonic() - started) * 1000
             state.evaluated_at = now
             state.duration_ms = report.duration_ms
@@ -568,8 +605,9 @@ def evaluate_cluster(*, cluster_id: str, now: datetime | None = None) -> Evaluat
 
 def evaluate_all(*, now: datetime | None = None) -> list[EvaluationReport]:
     """Evaluate every monitored cluster, and the clusters no longer monitored that still have
-    active alerts (to resolve them)."""
-    return [evaluate_cluster(cluster_id=cid, now=now) for cid in selectors.cluster_ids()]
+    active alerts (to resolve them), at one `now` with the round's shared reads."""
+    inputs = _round_inputs(now)
+    return [evaluate_cluster(cluster_id=cid, inputs=inputs) for cid in selectors.cluster_ids()]
 
 
 # --- the HashKV consistency check -----------------------------------------------------------------

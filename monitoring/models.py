@@ -47,6 +47,9 @@ class MonitoredCluster(models.Model):
     last_reached_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_cycle_at = models.DateTimeField(null=True, blank=True)
+    # How long that cycle took (scrape to stored); with many clusters per task it is the only
+    # per-cluster record of it.
+    last_cycle_ms = models.FloatField(null=True, blank=True)
     # Collection lease: a collector owns the cluster while lock_until is in the future.
     lock_until = models.DateTimeField(null=True, blank=True)
     lock_token = models.CharField(max_length=64, blank=True, default="")

@@ -18,8 +18,7 @@ from django.db.models import F, Q
 
 from clusters.connection import cluster_gateway as record_gateway
 from clusters.crypto import TabDecryptFailed, TabKeyMissing
-from clusters.models import Cluster
-from clusters.selectors import monitored_clusters
+from clusters.selectors import monitored_clusters, monitored_record
 from etcdgateway import ClusterGateway, EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.config import metrics_url_for_host
 from etcdgateway.egress import EndpointNotAllowed, pinned_endpoint
@@ -60,18 +59,21 @@ def etcd_endpoints_probe() -> dict[str, bool]:
 
 
 def cluster_ensure(
-    *, name: str = DEFAULT_CLUSTER, endpoints: list[str] | tuple[str, ...] | None = None
+    *,
+    name: str = DEFAULT_CLUSTER,
+    endpoints: list[str] | tuple[str, ...] | None = None,
+    row: MonitoredCluster | None = None,
 ) -> MonitoredCluster:
     """The monitored-cluster row of the cluster record `name` (its id; `default` is the cluster
     of ETCD_ENDPOINTS), made on first use; its endpoints follow `endpoints` (default: the
-    settings' ones).
+    settings' ones). `row` is the row when the caller read it already (a fleet round).
 
     History hangs off member ids, so changing or re-ordering the endpoints wipes nothing.
     """
     if endpoints is None:
         endpoints = settings.ETCD_ENDPOINTS
     endpoints = [normalise_endpoint(e) for e in endpoints]
-    cluster = selectors.cluster_row(name)
+    cluster = row if row is not None else selectors.cluster_row(name)
     if cluster is None:
         cluster, _ = MonitoredCluster.objects.get_or_create(
             name=name, defaults={"endpoints": endpoints}
@@ -545,6 +547,7 @@ def collect_cluster(
         rollups_refresh(cluster=cluster)
         now = datetime.now(UTC)
         finished["last_cycle_at"] = now
+        finished["last_cycle_ms"] = round((time.monotonic() - started) * 1000, 1)
         if any(entry["up"] for entry in report.members):
             finished["last_reached_at"] = now
     finally:
@@ -698,11 +701,13 @@ def health_probe(
     cluster: MonitoredCluster | None = None,
     gateway: ClusterGateway | None = None,
     unreachable: str = "",
+    known: selectors.ProbeMembers | None = None,
 ) -> HealthReport:
     """One health round: Status of every member concurrently (short timeout), then the verdict.
 
     `cluster` and `gateway` default to the settings' cluster; with `unreachable` (a record's
-    cluster without a usable gateway) every member is down for that reason.
+    cluster without a usable gateway) every member is down for that reason. `known` are the
+    cluster's members as a fleet round read them ahead.
 
     Stores each member's health (up/down, last_seen, error, leader, etcd version) and the
     cluster summary (monitoring.health) in the database, so every process serves the same.
@@ -714,16 +719,19 @@ def health_probe(
     cluster = cluster or cluster_ensure()
     if gateway is None and not unreachable:
         gateway = cluster_gateway()
-    members = selectors.members_for_probe(cluster)
+    known = known or selectors.members_for_probe(cluster)
+    members, quotas = known.members, known.quotas
     if not members and not unreachable:
         members = [m for m in members_sync(cluster=cluster, gateway=gateway) if m.in_cluster]
+        quotas = selectors.members_for_probe(cluster).quotas
     probes = list(_health_pool().map(lambda m: _probe_member(m, gateway, unreachable), members))
     previous_alarms = (cluster.health_summary or {}).get("alarms", [])
     alarms = previous_alarms
     if members and not unreachable:
         alarms = _probe_alarms(members, probes, previous_alarms, gateway)
-    summary = health.summarise(probes, alarms=alarms, quotas=selectors.member_quotas(cluster))
+    summary = health.summarise(probes, alarms=alarms, quotas=quotas)
     leader = summary["leader_id"]
+    updates = []
     for member, probe in zip(members, probes, strict=True):
         fields = {
             "health": MemberHealth.UP if probe.up else MemberHealth.DOWN,
@@ -734,17 +742,68 @@ def health_probe(
         if probe.up:
             fields["last_seen"] = datetime.now(UTC)
             fields["etcd_version"] = probe.status.version
-        Member.objects.filter(pk=member.pk).filter(
-            Q(probed_at__isnull=True) | Q(probed_at__lt=started_at)
-        ).update(**fields)
-    MonitoredCluster.objects.filter(pk=cluster.pk).filter(
-        Q(health_at__isnull=True) | Q(health_at__lt=started_at)
-    ).update(health=summary["health"], health_at=started_at, health_summary=summary)
+        updates.append((member.pk, fields))
+    _health_write(cluster, started_at, updates, summary)
     selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
     return HealthReport(
         health=summary["health"],
         members={p.member_id: "up" if p.up else "down" for p in probes},
         duration_ms=(time.monotonic() - started) * 1000,
+    )
+
+
+def _health_write(
+    cluster: MonitoredCluster, started_at: datetime, updates: list[tuple[int, dict]], summary: dict
+) -> None:
+    """Store one round's member health and cluster verdict, each only where this round is
+    newer than what is stored. On PostgreSQL one statement (the probe runs every few seconds
+    per cluster; one ORM update per member was most of its CPU), elsewhere one per row."""
+    newer_member = Q(probed_at__isnull=True) | Q(probed_at__lt=started_at)
+    if connection.vendor != "postgresql" or not updates:
+        for pk, fields in updates:
+            Member.objects.filter(pk=pk).filter(newer_member).update(**fields)
+        MonitoredCluster.objects.filter(pk=cluster.pk).filter(
+            Q(health_at__isnull=True) | Q(health_at__lt=started_at)
+        ).update(health=summary["health"], health_at=started_at, health_summary=summary)
+        return
+    rows, params = [], []
+    for pk, fields in updates:
+        rows.append("(%s, %s, %s, %s, %s, %s::timestamptz, %s)")
+        params += [
+            pk,
+            str(fields["health"]),
+            fields["probe_error"],
+            fields["is_leader"],
+            started_at,
+            fields.get("last_seen"),
+            fields.get("etcd_version"),
+        ]
+    summary_json = MonitoredCluster._meta.get_field("health_summary").get_db_prep_save(
+        summary, connection
+    )
+    params += [str(summary["health"]), started_at, summary_json, cluster.pk, started_at]
+    with connection.cursor() as cursor:
+        cursor.execute(_health_write_sql(len(rows)).replace("{rows}", ", ".join(rows)), params)
+
+
+@functools.cache
+def _health_write_sql(_rows: int) -> str:
+    m = functools.partial(rawsql.column, Member)
+    c = functools.partial(rawsql.column, MonitoredCluster)
+    # A data-modifying WITH runs to completion whether or not the outer statement reads it.
+    return (
+        f"WITH probed AS (UPDATE {rawsql.table(Member)} AS t SET "  # noqa: S608
+        f"{m('health')} = v.health, {m('probe_error')} = v.probe_error, "
+        f"{m('is_leader')} = v.is_leader, {m('probed_at')} = v.probed_at, "
+        f"{m('last_seen')} = COALESCE(v.last_seen, t.{m('last_seen')}), "
+        f"{m('etcd_version')} = COALESCE(v.etcd_version, t.{m('etcd_version')}) "
+        "FROM (VALUES {rows}) AS v(id, health, probe_error, is_leader, probed_at, last_seen, "
+        "etcd_version) "
+        f"WHERE t.id = v.id AND (t.{m('probed_at')} IS NULL OR t.{m('probed_at')} < v.probed_at) "
+        "RETURNING 1) "
+        f"UPDATE {rawsql.table(MonitoredCluster)} SET {c('health')} = %s, "
+        f"{c('health_at')} = %s, {c('health_summary')} = %s "
+        f"WHERE id = %s AND ({c('health_at')} IS NULL OR {c('health_at')} < %s)"
     )
 
 
@@ -760,7 +819,7 @@ class ClusterTarget:
     unreachable: str = ""
 
 
-def cluster_target(*, cluster_id: str) -> ClusterTarget | None:
+def cluster_target(*, cluster_id: str, row: MonitoredCluster | None = None) -> ClusterTarget | None:
     """What collecting the cluster record `cluster_id` needs; None when the record is gone or
     no longer monitored. The default cluster is the settings' (its gateway, its endpoints).
 
@@ -769,8 +828,8 @@ def cluster_target(*, cluster_id: str) -> ClusterTarget | None:
     reason, and its row is still made so the fleet shows it.
     """
     if cluster_id == DEFAULT_CLUSTER:
-        return ClusterTarget(cluster_ensure(), cluster_gateway())
-    record = Cluster.objects.filter(pk=cluster_id, monitored=True).first()
+        return ClusterTarget(cluster_ensure(row=row), cluster_gateway())
+    record = monitored_record(cluster_id)
     if record is None:
         return None
     try:
@@ -782,9 +841,10 @@ def cluster_target(*, cluster_id: str) -> ClusterTarget | None:
     except EtcdError as exc:
         reason = exc.message
     else:
-        row = cluster_ensure(name=record.pk, endpoints=gateway.config.endpoints)
+        row = cluster_ensure(name=record.pk, endpoints=gateway.config.endpoints, row=row)
         return ClusterTarget(row, gateway)
-    return ClusterTarget(cluster_ensure(name=record.pk, endpoints=record.endpoints), None, reason)
+    row = cluster_ensure(name=record.pk, endpoints=record.endpoints, row=row)
+    return ClusterTarget(row, None, reason)
 
 
 def collect_cluster_id(*, cluster_id: str) -> CycleReport | None:
@@ -797,13 +857,24 @@ def collect_cluster_id(*, cluster_id: str) -> CycleReport | None:
     )
 
 
-def health_probe_id(*, cluster_id: str) -> HealthReport | None:
-    """One health round of the monitored cluster record `cluster_id` (None: not monitored)."""
-    target = cluster_target(cluster_id=cluster_id)
+def health_probe_id(
+    *,
+    cluster_id: str,
+    row: MonitoredCluster | None = None,
+    known: selectors.ProbeMembers | None = None,
+) -> HealthReport | None:
+    """One health round of the monitored cluster record `cluster_id` (None: not monitored);
+    `row` and `known` are its row and members when a fleet round read them ahead."""
+    target = cluster_target(cluster_id=cluster_id, row=row)
     if target is None:
         return None
+    if target.cluster is not row:
+        known = None  # the row was made or changed here: read its members afresh
     return health_probe(
-        cluster=target.cluster, gateway=target.gateway, unreachable=target.unreachable
+        cluster=target.cluster,
+        gateway=target.gateway,
+        unreachable=target.unreachable,
+        known=known,
     )
 
 
@@ -897,7 +968,13 @@ def health_probe_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Fut
     """Start a health round of every monitored cluster (or of `cluster_ids`) on this process's
     pool (embedded mode); returns the runs started, without waiting for them."""
     ids = monitored_cluster_ids() if cluster_ids is None else cluster_ids
-    return _probe_runner.start(health_probe_id, ids)
+    ahead = selectors.probe_round(ids)
+
+    def probe(*, cluster_id: str) -> HealthReport | None:
+        row, known = ahead.get(cluster_id, (None, None))
+        return health_probe_id(cluster_id=cluster_id, row=row, known=known)
+
+    return _probe_runner.start(probe, ids)
 
 
 # --- panel layout ---------------------------------------------------------------------------------

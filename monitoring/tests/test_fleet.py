@@ -202,8 +202,8 @@ def test_a_paused_cluster_never_holds_up_the_others(etcd_cluster_factory, api_cl
         finish(probes, timeout=30)
 
         assert set(first) == {"default", healthy_id, paused_id}
+        # Not started again: its first cycle was still waiting (SCRAPE_TIMEOUT 10 s).
         assert set(second) == {"default", healthy_id}
-        assert not first[paused_id].done()
         healthy_rows = Sample.objects.filter(member__cluster__name=healthy_id)
         assert healthy_rows.count() == 3 and all(
             Member.objects.filter(cluster__name=healthy_id).values_list("collector_up", flat=True)
@@ -257,7 +257,7 @@ def test_alerts_evaluate_name_and_check_every_monitored_cluster(second, api_clie
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_a_broker_each_cluster_is_its_own_task_on_the_workers(
+def test_with_a_broker_the_clusters_are_queued_in_chunks_for_the_workers(
     second, api_client, redis_url, settings
 ):
     from celery.contrib.testing.worker import start_worker
@@ -267,18 +267,34 @@ def test_with_a_broker_each_cluster_is_its_own_task_on_the_workers(
 
     record = add_cluster(api_client, second.client_urls[0])
     settings.EMBEDDED_MODE = False
+    settings.MONITOR_CLUSTER_WORKERS = 1  # chunks of one: two tasks for two clusters
+    received = []
     celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     try:
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=60):
-            summary = collect_metrics.apply_async(expires=85).get(timeout=90)
-            deadline = time.monotonic() + 60
-            while Member.objects.filter(collector_up=True).count() < 4:
-                assert time.monotonic() < deadline, "the queued cycles did not run"
-                time.sleep(0.2)
+            from celery.signals import task_received
+
+            def note(request, **_kwargs):
+                received.append((request.name, request.args))
+
+            task_received.connect(note, weak=False)
+            try:
+                summary = collect_metrics.apply_async(expires=85).get(timeout=90)
+                deadline = time.monotonic() + 60
+                while Member.objects.filter(collector_up=True).count() < 4:
+                    assert time.monotonic() < deadline, "the queued cycles did not run"
+                    time.sleep(0.2)
+            finally:
+                task_received.disconnect(note)
     finally:
         celery_app.conf.update(task_always_eager=True)
+        finish(services._collect_runner._running)
+        services._collect_runner.close_connections()
 
     assert summary == {"queued": ["default", record]}
+    chunks = sorted(args[0] for name, args in received if name.endswith("collect_clusters"))
+    assert chunks == sorted([["default"], [record]])
+    assert MonitoredCluster.objects.get(name=record).last_cycle_ms > 0
     assert Sample.objects.filter(member__cluster__name=record).count() == 1
     assert Sample.objects.filter(member__cluster__name="default").count() == 3
 

@@ -245,6 +245,10 @@ def test_an_admin_changes_a_threshold_and_an_override_on_the_current_cluster(
     expect(cell).to_contain_text("warning_p99_seconds 0.5")
     expect(cell).to_contain_text(re.compile(r"override on .+: disabled, for 120 s"))
     expect(fsync.locator("td[data-label=Enabled] input")).to_be_checked()
+    found = Findings()
+    fsync.scroll_into_view_if_needed()
+    found.check(page, "1440/rules-with-override")
+    save_screenshot(page, "alerts-rules-override-1440.png", tmp_path)
 
     # The API's refusal shows in the editor and changes nothing.
     fsync.locator("button.rule-edit").click()
@@ -261,7 +265,6 @@ def test_an_admin_changes_a_threshold_and_an_override_on_the_current_cluster(
     )
 
     # The editor at 390 px: no sideways scroll, nothing serious for axe.
-    found = Findings()
     page.set_viewport_size({"width": 390, "height": 844})
     page.locator("#rule-override-form").scroll_into_view_if_needed()
     found.check(page, "390/rule-editor")

@@ -7,9 +7,12 @@ Every check reads the API or the receiver, never the page alone."""
 import re
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from playwright.sync_api import expect
 
-from notifications.tests.conftest import Receiver
+from devtools.localcluster import free_port
+from notifications.tests.conftest import MailSink, Receiver
 from tests.browser.axe import Findings, install
 from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
 
@@ -33,6 +36,31 @@ def receiver():
     server = Receiver().start()
     yield server
     server.stop()
+
+
+SMTP_USER, SMTP_PASSWORD = "mailer", "ui-smtp-pw-31"
+
+
+@pytest.fixture
+def smtp_server():
+    """An SMTP server on loopback that requires AUTH (SMTP_USER / SMTP_PASSWORD); no TLS."""
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        if (auth_data.login, auth_data.password) != (SMTP_USER.encode(), SMTP_PASSWORD.encode()):
+            return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
+        return AuthResult(success=True, auth_data=auth_data.login)
+
+    controller = Controller(
+        MailSink(),
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=authenticate,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    yield controller
+    controller.stop()
 
 
 def _bearer(api, server, username: str, password: str) -> dict:
@@ -279,6 +307,58 @@ def test_an_admin_changes_a_threshold_and_an_override_on_the_current_cluster(
     assert _rule(api, server, admin, "wal_fsync_slow")["cluster_overrides"] == {}
 
     found.assert_clean()
+    assert page_errors == []
+
+
+def test_an_email_channel_keeps_its_password_when_edited_and_drops_it_when_asked(
+    dashboard_server, page, page_errors, api, smtp_server
+):
+    server = dashboard_server()
+    sign_in(page, server, ADMIN_PASSWORD)
+    admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+    _open_alerts(page, server)
+    page.fill("#channel-name", "mail")
+    page.select_option("#channel-kind", "email")
+    expect(page.locator("#channel-url")).to_be_hidden()
+    expect(page.locator("#channel-password-clear")).to_be_hidden()
+    page.fill("#channel-host", "127.0.0.1")
+    page.fill("#channel-port", str(smtp_server.port))
+    page.select_option("#channel-security", "none")
+    page.fill("#channel-username", SMTP_USER)
+    page.fill("#channel-password", SMTP_PASSWORD)
+    page.fill("#channel-from", "etcdmonitor@example.com")
+    page.fill("#channel-to", "ops@example.com, oncall@example.com")
+    page.click("#channel-submit")
+    row = page.locator("#alerts-channels-table tbody tr")
+    expect(row.locator(".channel-target")).to_have_text("ops@example.com, oncall@example.com")
+    [listed] = _channels(api, server, admin)
+    assert listed["config"]["password"] == "***"
+    assert listed["config"]["to"] == ["ops@example.com", "oncall@example.com"]
+    assert _send_test(page, row) == {"ok": True, "sent": ["firing", "resolved"]}
+    assert len(smtp_server.handler.messages) == 2
+
+    # Edited with the password left blank: the stored one stays and still signs in.
+    row.locator("button.channel-edit").click()
+    expect(page.locator("#channel-password")).to_have_value("")
+    expect(page.locator("#channel-password-hint")).to_be_visible()
+    page.fill("#channel-to", "pager@example.com")
+    page.click("#channel-submit")
+    expect(row.locator(".channel-target")).to_have_text("pager@example.com")
+    [listed] = _channels(api, server, admin)
+    assert (listed["config"]["password"], listed["config"]["to"]) == ("***", ["pager@example.com"])
+    assert _send_test(page, row)["ok"]
+    assert [m["to"] for m in smtp_server.handler.messages[2:]] == [["pager@example.com"]] * 2
+
+    # "Remove the stored password": the API has none and the server refuses the test.
+    row.locator("button.channel-edit").click()
+    page.check("#channel-password-clear")
+    page.click("#channel-submit")
+    expect(page.locator("#channel-submit")).to_have_text("Add channel")
+    assert _channels(api, server, admin)[0]["config"]["password"] == ""
+    answer = _send_test(page, row)
+    assert answer["ok"] is False, answer
+    expect(page.locator("#toasts")).to_contain_text("Test to mail failed")
+    assert len(smtp_server.handler.messages) == 4
     assert page_errors == []
 
 

@@ -239,8 +239,15 @@ function thresholdValue(input) {
 export function ruleEditor({ onSaved }) {
   const box = el("div", { id: "rule-editor-box", hidden: true });
 
+  // Focus goes back to the rule's "Thresholds…" button (a new one if the table was redrawn),
+  // so a keyboard user is not dropped at the top of the page.
   function close() {
+    const id = box.hidden ? null : box.dataset.rule;
+    const hadFocus = box.contains(document.activeElement) || document.activeElement === document.body;
     clear(box).hidden = true;
+    if (!id || !hadFocus) return;
+    const button = document.querySelector(`#alerts-rules-table tr[data-rule="${CSS.escape(id)}"] .rule-edit`);
+    if (button) button.focus();
   }
 
   async function patch(rule, body, done) {

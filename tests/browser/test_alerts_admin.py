@@ -246,6 +246,7 @@ def test_an_admin_changes_a_threshold_and_an_override_on_the_current_cluster(
     page.keyboard.type("0.9")
     page.keyboard.press("Enter")
     expect(page.locator("#toasts")).to_contain_text("Rule db_quota_high thresholds saved")
+    expect(quota.locator("button.rule-edit")).to_be_focused()
     expect(quota.locator("td[data-label=Thresholds]")).to_contain_text("ratio 0.9")
     rule = _rule(api, server, admin, "db_quota_high")
     assert rule["thresholds"] == {"ratio": 0.9}

@@ -1,7 +1,9 @@
 // Alerts view (issue 20): the current cluster's active alerts (ack for operators) and the last
 // 24 h of resolved ones, silences (create and expire for operators), the rules (enabled and
-// for_seconds editable by admins) and the notification channels (a test message for admins).
+// for_seconds editable by admins, thresholds and per-cluster overrides in alerts-edit.js) and
+// the notification channels (add, edit, enable, delete and a test message for admins).
 // Polled while shown. Every value from the API is inserted as text (el() makes text nodes).
+import { channelEditor, effectiveRule, mountIn, ruleEditor } from "./alerts-edit.js";
 import * as Cluster from "./cluster.js";
 import { $, api, clear, confirmAction, dateTime, el, toast, visible } from "./common.js";
 import * as Health from "./health.js";
@@ -16,6 +18,8 @@ let timer = null;
 let rules = [];
 let members = []; // the current cluster's members (health.js's latest status)
 let fetchedAt = 0;
+let channelForm = null; // the admin editors (alerts-edit.js), made on the first activation
+let ruleForm = null;
 
 function showError(err) {
   if (err && err.status === 401) return;
@@ -206,7 +210,8 @@ function ruleRow(rule) {
   tr.appendChild(cell("Rule", name));
   tr.appendChild(severityCell(rule.severity));
   if (!admin) {
-    tr.append(cell("Enabled", rule.enabled ? "yes" : "no"), cell("For (s)", String(rule.for_seconds)), cell("Actions"));
+    tr.append(cell("Enabled", rule.enabled ? "yes" : "no"), cell("For (s)", String(rule.for_seconds)),
+      thresholdsCell(rule), cell("Actions"));
     return tr;
   }
   const enabled = el("input", { type: "checkbox", checked: rule.enabled, id: "rule-enabled-" + rule.id,
@@ -222,8 +227,35 @@ function ruleRow(rule) {
       }
       saveRule(rule, enabled.checked, seconds);
     } }, "Save");
-  tr.append(cell("Enabled", enabled), cell("For (s)", forSeconds), cell("Actions", save));
+  const edit = el("button", { type: "button", className: "ghost rule-edit", "aria-label": "Edit thresholds of rule " + rule.id,
+    onclick: () => {
+      const id = Cluster.currentId();
+      const entry = Cluster.get(id);
+      ruleForm.open(rule, id, entry ? entry.name : id);
+    } }, "Thresholds…");
+  tr.append(cell("Enabled", enabled), cell("For (s)", forSeconds), thresholdsCell(rule),
+    cell("Actions", el("span", { className: "row-actions" }, save, edit)));
   return tr;
+}
+
+// The values in force on the current cluster; an override of this cluster is marked and said.
+function thresholdsCell(rule) {
+  const cid = Cluster.currentId();
+  const now = effectiveRule(rule, cid);
+  const o = now.override || {};
+  const oThresholds = o.thresholds || {};
+  const parts = Object.keys(now.thresholds).sort().map((n) =>
+    el("span", { className: "rule-threshold" + (n in oThresholds ? " overridden" : ""), dataset: { threshold: n } },
+      `${n} ${now.thresholds[n]}`, n in oThresholds ? " *" : ""));
+  const content = [el("span", { className: "rule-thresholds" }, parts.length ? parts : "–")];
+  if (now.override) {
+    const entry = Cluster.get(cid);
+    content.push(el("span", { className: "rule-override small" },
+      el("span", { className: "mark" }, "override"),
+      ` on ${visible(entry ? entry.name : cid)}: ${now.enabled ? "enabled" : "disabled"}, for ${now.for_seconds} s` +
+      (Object.keys(oThresholds).length ? ", * thresholds" : "")));
+  }
+  return cell("Thresholds", el("span", { className: "rule-settings" }, content));
 }
 
 function fillRuleChoices() {
@@ -237,7 +269,7 @@ function fillRuleChoices() {
 async function loadRules() {
   const data = await api("GET", "/api/alerts/rules");
   rules = data.rules || [];
-  fill("alerts-rules-table", null, rules.map(ruleRow), JSON.stringify(rules));
+  fill("alerts-rules-table", null, rules.map(ruleRow), JSON.stringify(rules) + Cluster.currentId());
   fillRuleChoices();
 }
 
@@ -257,11 +289,43 @@ function channelTarget(channel) {
   return visible(config.url || "");
 }
 
+async function setChannelEnabled(channel, enabled) {
+  try {
+    await api("PATCH", "/api/alerts/channels/" + encodeURIComponent(channel.id), { enabled });
+    toast(`Channel ${visible(channel.name)} ${enabled ? "enabled" : "disabled"}`, "success");
+    await loadChannels();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function deleteChannel(channel) {
+  const ok = await confirmAction("Delete channel", `Delete the channel ${visible(channel.name)}? ` +
+    "Its undelivered messages are dropped.", "Delete");
+  if (!ok) return;
+  try {
+    await api("DELETE", "/api/alerts/channels/" + encodeURIComponent(channel.id));
+    if (channelForm.editingId() === channel.id) channelForm.reset();
+    toast(`Channel ${visible(channel.name)} deleted`, "success");
+    await loadChannels();
+  } catch (err) {
+    showError(err);
+  }
+}
+
 function channelRow(channel) {
   const actions = [];
   if (Permissions.globalAllows("admin")) {
+    const name = visible(channel.name);
     actions.push(el("button", { type: "button", className: "channel-test",
-      "aria-label": "Send test to " + visible(channel.name), onclick: () => testChannel(channel) }, "Send test"));
+      "aria-label": "Send test to " + name, onclick: () => testChannel(channel) }, "Send test"));
+    actions.push(el("button", { type: "button", className: "ghost channel-edit", "aria-label": "Edit channel " + name,
+      onclick: () => channelForm.edit(channel) }, "Edit"));
+    actions.push(el("button", { type: "button", className: "ghost channel-toggle",
+      "aria-label": `${channel.enabled ? "Disable" : "Enable"} channel ${name}`,
+      onclick: () => setChannelEnabled(channel, !channel.enabled) }, channel.enabled ? "Disable" : "Enable"));
+    actions.push(el("button", { type: "button", className: "ghost channel-delete", "aria-label": "Delete channel " + name,
+      onclick: () => deleteChannel(channel) }, "Delete"));
   }
   return el("tr", { dataset: { channel: String(channel.id) } },
     cell("Name", visible(channel.name)),
@@ -335,6 +399,12 @@ export function activate() {
     started = true;
     $("silence-form").hidden = !Permissions.globalAllows("operator");
     $("silence-form").addEventListener("submit", createSilence);
+    if (Permissions.globalAllows("admin")) {
+      channelForm = channelEditor({ onSaved: loadChannels });
+      mountIn("channel-editor", channelForm.node);
+      ruleForm = ruleEditor({ onSaved: loadRules });
+      mountIn("rule-editor", ruleForm.node);
+    }
     Health.subscribe((status) => {
       const next = (status.members || []).map((m) => ({ id: m.id, name: m.name }));
       // Only a change is drawn: rebuilding the list every poll would close it under the user.
@@ -343,6 +413,7 @@ export function activate() {
       fillMemberChoices();
     });
     Cluster.subscribe(() => {
+      if (ruleForm) ruleForm.close(); // its override form names the cluster it was opened on
       members = [];
       fillMemberChoices();
       if (!$("alerts-view").hidden) load();

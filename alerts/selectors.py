@@ -90,6 +90,7 @@ def cluster_view(*, cluster_id: str, now: datetime) -> ClusterView | None:
                 error=error,
                 etcd_version=row.etcd_version,
                 last_seen=row.last_seen,
+                learner_since=row.learner_since,
             )
         )
     listed_fresh = (

@@ -112,7 +112,7 @@ def members_for_probe(cluster: MonitoredCluster) -> list[Member]:
     """The current members with just what the health probe needs (it runs every few seconds)."""
     return list(
         cluster.members.filter(in_cluster=True).only(
-            "id", "cluster_id", "member_id", "name", "scrape_url", "is_learner"
+            "id", "cluster_id", "member_id", "name", "scrape_url", "is_learner", "learner_since"
         )
     )
 

@@ -204,6 +204,10 @@ def members_sync(
                     "in_cluster": True,
                 },
             )
+            since = member.learner_since_at(is_learner=info.is_learner, now=now)
+            if since != member.learner_since:
+                member.learner_since = since
+                member.save(update_fields=["learner_since"])
             seen.append(member.pk)
         cluster.members.exclude(pk__in=seen).update(in_cluster=False, is_default=False)
         cluster.last_member_sync = now
@@ -409,6 +413,7 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
     if status is not None:
         fields["is_leader"] = status.is_leader
         fields["is_learner"] = status.is_learner
+        fields["learner_since"] = member.learner_since_at(is_learner=status.is_learner, now=now)
         fields["etcd_version"] = status.version
         fields["storage_version"] = status.storage_version
     _write_cycle(member, ts, timeseries.to_array(snapshot.values), fields)
@@ -673,7 +678,9 @@ def _probe_member(member: Member, gateway: ClusterGateway | None, unreachable: s
         status = client.status()
     except EtcdError as exc:
         return health.Probe(member.member_id, member.is_learner, error=exc.message)
-    return health.Probe(member.member_id, member.is_learner, status=status)
+    # The member's own answer is newer than the stored list (synced every 60 s): a learner
+    # promoted since then counts towards the quorum from this round on.
+    return health.Probe(member.member_id, status.is_learner, status=status)
 
 
 def _probe_alarms(
@@ -734,6 +741,10 @@ def health_probe(
         if probe.up:
             fields["last_seen"] = datetime.now(UTC)
             fields["etcd_version"] = probe.status.version
+            fields["is_learner"] = probe.is_learner
+            fields["learner_since"] = member.learner_since_at(
+                is_learner=probe.is_learner, now=started_at
+            )
         Member.objects.filter(pk=member.pk).filter(
             Q(probed_at__isnull=True) | Q(probed_at__lt=started_at)
         ).update(**fields)

@@ -18,13 +18,15 @@ from monitoring.models import Member, MonitoredCluster
 
 
 def _etcdctl(cluster, *args: str, timeout: float = 20.0) -> str:
-    """etcdctl from the bin directory of the cluster's etcd (ETCD_BIN_DIR or PATH), repeated
+    """etcdctl from the bin directory of the cluster's etcd (ETCD_BIN_DIR or PATH), through the
+    first three members only (the voters: a learner refuses MemberAdd and MemberPromote with
+    "rpc not supported for learner", and etcdctl may pick any endpoint), repeated
     while etcd refuses a reconfiguration as "unhealthy cluster" (it wants every voter connected
     for 5 s first) or a promotion because the learner has not caught up yet."""
     deadline = time.monotonic() + timeout
     while True:
         done = subprocess.run(
-            [etcd_binary("etcdctl"), f"--endpoints={cluster.endpoints}", *args],
+            [etcd_binary("etcdctl"), f"--endpoints={','.join(cluster.client_urls[:3])}", *args],
             env={**os.environ, "ETCDCTL_API": "3"},
             capture_output=True,
             text=True,
@@ -33,7 +35,7 @@ def _etcdctl(cluster, *args: str, timeout: float = 20.0) -> str:
         )
         if done.returncode == 0:
             return done.stdout
-        retry = "unhealthy cluster" in done.stderr or "not in sync" in done.stderr
+        retry = "unhealthy cluster" in done.stderr or "in sync with leader" in done.stderr
         assert retry and time.monotonic() < deadline, done.stderr
         time.sleep(0.5)
 

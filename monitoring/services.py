@@ -250,7 +250,7 @@ class CycleReport:
 
 
 class _LeaseCount:
-    """The cycle's one LeaseLeases call, made by the first member that answered Status.
+    """The cycle's one LeaseLeases call, made by the first voting member that answered Status.
 
     That member just proved it is alive, so no hung endpoint can stall the call, and the
     other members wait for it at most one RPC.
@@ -356,7 +356,9 @@ def _scrape(
     except EtcdError as exc:
         logger.info("status of %s failed: %s", member.scrape_url, exc.message)
     else:
-        leases.claim_and_count(member.scrape_url, gateway)
+        # A learner refuses LeaseLeases ("rpc not supported for learner"): a voter counts.
+        if not result.status.is_learner:
+            leases.claim_and_count(member.scrape_url, gateway)
     return result
 
 

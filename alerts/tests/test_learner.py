@@ -13,8 +13,10 @@ import pytest
 from alerts.selectors import MEMBER_LIST_MAX_AGE
 from alerts.tests.test_faults import _follower, _started
 from devtools.localcluster import LocalMember, etcd_binary, free_port
+from etcdgateway import cluster_gateway
 from monitoring import services as monitoring_services
 from monitoring.models import Member, MonitoredCluster
+from monitoring.services import MetricsTarget
 
 
 def _etcdctl(cluster, *args: str, timeout: float = 20.0) -> str:
@@ -192,3 +194,24 @@ def test_a_gap_in_the_member_list_does_not_reset_a_learners_age(learner_cluster,
     [fired] = monitor.round()
     assert (fired.rule, fired.status, fired.member_id) == ("learner_stuck", "firing", learner_id)
     assert fired.values["learner_since"] == since and fired.values["learner_seconds"] >= 4
+
+
+@pytest.mark.django_db
+def test_the_lease_count_is_asked_of_a_voter_never_of_the_learner(learner_cluster):
+    """A learner refuses LeaseLeases: had it answered Status first and made the cycle's one
+    lease count call, the cycle would have stored no lease count for any member."""
+    _, _, learner_id = learner_cluster
+    members = {m.member_id: m for m in Member.objects.filter(in_cluster=True)}
+    gateway = cluster_gateway()
+    leases = monitoring_services._LeaseCount()
+
+    learned = monitoring_services._scrape(
+        members[learner_id], gateway, gateway.config.metrics_path, MetricsTarget(), leases
+    )
+    assert learned.status.is_learner and not learned.error
+    assert not leases._claimed
+    voter = next(m for m in members.values() if not m.is_learner)
+    monitoring_services._scrape(
+        voter, gateway, gateway.config.metrics_path, MetricsTarget(), leases
+    )
+    assert leases.get() == 0

@@ -184,21 +184,27 @@ def check_insufficient_members(view: ClusterView, rule: Rule) -> list[Finding] |
     if margin is None:
         return None
     up, quorum = view.summary.get("members_up"), view.summary.get("quorum")
+    # Learners answer but do not vote: "3 of 4 members answer" would hide a lost quorum.
+    voters = [m for m in view.members if not m.is_learner]
+    voters_up = sum(1 for m in voters if m.health == "up")
     values = {
         "members_up": up,
         "members_total": view.summary.get("members_total"),
+        "voters_up": voters_up,
+        "voters_total": len(voters),
         "quorum": quorum,
         "quorum_margin": margin,
     }
+    learners = len(view.members) - len(voters)
+    description = (
+        f"{voters_up} of {len(voters)} voting members answer; {quorum} are needed. "
+        "The cluster refuses writes and linearizable reads."
+    )
+    if learners:
+        description += f" {learners} learner(s) do not count towards the quorum."
     return [
         Finding(
-            None,
-            margin < 0,
-            Severity.CRITICAL,
-            "etcd cluster has lost quorum",
-            f"{up} of {values['members_total']} members answer; {quorum} voting members are "
-            "needed. The cluster refuses writes and linearizable reads.",
-            values,
+            None, margin < 0, Severity.CRITICAL, "etcd cluster has lost quorum", description, values
         )
     ]
 

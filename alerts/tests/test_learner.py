@@ -172,6 +172,21 @@ def test_a_down_learner_is_no_lost_quorum(learner_cluster, monitor):
         [("member_down", learner_id), ("member_down", victim_id)]
     )
 
+    # One voter more is quorum lost, and the answer names voters, not members.
+    last = next(m for m in cluster.members[:3] if m is not victim)
+    cluster.kill_member(last)
+    monitor.until(
+        lambda: monitor.alert("insufficient_members", state="firing"),
+        what="insufficient_members firing",
+    )
+    lost = monitor.alert("insufficient_members")
+    assert lost["values"]["voters_up"] == 1 and lost["values"]["voters_total"] == 3
+    assert (lost["values"]["quorum"], lost["values"]["quorum_margin"]) == (2, -1)
+    assert lost["summary"] == "etcd cluster has lost quorum"
+    [told] = [t for t in monitor.transitions if t.rule == "insufficient_members"]
+    assert told.description.startswith("1 of 3 voting members answer; 2 are needed.")
+    assert "1 learner(s) do not count towards the quorum" in told.description
+
 
 @pytest.mark.django_db
 def test_a_gap_in_the_member_list_does_not_reset_a_learners_age(learner_cluster, monitor):

@@ -38,6 +38,7 @@ class MemberView:
     error: str | None
     etcd_version: str
     last_seen: datetime | None = None
+    learner_since: datetime | None = None  # first seen as a learner (Member.learner_since)
 
 
 @dataclass
@@ -76,6 +77,9 @@ class Finding:
     summary: str = ""
     description: str = ""
     values: dict = field(default_factory=dict)
+    # Since when the condition has held without a gap, when the rule can prove it from stored
+    # state (a learner's learner_since): a new alert's for_seconds counts from there.
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,16 @@ def _fmt_seconds(value: float) -> str:
     if value >= 1:
         return f"{value:.2f} s"
     return f"{value * 1000:.0f} ms"
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def _fmt_bytes(value: float) -> str:
@@ -170,21 +184,27 @@ def check_insufficient_members(view: ClusterView, rule: Rule) -> list[Finding] |
     if margin is None:
         return None
     up, quorum = view.summary.get("members_up"), view.summary.get("quorum")
+    # Learners answer but do not vote: "3 of 4 members answer" would hide a lost quorum.
+    voters = [m for m in view.members if not m.is_learner]
+    voters_up = sum(1 for m in voters if m.health == "up")
     values = {
         "members_up": up,
         "members_total": view.summary.get("members_total"),
+        "voters_up": voters_up,
+        "voters_total": len(voters),
         "quorum": quorum,
         "quorum_margin": margin,
     }
+    learners = len(view.members) - len(voters)
+    description = (
+        f"{voters_up} of {len(voters)} voting members answer; {quorum} are needed. "
+        "The cluster refuses writes and linearizable reads."
+    )
+    if learners:
+        description += f" {learners} learner(s) do not count towards the quorum."
     return [
         Finding(
-            None,
-            margin < 0,
-            Severity.CRITICAL,
-            "etcd cluster has lost quorum",
-            f"{up} of {values['members_total']} members answer; {quorum} voting members are "
-            "needed. The cluster refuses writes and linearizable reads.",
-            values,
+            None, margin < 0, Severity.CRITICAL, "etcd cluster has lost quorum", description, values
         )
     ]
 
@@ -287,16 +307,28 @@ def check_learner_stuck(view: ClusterView, rule: Rule) -> list[Finding] | None:
         return None
     findings = []
     for member in view.members:
+        if not member.is_learner:
+            findings.append(Finding(member.member_id, False))
+            continue
         label = member.name or member.member_id
+        # etcd never demotes: a member still a learner has been one since first seen as one.
+        since = min(member.learner_since or view.now, view.now)
+        age = (view.now - since).total_seconds()
         findings.append(
             Finding(
                 member.member_id,
-                member.is_learner,
+                True,
                 Severity.WARNING,
-                f"etcd learner {label} is not promoted",
-                f"Member {label} has been a learner (non-voting) for longer than the rule's "
-                "for_seconds; promote it once it caught up, or remove it.",
-                {"member_name": member.name},
+                f"etcd learner {label} is not promoted after {_fmt_duration(age)}",
+                f"Member {label} has been a learner (non-voting) since "
+                f"{since:%Y-%m-%d %H:%M:%S} UTC at least ({_fmt_duration(age)}); promote it "
+                "once it caught up (etcdctl member promote), or remove it.",
+                {
+                    "member_name": member.name,
+                    "learner_since": int(since.timestamp()),
+                    "learner_seconds": int(age),
+                },
+                since=since,
             )
         )
     return findings

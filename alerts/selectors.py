@@ -133,6 +133,7 @@ def cluster_view(*, cluster_id: str, now: datetime, inputs: RoundInputs) -> Clus
                 error=error,
                 etcd_version=row.etcd_version,
                 last_seen=row.last_seen,
+                learner_since=row.learner_since,
             )
         )
     listed_fresh = (

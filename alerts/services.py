@@ -364,6 +364,10 @@ class _Round:
         )
 
     def open(self, rule_id: str, finding: Finding, for_seconds: int) -> None:
+        # A condition the rule proves older than this round (finding.since) has served that
+        # much of its for_seconds already: a restart or a gap that dropped the pending alert
+        # does not start the count again.
+        pending_at = min(finding.since, self.now) if finding.since else self.now
         alert = Alert(
             rule=rule_id,
             cluster_id=self.cluster_id,
@@ -374,13 +378,13 @@ class _Round:
             values=finding.values,
             summary=finding.summary[:500],
             description=finding.description,
-            pending_at=self.now,
+            pending_at=pending_at,
             updated_at=self.now,
         )
         alert.save()
         self.opened.append(alert)
         self._event(alert, AlertEvent.Kind.PENDING)
-        if for_seconds <= 0:
+        if (self.now - pending_at).total_seconds() >= for_seconds:
             self.fire(alert)
 
     def fire(self, alert: Alert) -> None:

@@ -295,8 +295,12 @@ class LocalEtcdCluster:
             "--trusted-ca-file", str(self.tls.ca), "--client-cert-auth",
         ]  # fmt: skip
 
-    def start_member(self, member: LocalMember, *, detach: bool = False) -> None:
-        state = "existing" if member.data_dir.exists() else "new"
+    def start_member(
+        self, member: LocalMember, *, detach: bool = False, state: str | None = None
+    ) -> None:
+        """Start `member`; `state` "existing" joins a member added by MemberAdd (its data
+        directory does not exist yet, which would otherwise mean a new cluster)."""
+        state = state or ("existing" if member.data_dir.exists() else "new")
         self.base_dir.mkdir(parents=True, exist_ok=True)
         log = open(member.log_path, "ab")  # noqa: SIM115 - owned by the child process
         member.process = subprocess.Popen(

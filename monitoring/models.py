@@ -85,6 +85,10 @@ class Member(models.Model):
     is_default = models.BooleanField(default=False)
     is_leader = models.BooleanField(default=False)
     is_learner = models.BooleanField(default=False)
+    # When this monitor first saw the member as a learner (null: a voter). etcd never demotes,
+    # so a member that is still a learner has been one since then: learner_stuck measures the
+    # learner's age from here, not from an alert that a restart or a data gap may have dropped.
+    learner_since = models.DateTimeField(null=True, blank=True)
     collector_up = models.BooleanField(default=False)
     etcd_version = models.CharField(max_length=32, blank=True, default="")
     # The db file's version from Status (etcd 3.6+); "" for members that do not report it.
@@ -135,6 +139,13 @@ class Member(models.Model):
             return MemberHealth.DOWN, self.probe_error or "did not answer the health probe"
         return self.health, None
 
+    def learner_since_at(self, *, is_learner: bool, now: datetime) -> datetime | None:
+        """`learner_since` for a member now reported as a learner or not: kept while it stays
+        a learner, `now` when it becomes one, None once promoted."""
+        if not is_learner:
+            return None
+        return self.learner_since or now
+
     def to_info(self, *, health: str | None = None) -> dict:
         """The reference's MemberInfo shape; a member known to be down is never the leader."""
         return {
@@ -156,6 +167,7 @@ class Member(models.Model):
             "last_seen": int(self.last_seen.timestamp()) if self.last_seen else None,
             "error": error,
             "etcd_version": self.etcd_version or None,
+            "is_learner": self.is_learner,
         }
 
 

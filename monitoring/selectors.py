@@ -108,7 +108,15 @@ def _collector_sql(name: str, vendor: str) -> str:
     )
 
 
-_PROBE_FIELDS = ("id", "cluster_id", "member_id", "name", "scrape_url", "is_learner")
+_PROBE_FIELDS = (
+    "id",
+    "cluster_id",
+    "member_id",
+    "name",
+    "scrape_url",
+    "is_learner",
+    "learner_since",
+)
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,10 @@ def members_sync(
                     "in_cluster": True,
                 },
             )
+            since = member.learner_since_at(is_learner=info.is_learner, now=now)
+            if since != member.learner_since:
+                member.learner_since = since
+                member.save(update_fields=["learner_since"])
             seen.append(member.pk)
         cluster.members.exclude(pk__in=seen).update(in_cluster=False, is_default=False)
         cluster.last_member_sync = now
@@ -248,7 +252,7 @@ class CycleReport:
 
 
 class _LeaseCount:
-    """The cycle's one LeaseLeases call, made by the first member that answered Status.
+    """The cycle's one LeaseLeases call, made by the first voting member that answered Status.
 
     That member just proved it is alive, so no hung endpoint can stall the call, and the
     other members wait for it at most one RPC.
@@ -354,7 +358,9 @@ def _scrape(
     except EtcdError as exc:
         logger.info("status of %s failed: %s", member.scrape_url, exc.message)
     else:
-        leases.claim_and_count(member.scrape_url, gateway)
+        # A learner refuses LeaseLeases ("rpc not supported for learner"): a voter counts.
+        if not result.status.is_learner:
+            leases.claim_and_count(member.scrape_url, gateway)
     return result
 
 
@@ -411,6 +417,7 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
     if status is not None:
         fields["is_leader"] = status.is_leader
         fields["is_learner"] = status.is_learner
+        fields["learner_since"] = member.learner_since_at(is_learner=status.is_learner, now=now)
         fields["etcd_version"] = status.version
         fields["storage_version"] = status.storage_version
     _write_cycle(member, ts, timeseries.to_array(snapshot.values), fields)
@@ -676,7 +683,9 @@ def _probe_member(member: Member, gateway: ClusterGateway | None, unreachable: s
         status = client.status()
     except EtcdError as exc:
         return health.Probe(member.member_id, member.is_learner, error=exc.message)
-    return health.Probe(member.member_id, member.is_learner, status=status)
+    # The member's own answer is newer than the stored list (synced every 60 s): a learner
+    # promoted since then counts towards the quorum from this round on.
+    return health.Probe(member.member_id, status.is_learner, status=status)
 
 
 def _probe_alarms(
@@ -742,6 +751,10 @@ def health_probe(
         if probe.up:
             fields["last_seen"] = datetime.now(UTC)
             fields["etcd_version"] = probe.status.version
+            fields["is_learner"] = probe.is_learner
+            fields["learner_since"] = member.learner_since_at(
+                is_learner=probe.is_learner, now=started_at
+            )
         updates.append((member.pk, fields))
     _health_write(cluster, started_at, updates, summary)
     selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
@@ -768,15 +781,19 @@ def _health_write(
         return
     rows, params = [], []
     for pk, fields in updates:
-        rows.append("(%s, %s, %s, %s, %s, %s::timestamptz, %s)")
+        rows.append("(%s, %s, %s, %s, %s, %s, %s::timestamptz, %s, %s, %s::timestamptz)")
+        answered = "last_seen" in fields  # only an answer tells these; else they stay
         params += [
             pk,
+            answered,
             str(fields["health"]),
             fields["probe_error"],
             fields["is_leader"],
             started_at,
             fields.get("last_seen"),
             fields.get("etcd_version"),
+            fields.get("is_learner", False),
+            fields.get("learner_since"),
         ]
     summary_json = MonitoredCluster._meta.get_field("health_summary").get_db_prep_save(
         summary, connection
@@ -790,15 +807,18 @@ def _health_write(
 def _health_write_sql(_rows: int) -> str:
     m = functools.partial(rawsql.column, Member)
     c = functools.partial(rawsql.column, MonitoredCluster)
+    answered = [
+        f"{m(name)} = CASE WHEN v.answered THEN v.{name} ELSE t.{m(name)} END"
+        for name in ("last_seen", "etcd_version", "is_learner", "learner_since")
+    ]
     # A data-modifying WITH runs to completion whether or not the outer statement reads it.
     return (
         f"WITH probed AS (UPDATE {rawsql.table(Member)} AS t SET "  # noqa: S608
         f"{m('health')} = v.health, {m('probe_error')} = v.probe_error, "
         f"{m('is_leader')} = v.is_leader, {m('probed_at')} = v.probed_at, "
-        f"{m('last_seen')} = COALESCE(v.last_seen, t.{m('last_seen')}), "
-        f"{m('etcd_version')} = COALESCE(v.etcd_version, t.{m('etcd_version')}) "
-        "FROM (VALUES {rows}) AS v(id, health, probe_error, is_leader, probed_at, last_seen, "
-        "etcd_version) "
+        f"{', '.join(answered)} "
+        "FROM (VALUES {rows}) AS v(id, answered, health, probe_error, is_leader, probed_at, "
+        "last_seen, etcd_version, is_learner, learner_since) "
         f"WHERE t.id = v.id AND (t.{m('probed_at')} IS NULL OR t.{m('probed_at')} < v.probed_at) "
         "RETURNING 1) "
         f"UPDATE {rawsql.table(MonitoredCluster)} SET {c('health')} = %s, "

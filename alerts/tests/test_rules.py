@@ -301,6 +301,26 @@ def test_a_learner_not_promoted_fires_after_for_seconds(cluster, monitor):
     assert [(t.rule, t.member_id) for t in fired] == [("learner_stuck", "3")]
 
 
+def test_a_learner_seen_for_the_default_hour_fires_in_its_first_evaluation(cluster):
+    """The hour counts from when the monitor first saw the learner (Member.learner_since), not
+    from the alert: an evaluator that was away (or an alert dropped by a data gap) does not
+    wait another hour for a member etcd cannot have demoted and promoted meanwhile."""
+    since = _now() - timedelta(minutes=61)
+    Member.objects.filter(member_id="3").update(is_learner=True, learner_since=since)
+    Member.objects.filter(member_id="2").update(
+        is_learner=True, learner_since=_now() - timedelta(minutes=59)
+    )
+
+    [fired] = _evaluate()
+
+    assert (fired.rule, fired.member_id, fired.status) == ("learner_stuck", "3", "firing")
+    assert fired.values["learner_since"] == int(since.timestamp())
+    assert fired.values["learner_seconds"] >= 61 * 60
+    assert "m3 is not promoted after 1 h 1 min" in fired.summary
+    young = Alert.objects.get(rule="learner_stuck", member_id="2")
+    assert young.state == "pending" and young.pending_at < _now() - timedelta(minutes=58)
+
+
 def test_a_recorded_hashkv_mismatch_fires_and_a_consistent_check_resolves(cluster):
     results = [
         {"member_id": "1", "hash": 1, "revision": 9, "compact_revision": 0},

@@ -21,6 +21,9 @@ class MemberHealthInfoSerializer(MemberInfoSerializer):
     last_seen = serializers.IntegerField(allow_null=True, help_text="Unix s of the last answer")
     error = serializers.CharField(allow_null=True)
     etcd_version = serializers.CharField(allow_null=True)
+    is_learner = serializers.BooleanField(
+        help_text="a non-voting member (MemberAdd with is_learner), not counted in the quorum"
+    )
 
 
 class AlarmSerializer(serializers.Serializer):

@@ -61,6 +61,7 @@ def test_members_lists_decimal_ids_leader_and_default(api, collected):
         "last_seen",
         "error",
         "etcd_version",
+        "is_learner",
     }
     assert first["id"].isdigit() and first["endpoint"] == first["client_urls"][0]
 

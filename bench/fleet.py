@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -238,10 +239,12 @@ def range_24h(api: httpx.Client, runs: int) -> list[float]:
     return request_times(api, "/api/range", params, runs)
 
 
-def watch_cycles(database_url: str, seconds: float, step: float = 3.0) -> list[float]:
-    """Every cluster's cycle durations (ms) stored during `seconds`: each cycle writes its
-    `last_cycle_ms` with its `last_cycle_at`; polled often enough to see each one."""
+def watch_cycles(database_url: str, seconds: float, step: float = 3.0) -> tuple[list[float], int]:
+    """Every cluster's cycle durations (ms) stored during `seconds` (each cycle writes its
+    `last_cycle_ms` with its `last_cycle_at`; polled often enough to see each one), and the
+    most connections to the database seen at once."""
     seen: dict[tuple[str, object], float] = {}
+    peak = 0
     deadline = time.monotonic() + seconds
     with psycopg.connect(database_url, autocommit=True) as conn:
         while True:
@@ -251,9 +254,13 @@ def watch_cycles(database_url: str, seconds: float, step: float = 3.0) -> list[f
             ).fetchall()
             for name, at, ms in rows:
                 seen[(name, at)] = ms
+            (count,) = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            ).fetchone()
+            peak = max(peak, count)
             left = deadline - time.monotonic()
             if left <= 0:
-                return list(seen.values())
+                return list(seen.values()), peak
             time.sleep(min(step, left))
 
 
@@ -307,7 +314,7 @@ def completeness(found: dict[str, dict], expected: list[str], since: int, until:
     offset = (int(statistics.median(phases)) + step // 2) % step if phases else 0
     first = since - since % step + offset
     edges = [t for t in range(first, until - step + 1, step) if t >= since]
-    complete = 0
+    complete, missed = 0, {}
     for start in edges:
         ok = True
         for name in expected:
@@ -318,9 +325,9 @@ def completeness(found: dict[str, dict], expected: list[str], since: int, until:
             )
             if not full:
                 ok = False
-                break
+                missed.setdefault(name, []).append(start)
         complete += ok
-    return complete, len(edges)
+    return complete, len(edges), missed
 
 
 _SUCCEEDED = re.compile(r"Task (\S+)\[[^\]]+\] succeeded in ([\d.]+)s")
@@ -413,7 +420,7 @@ def run(args, work: Path) -> dict:
         log_marks = line_counts(worker_logs)
         window = args.minutes * 60
         log(f"measuring for {args.minutes} min")
-        collect = watch_cycles(database_url, window)
+        collect, peak_connections = watch_cycles(database_url, window)
         until = int(time.time())
         cpu_after = tree_cpu_seconds(roots)
         split = {
@@ -426,7 +433,7 @@ def run(args, work: Path) -> dict:
         scrapes = sum(sum(e["stamps"].values()) for e in found.values())
         # Monitoring keys a cluster's rows by the record's id.
         ids = [c["id"] for c in api.get("/api/fleet").json()["clusters"] if c["monitored"]]
-        complete, intervals = completeness(found, ids, since, until, args.interval)
+        complete, intervals, missed = completeness(found, ids, since, until, args.interval)
         durations = task_durations(worker_logs, log_marks)
 
         fleet = request_times(api, "/api/fleet", None, args.requests)
@@ -450,6 +457,8 @@ def run(args, work: Path) -> dict:
             "complete_intervals": complete,
             "intervals": intervals,
             "complete_share": round(complete / intervals, 4) if intervals else 0.0,
+            "missed_intervals": missed,
+            "peak_db_connections": peak_connections,
             "cycle_ms": timings(collect) if collect else None,
             "task_ms": {name: timings(v) for name, v in sorted(durations.items())},
             "db_bytes_per_member_day": sum(growth.values()),
@@ -479,9 +488,14 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="pool size of each worker")
     parser.add_argument("--fleet-page", default="/fleet")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fleet.json")
+    parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
-        result = run(args, Path(tmp))
+        try:
+            result = run(args, Path(tmp))
+        finally:
+            if args.logs and (Path(tmp) / "logs").is_dir():
+                shutil.copytree(Path(tmp) / "logs", args.logs, dirs_exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

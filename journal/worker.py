@@ -184,6 +184,11 @@ class ClusterJournal:
                 )
             else:
                 services.journal_progress_note(cluster_id=self.cluster_id, etcd_revision=newest)
+                # A quiet stream: give the connection back rather than hold one per cluster
+                # (80 idle clusters held 81 of PostgreSQL's default 100); reconnecting for a
+                # note every PROGRESS_AFTER seconds costs ~0.5 ms of CPU.
+                if not connection.in_atomic_block:
+                    connection.close()
         if failure is _ENDED:
             raise EtcdUnavailable("the watch stream ended")
         if failure is not None:

@@ -903,26 +903,42 @@ def monitored_cluster_ids() -> list[str]:
     return [record.pk for record in monitored_clusters()]
 
 
+_cluster_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _cluster_executor() -> ThreadPoolExecutor:
+    """The one pool (per process, made after any fork) that every FleetRunner submits to.
+
+    One pool, not one per job: each of its threads keeps a database connection between rounds
+    (in a Celery worker), and a pool per job per worker process multiplied them past
+    PostgreSQL's default max_connections (100) in bench/fleet.py.
+    """
+    global _cluster_pool
+    with _pool_lock:
+        if _cluster_pool is None or _cluster_pool[0] != os.getpid():
+            workers = max(1, settings.MONITOR_CLUSTER_WORKERS)
+            _cluster_pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="cluster"))
+        return _cluster_pool[1]
+
+
 class FleetRunner:
-    """Runs one periodic job's per-cluster work concurrently on a bounded pool (embedded mode).
+    """Runs one periodic job's per-cluster work concurrently on the process's bounded pool.
 
     `start` returns at once: a slow or dead cluster holds only its own worker, never the job's
-    next round for the others. A cluster whose previous run is still going is not started
-    again (the database lease would skip it anyway; this saves the worker).
+    next round for the others. A cluster whose previous run of this job is still going is not
+    started again (the database lease would skip it anyway; this saves the worker).
     """
 
     def __init__(self, name: str):
         self.name = name
         self._lock = threading.Lock()
-        self._pool: tuple[int, ThreadPoolExecutor] | None = None
+        self._pid = os.getpid()
         self._running: dict[str, Future] = {}
 
     def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None or self._pool[0] != os.getpid():
-            workers = max(1, settings.MONITOR_CLUSTER_WORKERS)
-            self._pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix=self.name))
-            self._running = {}
-        return self._pool[1]
+        if self._pid != os.getpid():
+            self._pid, self._running = os.getpid(), {}
+        return _cluster_executor()
 
     def start(self, work, cluster_ids: list[str]) -> dict[str, Future]:
         """Submit `work(cluster_id=…)` for every id not still running; returns the new runs."""

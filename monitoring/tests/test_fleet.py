@@ -326,3 +326,11 @@ def test_with_a_broker_a_health_round_probes_every_cluster_on_the_workers_pool(
     assert second_round == {"started": sorted(["default", healthy_id])}
     assert views[healthy_id]["status"]["health"] == "healthy"
     assert views["default"]["status"]["health"] == "healthy"
+
+
+def test_collection_and_probes_share_one_pool_per_process(settings):
+    # Each pool thread keeps a database connection in a worker: one pool per job per worker
+    # process ran PostgreSQL out of connections in bench/fleet.py.
+    pool = services._collect_runner._executor()
+    assert pool is services._probe_runner._executor()
+    assert pool._max_workers == settings.MONITOR_CLUSTER_WORKERS

@@ -3,6 +3,7 @@ the cancel (Python 3.11's asyncio.wait_for does when its result is ready in the 
 client that reads nothing must never keep its connection."""
 
 import asyncio
+import threading
 
 from etcdmonitor_site import streams
 from etcdmonitor_site.streams import Stream
@@ -36,6 +37,11 @@ def test_a_stream_that_swallows_the_first_cancel_is_cut_anyway(monkeypatch):
         # Judged here: leaving asyncio.run cancels whatever still runs.
         return stream, stream._task.cancelled()
 
-    stream, cut = asyncio.run(scenario())
+    # A loop of its own on a thread: the browser tests leave Playwright's loop running here.
+    answer = {}
+    runner = threading.Thread(target=lambda: answer.update(out=asyncio.run(scenario())))
+    runner.start()
+    runner.join(15)
+    stream, cut = answer["out"]
     assert stream.swallowed == 1
     assert cut, "still running 5 s after the close: the cut was lost"

@@ -68,6 +68,7 @@ class Stream:
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = threading.Lock()
+        self._ended = False  # set on the loop once StreamHandoff is done with the stream
 
     async def run(self, send, receive) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -84,7 +85,17 @@ class Stream:
         self.on_close(reason)
         loop, task = self._loop, self._task
         if loop is not None and task is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.call_later, CLOSE_GRACE_SECONDS, task.cancel)
+            loop.call_soon_threadsafe(loop.call_later, CLOSE_GRACE_SECONDS, self._cut)
+
+    def _cut(self) -> None:
+        """On the loop, after the grace: cancel the stream's task, and again after each grace
+        while it still runs. One cancel is not enough: code it interrupts may swallow it (Python
+        3.11's `asyncio.wait_for` does when its awaited result is ready in the same turn), and a
+        stream blocked on a client that reads nothing would then hold its connection for ever."""
+        if self._ended or self._task is None or self._task.done():
+            return
+        self._task.cancel()
+        self._loop.call_later(CLOSE_GRACE_SECONDS, self._cut)
 
 
 class _Registry:
@@ -339,10 +350,13 @@ class StreamHandoff:
             await stream.run(send, receive)
         except asyncio.CancelledError:
             # Cut after the close grace (a client that does not read): the server then drops
-            # the connection. Swallowed only when we asked for it.
+            # the connection. Swallowed only when we asked for it, and then taken back from the
+            # task's count, so awaits after this one in the task are not cancelled too.
             if stream.closing_reason is None:
                 raise
+            asyncio.current_task().uncancel()
         finally:
+            stream._ended = True
             stream.close("finished")
             _finished(stream)
 

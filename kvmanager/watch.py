@@ -142,7 +142,10 @@ class WatchStream(Stream):
         try:
             while True:
                 try:
-                    chunk = await asyncio.wait_for(self._queue.get(), heartbeat)
+                    # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as a
+                    # frame arrives, and the cut of a client that reads nothing would be lost.
+                    async with asyncio.timeout(heartbeat):
+                        chunk = await self._queue.get()
                 except TimeoutError:
                     chunk = HEARTBEAT
                     self._check_alive(heartbeat)
@@ -151,6 +154,11 @@ class WatchStream(Stream):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 with self._lock:
                     self._buffered -= len(chunk)
+            if self.closing_reason == "slow_client":
+                # Left unfinished, so the server aborts the connection: a finished response
+                # would leave the connection and its unsent bytes to a graceful close, which
+                # waits for a client that does not read for ever.
+                return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             gone.cancel()

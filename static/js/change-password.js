@@ -33,3 +33,6 @@ form.addEventListener("submit", async (event) => {
   }
 });
 if (forced) $("cp-old").focus();
+// The handler is attached: the button (disabled in the page until now) may submit.
+$("change-submit").disabled = false;
+document.documentElement.dataset.ready = "true";

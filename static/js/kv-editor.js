@@ -88,6 +88,8 @@ export async function select(node) {
     focusItem(node.row, true);
   }
   view.selected = { node, data: null };
+  // History needs the loaded revision: until it is here, a click on it would do nothing.
+  $("kv-history").disabled = true;
   $("kv-path").textContent = visible(node.key);
   if (node.dir) {
     $("kv-meta").textContent = metaText(node, null);
@@ -115,6 +117,7 @@ export async function select(node) {
   }
   if (!current()) return;
   view.selected.data = data;
+  $("kv-history").disabled = false;
   $("kv-meta").textContent = metaText(node, data);
   const value = data.value || "";
   $("kv-encoding").hidden = data.encoding !== "base64";

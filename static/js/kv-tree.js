@@ -134,14 +134,45 @@ function treeKeydown(e) {
   if (handled) e.preventDefault();
 }
 
+// The rows of a level's children now on screen, by key (kept across a reload of the level).
+function shownChildren(node) {
+  const shown = new Map();
+  for (const li of node.childList.children) {
+    const child = li.firstChild && li.firstChild.kvNode;
+    if (child) shown.set(child.key, child);
+  }
+  return shown;
+}
+
+// A child still listed keeps its row: what the user opened, selected or focused in it stays
+// (a reload after a create must not fold up a directory opened meanwhile). An open directory
+// is listed again, a closed one when it is next opened.
+function keptChild(child, item) {
+  child.count = item.count;
+  const count = child.row.querySelector(":scope > .count");
+  if (count && item.count !== undefined) count.textContent = "(" + item.count + ")";
+  if (child.expanded) reloadLevel(child);
+  else child.loaded = false;
+  return child.li;
+}
+
 async function loadLevel(node, cursor) {
   const params = { prefix: node.prefix, limit: String(PAGE) };
   if (cursor) params.cursor = cursor;
+  // Only the newest listing of a level is drawn: an older answer arriving late would put back
+  // what a reload since replaced (a "Load more" page belongs to the listing it continues).
+  const run = cursor ? node.loadRun : (node.loadRun = (node.loadRun || 0) + 1);
   const data = await api("GET", kvUrl(node.view, "list", params));
+  if (run !== node.loadRun) return;
+  const shown = cursor ? new Map() : shownChildren(node);
   if (!cursor) clear(node.childList);
   const old = node.childList.querySelector(":scope > li.more");
   if (old) old.remove();
-  for (const item of data.nodes || []) node.childList.appendChild(renderNode(nodeFrom(node, item)));
+  for (const item of data.nodes || []) {
+    const child = shown.get(item.key);
+    node.childList.appendChild(child && child.dir === !!item.dir ? keptChild(child, item)
+      : renderNode(nodeFrom(node, item)));
+  }
   if (data.next_cursor) {
     const more = el("button", { type: "button", className: "kv-more",
       onclick: () => loadLevel(node, data.next_cursor).catch((err) => showError(err, node.view)) }, "Load more…");

@@ -33,3 +33,6 @@ form.addEventListener("submit", async (event) => {
     $("login-submit").disabled = false;
   }
 });
+// The handler is attached: the button (disabled in the page until now) may submit.
+$("login-submit").disabled = false;
+document.documentElement.dataset.ready = "true";

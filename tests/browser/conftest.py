@@ -79,9 +79,18 @@ def sign_in(page, server, password: str) -> None:
     expect_dashboard_ready(page)
 
 
-def expect_dashboard_ready(page) -> None:
-    """Wait until app.js has wired the controls: a click before that is silently lost."""
+def expect_page_ready(page) -> None:
+    """Wait until the page's script (app.js, login.js, change-password.js) has wired its
+    controls: a click before that is silently lost, or is the browser's own form submit.
+
+    Needed after a navigation the page made itself (a link, `location.assign`): `to_have_url`
+    passes once the address changed, before the new page's module scripts have run."""
     expect(page.locator("html[data-ready='true']")).to_have_count(1)
+
+
+def expect_dashboard_ready(page) -> None:
+    """Wait until app.js has wired the dashboard's controls."""
+    expect_page_ready(page)
 
 
 def open_slash_dir(tree) -> None:

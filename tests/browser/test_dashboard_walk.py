@@ -9,7 +9,12 @@ from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
 from monitoring.panels import PANELS, dashboard_registry
-from tests.browser.conftest import expect_dashboard_ready, open_slash_dir, save_screenshot
+from tests.browser.conftest import (
+    expect_dashboard_ready,
+    expect_page_ready,
+    open_slash_dir,
+    save_screenshot,
+)
 
 NEW_PASSWORD = "browser-pass-1"
 KEY_PANELS = ("chartRaftProposals", "chartDBSize", "chartMemory", "chartGoroutines", "chartFDs")
@@ -50,6 +55,7 @@ def _first_login(page, server) -> None:
     page.fill("#password", server.initial_password())
     page.click("#login-submit")
     expect(page).to_have_url(re.compile(r"/change-password\?username=admin&forced=1"))
+    expect_page_ready(page)  # the login page sent us here: the new page's script may still load
     expect(page.locator("#cp-username")).to_have_value("admin")
     page.fill("#cp-old", server.initial_password())
     page.fill("#cp-new", NEW_PASSWORD)
@@ -58,6 +64,7 @@ def _first_login(page, server) -> None:
     # Argon2 on a busy 2-core machine can take seconds; the page then goes back to sign-in.
     expect(page).to_have_url(re.compile(r"/login$"), timeout=30_000)
     expect(page.locator("#initial-hint")).to_have_count(0)  # the file is gone after the change
+    expect_page_ready(page)
     page.fill("#username", "admin")
     page.fill("#password", NEW_PASSWORD)
     page.click("#login-submit")

@@ -8,7 +8,12 @@ import re
 from playwright.sync_api import expect
 
 from tests.browser.axe import Findings, install
-from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
+from tests.browser.conftest import (
+    expect_dashboard_ready,
+    expect_page_ready,
+    save_screenshot,
+    sign_in,
+)
 
 ADMIN_PASSWORD = "users-admin-pass-1"
 FIRST = "quiet-harbor-42"
@@ -116,6 +121,7 @@ def test_admin_manages_users_and_a_new_user_is_forced_to_change(
     expect(page).to_have_url(re.compile(r"/login$"))
     _sign_in_as(page, server, "olivia", RESET)
     expect(page).to_have_url(re.compile(r"/change-password\?username=olivia&forced=1"))
+    expect_page_ready(page)
     page.fill("#cp-old", RESET)
     page.fill("#cp-new", CHOSEN)
     page.fill("#cp-confirm", CHOSEN)
@@ -149,6 +155,7 @@ def test_the_change_password_link_leads_to_the_form_for_the_signed_in_user(
     page.keyboard.press("Enter")
 
     expect(page).to_have_url(server.url + "/change-password?username=admin")
+    expect_page_ready(page)  # else the click is the browser's own submit: a reload, no error
     expect(page.locator("#cp-username")).to_have_value("admin")
     page.fill("#cp-old", ADMIN_PASSWORD)
     page.fill("#cp-new", "password")

@@ -769,62 +769,76 @@ def _health_write(
     cluster: MonitoredCluster, started_at: datetime, updates: list[tuple[int, dict]], summary: dict
 ) -> None:
     """Store one round's member health and cluster verdict, each only where this round is
-    newer than what is stored. On PostgreSQL one statement (the probe runs every few seconds
-    per cluster; one ORM update per member was most of its CPU), elsewhere one per row."""
-    newer_member = Q(probed_at__isnull=True) | Q(probed_at__lt=started_at)
-    if connection.vendor != "postgresql" or not updates:
+    newer than what is stored.
+
+    One statement per row, each its own transaction: a statement updating all members and the
+    cluster at once deadlocked with members_sync (which updates the same rows in another
+    order) in bench/fleet.py. On PostgreSQL the statements are written by hand (the probe runs
+    every few seconds per cluster; compiling ORM updates was most of its CPU).
+    """
+    if connection.vendor != "postgresql":
+        newer_member = Q(probed_at__isnull=True) | Q(probed_at__lt=started_at)
         for pk, fields in updates:
             Member.objects.filter(pk=pk).filter(newer_member).update(**fields)
         MonitoredCluster.objects.filter(pk=cluster.pk).filter(
             Q(health_at__isnull=True) | Q(health_at__lt=started_at)
         ).update(health=summary["health"], health_at=started_at, health_summary=summary)
         return
-    rows, params = [], []
-    for pk, fields in updates:
-        rows.append("(%s, %s, %s, %s, %s, %s, %s::timestamptz, %s, %s, %s::timestamptz)")
-        answered = "last_seen" in fields  # only an answer tells these; else they stay
-        params += [
-            pk,
-            answered,
-            str(fields["health"]),
-            fields["probe_error"],
-            fields["is_leader"],
-            started_at,
-            fields.get("last_seen"),
-            fields.get("etcd_version"),
-            fields.get("is_learner", False),
-            fields.get("learner_since"),
-        ]
-    summary_json = MonitoredCluster._meta.get_field("health_summary").get_db_prep_save(
-        summary, connection
-    )
-    params += [str(summary["health"]), started_at, summary_json, cluster.pk, started_at]
+    member_sql, cluster_sql = _health_write_sql()
     with connection.cursor() as cursor:
-        cursor.execute(_health_write_sql(len(rows)).replace("{rows}", ", ".join(rows)), params)
+        for pk, fields in updates:
+            answered = "last_seen" in fields  # only an answer tells these; else they stay
+            cursor.execute(
+                member_sql,
+                [
+                    str(fields["health"]),
+                    fields["probe_error"],
+                    fields["is_leader"],
+                    started_at,
+                    answered,
+                    fields.get("last_seen"),
+                    answered,
+                    fields.get("etcd_version"),
+                    answered,
+                    fields.get("is_learner", False),
+                    answered,
+                    fields.get("learner_since"),
+                    pk,
+                    started_at,
+                ],
+            )
+        summary_json = MonitoredCluster._meta.get_field("health_summary").get_db_prep_save(
+            summary, connection
+        )
+        cursor.execute(
+            cluster_sql, [str(summary["health"]), started_at, summary_json, cluster.pk, started_at]
+        )
 
 
 @functools.cache
-def _health_write_sql(_rows: int) -> str:
+def _health_write_sql() -> tuple[str, str]:
     m = functools.partial(rawsql.column, Member)
     c = functools.partial(rawsql.column, MonitoredCluster)
-    answered = [
-        f"{m(name)} = CASE WHEN v.answered THEN v.{name} ELSE t.{m(name)} END"
-        for name in ("last_seen", "etcd_version", "is_learner", "learner_since")
-    ]
-    # A data-modifying WITH runs to completion whether or not the outer statement reads it.
-    return (
-        f"WITH probed AS (UPDATE {rawsql.table(Member)} AS t SET "  # noqa: S608
-        f"{m('health')} = v.health, {m('probe_error')} = v.probe_error, "
-        f"{m('is_leader')} = v.is_leader, {m('probed_at')} = v.probed_at, "
-        f"{', '.join(answered)} "
-        "FROM (VALUES {rows}) AS v(id, answered, health, probe_error, is_leader, probed_at, "
-        "last_seen, etcd_version, is_learner, learner_since) "
-        f"WHERE t.id = v.id AND (t.{m('probed_at')} IS NULL OR t.{m('probed_at')} < v.probed_at) "
-        "RETURNING 1) "
-        f"UPDATE {rawsql.table(MonitoredCluster)} SET {c('health')} = %s, "
+    answered = ", ".join(
+        f"{m(name)} = CASE WHEN %s THEN %s{cast} ELSE {m(name)} END"
+        for name, cast in (
+            ("last_seen", "::timestamptz"),
+            ("etcd_version", "::text"),
+            ("is_learner", "::boolean"),
+            ("learner_since", "::timestamptz"),
+        )
+    )
+    member = (
+        f"UPDATE {rawsql.table(Member)} SET {m('health')} = %s, "  # noqa: S608
+        f"{m('probe_error')} = %s, {m('is_leader')} = %s, {m('probed_at')} = %s, {answered} "
+        f"WHERE id = %s AND ({m('probed_at')} IS NULL OR {m('probed_at')} < %s)"
+    )
+    cluster = (
+        f"UPDATE {rawsql.table(MonitoredCluster)} SET {c('health')} = %s, "  # noqa: S608
         f"{c('health_at')} = %s, {c('health_summary')} = %s "
         f"WHERE id = %s AND ({c('health_at')} IS NULL OR {c('health_at')} < %s)"
     )
+    return member, cluster
 
 
 # --- one task per monitored cluster --------------------------------------------------------------

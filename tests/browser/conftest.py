@@ -60,6 +60,23 @@ def dashboard_server(etcd_cluster, tmp_path):
         yield start
 
 
+@pytest.fixture
+def api(playwright):
+    """An API client apart from the page (its sign-ins must not replace the page's cookie)."""
+    context = playwright.request.new_context()
+    yield context
+    context.dispose()
+
+
+def bearer(api, server, username: str, password: str) -> dict:
+    """The Authorization header of a fresh API sign-in of `username` on `server`."""
+    answer = api.post(
+        server.url + "/api/auth/login", data={"username": username, "password": password}
+    )
+    assert answer.ok, answer.text()
+    return {"Authorization": f"Bearer {answer.json()['session_token']}"}
+
+
 def sign_in(page, server, password: str) -> None:
     """Set admin's first password through the API, then log in through the form."""
     answer = page.request.post(

@@ -14,21 +14,13 @@ from playwright.sync_api import expect
 from devtools.localcluster import free_port
 from notifications.tests.conftest import MailSink, Receiver
 from tests.browser.axe import Findings, install
-from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
+from tests.browser.conftest import bearer, expect_dashboard_ready, save_screenshot, sign_in
 
 ADMIN_PASSWORD = "alerts-editor-pass-1"
 FIRST = "amber-orchard-27"
 CHOSEN = "granite-harbor-64"
 # Tokens in the path and query, as Slack's and many webhooks' URLs carry them.
 SECRET_PATH = "/hooks/T0AB12/s3cr3t-token?token=abc123"
-
-
-@pytest.fixture
-def api(playwright):
-    """An API client apart from the page (its sign-ins must not replace the page's cookie)."""
-    context = playwright.request.new_context()
-    yield context
-    context.dispose()
 
 
 @pytest.fixture
@@ -61,14 +53,6 @@ def smtp_server():
     controller.start()
     yield controller
     controller.stop()
-
-
-def _bearer(api, server, username: str, password: str) -> dict:
-    answer = api.post(
-        server.url + "/api/auth/login", data={"username": username, "password": password}
-    )
-    assert answer.ok, answer.text()
-    return {"Authorization": f"Bearer {answer.json()['session_token']}"}
 
 
 def _channels(api, server, headers) -> list[dict]:
@@ -120,7 +104,7 @@ def test_an_admin_adds_edits_disables_and_deletes_a_webhook_channel(
     install(page)
     server = dashboard_server()
     sign_in(page, server, ADMIN_PASSWORD)
-    admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+    admin = bearer(api, server, "admin", ADMIN_PASSWORD)
     _open_alerts(page, server)
     form = page.locator("#channel-form")
     expect(form).to_be_visible()
@@ -230,7 +214,7 @@ def test_an_admin_changes_a_threshold_and_an_override_on_the_current_cluster(
     install(page)
     server = dashboard_server()
     sign_in(page, server, ADMIN_PASSWORD)
-    admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+    admin = bearer(api, server, "admin", ADMIN_PASSWORD)
     _open_alerts(page, server)
     quota = page.locator("#alerts-rules-table tbody tr[data-rule=db_quota_high]")
     expect(quota.locator("td[data-label=Thresholds]")).to_contain_text("ratio 0.95")
@@ -316,7 +300,7 @@ def test_an_email_channel_keeps_its_password_when_edited_and_drops_it_when_asked
 ):
     server = dashboard_server()
     sign_in(page, server, ADMIN_PASSWORD)
-    admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+    admin = bearer(api, server, "admin", ADMIN_PASSWORD)
     _open_alerts(page, server)
     page.fill("#channel-name", "mail")
     page.select_option("#channel-kind", "email")
@@ -369,7 +353,7 @@ def test_an_operator_or_viewer_sees_no_channel_or_rule_editor(
 ):
     server = dashboard_server()
     sign_in(page, server, ADMIN_PASSWORD)
-    admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+    admin = bearer(api, server, "admin", ADMIN_PASSWORD)
     created = api.post(
         server.url + "/api/alerts/channels",
         data={"name": "ops-hook", "kind": "webhook", "config": {"url": receiver.url + "/h"}},
@@ -418,7 +402,7 @@ def test_an_operator_or_viewer_sees_no_channel_or_rule_editor(
     ):
         expect(page.locator("#alerts-view " + control)).to_have_count(0)
     # The API agrees with what the page hides.
-    watcher = _bearer(api, server, "watcher", CHOSEN)
+    watcher = bearer(api, server, "watcher", CHOSEN)
     refused = api.patch(
         f"{server.url}/api/alerts/channels/{channel_id}", data={"enabled": False}, headers=watcher
     )

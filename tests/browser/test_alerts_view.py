@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.axe import Findings, install
-from tests.browser.conftest import expect_dashboard_ready, save_screenshot, sign_in
+from tests.browser.conftest import bearer, expect_dashboard_ready, save_screenshot, sign_in
 from tests.servers import canned_http_server
 
 ADMIN_PASSWORD = "alerts-admin-pass-1"
@@ -18,26 +18,10 @@ CHOSEN = "silver-lantern-58"
 
 
 @pytest.fixture
-def api(playwright):
-    """An API client apart from the page (its sign-ins must not replace the page's cookie)."""
-    context = playwright.request.new_context()
-    yield context
-    context.dispose()
-
-
-@pytest.fixture
 def receiver():
     """A loopback webhook receiver answering 200 to every POST."""
     with canned_http_server(b"{}", "application/json", ("POST",)) as url:
         yield url
-
-
-def _bearer(api, server, username: str, password: str) -> dict:
-    answer = api.post(
-        server.url + "/api/auth/login", data={"username": username, "password": password}
-    )
-    assert answer.ok, answer.text()
-    return {"Authorization": f"Bearer {answer.json()['session_token']}"}
 
 
 def _alert(api, server, admin: dict, alert_id: str) -> dict:
@@ -61,7 +45,7 @@ def test_a_killed_member_is_listed_acked_and_silenced_from_the_alerts_view(
         ALERT_EVAL_INTERVAL="1",
     )
     sign_in(page, server, ADMIN_PASSWORD)
-    admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+    admin = bearer(api, server, "admin", ADMIN_PASSWORD)
     # The default 30 s wait before firing is the rule's business, not this view's.
     changed = api.patch(
         server.url + "/api/alerts/rules/member_down", data={"for_seconds": 0}, headers=admin
@@ -173,7 +157,7 @@ def test_a_viewer_sees_alerts_but_no_ack_silence_or_admin_control(
         ALERT_EVAL_INTERVAL="1",
     )
     sign_in(page, server, ADMIN_PASSWORD)
-    admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+    admin = bearer(api, server, "admin", ADMIN_PASSWORD)
     assert api.patch(
         server.url + "/api/alerts/rules/member_down", data={"for_seconds": 0}, headers=admin
     ).ok
@@ -236,7 +220,7 @@ def test_a_viewer_sees_alerts_but_no_ack_silence_or_admin_control(
     expect(page.locator("#alerts-view .rule-save")).to_have_count(0)
     expect(page.locator("#alerts-rules-table input")).to_have_count(0)
     # The API agrees with what the page hides.
-    viewer = _bearer(api, server, "watcher", CHOSEN)
+    viewer = bearer(api, server, "watcher", CHOSEN)
     refused = api.post(
         f"{server.url}/api/alerts/{row.get_attribute('data-alert')}/ack", headers=viewer
     )

@@ -6,32 +6,15 @@ than 100 keys) wait for the cluster's name to be typed."""
 import re
 import uuid
 
-import pytest
 from playwright.sync_api import expect
 
 from etcdgateway import cluster_gateway
-from tests.browser.conftest import expect_dashboard_ready, open_slash_dir, sign_in
+from tests.browser.conftest import bearer, expect_dashboard_ready, open_slash_dir, sign_in
 
 ADMIN_PASSWORD = "roles-admin-pass-1"
 FIRST = "quiet-meadow-42"
 CHOSEN = "amber-harbor-77"
 CLUSTER_NAME = "default"  # ETCD_CLUSTER_NAME of the test servers
-
-
-@pytest.fixture
-def api(playwright):
-    """An API client apart from the page (its sign-ins must not replace the page's cookie)."""
-    context = playwright.request.new_context()
-    yield context
-    context.dispose()
-
-
-def _bearer(api, server, username: str, password: str) -> dict:
-    answer = api.post(
-        server.url + "/api/auth/login", data={"username": username, "password": password}
-    )
-    assert answer.ok, answer.text()
-    return {"Authorization": f"Bearer {answer.json()['session_token']}"}
 
 
 def _add_user(api, server, admin: dict, username: str, roles: dict) -> None:
@@ -77,7 +60,7 @@ def test_a_viewer_sees_no_write_control_and_the_api_refuses_them(
     cluster_gateway().kv(lambda c: c.put(f"{base}/k".encode(), b"value"))
     try:
         sign_in(page, server, ADMIN_PASSWORD)
-        admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+        admin = bearer(api, server, "admin", ADMIN_PASSWORD)
         _add_user(api, server, admin, "vera", {"*": "viewer"})
         _sign_in_as(page, server, "vera")
 
@@ -95,7 +78,7 @@ def test_a_viewer_sees_no_write_control_and_the_api_refuses_them(
         expect_dashboard_ready(page)
         expect(page).to_have_url(server.url + "/")
 
-        vera = _bearer(api, server, "vera", CHOSEN)
+        vera = bearer(api, server, "vera", CHOSEN)
         put = api.put(
             server.url + "/api/kv/v3/put", data={"key": f"{base}/k", "value": "x"}, headers=vera
         )
@@ -136,7 +119,7 @@ def test_an_operator_writes_keys_but_is_offered_no_admin_operation(
     cluster_gateway().kv(lambda c: c.put(f"{base}/k".encode(), b"value"))
     try:
         sign_in(page, server, ADMIN_PASSWORD)
-        admin = _bearer(api, server, "admin", ADMIN_PASSWORD)
+        admin = bearer(api, server, "admin", ADMIN_PASSWORD)
         _add_user(api, server, admin, "otto", {"*": "operator"})
         _sign_in_as(page, server, "otto")
 
@@ -156,7 +139,7 @@ def test_an_operator_writes_keys_but_is_offered_no_admin_operation(
         page.click("#hashkv-run")
         expect(page.locator("#hashkv-banner")).to_contain_text("consistent")
 
-        otto = _bearer(api, server, "otto", CHOSEN)
+        otto = bearer(api, server, "otto", CHOSEN)
         defrag = api.post(server.url + "/api/ops/defragment", data={"member_id": "1"}, headers=otto)
         assert defrag.status == 403
         assert defrag.json()["error"].endswith("defragment needs the admin role on cluster default")

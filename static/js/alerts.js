@@ -56,10 +56,20 @@ const drawn = {};
 function fill(tableId, emptyId, rows, key) {
   if (key !== undefined && drawn[tableId] === key) return;
   drawn[tableId] = key;
-  const body = clear($(tableId).querySelector("tbody"));
+  const body = $(tableId).querySelector("tbody");
+  // A change anywhere in the table (another alert's values, a new probe error) redraws it:
+  // the control that had the focus gets it back in its new row, found by its label.
+  const active = document.activeElement;
+  const label = active && body.contains(active) ? active.getAttribute("aria-label") : null;
+  clear(body);
   for (const row of rows) body.appendChild(row);
   $(tableId).hidden = rows.length === 0;
   if (emptyId) $(emptyId).hidden = rows.length !== 0;
+  if (label) {
+    const again = Array.from(body.querySelectorAll("[aria-label]")).find(
+      (node) => node.getAttribute("aria-label") === label);
+    if (again) again.focus();
+  }
 }
 
 function marks(alert) {

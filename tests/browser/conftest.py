@@ -6,6 +6,7 @@ serves. Nothing is mocked.
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -75,6 +76,17 @@ def bearer(api, server, username: str, password: str) -> dict:
     )
     assert answer.ok, answer.text()
     return {"Authorization": f"Bearer {answer.json()['session_token']}"}
+
+
+def sign_in_as(page, server, username: str, password: str) -> None:
+    """Sign the page's user out, then `username` in through the form, to a ready dashboard."""
+    page.click("#logout-btn")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    expect(page).to_have_url(server.url + "/")
+    expect_dashboard_ready(page)
 
 
 def sign_in(page, server, password: str) -> None:

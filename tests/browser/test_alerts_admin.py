@@ -14,7 +14,13 @@ from playwright.sync_api import expect
 from devtools.localcluster import free_port
 from notifications.tests.conftest import MailSink, Receiver
 from tests.browser.axe import Findings, install
-from tests.browser.conftest import bearer, expect_dashboard_ready, save_screenshot, sign_in
+from tests.browser.conftest import (
+    bearer,
+    expect_dashboard_ready,
+    save_screenshot,
+    sign_in,
+    sign_in_as,
+)
 
 ADMIN_PASSWORD = "alerts-editor-pass-1"
 FIRST = "amber-orchard-27"
@@ -377,13 +383,7 @@ def test_an_operator_or_viewer_sees_no_channel_or_rule_editor(
         data={"username": "watcher", "old_password": FIRST, "new_password": CHOSEN},
     ).ok
 
-    page.click("#logout-btn")
-    expect(page).to_have_url(re.compile(r"/login$"))
-    page.fill("#username", "watcher")
-    page.fill("#password", CHOSEN)
-    page.click("#login-submit")
-    expect(page).to_have_url(server.url + "/")
-    expect_dashboard_ready(page)
+    sign_in_as(page, server, "watcher", CHOSEN)
     page.click("#view-alerts")
     expect(page.locator("#alerts-channels-table tbody tr")).to_have_count(1)
     quota = page.locator("#alerts-rules-table tbody tr[data-rule=db_quota_high]")

@@ -10,7 +10,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.axe import Findings, install
-from tests.browser.conftest import bearer, expect_dashboard_ready, save_screenshot, sign_in
+from tests.browser.conftest import (
+    bearer,
+    expect_dashboard_ready,
+    save_screenshot,
+    sign_in,
+    sign_in_as,
+)
 from tests.servers import canned_http_server
 
 ADMIN_PASSWORD = "alerts-admin-pass-1"
@@ -223,13 +229,7 @@ def test_a_viewer_sees_alerts_but_no_ack_silence_or_admin_control(
     no_leader = next(r for r in rules if r["id"] == "no_leader")
     assert (no_leader["for_seconds"], no_leader["enabled"]) == (45, False)
 
-    page.click("#logout-btn")
-    expect(page).to_have_url(re.compile(r"/login$"))
-    page.fill("#username", "watcher")
-    page.fill("#password", CHOSEN)
-    page.click("#login-submit")
-    expect(page).to_have_url(server.url + "/")
-    expect_dashboard_ready(page)
+    sign_in_as(page, server, "watcher", CHOSEN)
     page.click("#view-alerts")
     row = _firing_member_down(page)
     expect(row).to_have_count(1, timeout=30_000)

@@ -10,6 +10,7 @@
 
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -89,6 +90,19 @@ def _unknown_varints(message) -> dict[int, int]:
     return {f.field_number: f.data for f in UnknownFieldSet(message) if f.wire_type == 0}
 
 
+def _unknown_strings(message, field_number: int) -> list[bytes]:
+    """Every value of one repeated length-delimited unknown field, in wire order."""
+    return [
+        f.data
+        for f in UnknownFieldSet(message)
+        if f.field_number == field_number and f.wire_type == 2
+    ]
+
+
+# One active alarm in StatusResponse.errors: etcd writes the AlarmMember message as text.
+_ALARM_ERROR = re.compile(r"memberID:(\d+)\s+alarm:([A-Z_]+)")
+
+
 def _unknown_bytes(message) -> dict[int, bytes]:
     """Length-delimited unknown fields (strings, embedded messages) by field number."""
     return {f.field_number: f.data for f in UnknownFieldSet(message) if f.wire_type == 2}
@@ -154,17 +168,31 @@ class MemberStatus:
     storage_version: str = ""
     db_size_quota: int | None = None
     downgrade: DowngradeInfo | None = None
+    # StatusResponse.errors (field 8, etcd 3.4+): "etcdserver: no leader" and one entry per
+    # active alarm of the cluster, as this member has applied them.
+    errors: tuple[str, ...] = ()
 
     @property
     def is_leader(self) -> bool:
         return self.member_id == self.leader_id and self.leader_id != 0
+
+    @property
+    def alarms(self) -> list[tuple[int, str]]:
+        """The cluster's active alarms as this member reports them, (member id, alarm name)
+        pairs like `EtcdClient.alarms`. Read from Status, this needs no extra RPC and, unlike
+        Alarm GET (a raft request), no quorum."""
+        found = []
+        for error in self.errors:
+            for member_id, name in _ALARM_ERROR.findall(error):
+                found.append((int(member_id), name))
+        return found
 
 
 def decode_status(response) -> MemberStatus:
     """A StatusResponse of any etcd 3.x as a MemberStatus.
 
     pyetcd's protos stop at field 6; later fields arrive as unknown fields: raftAppliedIndex (7),
-    dbSizeInUse (9), isLearner (10) since 3.4, and since 3.6 storageVersion (11),
+    errors (8), dbSizeInUse (9), isLearner (10) since 3.4, and since 3.6 storageVersion (11),
     dbSizeQuota (12, the --quota-backend-bytes in force) and downgradeInfo (13).
     """
     varints = _unknown_varints(response)
@@ -184,6 +212,7 @@ def decode_status(response) -> MemberStatus:
         storage_version=strings.get(11, b"").decode("utf-8", "replace"),
         db_size_quota=quota if quota and quota > 0 else None,
         downgrade=_downgrade_info(strings.get(13)),
+        errors=tuple(e.decode("utf-8", "replace") for e in _unknown_strings(response, 8)),
     )
 
 

@@ -306,6 +306,33 @@ def test_nospace_alarm_is_listed_and_disarmed(etcd_cluster_factory):
     gateway.put(b"/accepted", b"v", ttl=0)
 
 
+def test_every_members_status_reports_the_clusters_alarms(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=3)
+    gateway = cluster_gateway()
+    first, second = gateway.members()[:2]
+    clients = [gateway.client_for(m.client_url) for m in cluster.members]
+    assert [c.status().alarms for c in clients] == [[], [], []]
+    for member, alarm in ((first, etcdrpc.NOSPACE), (second, 2)):  # 2: CORRUPT (newer protos)
+        activate = etcdrpc.AlarmRequest(
+            action=etcdrpc.AlarmRequest.ACTIVATE, memberID=member.id, alarm=alarm
+        )
+        gateway.client_for(gateway.config.endpoints[0]).stub("maintenancestub", "Alarm", activate)
+    expected = sorted([(first.id, "NOSPACE"), (second.id, "CORRUPT")])
+
+    # Each member answers from the alarms it has applied: a follower may lag a moment.
+    deadline = time.monotonic() + 5
+    while [sorted(c.status().alarms) for c in clients] != [expected] * 3:
+        assert time.monotonic() < deadline, [c.status().errors for c in clients]
+        time.sleep(0.05)
+    assert sorted(gateway.alarms(timeout=5)) == expected
+    gateway.alarm_disarm(first.id, "NOSPACE", timeout=5)
+    gateway.alarm_disarm(second.id, "CORRUPT", timeout=5)
+    deadline = time.monotonic() + 5
+    while [c.status().alarms for c in clients] != [[], [], []]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def _statuses(gateway: ClusterGateway, cluster) -> dict[str, object]:
     return {m.client_url: gateway.client_for(m.client_url).status() for m in cluster.members}
 

@@ -109,6 +109,21 @@ def _monitored_record_sql(vendor: str) -> str:
     )
 
 
+def monitored_records(cluster_ids: list[str]) -> dict[str, Cluster]:
+    """`monitored_record` of many ids in one query (a fleet round): {id: record}, monitored
+    ones only."""
+    if not cluster_ids:
+        return {}
+    sql = _monitored_record_sql(connection.vendor).replace(
+        "c.id = %s", f"c.id IN ({', '.join(['%s'] * len(cluster_ids))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(cluster_ids))
+        rows = cursor.fetchall()
+    records = [rawsql.instance(Cluster, _CONNECTION_FIELDS, row) for row in rows]
+    return {record.pk: record for record in records}
+
+
 def monitored_record(cluster_id: str) -> Cluster | None:
     """The record `cluster_id` with its connection fields when it is monitored, else None.
 

@@ -72,6 +72,20 @@ def cluster_row(name: str = DEFAULT_CLUSTER) -> MonitoredCluster | None:
     return rawsql.instance(MonitoredCluster, _CLUSTER_FIELDS, row) if row else None
 
 
+def cluster_rows(names: list[str]) -> dict[str, MonitoredCluster]:
+    """`cluster_row` of many cluster records (a collection round) in one query: {name: row}."""
+    if not names:
+        return {}
+    sql = _collector_sql("cluster", connection.vendor).replace(
+        "= %s", f"IN ({', '.join(['%s'] * len(names))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(names))
+        rows = cursor.fetchall()
+    found = [rawsql.instance(MonitoredCluster, _CLUSTER_FIELDS, row) for row in rows]
+    return {row.name: row for row in found}
+
+
 def members_to_scrape(cluster: MonitoredCluster) -> list[Member]:
     """The cluster's current members, scrape_state included (the collector's read).
 

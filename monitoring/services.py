@@ -2,6 +2,7 @@
 and each user's panel layout."""
 
 import functools
+import json
 import logging
 import os
 import threading
@@ -18,7 +19,7 @@ from django.db.models import F, Q
 
 from clusters.connection import cluster_gateway as record_gateway
 from clusters.crypto import TabDecryptFailed, TabKeyMissing
-from clusters.selectors import monitored_clusters, monitored_record
+from clusters.selectors import monitored_clusters, monitored_record, monitored_records
 from etcdgateway import ClusterGateway, EtcdError, cluster_gateway, normalise_endpoint
 from etcdgateway.config import metrics_url_for_host
 from etcdgateway.egress import EndpointNotAllowed, pinned_endpoint
@@ -668,7 +669,9 @@ def _health_pool() -> ThreadPoolExecutor:
         if _probe_pool is None or _probe_pool[0] != os.getpid():
             _probe_pool = (
                 os.getpid(),
-                ThreadPoolExecutor(max_workers=16, thread_name_prefix="probe"),
+                # A fleet round asks every member at once; a hung one holds a thread for
+                # PROBE_TIMEOUT, so the pool is wide enough for several hung clusters.
+                ThreadPoolExecutor(max_workers=32, thread_name_prefix="probe"),
             )
         return _probe_pool[1]
 
@@ -688,21 +691,60 @@ def _probe_member(member: Member, gateway: ClusterGateway | None, unreachable: s
     return health.Probe(member.member_id, status.is_learner, status=status)
 
 
-def _probe_alarms(
-    members: list[Member], probes: list[health.Probe], previous: list, gateway: ClusterGateway
-) -> list:
-    """Active alarms, asked of a member that just answered; the last known list if that fails
+def _probe_alarms(probes: list[health.Probe], previous: list) -> list:
+    """Active alarms as the round's answers tell them (Status carries them): the leader's
+    list, else the first answering member's; the last known list when nobody answered
     (alarms stay until disarmed, so it is the best evidence there is)."""
-    urls = {m.member_id: m.scrape_url for m in members}
-    for probe in probes:
-        if not probe.up:
-            continue
-        try:
-            client = gateway.client_for(urls[probe.member_id], timeout=health.PROBE_TIMEOUT)
-            return [{"member_id": str(mid), "alarm": name} for mid, name in client.alarms()]
-        except EtcdError as exc:
-            logger.info("alarm list failed: %s", exc.message)
-    return list(previous)
+    up = [probe for probe in probes if probe.up]
+    if not up:
+        return list(previous)
+    reporter = next((probe for probe in up if probe.status.is_leader), up[0])
+    return [{"member_id": str(mid), "alarm": name} for mid, name in reporter.status.alarms]
+
+
+@dataclass
+class _Verdict:
+    """One cluster's probe round, ready to store: its summary and each member's fields."""
+
+    cluster: MonitoredCluster
+    summary: dict
+    updates: list[tuple[int, dict]]
+    report: HealthReport
+
+
+def _verdict(
+    cluster: MonitoredCluster,
+    members: list[Member],
+    quotas: list[int],
+    probes: list[health.Probe],
+    *,
+    started_at: datetime,
+    unreachable: str,
+) -> _Verdict:
+    previous_alarms = (cluster.health_summary or {}).get("alarms", [])
+    alarms = previous_alarms if unreachable else _probe_alarms(probes, previous_alarms)
+    summary = health.summarise(probes, alarms=alarms, quotas=quotas)
+    leader = summary["leader_id"]
+    updates = []
+    for member, probe in zip(members, probes, strict=True):
+        fields = {
+            "health": MemberHealth.UP if probe.up else MemberHealth.DOWN,
+            "probed_at": started_at,
+            "probe_error": probe.error[:2000],
+            "is_leader": probe.up and probe.member_id == leader,
+        }
+        if probe.up:
+            fields["last_seen"] = datetime.now(UTC)
+            fields["etcd_version"] = probe.status.version
+            fields["is_learner"] = probe.is_learner
+            fields["learner_since"] = member.learner_since_at(
+                is_learner=probe.is_learner, now=started_at
+            )
+        updates.append((member.pk, fields))
+    report = HealthReport(
+        health=summary["health"], members={p.member_id: "up" if p.up else "down" for p in probes}
+    )
+    return _Verdict(cluster, summary, updates, report)
 
 
 def health_probe(
@@ -734,35 +776,13 @@ def health_probe(
         members = [m for m in members_sync(cluster=cluster, gateway=gateway) if m.in_cluster]
         quotas = selectors.members_for_probe(cluster).quotas
     probes = list(_health_pool().map(lambda m: _probe_member(m, gateway, unreachable), members))
-    previous_alarms = (cluster.health_summary or {}).get("alarms", [])
-    alarms = previous_alarms
-    if members and not unreachable:
-        alarms = _probe_alarms(members, probes, previous_alarms, gateway)
-    summary = health.summarise(probes, alarms=alarms, quotas=quotas)
-    leader = summary["leader_id"]
-    updates = []
-    for member, probe in zip(members, probes, strict=True):
-        fields = {
-            "health": MemberHealth.UP if probe.up else MemberHealth.DOWN,
-            "probed_at": started_at,
-            "probe_error": probe.error[:2000],
-            "is_leader": probe.up and probe.member_id == leader,
-        }
-        if probe.up:
-            fields["last_seen"] = datetime.now(UTC)
-            fields["etcd_version"] = probe.status.version
-            fields["is_learner"] = probe.is_learner
-            fields["learner_since"] = member.learner_since_at(
-                is_learner=probe.is_learner, now=started_at
-            )
-        updates.append((member.pk, fields))
-    _health_write(cluster, started_at, updates, summary)
-    selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
-    return HealthReport(
-        health=summary["health"],
-        members={p.member_id: "up" if p.up else "down" for p in probes},
-        duration_ms=(time.monotonic() - started) * 1000,
+    verdict = _verdict(
+        cluster, members, quotas, probes, started_at=started_at, unreachable=unreachable
     )
+    _health_write(cluster, started_at, verdict.updates, verdict.summary)
+    selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
+    verdict.report.duration_ms = (time.monotonic() - started) * 1000
+    return verdict.report
 
 
 def _health_write(
@@ -841,6 +861,90 @@ def _health_write_sql() -> tuple[str, str]:
     return member, cluster
 
 
+def _health_write_round(verdicts: list[_Verdict], started_at: datetime) -> None:
+    """Store a fleet round's verdicts. On PostgreSQL two statements for the whole round (one
+    for every member, one for every cluster) instead of one per row: rows another transaction
+    holds (members_sync's) are skipped rather than waited for, so these statements never take
+    part in a deadlock, and the next round writes a skipped row (health_max_age spans three
+    rounds). Elsewhere each cluster is written as `health_probe` writes it."""
+    if not verdicts:
+        return
+    if connection.vendor != "postgresql":
+        for verdict in verdicts:
+            _health_write(verdict.cluster, started_at, verdict.updates, verdict.summary)
+        return
+    columns: list[list] = [[] for _ in range(9)]
+    for verdict in verdicts:
+        for pk, fields in verdict.updates:
+            answered = "last_seen" in fields  # only an answer tells these; else they stay
+            values = (
+                pk,
+                str(fields["health"]),
+                fields["probe_error"],
+                fields["is_leader"],
+                answered,
+                fields.get("last_seen"),
+                fields.get("etcd_version"),
+                fields.get("is_learner", False),
+                fields.get("learner_since"),
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+    cluster_ids = [verdict.cluster.pk for verdict in verdicts]
+    member_sql, cluster_sql = _health_round_sql()
+    with connection.cursor() as cursor:
+        if columns[0]:
+            cursor.execute(member_sql, [columns[0], started_at, *columns, started_at])
+        cursor.execute(
+            cluster_sql,
+            [
+                cluster_ids,
+                started_at,
+                cluster_ids,
+                [str(verdict.summary["health"]) for verdict in verdicts],
+                [json.dumps(verdict.summary) for verdict in verdicts],
+                started_at,
+            ],
+        )
+
+
+@functools.cache
+def _health_round_sql() -> tuple[str, str]:
+    m = functools.partial(rawsql.column, Member)
+    c = functools.partial(rawsql.column, MonitoredCluster)
+    members, clusters = rawsql.table(Member), rawsql.table(MonitoredCluster)
+    answered = ", ".join(
+        f"{m(name)} = CASE WHEN v.answered THEN v.{alias} ELSE t.{m(name)} END"
+        for name, alias in (
+            ("last_seen", "seen"),
+            ("etcd_version", "version"),
+            ("is_learner", "learner"),
+            ("learner_since", "since"),
+        )
+    )
+    member = (
+        f"WITH free AS (SELECT id FROM {members} WHERE id = ANY(%s) "  # noqa: S608
+        "FOR UPDATE SKIP LOCKED) "
+        f"UPDATE {members} AS t SET {m('health')} = v.health, {m('probe_error')} = v.error, "
+        f"{m('is_leader')} = v.leader, {m('probed_at')} = %s, {answered} "
+        "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::boolean[], %s::boolean[], "
+        "%s::timestamptz[], %s::text[], %s::boolean[], %s::timestamptz[]) "
+        "AS v(id, health, error, leader, answered, seen, version, learner, since), free "
+        f"WHERE t.id = v.id AND free.id = t.id "
+        f"AND (t.{m('probed_at')} IS NULL OR t.{m('probed_at')} < %s)"
+    )
+    cluster = (
+        f"WITH free AS (SELECT id FROM {clusters} WHERE id = ANY(%s) "  # noqa: S608
+        "FOR UPDATE SKIP LOCKED) "
+        f"UPDATE {clusters} AS t SET {c('health')} = v.health, {c('health_at')} = %s, "
+        f"{c('health_summary')} = v.summary::jsonb "
+        "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, health, summary), free "
+        f"WHERE t.id = v.id AND free.id = t.id "
+        f"AND (t.{c('health_at')} IS NULL OR t.{c('health_at')} < %s)"
+    )
+    return member, cluster
+
+
 # --- one task per monitored cluster --------------------------------------------------------------
 
 
@@ -853,17 +957,24 @@ class ClusterTarget:
     unreachable: str = ""
 
 
-def cluster_target(*, cluster_id: str, row: MonitoredCluster | None = None) -> ClusterTarget | None:
+_READ = object()  # cluster_target: read the record (no round read it ahead)
+
+
+def cluster_target(
+    *, cluster_id: str, row: MonitoredCluster | None = None, record=_READ
+) -> ClusterTarget | None:
     """What collecting the cluster record `cluster_id` needs; None when the record is gone or
     no longer monitored. The default cluster is the settings' (its gateway, its endpoints).
 
     A record's gateway is built from the record (its password decrypted, its endpoints checked
     against the egress rules and pinned): when that fails the cluster is unreachable for that
-    reason, and its row is still made so the fleet shows it.
+    reason, and its row is still made so the fleet shows it. `record` is the monitored record
+    (or None: not monitored) when a fleet round read it ahead.
     """
     if cluster_id == DEFAULT_CLUSTER:
         return ClusterTarget(cluster_ensure(row=row), cluster_gateway())
-    record = monitored_record(cluster_id)
+    if record is _READ:
+        record = monitored_record(cluster_id)
     if record is None:
         return None
     try:
@@ -881,9 +992,12 @@ def cluster_target(*, cluster_id: str, row: MonitoredCluster | None = None) -> C
     return ClusterTarget(row, None, reason)
 
 
-def collect_cluster_id(*, cluster_id: str) -> CycleReport | None:
-    """One collection cycle of the monitored cluster record `cluster_id` (None: not monitored)."""
-    target = cluster_target(cluster_id=cluster_id)
+def collect_cluster_id(
+    *, cluster_id: str, row: MonitoredCluster | None = None, record=_READ
+) -> CycleReport | None:
+    """One collection cycle of the monitored cluster record `cluster_id` (None: not monitored);
+    `row` and `record` are its row and record when a round read them ahead."""
+    target = cluster_target(cluster_id=cluster_id, row=row, record=record)
     if target is None:
         return None
     return collect_cluster(
@@ -971,6 +1085,24 @@ class FleetRunner:
                     del self._running[cluster_id]
         return started
 
+    def start_round(self, work, cluster_ids: list[str]) -> dict[str, Future]:
+        """Submit one `work(runs={cluster_id: Future})` for every id not still running: one
+        pool job for the whole round, which settles each cluster's future as it is done."""
+        with self._lock:
+            pool = self._executor()
+            runs = {}
+            for cluster_id in cluster_ids:
+                previous = self._running.get(cluster_id)
+                if previous is not None and not previous.done():
+                    continue
+                runs[cluster_id] = self._running[cluster_id] = Future()
+            for cluster_id in [c for c, f in self._running.items() if f.done()]:
+                if cluster_id not in runs:
+                    del self._running[cluster_id]
+            if runs:
+                pool.submit(_round_in_own_connection, work, runs)
+        return dict(runs)
+
     def close_connections(self, timeout: float = 30) -> None:
         """Close the database connection of every pool thread (a worker keeps them between
         rounds): one job per thread, all held at a barrier so no thread runs two."""
@@ -994,13 +1126,55 @@ def _in_own_connection(work, cluster_id: str):
         logger.exception("monitoring of cluster %s failed", cluster_id)
         raise
     finally:
-        if settings.EMBEDDED_MODE:
-            # A pool thread's connection would outlive the job (and block dropping a database).
-            connections.close_all()
-        else:
-            # A Celery worker's pool threads live as long as the worker: reconnecting for every
-            # cluster every round would cost more than the probe; CONN_MAX_AGE still applies.
-            close_old_connections()
+        _pool_job_done()
+
+
+def _pool_job_done() -> None:
+    """What a pool thread does with its database connection after each job."""
+    if settings.EMBEDDED_MODE:
+        # A pool thread's connection would outlive the job (and block dropping a database).
+        connections.close_all()
+    else:
+        # A Celery worker's pool threads live as long as the worker: reconnecting for every
+        # cluster every round would cost more than the probe; CONN_MAX_AGE still applies.
+        close_old_connections()
+
+
+def _round_in_own_connection(work, runs: dict[str, Future]) -> None:
+    handed_off: set[str] = set()  # clusters the round passed to a pool thread of their own
+    try:
+        work(runs=runs, handed_off=handed_off)
+    except Exception as exc:
+        logger.exception("monitoring round of %d clusters failed", len(runs))
+        for cluster_id, run in runs.items():
+            if cluster_id not in handed_off:
+                _resolve(run, error=exc)
+    finally:
+        for cluster_id, run in runs.items():
+            if cluster_id not in handed_off:
+                _resolve(run)  # a bug left it open: never leave the cluster "running"
+        _pool_job_done()
+
+
+def _resolve(run: Future, result=None, *, error: Exception | None = None) -> None:
+    """Settle `run` unless it is settled already."""
+    if run.done():
+        return
+    if error is not None:
+        run.set_exception(error)
+    else:
+        run.set_result(result)
+
+
+def _settle_in_own_connection(run: Future, work) -> None:
+    """Run one cluster's part of a round into its future, on a pool thread of its own."""
+    try:
+        _resolve(run, work())
+    except Exception as exc:
+        logger.exception("monitoring of a cluster failed")
+        _resolve(run, error=exc)
+    finally:
+        _pool_job_done()
 
 
 _collect_runner = FleetRunner("collect-cluster")
@@ -1011,20 +1185,107 @@ def collect_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
     """Start a collection cycle of every monitored cluster (or of `cluster_ids`) on this
     process's pool (embedded mode); returns the runs started, without waiting for them."""
     ids = monitored_cluster_ids() if cluster_ids is None else cluster_ids
-    return _collect_runner.start(collect_cluster_id, ids)
+    # Read ahead for the whole round (two queries instead of two per cluster). A row read a
+    # moment early is still good: the cycle's lease is taken by a conditional UPDATE, and an
+    # early member-sync or rollup date only repeats work that is idempotent.
+    rows = selectors.cluster_rows(ids)
+    records = monitored_records([cid for cid in ids if cid != DEFAULT_CLUSTER])
+
+    def collect(*, cluster_id: str) -> CycleReport | None:
+        return collect_cluster_id(
+            cluster_id=cluster_id, row=rows.get(cluster_id), record=records.get(cluster_id)
+        )
+
+    return _collect_runner.start(collect, ids)
 
 
 def health_probe_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
     """Start a health round of every monitored cluster (or of `cluster_ids`) on this process's
-    pool (embedded mode); returns the runs started, without waiting for them."""
+    pool; returns each cluster's run (its HealthReport, None: not monitored), without waiting.
+    A cluster whose previous round in this process is still going is left out."""
     ids = monitored_cluster_ids() if cluster_ids is None else cluster_ids
+    return _probe_runner.start_round(_probe_round, ids)
+
+
+FIRST_WAVE_SECONDS = 0.5
+
+
+def _probe_round(*, runs: dict[str, Future], handed_off: set[str] | None = None) -> None:
+    """One health round of many clusters: every read ahead in a few queries, every member's
+    Status at once, the verdicts stored in two statements (PostgreSQL) per wave.
+
+    The first wave stores every cluster that has answered within FIRST_WAVE_SECONDS; the
+    second the rest, as their calls end (at most PROBE_TIMEOUT): a slow or dead cluster never
+    holds back the verdicts of the others. A cluster seen for the first time (no row or no
+    members yet) takes the single-cluster path, which discovers its members, on a pool thread
+    of its own (listed in `handed_off`: it settles its run itself).
+    """
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    ids = list(runs)
     ahead = selectors.probe_round(ids)
-
-    def probe(*, cluster_id: str) -> HealthReport | None:
+    records = monitored_records([cid for cid in ids if cid != DEFAULT_CLUSTER])
+    calls: dict[str, tuple] = {}
+    for cluster_id in ids:
         row, known = ahead.get(cluster_id, (None, None))
-        return health_probe_id(cluster_id=cluster_id, row=row, known=known)
-
-    return _probe_runner.start(probe, ids)
+        try:
+            target = cluster_target(cluster_id=cluster_id, row=row, record=records.get(cluster_id))
+        except Exception as exc:
+            logger.exception("health probe of cluster %s failed", cluster_id)
+            runs[cluster_id].set_exception(exc)
+            continue
+        if target is None:
+            runs[cluster_id].set_result(None)
+            continue
+        if target.cluster is not row or not known.members:
+            # Its member discovery may wait on a timeout: on a pool thread of its own.
+            first_sight = functools.partial(
+                health_probe,
+                cluster=target.cluster,
+                gateway=target.gateway,
+                unreachable=target.unreachable,
+            )
+            if handed_off is not None:
+                handed_off.add(cluster_id)
+            _cluster_executor().submit(_settle_in_own_connection, runs[cluster_id], first_sight)
+            continue
+        pool = _health_pool()
+        futures = [
+            pool.submit(_probe_member, member, target.gateway, target.unreachable)
+            for member in known.members
+        ]
+        calls[cluster_id] = (target, known, futures)
+    wait([f for *_, futures in calls.values() for f in futures], timeout=FIRST_WAVE_SECONDS)
+    first = [cid for cid, (*_, futures) in calls.items() if all(f.done() for f in futures)]
+    for wave in (first, [cid for cid in calls if cid not in first]):
+        if not wave:
+            continue
+        verdicts = []
+        for cluster_id in wave:
+            target, known, futures = calls[cluster_id]
+            probes = [future.result() for future in futures]
+            verdicts.append(
+                _verdict(
+                    target.cluster,
+                    known.members,
+                    known.quotas,
+                    probes,
+                    started_at=started_at,
+                    unreachable=target.unreachable,
+                )
+            )
+        try:
+            _health_write_round(verdicts, started_at)
+        except Exception as exc:
+            logger.exception("storing a health round of %d clusters failed", len(wave))
+            for cluster_id in wave:
+                runs[cluster_id].set_exception(exc)
+            continue
+        selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
+        duration_ms = (time.monotonic() - started) * 1000
+        for cluster_id, verdict in zip(wave, verdicts, strict=True):
+            verdict.report.duration_ms = duration_ms
+            runs[cluster_id].set_result(verdict.report)
 
 
 # --- panel layout ---------------------------------------------------------------------------------

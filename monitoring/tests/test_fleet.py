@@ -334,3 +334,65 @@ def test_collection_and_probes_share_one_pool_per_process(settings):
     pool = services._collect_runner._executor()
     assert pool is services._probe_runner._executor()
     assert pool._max_workers == settings.MONITOR_CLUSTER_WORKERS
+
+
+def _probed_at(cluster_name: str) -> dict[str, object]:
+    return dict(
+        Member.objects.filter(cluster__name=cluster_name).values_list("member_id", "probed_at")
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_health_round_skips_a_member_row_another_transaction_holds(second, api_client):
+    from django.db import connections
+
+    record = add_cluster(api_client, second.client_urls[0])
+    finish(services.health_probe_fleet())  # first sight: rows and members made
+    finish(services.health_probe_fleet())
+    held = Member.objects.filter(cluster__name="default").order_by("pk").first()
+    before = {**_probed_at("default"), **_probed_at(record)}
+    # Another connection holds one member row, as members_sync's transaction does.
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute("SELECT id FROM monitoring_member WHERE id = %s FOR UPDATE", [held.pk])
+        time.sleep(0.01)
+        finish(services.health_probe_fleet(), timeout=30)  # waiting on the row would hang here
+        during = {**_probed_at("default"), **_probed_at(record)}
+    finally:
+        other.rollback()
+        other.close()
+    finish(services.health_probe_fleet())
+    after = {**_probed_at("default"), **_probed_at(record)}
+
+    assert during[held.member_id] == before[held.member_id]  # skipped, not waited for
+    assert all(during[m] > before[m] for m in before if m != held.member_id)
+    assert after[held.member_id] > before[held.member_id]  # the next round wrote it
+    assert fleet(api_client)[record]["status"]["health"] == "healthy"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_health_rounds_queries_do_not_grow_with_the_fleet(etcd_cluster_factory, api_client):
+    from concurrent.futures import Future
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def round_queries() -> int:
+        ids = services.monitored_cluster_ids()
+        runs = {cluster_id: Future() for cluster_id in ids}
+        with CaptureQueriesContext(connection) as captured:
+            services._probe_round(runs=runs)
+        finish(runs)
+        assert all(run.result().health == "healthy" for run in runs.values())
+        return len(captured.captured_queries)
+
+    counts = []
+    for _ in range(2):
+        add_cluster(api_client, etcd_cluster_factory(size=1, point_settings=False).client_urls[0])
+        add_cluster(api_client, etcd_cluster_factory(size=1, point_settings=False).client_urls[0])
+        finish(services.health_probe_fleet())  # the new clusters' first sight
+        counts.append(round_queries())
+
+    assert counts[0] == counts[1], counts  # 3 then 5 clusters

@@ -46,6 +46,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # One-member clusters need no heartbeats; three-member ones get etcd's defaults (100/1000 ms)
 # instead of the test fixture's fast timers, as a real fleet would run.
 SLOW_RAFT = ["--heartbeat-interval=100", "--election-timeout=1000"]
+# As docker-compose.yml runs them (no gossip, mingle or heartbeat events).
+WORKER_FLAGS = ["-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"]
 GOALS = {"cpu_ms_per_member_scrape": 5.0, "complete_share": 0.99, "fleet_p99_ms": 150.0}
 
 
@@ -380,7 +382,15 @@ def run(args, work: Path) -> dict:
         worker_logs = [logs / "worker-1.log", logs / "worker-2.log"]
         jobs = [
             procs.start(
-                [*celery, "worker", "-l", "info", "-c", str(args.concurrency), "-n", f"w{i}@%h"],
+                [
+                    *celery,
+                    "worker",
+                    *WORKER_FLAGS,
+                    "-c",
+                    str(args.concurrency),
+                    "-n",
+                    f"w{i}@%h",
+                ],
                 env=env,
                 log_path=worker_logs[i - 1],
             )

@@ -42,6 +42,7 @@ from clusters.connection import cluster_gateway as record_gateway
 from clusters.crypto import TabDecryptFailed, TabKeyMissing
 from clusters.models import Cluster
 from clusters.selectors import monitored_clusters
+from clusters.services import default_cluster_current, default_cluster_sync
 from etcdgateway import EtcdError, cluster_gateway
 from etcdmonitor_site import policy, rawsql
 from etcdmonitor_site.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -467,12 +468,11 @@ def _evaluate(
         found = Alert.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_STATES)
     else:
         view, found = reads.view(cluster_id), reads.active[cluster_id]
-    rows = inputs.rules
     active: dict[tuple[str, str], Alert] = {(a.rule, a.member_id or ""): a for a in found}
     work = _Round(cluster_id, now, inputs.silences, before_write)
     work.active = list(active.values())
     for spec in SPECS:
-        rule = selectors.effective_rule(rows[spec.id], cluster_id)
+        rule = selectors.round_rule(inputs, spec.id, cluster_id)
         mine = {key: a for key, a in active.items() if key[0] == spec.id}
         if not rule.enabled or view is None:
             for alert in mine.values():
@@ -753,11 +753,17 @@ def evaluate_all(*, now: datetime | None = None) -> list[EvaluationReport]:
     """Evaluate every monitored cluster, and the clusters no longer monitored that still have
     active alerts (to resolve them), at one `now` with the round's shared reads (on
     PostgreSQL in one batched transaction, see `_evaluate_round`)."""
-    inputs = _round_inputs(now)
-    ids = selectors.cluster_ids()
-    if connection.vendor == "postgresql":
-        return _evaluate_round(ids, inputs) if ids else []
-    return [evaluate_cluster(cluster_id=cid, inputs=inputs) for cid in ids]
+    if connection.vendor != "postgresql":
+        inputs = _round_inputs(now)
+        return [evaluate_cluster(cluster_id=cid, inputs=inputs) for cid in selectors.cluster_ids()]
+    now = now or timezone.now()
+    start = selectors.fleet_round(now=now)
+    if not default_cluster_current(start.default):
+        default_cluster_sync()  # what monitored_clusters() does before listing
+        start = selectors.fleet_round(now=now)
+    if len(start.inputs.rules) < len(SPECS):
+        start.inputs.rules = rules_ensure()
+    return _evaluate_round(start.cluster_ids, start.inputs) if start.cluster_ids else []
 
 
 # --- the HashKV consistency check -----------------------------------------------------------------

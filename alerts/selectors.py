@@ -122,7 +122,8 @@ _RECORD_FIELDS = [
 _RULE_FIELDS = [f.name for f in AlertRule._meta.concrete_fields]
 _SILENCE_FIELDS = [f.name for f in Silence._meta.concrete_fields]
 _ALERT_FIELDS = [f.name for f in Alert._meta.concrete_fields]
-_ACTIVE = [state.value for state in ACTIVE_STATES]  # plain text (an Enum is dumped by name)
+_ACTIVE = rawsql.array_literal(state.value for state in ACTIVE_STATES)
+_RULE_IDS = rawsql.array_literal(SPEC_BY_ID)
 
 
 @dataclass
@@ -141,10 +142,10 @@ def fleet_round(*, now: datetime) -> FleetRound:
     holds the rows that exist (the caller makes missing ones)."""
     with connection.cursor() as cursor:
         cursor.execute(_fleet_sql("records"), [DEFAULT_CLUSTER_ID])
-        records = [rawsql.instance(Cluster, _RECORD_FIELDS, row) for row in cursor.fetchall()]
+        records = cursor.fetchall()  # (id, name, monitored, *_RECORD_FIELDS)
         cursor.execute(_fleet_sql("leftover"), [_ACTIVE])
         with_alerts = [row[0] for row in cursor.fetchall()]
-        cursor.execute(_fleet_sql("rules"), [list(SPEC_BY_ID)])
+        cursor.execute(_fleet_sql("rules"), [_RULE_IDS])
         rules = {row.id: row for row in _instances(AlertRule, _RULE_FIELDS, cursor)}
         cursor.execute(_fleet_sql("silences"), [now, now])
         silences = _instances(Silence, _SILENCE_FIELDS, cursor)
@@ -153,20 +154,21 @@ def fleet_round(*, now: datetime) -> FleetRound:
         # Every member's newest fresh sample (ts__lte=now.timestamp() as round_inputs reads it).
         cursor.execute(_fleet_sql("latest"), [_sample_cutoff(now), now.timestamp()])
         latest = dict(cursor.fetchall())
-    monitored = [record.pk for record in records if record.monitored]
+    monitored = [pk for pk, _, is_monitored, *_ in records if is_monitored]
     known = set(monitored)
+    default = next((row[3:] for row in records if row[0] == DEFAULT_CLUSTER_ID), None)
     return FleetRound(
         inputs=RoundInputs(
             now=now,
             rules=rules,
             silences=silences,
-            names={record.pk: record.name for record in records},
+            names={pk: name for pk, name, *_ in records},
             monitored=known | {monitoring_selectors.DEFAULT_CLUSTER},
             metric_names=metric_names,
             latest=latest,
         ),
         cluster_ids=[*monitored, *(cid for cid in with_alerts if cid not in known)],
-        default=next((r for r in records if r.pk == DEFAULT_CLUSTER_ID), None),
+        default=rawsql.instance(Cluster, _RECORD_FIELDS, default) if default else None,
     )
 
 
@@ -178,9 +180,12 @@ def _instances(model, fields: list[str], cursor) -> list:
 def _fleet_sql(name: str) -> str:
     if name == "records":
         # monitored_clusters' order: the default, then shared records, then users' own; by name.
+        # Rows as tuples: only the default's become an instance (its JSON decoded).
         owner = rawsql.column(Cluster, "owner")
         return (
-            f"SELECT {rawsql.select_list(Cluster, 'r', _RECORD_FIELDS)} "  # noqa: S608
+            f"SELECT r.id, r.{rawsql.column(Cluster, 'name')}, "  # noqa: S608
+            f"r.{rawsql.column(Cluster, 'monitored')}, "
+            f"{rawsql.select_list(Cluster, 'r', _RECORD_FIELDS)} "
             f"FROM {rawsql.table(Cluster)} r ORDER BY CASE WHEN r.id = %s THEN 0 "
             f"WHEN r.{owner} IS NULL THEN 1 ELSE 2 END, r.{rawsql.column(Cluster, 'name')}, "
             f"r.{rawsql.column(Cluster, 'created_at')}"
@@ -402,7 +407,7 @@ class RoundReads:
             self._read_clusters(monitored)
             self._read_checks(monitored)
         with connection.cursor() as cursor:
-            cursor.execute(_round_sql("alerts"), [cluster_ids, _ACTIVE])
+            cursor.execute(_round_sql("alerts"), [rawsql.array_literal(cluster_ids), _ACTIVE])
             for alert in _instances(Alert, _ALERT_FIELDS, cursor):
                 self.active[alert.cluster_id].append(alert)
         # The members whose series are read ahead: those with a fresh sample.
@@ -417,7 +422,7 @@ class RoundReads:
     def _read_clusters(self, names: list[str]) -> None:
         count = len(_VIEW_CLUSTER_FIELDS)
         with connection.cursor() as cursor:
-            cursor.execute(_round_sql("clusters"), [names])
+            cursor.execute(_round_sql("clusters"), [rawsql.array_literal(names)])
             for row in cursor.fetchall():
                 name = row[_VIEW_CLUSTER_FIELDS.index("name")]
                 cluster = self.clusters.get(name)
@@ -435,7 +440,7 @@ class RoundReads:
         since = self.now - timedelta(seconds=consistency_max_age())
         fields = ["id", "cluster_id", "checked_at", "revision", "outcome", "detail", "results"]
         with connection.cursor() as cursor:
-            cursor.execute(_round_sql("checks"), [names, since])
+            cursor.execute(_round_sql("checks"), [rawsql.array_literal(names), since])
             for row in cursor.fetchall():
                 check = rawsql.instance(ConsistencyCheck, fields, row)
                 self.checks[check.cluster_id] = check
@@ -476,7 +481,7 @@ class RoundReads:
         found: dict[int, list] = {}
         if slot is None or end < start or not self._ahead:
             return found
-        ids = list(self._ahead)
+        ids = rawsql.array_literal(self._ahead)
         value = timeseries.slot_expr(slot, "s.vals")
         if bucket is None:
             sql = (
@@ -490,12 +495,12 @@ class RoundReads:
             # Where each member's cluster has rollups covering part of the window, they serve
             # the buckets before `rolled` and live averages the rest (see _series_query).
             rolled = []
-            for pk in ids:
+            for pk in self._ahead:
                 until = None
                 if bucket in timeseries.ROLLUP_TIERS:
                     until = self._ahead[pk].cluster.rollup_state.get(str(bucket))
                 rolled.append(until if until is not None and until > start else None)
-            members = "unnest(%s::integer[], %s::bigint[]) AS m(id, rolled)"
+            members = "unnest(%s::integer[], %s::float8[]) AS m(id, rolled)"
             rolled_value = timeseries.slot_expr(slot, "r.vals")
             sql = (
                 f"SELECT r.member_id, r.bucket AS b, {rolled_value}, 0 "  # noqa: S608 - ints
@@ -506,6 +511,7 @@ class RoundReads:
                 "WHERE s.ts >= coalesce(m.rolled, %s) AND s.ts <= %s "
                 f"GROUP BY s.member_id, s.ts / {bucket} ORDER BY 1, 2, 4"
             )
+            rolled = rawsql.array_literal(rolled)
             params = [ids, rolled, bucket, start // bucket * bucket, end, ids, rolled, start, end]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

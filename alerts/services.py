@@ -699,7 +699,11 @@ def _evaluate_round(
             with connection.cursor() as cursor:
                 cursor.execute(
                     _bookkeeping_sql(),
-                    [now, [cid for cid, _ in done], [ms for _, ms in done]],
+                    [
+                        now,
+                        rawsql.array_literal(cid for cid, _ in done),
+                        rawsql.array_literal(ms for _, ms in done),
+                    ],
                 )
     for report in reports.values():
         _log_transitions(report)
@@ -710,12 +714,12 @@ def _evaluation_locks(cluster_ids: list[str]) -> set[str]:
     """The clusters whose evaluation rows this transaction locked (one statement; rows are
     made on a cluster's first evaluation, through `_evaluation_lock`)."""
     with connection.cursor() as cursor:
-        cursor.execute(_lock_sql(), [cluster_ids])
+        cursor.execute(_lock_sql(), [rawsql.array_literal(cluster_ids)])
         locked = {row[0] for row in cursor.fetchall()}
         missing = [cid for cid in cluster_ids if cid not in locked]
         if missing:
             # Rows that exist are held by another evaluator; only the others are new.
-            cursor.execute(_exists_sql(), [missing])
+            cursor.execute(_exists_sql(), [rawsql.array_literal(missing)])
             held = {row[0] for row in cursor.fetchall()}
             locked |= {
                 cid for cid in missing if cid not in held and _evaluation_lock(cid) is not None

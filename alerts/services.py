@@ -4,8 +4,10 @@ the periodic HashKV consistency check and history retention.
 `evaluate_cluster` moves each alert through pending → firing → resolved on what
 `alerts.rules` finds, inside one transaction that holds the cluster's `ClusterEvaluation` row
 (SELECT … FOR UPDATE SKIP LOCKED): a second evaluator of the same cluster, in any process,
-skips instead of computing the same transitions twice. Changes by people (rules, silences,
-acknowledgements) are audited here, refusals included.
+skips instead of computing the same transitions twice. On PostgreSQL `evaluate_all` evaluates
+the whole fleet in one such transaction whose reads do not grow with the number of clusters
+(`_evaluate_round`), each cluster's writes in its own savepoint. Changes by people (rules,
+silences, acknowledgements) are audited here, refusals included.
 """
 
 import functools

@@ -156,3 +156,39 @@ def test_a_cluster_whose_writes_fail_loses_only_its_own_round(etcd_cluster, monk
         ]
         assert Alert.objects.get(cluster_id=cluster_id).state == AlertState.FIRING
         assert after[cluster_id] == before[cluster_id] + 1
+
+
+def _decisions(transitions) -> list[tuple]:
+    return [(t.rule, t.member_id, t.status, t.severity, t.values) for t in transitions]
+
+
+@pytest.mark.django_db
+def test_the_batched_round_decides_what_each_cluster_alone_decides(etcd_cluster):
+    ids = _records(etcd_cluster, 3)
+    services.rules_ensure()
+    # Rules every healthy cluster crosses (series, samples and the probe's quotas), one of
+    # them switched off for one cluster by an override.
+    AlertRule.objects.filter(id="leader_changes").update(
+        thresholds={"changes": 0},
+        for_seconds=0,
+        cluster_overrides={ids[1]: {"enabled": False}},
+    )
+    AlertRule.objects.filter(id="db_quota_high").update(thresholds={"ratio": 0.0}, for_seconds=0)
+    AlertRule.objects.filter(id="proposals_failed").update(thresholds={"failures": -1})
+    now = timezone.now()
+
+    # Each cluster with its own reads (the per-cluster path SQLite keeps), then undone.
+    inputs = services._round_inputs(now)
+    alone = {}
+    savepoint = transaction.savepoint()
+    for cluster_id in ids:
+        alone[cluster_id] = _decisions(services._evaluate(cluster_id, inputs).transitions)
+    transaction.savepoint_rollback(savepoint)
+
+    batched = {r.cluster_id: _decisions(r.transitions) for r in services.evaluate_all(now=now)}
+    assert batched == alone
+    for decisions in batched.values():
+        rules = {d[0] for d in decisions}
+        assert {"db_quota_high", "proposals_failed"} <= rules, decisions
+    assert not any(d[0] == "leader_changes" for d in batched[ids[1]])
+    assert any(d[0] == "leader_changes" for d in batched[ids[0]])

@@ -4,19 +4,23 @@ the periodic HashKV consistency check and history retention.
 `evaluate_cluster` moves each alert through pending → firing → resolved on what
 `alerts.rules` finds, inside one transaction that holds the cluster's `ClusterEvaluation` row
 (SELECT … FOR UPDATE SKIP LOCKED): a second evaluator of the same cluster, in any process,
-skips instead of computing the same transitions twice. Changes by people (rules, silences,
-acknowledgements) are audited here, refusals included.
+skips instead of computing the same transitions twice. On PostgreSQL `evaluate_all` evaluates
+the whole fleet in one such transaction whose reads do not grow with the number of clusters
+(`_evaluate_round`), each cluster's writes in its own savepoint. Changes by people (rules,
+silences, acknowledgements) are audited here, refusals included.
 """
 
+import functools
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from alerts import selectors
@@ -40,8 +44,9 @@ from clusters.connection import cluster_gateway as record_gateway
 from clusters.crypto import TabDecryptFailed, TabKeyMissing
 from clusters.models import Cluster
 from clusters.selectors import monitored_clusters
+from clusters.services import default_cluster_current, default_cluster_sync
 from etcdgateway import EtcdError, cluster_gateway
-from etcdmonitor_site import policy
+from etcdmonitor_site import policy, rawsql
 from etcdmonitor_site.errors import Conflict, DomainError, InvalidInput, NotFound
 from monitoring.selectors import DEFAULT_CLUSTER
 from notifications.notices import AlertNotice
@@ -335,10 +340,18 @@ def _transition(alert: Alert, status: str, *, silenced: bool, update: bool = Fal
 class _Round:
     """The state changes of one evaluation of one cluster."""
 
-    def __init__(self, cluster_id: str, now: datetime, silences: list[Silence]):
+    def __init__(
+        self,
+        cluster_id: str,
+        now: datetime,
+        silences: list[Silence],
+        before_write=lambda: None,
+    ):
         self.cluster_id = cluster_id
         self.now = now
         self.silences = silences
+        # Called before every write (a batched round opens the cluster's savepoint there).
+        self.before_write = before_write
         self.transitions: list[AlertTransition] = []
         self.active: list[Alert] = []  # pending or firing when the round began
         self.opened: list[Alert] = []
@@ -359,6 +372,7 @@ class _Round:
         )
 
     def _event(self, alert: Alert, kind: str) -> None:
+        self.before_write()
         AlertEvent.objects.create(
             alert=alert, at=self.now, kind=kind, severity=alert.severity, values=alert.values
         )
@@ -381,6 +395,7 @@ class _Round:
             pending_at=pending_at,
             updated_at=self.now,
         )
+        self.before_write()
         alert.save()
         self.opened.append(alert)
         self._event(alert, AlertEvent.Kind.PENDING)
@@ -388,6 +403,7 @@ class _Round:
             self.fire(alert)
 
     def fire(self, alert: Alert) -> None:
+        self.before_write()
         alert.state = AlertState.FIRING
         alert.starts_at = self.now
         alert.updated_at = self.now
@@ -415,6 +431,7 @@ class _Round:
             fields.append("values")
         if fields:
             alert.updated_at = self.now
+            self.before_write()
             alert.save(update_fields=[*fields, "updated_at"])
         if alert.state == AlertState.PENDING:
             if (self.now - alert.pending_at).total_seconds() >= for_seconds:
@@ -427,6 +444,7 @@ class _Round:
 
     def clear(self, alert: Alert) -> None:
         """The condition ended (or cannot be proven any more while pending)."""
+        self.before_write()
         if alert.state == AlertState.PENDING:
             alert.delete()  # never fired, never told: it leaves no history
             return
@@ -438,18 +456,25 @@ class _Round:
         self.transitions.append(_transition(alert, "resolved", silenced=self._silenced(alert)))
 
 
-def _evaluate(cluster_id: str, inputs: selectors.RoundInputs) -> _Round:
+def _evaluate(
+    cluster_id: str,
+    inputs: selectors.RoundInputs,
+    reads: selectors.RoundReads | None = None,
+    before_write=lambda: None,
+) -> _Round:
+    """The cluster's round: its view and active alerts from `reads` when the round read them
+    for many clusters at once, else read here."""
     now = inputs.now
-    view = selectors.cluster_view(cluster_id=cluster_id, now=now, inputs=inputs)
-    rows = inputs.rules
-    active: dict[tuple[str, str], Alert] = {
-        (a.rule, a.member_id or ""): a
-        for a in Alert.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_STATES)
-    }
-    work = _Round(cluster_id, now, inputs.silences)
+    if reads is None:
+        view = selectors.cluster_view(cluster_id=cluster_id, now=now, inputs=inputs)
+        found = Alert.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_STATES)
+    else:
+        view, found = reads.view(cluster_id), reads.active[cluster_id]
+    active: dict[tuple[str, str], Alert] = {(a.rule, a.member_id or ""): a for a in found}
+    work = _Round(cluster_id, now, inputs.silences, before_write)
     work.active = list(active.values())
     for spec in SPECS:
-        rule = selectors.effective_rule(rows[spec.id], cluster_id)
+        rule = selectors.round_rule(inputs, spec.id, cluster_id)
         mine = {key: a for key, a in active.items() if key[0] == spec.id}
         if not rule.enabled or view is None:
             for alert in mine.values():
@@ -507,7 +532,7 @@ def _notice(item: Alert | AlertTransition, status: str, cluster_name: str) -> Al
     )
 
 
-def _notify(work: _Round, inputs: selectors.RoundInputs) -> None:
+def _notify(work: _Round, inputs: selectors.RoundInputs, before_write=lambda: None) -> None:
     """Hand notifications every firing alert (they decide what is new, changed or due for a
     repeat) and every resolution; silenced ones send nothing. Runs inside the evaluation's
     transaction, so an alert's state and its outbox rows commit together."""
@@ -529,7 +554,9 @@ def _notify(work: _Round, inputs: selectors.RoundInputs) -> None:
         for t in transitions
         if t.status == "resolved" and not t.silenced and t.starts_at is not None
     ]
-    notices_enqueue(notices=notices, now=now)
+    if notices:
+        before_write()
+        notices_enqueue(notices=notices, now=now)
 
 
 def _round_inputs(now: datetime | None) -> selectors.RoundInputs:
@@ -569,8 +596,10 @@ def evaluate_cluster(
     the same cluster (another worker, a second scheduler) finds it locked and is skipped, and
     a later one sees this one's alerts, so no transition is ever produced twice.
     """
-    started = time.monotonic()
     inputs = inputs or _round_inputs(now)
+    if connection.vendor == "postgresql":
+        return _evaluate_round([cluster_id], inputs)[0]
+    started = time.monotonic()
     now = inputs.now
     report = EvaluationReport(cluster_id=cluster_id)
     try:
@@ -593,6 +622,11 @@ def evaluate_cluster(
         logger.warning("alert evaluation of %s raced another writer; skipped", cluster_id)
         report.skipped = True
         report.transitions = []
+    _log_transitions(report)
+    return report
+
+
+def _log_transitions(report: EvaluationReport) -> None:
     for transition in report.transitions:
         logger.info(
             "alert %s %s%s: %s (%s, cluster %s%s)",
@@ -604,14 +638,138 @@ def evaluate_cluster(
             transition.cluster_id,
             ", silenced" if transition.silenced else "",
         )
-    return report
+
+
+class _Savepoint:
+    """A cluster's savepoint in a batched round, opened before its first write only (most
+    clusters write nothing in most rounds, and a savepoint costs two statements)."""
+
+    def __init__(self, stack: ExitStack):
+        self.stack = stack
+        self.opened = False
+
+    def open(self) -> None:
+        if not self.opened:
+            self.stack.enter_context(transaction.atomic())
+            self.opened = True
+
+
+def _evaluate_round(
+    cluster_ids: list[str], inputs: selectors.RoundInputs
+) -> list[EvaluationReport]:
+    """Evaluate the clusters in one transaction whose reads do not grow with their number
+    (PostgreSQL; see selectors.RoundReads), with `evaluate_cluster`'s guarantees.
+
+    The transaction first locks the evaluation rows it can (SKIP LOCKED: a cluster another
+    evaluator holds is skipped, as before), then reads the locked clusters' active alerts, so
+    no transition is produced twice. Each cluster writes inside its own savepoint: an
+    IntegrityError rolls back that cluster's round alone, and every alert's state and its
+    outbox rows commit together with the others at the end.
+    """
+    reports = {cid: EvaluationReport(cluster_id=cid) for cid in cluster_ids}
+    done: list[tuple[str, float]] = []
+    now = inputs.now
+    with transaction.atomic():
+        started = time.monotonic()
+        locked = _evaluation_locks(cluster_ids)
+        reads = selectors.RoundReads(
+            cluster_ids=[cid for cid in cluster_ids if cid in locked], inputs=inputs
+        )
+        for cluster_id in cluster_ids:
+            report = reports[cluster_id]
+            if cluster_id not in locked:
+                report.skipped = True
+                continue
+            try:
+                with ExitStack() as stack:
+                    savepoint = _Savepoint(stack)
+                    work = _evaluate(cluster_id, inputs, reads, savepoint.open)
+                    _notify(work, inputs, savepoint.open)
+            except IntegrityError:
+                # Only an evaluator that bypassed the lock can hit the one-active-alert
+                # constraint; the next round starts from what it wrote.
+                logger.warning("alert evaluation of %s raced another writer; skipped", cluster_id)
+                report.skipped = True
+                started = time.monotonic()
+                continue
+            report.transitions = work.transitions
+            # The shared reads are counted in the first cluster's time.
+            report.duration_ms = (time.monotonic() - started) * 1000
+            done.append((cluster_id, report.duration_ms))
+            started = time.monotonic()
+        if done:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _bookkeeping_sql(),
+                    [
+                        now,
+                        rawsql.array_literal(cid for cid, _ in done),
+                        rawsql.array_literal(ms for _, ms in done),
+                    ],
+                )
+    for report in reports.values():
+        _log_transitions(report)
+    return [reports[cid] for cid in cluster_ids]
+
+
+def _evaluation_locks(cluster_ids: list[str]) -> set[str]:
+    """The clusters whose evaluation rows this transaction locked (one statement; rows are
+    made on a cluster's first evaluation, through `_evaluation_lock`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(), [rawsql.array_literal(cluster_ids)])
+        locked = {row[0] for row in cursor.fetchall()}
+        missing = [cid for cid in cluster_ids if cid not in locked]
+        if missing:
+            # Rows that exist are held by another evaluator; only the others are new.
+            cursor.execute(_exists_sql(), [rawsql.array_literal(missing)])
+            held = {row[0] for row in cursor.fetchall()}
+            locked |= {
+                cid for cid in missing if cid not in held and _evaluation_lock(cid) is not None
+            }
+    return locked
+
+
+@functools.cache
+def _lock_sql() -> str:
+    table, key = rawsql.table(ClusterEvaluation), rawsql.column(ClusterEvaluation, "cluster_id")
+    return (
+        f"SELECT {key} FROM {table} WHERE {key} = ANY(%s::text[]) "  # noqa: S608
+        "FOR UPDATE SKIP LOCKED"
+    )
+
+
+@functools.cache
+def _exists_sql() -> str:
+    table, key = rawsql.table(ClusterEvaluation), rawsql.column(ClusterEvaluation, "cluster_id")
+    return f"SELECT {key} FROM {table} WHERE {key} = ANY(%s::text[])"  # noqa: S608
+
+
+@functools.cache
+def _bookkeeping_sql() -> str:
+    c = functools.partial(rawsql.column, ClusterEvaluation)
+    return (
+        f"UPDATE {rawsql.table(ClusterEvaluation)} e SET {c('evaluated_at')} = %s, "  # noqa: S608
+        f"{c('duration_ms')} = v.ms, {c('evaluations')} = e.{c('evaluations')} + 1 "
+        "FROM unnest(%s::text[], %s::float8[]) AS v(cluster_id, ms) "
+        f"WHERE e.{c('cluster_id')} = v.cluster_id"
+    )
 
 
 def evaluate_all(*, now: datetime | None = None) -> list[EvaluationReport]:
     """Evaluate every monitored cluster, and the clusters no longer monitored that still have
-    active alerts (to resolve them), at one `now` with the round's shared reads."""
-    inputs = _round_inputs(now)
-    return [evaluate_cluster(cluster_id=cid, inputs=inputs) for cid in selectors.cluster_ids()]
+    active alerts (to resolve them), at one `now` with the round's shared reads (on
+    PostgreSQL in one batched transaction, see `_evaluate_round`)."""
+    if connection.vendor != "postgresql":
+        inputs = _round_inputs(now)
+        return [evaluate_cluster(cluster_id=cid, inputs=inputs) for cid in selectors.cluster_ids()]
+    now = now or timezone.now()
+    start = selectors.fleet_round(now=now)
+    if not default_cluster_current(start.default):
+        default_cluster_sync()  # what monitored_clusters() does before listing
+        start = selectors.fleet_round(now=now)
+    if len(start.inputs.rules) < len(SPECS):
+        start.inputs.rules = rules_ensure()
+    return _evaluate_round(start.cluster_ids, start.inputs) if start.cluster_ids else []
 
 
 # --- the HashKV consistency check -----------------------------------------------------------------

@@ -756,6 +756,14 @@ def _default_fields() -> dict:
     }
 
 
+def default_cluster_current(cluster: Cluster | None) -> bool:
+    """Whether the record `default` as read (None: there is none) matches the environment, so
+    `default_cluster_sync` would change nothing (the alert round reads it with its own query)."""
+    return cluster is not None and all(
+        getattr(cluster, k) == v for k, v in _default_fields().items()
+    )
+
+
 def default_cluster_sync() -> Cluster:
     """Create or update the record `default` from the environment (ETCD_ENDPOINTS,
     ETCD_USERNAME, ETCD_TLS_INSECURE_SKIP_VERIFY, ETCD_CLUSTER_NAME / _ENVIRONMENT). Run after
@@ -766,7 +774,7 @@ def default_cluster_sync() -> Cluster:
     """
     wanted = _default_fields()
     cluster = Cluster.objects.filter(pk=DEFAULT_CLUSTER_ID).first()
-    if cluster is not None and all(getattr(cluster, k) == v for k, v in wanted.items()):
+    if default_cluster_current(cluster):
         return cluster
     now = timezone.now()
     cluster, created = Cluster.objects.update_or_create(

@@ -54,3 +54,19 @@ def instance(model: type[Model], fields: list[str], values) -> Model:
         converted.append(value)
     # from_db takes the values in the model's field order and fills the gaps with DEFERRED.
     return model.from_db(db.alias, attnames, converted)
+
+
+def array_literal(values) -> str:
+    """A PostgreSQL array as one `{…}` text literal, for a `%s::<type>[]` parameter: psycopg
+    adapts a list element by element in Python, a measurable share of a cheap query. Elements
+    are ints, floats, strings (quoted and escaped) or None."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(repr(value))
+        else:
+            text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            parts.append(f'"{text}"')
+    return "{" + ",".join(parts) + "}"

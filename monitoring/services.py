@@ -132,6 +132,51 @@ def cluster_lock_release(*, cluster: MonitoredCluster, token: str, **changes) ->
         setattr(cluster, name, value)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A collection lease taken ahead for one cluster by a round, with its stored members."""
+
+    token: str
+    members: list[Member]
+
+
+def cluster_locks_claim(
+    *, clusters: list[MonitoredCluster], seconds: int = LOCK_SECONDS
+) -> dict[str, Claim]:
+    """Take the collection lease of many clusters in one statement (PostgreSQL; elsewhere
+    none is taken and each cycle takes its own): {cluster name: Claim} of those taken, their
+    members read in one more query. A row another transaction holds is skipped, never waited
+    for (so this can never join a deadlock); its cycle takes the lease itself."""
+    if not clusters or connection.vendor != "postgresql":
+        return {}
+    now = datetime.now(UTC)
+    tokens = {cluster.pk: uuid.uuid4().hex for cluster in clusters}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _claim_sql(),
+            [list(tokens), now, now + timedelta(seconds=seconds), list(tokens),
+             list(tokens.values()), now],
+        )  # fmt: skip
+        taken = {pk for (pk,) in cursor.fetchall()}
+    claimed = [cluster for cluster in clusters if cluster.pk in taken]
+    members = selectors.members_to_scrape_of(claimed)
+    return {c.name: Claim(token=tokens[c.pk], members=members[c.pk]) for c in claimed}
+
+
+@functools.cache
+def _claim_sql() -> str:
+    c = functools.partial(rawsql.column, MonitoredCluster)
+    clusters = rawsql.table(MonitoredCluster)
+    return (
+        f"WITH free AS (SELECT id FROM {clusters} WHERE id = ANY(%s) "  # noqa: S608
+        f"AND ({c('lock_until')} IS NULL OR {c('lock_until')} < %s) FOR UPDATE SKIP LOCKED) "
+        f"UPDATE {clusters} AS t SET {c('lock_until')} = %s, {c('lock_token')} = v.token "
+        "FROM unnest(%s::bigint[], %s::text[]) AS v(id, token), free "
+        f"WHERE t.id = v.id AND free.id = t.id "
+        f"AND (t.{c('lock_until')} IS NULL OR t.{c('lock_until')} < %s) RETURNING t.id"
+    )
+
+
 # --- member discovery -----------------------------------------------------------------------------
 
 
@@ -152,17 +197,23 @@ def _default_member_id(members, endpoints: list[str], gateway: ClusterGateway) -
 
 
 def members_sync(
-    *, cluster: MonitoredCluster, force: bool = False, gateway: ClusterGateway | None = None
+    *,
+    cluster: MonitoredCluster,
+    force: bool = False,
+    gateway: ClusterGateway | None = None,
+    current: list[Member] | None = None,
 ) -> list[Member]:
     """Refresh the member list from MemberList (at most every 60 s unless `force`), asked
     through `gateway` (default: the settings' cluster) with the Status timeout.
 
     A failed MemberList keeps the previous list. Members that left are kept (their history
-    stays readable) with in_cluster=False. Returns the members to scrape.
+    stays readable) with in_cluster=False. Returns the members to scrape. `current` are the
+    stored members when a round read them ahead.
     """
     gateway = gateway or cluster_gateway()
     now = datetime.now(UTC)
-    current = selectors.members_to_scrape(cluster)
+    if current is None:
+        current = selectors.members_to_scrape(cluster)
     fresh = (
         cluster.last_member_sync is not None
         and (now - cluster.last_member_sync).total_seconds() < MEMBER_SYNC_INTERVAL
@@ -503,6 +554,7 @@ def collect_cluster(
     cluster: MonitoredCluster | None = None,
     gateway: ClusterGateway | None = None,
     unreachable: str = "",
+    claim: Claim | None = None,
 ) -> CycleReport:
     """One collection cycle of a cluster: discover, scrape all members concurrently, store.
 
@@ -514,6 +566,7 @@ def collect_cluster(
     as soon as it answers, so a failed or hung member neither delays nor fails the others; it
     gets collector_up=0 and its error. Lease count is one call per cycle. Overlapping runs for
     one cluster are prevented by a database lease; a run that finds it taken is skipped.
+    `claim` is the lease and members a round took ahead (cluster_locks_claim).
     """
     started = time.monotonic()
     cluster = cluster or cluster_ensure()
@@ -521,7 +574,7 @@ def collect_cluster(
         gateway = cluster_gateway()
     ts = int(time.time())
     report = CycleReport(ts=ts)
-    token = cluster_lock_acquire(cluster=cluster)
+    token = claim.token if claim is not None else cluster_lock_acquire(cluster=cluster)
     if token is None:
         report.skipped = True
         return report
@@ -529,14 +582,15 @@ def collect_cluster(
     finished = {}
     try:
         if unreachable:
-            members = selectors.members_to_scrape(cluster)
+            members = claim.members if claim is not None else selectors.members_to_scrape(cluster)
             pending = set()
             for member in members:
                 result = MemberResult(member=member, error=unreachable)
                 report.members.append(_store_failure(result, ts=ts))
             finished["last_error"] = unreachable[:2000]
         else:
-            members = members_sync(cluster=cluster, gateway=gateway)
+            current = claim.members if claim is not None else None
+            members = members_sync(cluster=cluster, gateway=gateway, current=current)
             leases = _LeaseCount()
             targets = metrics_targets(members, gateway.config.metrics_urls)
             path = gateway.config.metrics_path
@@ -1001,15 +1055,29 @@ def cluster_target(
 
 
 def collect_cluster_id(
-    *, cluster_id: str, row: MonitoredCluster | None = None, record=_READ
+    *,
+    cluster_id: str,
+    row: MonitoredCluster | None = None,
+    record=_READ,
+    claim: Claim | None = None,
 ) -> CycleReport | None:
     """One collection cycle of the monitored cluster record `cluster_id` (None: not monitored);
-    `row` and `record` are its row and record when a round read them ahead."""
-    target = cluster_target(cluster_id=cluster_id, row=row, record=record)
+    `row`, `record` and `claim` are its row, record and lease when a round took them ahead."""
+    try:
+        target = cluster_target(cluster_id=cluster_id, row=row, record=record)
+    except Exception:
+        if claim is not None:  # never keep a lease nobody will use (it lasts LOCK_SECONDS)
+            cluster_lock_release(cluster=row, token=claim.token)
+        raise
     if target is None:
+        if claim is not None:
+            cluster_lock_release(cluster=row, token=claim.token)
         return None
     return collect_cluster(
-        cluster=target.cluster, gateway=target.gateway, unreachable=target.unreachable
+        cluster=target.cluster,
+        gateway=target.gateway,
+        unreachable=target.unreachable,
+        claim=claim,
     )
 
 
@@ -1075,6 +1143,12 @@ class FleetRunner:
         if self._pid != os.getpid():
             self._pid, self._running = os.getpid(), {}
         return _cluster_executor()
+
+    def idle(self, cluster_ids: list[str]) -> list[str]:
+        """The ids of `cluster_ids` with no run of this job still going in this process."""
+        with self._lock:
+            self._executor()
+            return [c for c in cluster_ids if c not in self._running or self._running[c].done()]
 
     def start(self, work, cluster_ids: list[str]) -> dict[str, Future]:
         """Submit `work(cluster_id=…)` for every id not still running; returns the new runs."""
@@ -1198,13 +1272,22 @@ def collect_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
     # early member-sync or rollup date only repeats work that is idempotent.
     rows = selectors.cluster_rows(ids)
     records = monitored_records([cid for cid in ids if cid != DEFAULT_CLUSTER])
+    idle = [rows[cid] for cid in _collect_runner.idle(ids) if cid in rows]
+    claims = cluster_locks_claim(clusters=idle)
 
     def collect(*, cluster_id: str) -> CycleReport | None:
         return collect_cluster_id(
-            cluster_id=cluster_id, row=rows.get(cluster_id), record=records.get(cluster_id)
+            cluster_id=cluster_id,
+            row=rows.get(cluster_id),
+            record=records.get(cluster_id),
+            claim=claims.get(cluster_id),
         )
 
-    return _collect_runner.start(collect, ids)
+    started = _collect_runner.start(collect, ids)
+    for cluster_id, claim in claims.items():
+        if cluster_id not in started:  # still running here after all: give the lease back
+            cluster_lock_release(cluster=rows[cluster_id], token=claim.token)
+    return started
 
 
 def health_probe_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:

@@ -396,3 +396,84 @@ def test_a_health_rounds_queries_do_not_grow_with_the_fleet(etcd_cluster_factory
         counts.append(round_queries())
 
     assert counts[0] == counts[1], counts  # 3 then 5 clusters
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_collection_round_claims_the_leases_ahead_without_waiting_on_a_held_row(
+    etcd_cluster_factory, api_client
+):
+    import threading
+
+    from django.db import connections
+
+    ids = [
+        add_cluster(api_client, etcd_cluster_factory(size=1, point_settings=False).client_urls[0])
+        for _ in range(2)
+    ]
+    finish(services.collect_fleet())  # rows and members made
+    time.sleep(1.05)
+    held = MonitoredCluster.objects.get(name=ids[0])
+    other = connections.create_connection("default")
+    started: dict = {}
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM monitoring_monitoredcluster WHERE id = %s FOR UPDATE", [held.pk]
+            )
+        rows = list(MonitoredCluster.objects.all())
+        claims: dict = {}
+
+        def claim_then_start() -> None:
+            try:
+                claims.update(services.cluster_locks_claim(clusters=rows))
+                # The round's own start must not wait on the held row either (only its
+                # cycle does).
+                started.update(services.collect_fleet())
+            finally:
+                connections.close_all()
+
+        runner = threading.Thread(target=claim_then_start)
+        runner.start()
+        runner.join(timeout=20)
+        assert not runner.is_alive(), "the round waited on a row another transaction holds"
+    finally:
+        other.rollback()
+        other.close()
+    finish(started)
+    for name, claim in claims.items():  # this test's own claims, given back
+        services.cluster_lock_release(
+            cluster=MonitoredCluster.objects.get(name=name), token=claim.token
+        )
+
+    assert held.name not in claims and set(claims) == {"default", ids[1]}
+    assert all(c.members for c in claims.values())
+    # Every cycle of the round ran (the held one took its lease itself once the row was free,
+    # the others found theirs taken by the test's claims and were skipped) and gave it back.
+    assert set(started) == {"default", *ids}
+    assert not MonitoredCluster.objects.exclude(lock_token="").exists()
+    assert Sample.objects.filter(member__cluster__name=held.name).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_collection_round_reads_ahead_in_queries_that_do_not_grow(
+    etcd_cluster_factory, api_client
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for _ in range(2):
+        for _ in range(2):
+            url = etcd_cluster_factory(size=1, point_settings=False).client_urls[0]
+            add_cluster(api_client, url)
+        finish(services.collect_fleet())  # the new clusters' first cycle
+        time.sleep(1.05)
+        with CaptureQueriesContext(connection) as captured:
+            runs = services.collect_fleet(cluster_ids=services.monitored_cluster_ids())
+        finish(runs)
+        assert all(not run.result().skipped for run in runs.values())
+        counts.append(len(captured.captured_queries))
+
+    assert counts[0] == counts[1], counts  # 3 then 5 clusters
+    assert not MonitoredCluster.objects.exclude(lock_token="").exists()

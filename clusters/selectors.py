@@ -112,14 +112,7 @@ def _monitored_record_sql(vendor: str) -> str:
 def monitored_records(cluster_ids: list[str]) -> dict[str, Cluster]:
     """`monitored_record` of many ids in one query (a fleet round): {id: record}, monitored
     ones only."""
-    if not cluster_ids:
-        return {}
-    sql = _monitored_record_sql(connection.vendor).replace(
-        "c.id = %s", f"c.id IN ({', '.join(['%s'] * len(cluster_ids))})"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(cluster_ids))
-        rows = cursor.fetchall()
+    rows = rawsql.rows_in(_monitored_record_sql(connection.vendor), "c.id = %s", cluster_ids)
     records = [rawsql.instance(Cluster, _CONNECTION_FIELDS, row) for row in rows]
     return {record.pk: record for record in records}
 

@@ -74,31 +74,18 @@ def cluster_row(name: str = DEFAULT_CLUSTER) -> MonitoredCluster | None:
 
 def cluster_rows(names: list[str]) -> dict[str, MonitoredCluster]:
     """`cluster_row` of many cluster records (a collection round) in one query: {name: row}."""
-    if not names:
-        return {}
-    sql = _collector_sql("cluster", connection.vendor).replace(
-        "= %s", f"IN ({', '.join(['%s'] * len(names))})"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(names))
-        rows = cursor.fetchall()
+    condition = f"c.{rawsql.column(MonitoredCluster, 'name')} = %s"
+    rows = rawsql.rows_in(_collector_sql("cluster", connection.vendor), condition, names)
     found = [rawsql.instance(MonitoredCluster, _CLUSTER_FIELDS, row) for row in rows]
     return {row.name: row for row in found}
 
 
 def members_to_scrape_of(clusters: list[MonitoredCluster]) -> dict[int, list[Member]]:
     """`members_to_scrape` of many clusters (a collection round) in one query: {row pk: list}."""
-    if not clusters:
-        return {}
-    sql = _collector_sql("members", connection.vendor).replace(
-        "= %s", f"IN ({', '.join(['%s'] * len(clusters))})"
-    )
     by_pk = {cluster.pk: cluster for cluster in clusters}
     found: dict[int, list[Member]] = {pk: [] for pk in by_pk}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(by_pk))
-        rows = cursor.fetchall()
-    for row in rows:
+    condition = f"m.{rawsql.column(Member, 'cluster')} = %s"
+    for row in rawsql.rows_in(_collector_sql("members", connection.vendor), condition, list(by_pk)):
         member = rawsql.instance(Member, _SCRAPE_MEMBER_FIELDS, row)
         member.cluster = by_pk[member.cluster_id]
         found[member.cluster_id].append(member)
@@ -180,7 +167,8 @@ def _probe_rows(cluster_pks: list[int]) -> list[tuple]:
     m = functools.partial(rawsql.column, Member)
     quota = "etcd_server_quota_backend_bytes"
     if connection.vendor == "postgresql":
-        quota_sql = f"m.{m('latest')} -> '{quota}'"
+        # ->> and a cast: Django loads jsonb as text, so `->` would give a string.
+        quota_sql = f"(m.{m('latest')} ->> '{quota}')::double precision"
     else:
         quota_sql = f"json_extract(m.{m('latest')}, '$.{quota}')"
     sql = (

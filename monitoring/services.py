@@ -841,7 +841,7 @@ def health_probe(
     verdict = _verdict(
         cluster, members, quotas, probes, started_at=started_at, unreachable=unreachable
     )
-    _health_write(cluster, started_at, verdict.updates, verdict.summary)
+    _health_write_round([verdict], started_at)
     selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
     verdict.report.duration_ms = (time.monotonic() - started) * 1000
     return verdict.report
@@ -850,77 +850,14 @@ def health_probe(
 def _health_write(
     cluster: MonitoredCluster, started_at: datetime, updates: list[tuple[int, dict]], summary: dict
 ) -> None:
-    """Store one round's member health and cluster verdict, each only where this round is
-    newer than what is stored.
-
-    One statement per row, each its own transaction: a statement updating all members and the
-    cluster at once deadlocked with members_sync (which updates the same rows in another
-    order) in bench/fleet.py. On PostgreSQL the statements are written by hand (the probe runs
-    every few seconds per cluster; compiling ORM updates was most of its CPU).
-    """
-    if connection.vendor != "postgresql":
-        newer_member = Q(probed_at__isnull=True) | Q(probed_at__lt=started_at)
-        for pk, fields in updates:
-            Member.objects.filter(pk=pk).filter(newer_member).update(**fields)
-        MonitoredCluster.objects.filter(pk=cluster.pk).filter(
-            Q(health_at__isnull=True) | Q(health_at__lt=started_at)
-        ).update(health=summary["health"], health_at=started_at, health_summary=summary)
-        return
-    member_sql, cluster_sql = _health_write_sql()
-    with connection.cursor() as cursor:
-        for pk, fields in updates:
-            answered = "last_seen" in fields  # only an answer tells these; else they stay
-            cursor.execute(
-                member_sql,
-                [
-                    str(fields["health"]),
-                    fields["probe_error"],
-                    fields["is_leader"],
-                    started_at,
-                    answered,
-                    fields.get("last_seen"),
-                    answered,
-                    fields.get("etcd_version"),
-                    answered,
-                    fields.get("is_learner", False),
-                    answered,
-                    fields.get("learner_since"),
-                    pk,
-                    started_at,
-                ],
-            )
-        summary_json = MonitoredCluster._meta.get_field("health_summary").get_db_prep_save(
-            summary, connection
-        )
-        cursor.execute(
-            cluster_sql, [str(summary["health"]), started_at, summary_json, cluster.pk, started_at]
-        )
-
-
-@functools.cache
-def _health_write_sql() -> tuple[str, str]:
-    m = functools.partial(rawsql.column, Member)
-    c = functools.partial(rawsql.column, MonitoredCluster)
-    answered = ", ".join(
-        f"{m(name)} = CASE WHEN %s THEN %s{cast} ELSE {m(name)} END"
-        for name, cast in (
-            ("last_seen", "::timestamptz"),
-            ("etcd_version", "::text"),
-            ("is_learner", "::boolean"),
-            ("learner_since", "::timestamptz"),
-        )
-    )
-    member = (
-        f"UPDATE {rawsql.table(Member)} SET {m('health')} = %s, "  # noqa: S608
-        f"{m('probe_error')} = %s, {m('is_leader')} = %s, {m('probed_at')} = %s, {answered} "
-        f"WHERE id = %s AND ({m('probed_at')} IS NULL OR {m('probed_at')} < %s)"
-    )
-    cluster = (
-        f"UPDATE {rawsql.table(MonitoredCluster)} SET {c('health')} = %s, "  # noqa: S608
-        f"{c('health_at')} = %s, {c('health_summary')} = %s "
-        f"WHERE id = %s AND ({c('health_at')} IS NULL OR {c('health_at')} < %s)"
-    )
-    return member, cluster
+    """Store one round's member health and cluster verdict through the ORM (SQLite), each row
+    only where this round is newer than what is stored; PostgreSQL: `_health_write_round`."""
+    newer_member = Q(probed_at__isnull=True) | Q(probed_at__lt=started_at)
+    for pk, fields in updates:
+        Member.objects.filter(pk=pk).filter(newer_member).update(**fields)
+    MonitoredCluster.objects.filter(pk=cluster.pk).filter(
+        Q(health_at__isnull=True) | Q(health_at__lt=started_at)
+    ).update(health=summary["health"], health_at=started_at, health_summary=summary)
 
 
 def _health_write_round(verdicts: list[_Verdict], started_at: datetime) -> None:
@@ -928,7 +865,8 @@ def _health_write_round(verdicts: list[_Verdict], started_at: datetime) -> None:
     for every member, one for every cluster) instead of one per row: rows another transaction
     holds (members_sync's) are skipped rather than waited for, so these statements never take
     part in a deadlock, and the next round writes a skipped row (health_max_age spans three
-    rounds). Elsewhere each cluster is written as `health_probe` writes it."""
+    rounds). `health_probe` stores its one cluster here too. Elsewhere (SQLite) row by row
+    through the ORM (`_health_write`)."""
     if not verdicts:
         return
     if connection.vendor != "postgresql":
@@ -1299,17 +1237,19 @@ def health_probe_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Fut
 
 
 FIRST_WAVE_SECONDS = 0.5
+WAVE_GATHER_SECONDS = 0.05
 
 
 def _probe_round(*, runs: dict[str, Future], handed_off: set[str] | None = None) -> None:
     """One health round of many clusters: every read ahead in a few queries, every member's
     Status at once, the verdicts stored in two statements (PostgreSQL) per wave.
 
-    The first wave stores every cluster that has answered within FIRST_WAVE_SECONDS; the
-    second the rest, as their calls end (at most PROBE_TIMEOUT): a slow or dead cluster never
-    holds back the verdicts of the others. A cluster seen for the first time (no row or no
-    members yet) takes the single-cluster path, which discovers its members, on a pool thread
-    of its own (listed in `handed_off`: it settles its run itself).
+    The first wave stores every cluster that has answered within FIRST_WAVE_SECONDS; later
+    waves the rest, each as soon as some cluster's calls have all ended (at most
+    PROBE_TIMEOUT): a slow or dead cluster never holds back the verdicts of the others. A
+    cluster seen for the first time (no row or no members yet) takes the single-cluster path,
+    which discovers its members, on a pool thread of its own (listed in `handed_off`: it
+    settles its run itself).
     """
     started_at = datetime.now(UTC)
     started = time.monotonic()
@@ -1346,37 +1286,50 @@ def _probe_round(*, runs: dict[str, Future], handed_off: set[str] | None = None)
             for member in known.members
         ]
         calls[cluster_id] = (target, known, futures)
-    wait([f for *_, futures in calls.values() for f in futures], timeout=FIRST_WAVE_SECONDS)
-    first = [cid for cid, (*_, futures) in calls.items() if all(f.done() for f in futures)]
-    for wave in (first, [cid for cid in calls if cid not in first]):
-        if not wave:
-            continue
-        verdicts = []
-        for cluster_id in wave:
-            target, known, futures = calls[cluster_id]
-            probes = [future.result() for future in futures]
-            verdicts.append(
-                _verdict(
-                    target.cluster,
-                    known.members,
-                    known.quotas,
-                    probes,
-                    started_at=started_at,
-                    unreachable=target.unreachable,
-                )
+    first_wave = True
+    while calls:
+        going = [f for *_, futures in calls.values() for f in futures if not f.done()]
+        if going and first_wave:
+            wait(going, timeout=FIRST_WAVE_SECONDS)
+        elif going:
+            wait(going, return_when=FIRST_COMPLETED)
+            time.sleep(WAVE_GATHER_SECONDS)  # let answers due together share the write
+        first_wave = False
+        wave = [cid for cid, (*_, futures) in calls.items() if all(f.done() for f in futures)]
+        if wave:
+            _probe_wave_store({cid: calls.pop(cid) for cid in wave}, runs, started_at, started)
+
+
+def _probe_wave_store(
+    wave: dict[str, tuple], runs: dict[str, Future], started_at: datetime, started: float
+) -> None:
+    """Store the verdicts of the clusters whose every member answered or failed, and settle
+    their runs."""
+    verdicts = []
+    for target, known, futures in wave.values():
+        probes = [future.result() for future in futures]
+        verdicts.append(
+            _verdict(
+                target.cluster,
+                known.members,
+                known.quotas,
+                probes,
+                started_at=started_at,
+                unreachable=target.unreachable,
             )
-        try:
-            _health_write_round(verdicts, started_at)
-        except Exception as exc:
-            logger.exception("storing a health round of %d clusters failed", len(wave))
-            for cluster_id in wave:
-                runs[cluster_id].set_exception(exc)
-            continue
-        selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
-        duration_ms = (time.monotonic() - started) * 1000
-        for cluster_id, verdict in zip(wave, verdicts, strict=True):
-            verdict.report.duration_ms = duration_ms
-            runs[cluster_id].set_result(verdict.report)
+        )
+    try:
+        _health_write_round(verdicts, started_at)
+    except Exception as exc:
+        logger.exception("storing a health round of %d clusters failed", len(wave))
+        for cluster_id in wave:
+            runs[cluster_id].set_exception(exc)
+        return
+    selectors.forget_latest_json()  # /api/current's `stale` follows the member's health
+    duration_ms = (time.monotonic() - started) * 1000
+    for cluster_id, verdict in zip(wave, verdicts, strict=True):
+        verdict.report.duration_ms = duration_ms
+        runs[cluster_id].set_result(verdict.report)
 
 
 # --- panel layout ---------------------------------------------------------------------------------

@@ -49,6 +49,9 @@ RETRY_DELAYS = (0.5, 1, 2, 5, 10)
 # followed there is a progress note every PROGRESS_AFTER seconds, so one connection serves the
 # whole process (80 idle clusters used to hold 81 of PostgreSQL's default 100).
 DB_IDLE_CLOSE = 3 * PROGRESS_AFTER
+# Progress notes (liveness for the health check, which allows 60 s) wait this long to be
+# written together with the other clusters' notes in one statement.
+NOTES_DELAY = PROGRESS_AFTER / 2
 _ENDED = object()
 _STOP = object()
 
@@ -76,8 +79,12 @@ class DatabaseThread:
     connection is open, so an idle process never wakes it.
     """
 
-    def __init__(self, *, idle_close: float = DB_IDLE_CLOSE):
+    def __init__(self, *, idle_close: float = DB_IDLE_CLOSE, notes_delay: float = NOTES_DELAY):
         self.idle_close = idle_close
+        self.notes_delay = notes_delay
+        self._notes: dict[str, int] = {}
+        self._noted: dict[str, int] = {}  # the last etcd revision noted per cluster
+        self._notes_due: asyncio.TimerHandle | None = None
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="journal-db", daemon=True)
         self._thread.start()
@@ -86,6 +93,25 @@ class DatabaseThread:
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._jobs.put((future, fn, args, kwargs))
         return await asyncio.wrap_future(future)
+
+    def note_progress(self, cluster_id: str, etcd_revision: int) -> None:
+        """Note a progress reply (`services.journal_progress_notes`) within NOTES_DELAY, with
+        whatever other clusters noted meanwhile; from the loop that made this object."""
+        revisions = self._notes
+        revisions[cluster_id] = max(etcd_revision, revisions.get(cluster_id, 0))
+        if self._notes_due is None:
+            loop = asyncio.get_running_loop()
+            self._notes_due = loop.call_later(self.notes_delay, self._flush_notes)
+
+    def _flush_notes(self) -> None:
+        revisions, self._notes, self._notes_due = self._notes, {}, None
+        if not revisions:
+            return
+        # A revision no higher than the one noted before changes nothing (GREATEST): skip it.
+        moved = {c for c, r in revisions.items() if r > self._noted.get(c, 0)}
+        self._noted.update((c, revisions[c]) for c in moved)
+        notes = {"etcd_revisions": revisions, "moved": moved}
+        self._jobs.put((None, services.journal_progress_notes, (), notes))
 
     def _serve(self) -> None:
         try:
@@ -99,6 +125,13 @@ class DatabaseThread:
                 if job is _STOP:
                     return
                 future, fn, args, kwargs = job
+                if future is None:  # nobody waits for the notes: a failure is only logged
+                    try:
+                        fn(*args, **kwargs)
+                    except DatabaseError as exc:
+                        close_old_connections()
+                        logger.warning("journal: progress notes not stored: %s", exc)
+                    continue
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
@@ -111,7 +144,11 @@ class DatabaseThread:
             connection.close()  # this thread's own connection: nobody else will close it
 
     def close(self) -> None:
-        """Finish the queued jobs, close the connection and end the thread."""
+        """Store the pending notes, finish the queued jobs, close the connection and end the
+        thread."""
+        if self._notes_due is not None:
+            self._notes_due.cancel()
+        self._flush_notes()
         self._jobs.put(_STOP)
         self._thread.join()
 
@@ -220,34 +257,31 @@ class ClusterJournal:
         arrivals: asyncio.Queue = asyncio.Queue(maxsize=64)
         heard = [time.monotonic()]
         reader = asyncio.create_task(
-            self._read(watch, arrivals, heard), name=f"journal-watch-{self.cluster_id}"
+            self._read(watch, arrivals, heard, db), name=f"journal-watch-{self.cluster_id}"
         )
         asked_progress_at = None
         try:
             while True:
-                if asked_progress_at is None:
-                    deadline = heard[0] + self.progress_after
-                else:
-                    deadline = asked_progress_at + self.progress_after
+                unanswered = asked_progress_at is not None and heard[0] < asked_progress_at
+                deadline = (asked_progress_at if unanswered else heard[0]) + self.progress_after
                 try:
                     first = await asyncio.wait_for(
                         arrivals.get(), max(deadline - time.monotonic(), 0)
                     )
                 except TimeoutError:
                     now = time.monotonic()
-                    if asked_progress_at is None:
-                        if now - heard[0] >= self.progress_after:
-                            await watch.request_progress()
-                            asked_progress_at = now
-                    elif now - asked_progress_at >= self.progress_after:
+                    unanswered = asked_progress_at is not None and heard[0] < asked_progress_at
+                    if unanswered and now - asked_progress_at >= self.progress_after:
                         # A hung member keeps the connection open: try the others first.
                         reason = "the watch stream went silent"
                         gateway.gateway.report_unavailable(watch.endpoint, reason)
                         raise EtcdUnavailable(
                             f"{watch.endpoint}: {reason}", endpoint=watch.endpoint
                         ) from None
+                    if not unanswered and now - heard[0] >= self.progress_after:
+                        await watch.request_progress()
+                        asked_progress_at = now
                     continue
-                asked_progress_at = None
                 await self._store([first], arrivals, db)
         finally:
             watch.close()
@@ -281,18 +315,21 @@ class ClusterJournal:
                     policy=self.policy,
                 )
             else:
-                await db.run(
-                    services.journal_progress_note, cluster_id=self.cluster_id, etcd_revision=newest
-                )
+                db.note_progress(self.cluster_id, newest)
         if failure is _ENDED:
             raise EtcdUnavailable("the watch stream ended")
         if failure is not None:
             raise failure
 
-    async def _read(self, watch, arrivals: asyncio.Queue, heard: list) -> None:
+    async def _read(self, watch, arrivals: asyncio.Queue, heard: list, db: DatabaseThread) -> None:
         try:
             async for batch in watch:
                 heard[0] = time.monotonic()
+                if not batch.events and arrivals.empty():
+                    # An answer with nothing to store (created, progress): noted from here, the
+                    # worker sleeps on (an idle cluster's whole cycle is one request, one reply).
+                    db.note_progress(self.cluster_id, batch.revision)
+                    continue
                 await arrivals.put(batch)
         except EtcdError as exc:
             await arrivals.put(exc)

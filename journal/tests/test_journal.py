@@ -415,3 +415,44 @@ def test_a_cluster_switched_to_monitored_is_journaled_under_its_own_id(
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_the_process_needs_no_thread_per_followed_cluster(etcd_cluster_factory, tmp_path):
+    """Every cluster is a coroutine on the process's one loop: following six clusters takes no
+    more threads than following one (the sync watch took three per cluster, each waking up
+    several times a second while etcd was quiet)."""
+    from clusters.models import Cluster
+
+    default = etcd_cluster_factory(size=1)
+    others = [etcd_cluster_factory(size=1, point_settings=False) for _ in range(5)]
+    now = timezone.now()
+    records = [
+        Cluster.objects.create(
+            id=f"thread-test-{i}",
+            name=f"thread test {i}",
+            endpoints=cluster.client_urls,
+            monitored=False,
+            created_at=now,
+            updated_at=now,
+        )
+        for i, cluster in enumerate(others)
+    ]
+    process = _journal_process(default, tmp_path, "journal-threads", "--rescan", "0.5")
+    try:
+        _started()
+        time.sleep(1)  # gRPC starts its own threads with the first channel
+        with_one = _threads(process.pid)
+        Cluster.objects.filter(pk__in=[r.id for r in records]).update(monitored=True)
+        for record in records:
+            _wait_for(lambda r=record: journal_position(cluster_id=r.id), what=f"{record.id}")
+        time.sleep(1)
+        with_six = _threads(process.pid)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=15) == 0
+
+    assert with_six - with_one < len(others), (with_one, with_six)

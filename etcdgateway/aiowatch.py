@@ -20,6 +20,7 @@ from pyetcd import etcdrpc
 from etcdgateway.client import channel_settings
 from etcdgateway.cluster import ClusterGateway
 from etcdgateway.errors import (
+    INVALID_TOKEN_MARKERS,
     EtcdError,
     EtcdPermissionDenied,
     EtcdUnavailable,
@@ -246,12 +247,9 @@ class AsyncGateway:
                 raise EtcdUnavailable(
                     f"{connected.endpoint}: the watch stream ended", endpoint=connected.endpoint
                 )
-            if (
-                first.canceled
-                and self.config.has_auth
-                and "permission denied" in (first.cancel_reason or "")
-            ):
-                # etcd refuses a watch of an expired token this way: renew it once.
+            reason = first.cancel_reason or ""
+            if first.canceled and self.config.has_auth and _invalid_token_reason(reason):
+                # etcd refuses a watch of an expired token by cancelling it: renew it once.
                 call.cancel()
                 raise _InvalidToken
             return AsyncWatch(call, connected.endpoint, first)
@@ -262,6 +260,10 @@ class AsyncGateway:
         """Close every channel (on the loop that made them)."""
         for endpoint in list(self._endpoints):
             await self._drop(endpoint)
+
+
+def _invalid_token_reason(reason: str) -> bool:
+    return any(marker in reason for marker in INVALID_TOKEN_MARKERS)
 
 
 class _InvalidToken(Exception):

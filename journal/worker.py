@@ -199,8 +199,12 @@ class ClusterJournal:
         try:
             while True:
                 try:
-                    if gateway is None:
-                        gateway = AsyncGateway(await db.run(self.gateway_factory, self.cluster_id))
+                    # Read again at every (re)connect: an edited record's endpoints count.
+                    configured = await db.run(self.gateway_factory, self.cluster_id)
+                    if gateway is None or gateway.gateway is not configured:
+                        if gateway is not None:
+                            await gateway.close()
+                        gateway = AsyncGateway(configured)
                     await self._follow(gateway, db)
                     failures = 0
                 except EtcdWatchCompacted as exc:

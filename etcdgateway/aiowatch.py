@@ -67,7 +67,9 @@ class AsyncWatch:
                     raise StopAsyncIteration from None
                 raise translate(exc, endpoint=self.endpoint) from exc
             except asyncio.CancelledError:
-                if self._closed:
+                # The call cancelled by `close()` ends the iteration; the task's own
+                # cancellation must stay one.
+                if self._closed and not asyncio.current_task().cancelling():
                     raise StopAsyncIteration from None
                 raise
             if response is grpc.aio.EOF:

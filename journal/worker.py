@@ -2,8 +2,8 @@
 
 Every followed cluster is a coroutine on one event loop (`manage.py journal` runs all of them on
 its main thread), and every database call goes through one `DatabaseThread`: an idle cluster
-costs no thread and no wake-up (the sync watch cost three threads and ten wake-ups a second per
-cluster; measured in docs/PERFORMANCE.md). `ClusterJournal.run()` still follows one cluster from
+costs no thread and wakes only to ask etcd for progress (the sync watch cost three threads and
+ten wake-ups a second per cluster; measured in docs/PERFORMANCE.md). `ClusterJournal.run()` still follows one cluster from
 a thread of its own (tests, bench/journal.py) on a private loop.
 
 Per cluster a reader task moves the watch stream into a bounded queue; the worker drains
@@ -14,12 +14,14 @@ full the reader stops reading and gRPC's flow control holds etcd back, never mem
 Failures: an unavailable member or a broken stream → reconnect (another endpoint first) from
 the cursor; compaction past the cursor → a gap row, then resync from etcd's oldest kept
 revision; a silent stream (a paused member) is found by asking for progress after
-`PROGRESS_AFTER` quiet seconds and dropped when no answer comes within `PROGRESS_AFTER` more.
+`PROGRESS_AFTER` quiet seconds (up to half that more: idle clusters ask together, on a shared
+grid) and dropped when no answer comes within `PROGRESS_AFTER` more.
 """
 
 import asyncio
 import concurrent.futures
 import logging
+import math
 import queue
 import threading
 import time
@@ -267,7 +269,13 @@ class ClusterJournal:
         try:
             while True:
                 unanswered = asked_progress_at is not None and heard[0] < asked_progress_at
-                deadline = (asked_progress_at if unanswered else heard[0]) + self.progress_after
+                if unanswered:
+                    deadline = asked_progress_at + self.progress_after
+                else:
+                    # Rounded up to a grid every cluster shares: idle clusters ask together, so
+                    # the loop, gRPC's threads and the notes wake once for all of them.
+                    grid = self.progress_after / 2
+                    deadline = math.ceil((heard[0] + self.progress_after) / grid) * grid
                 try:
                     first = await asyncio.wait_for(
                         arrivals.get(), max(deadline - time.monotonic(), 0)

@@ -3,8 +3,8 @@
 Every followed cluster is a coroutine on one event loop (`manage.py journal` runs all of them on
 its main thread), and every database call goes through one `DatabaseThread`: an idle cluster
 costs no thread and wakes only to ask etcd for progress (the sync watch cost three threads and
-ten wake-ups a second per cluster; measured in docs/PERFORMANCE.md). `ClusterJournal.run()` still follows one cluster from
-a thread of its own (tests, bench/journal.py) on a private loop.
+ten wake-ups a second per cluster; measured in docs/PERFORMANCE.md). `ClusterJournal.run()`
+still follows one cluster from a thread of its own (tests, bench/journal.py) on a private loop.
 
 Per cluster a reader task moves the watch stream into a bounded queue; the worker drains
 whatever has arrived (up to `max_batch` events) into one transaction. Under load the batches

@@ -25,7 +25,7 @@ from django.utils import timezone
 from etcdgateway import EtcdError, WatchEvent, cluster_gateway
 from journal import services
 from journal.models import JournalCursor, JournalEvent, JournalGap
-from journal.selectors import journal_events, journal_gaps, journal_position
+from journal.selectors import journal_events, journal_gaps, journal_position, journal_stale
 from journal.services import JournalPolicy
 from journal.worker import ClusterJournal, current_revision
 from tests.etcdctl import etcdctl
@@ -347,6 +347,18 @@ def test_the_health_check_fails_until_the_journal_follows(cluster):
     JournalCursor.objects.update(updated_at=timezone.now() - timedelta(minutes=5))
     with pytest.raises(CommandError):
         call_command("journal", "--health", "60")
+
+
+def test_an_idle_journal_keeps_noting_that_it_follows(cluster):
+    """Nothing changes in etcd: the progress replies alone keep the cursor fresh, so the health
+    check passes."""
+    with worker_thread(progress_after=0.5):
+        _started()
+        JournalCursor.objects.update(updated_at=timezone.now() - timedelta(minutes=5))
+        _wait_for(
+            lambda: not journal_stale(cluster_ids=["default"], max_age=timedelta(seconds=60)),
+            what="a progress note",
+        )
 
 
 def test_a_hung_member_under_the_watch_is_left_for_another_without_loss(etcd_cluster_factory):

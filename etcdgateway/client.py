@@ -79,6 +79,30 @@ def presented_certificate(host: str, port: int, config: ClusterConfig) -> tuple[
     return ssl.DER_cert_to_PEM_cert(der).encode(), name
 
 
+def channel_settings(
+    endpoint: str, config: ClusterConfig
+) -> tuple[str, int, grpc.ChannelCredentials | None, list[tuple]]:
+    """(host, port, credentials, options) of a gRPC channel to `endpoint`: TLS (credentials
+    None: plaintext), the server name override and our options. Shared by the sync client and
+    the asyncio watch (`etcdgateway.aiowatch`); blocks for a TLS handshake when
+    `insecure_skip_verify` asks to trust the presented certificate."""
+    host, port, secure = split_endpoint(endpoint)
+    credentials = None
+    options = list(GRPC_OPTIONS)
+    server_name = config.server_name
+    if secure:
+        ca_bundle, client_key, client_cert = config.read_tls_files()
+        if config.insecure_skip_verify:
+            # gRPC cannot switch verification off: trust whatever certificate the server
+            # presents right now, under the name it carries.
+            ca_bundle, presented_name = presented_certificate(host, port, config)
+            server_name = server_name or presented_name
+        credentials = grpc.ssl_channel_credentials(ca_bundle, client_key, client_cert)
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return host, port, credentials, options
+
+
 # etcd's AlarmType enum by wire value (pyetcd's 3.3-era protos lack CORRUPT).
 ALARM_NAMES = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
 ALARM_VALUES = {name: value for value, name in ALARM_NAMES.items()}
@@ -230,22 +254,14 @@ class EtcdClient:
         self._lock = threading.Lock()
 
     def _build(self) -> pyetcd.MultiEndpointEtcd3Client:
-        host, port, secure = split_endpoint(self.endpoint)
-        credentials = None
-        options = list(GRPC_OPTIONS)
-        server_name = self.config.server_name
-        if secure:
-            ca_bundle, client_key, client_cert = self.config.read_tls_files()
-            if self.config.insecure_skip_verify:
-                # gRPC cannot switch verification off: trust whatever certificate the server
-                # presents right now, under the name it carries.
-                ca_bundle, presented_name = presented_certificate(host, port, self.config)
-                server_name = server_name or presented_name
-            credentials = grpc.ssl_channel_credentials(ca_bundle, client_key, client_cert)
-        if server_name:
-            options.append(("grpc.ssl_target_name_override", server_name))
+        host, port, credentials, options = channel_settings(self.endpoint, self.config)
         endpoint = pyetcd.Endpoint(
-            host, port, secure=secure, creds=credentials, time_retry=0, opts=options
+            host,
+            port,
+            secure=credentials is not None,
+            creds=credentials,
+            time_retry=0,
+            opts=options,
         )
         raw = pyetcd.MultiEndpointEtcd3Client(
             endpoints=[endpoint],

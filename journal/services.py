@@ -166,12 +166,21 @@ def journal_events_store(
     return len(rows)
 
 
-def journal_progress_note(*, cluster_id: str, etcd_revision: int) -> None:
-    """The watch answered without events (created, or a progress reply): note etcd's revision
-    and that the worker is alive (`updated_at`, which the health check reads)."""
-    JournalCursor.objects.filter(cluster_id=cluster_id).update(
-        etcd_revision=Greatest("etcd_revision", Value(etcd_revision)), updated_at=timezone.now()
-    )
+def journal_progress_notes(*, etcd_revisions: dict[str, int], moved: set[str]) -> None:
+    """Watches answered without events (created, or a progress reply): note that each cluster's
+    worker is alive (`updated_at`, which the health check reads), and etcd's revision of the
+    clusters in `moved` (those whose revision grew since their last note: an idle cluster's
+    does not). Two statements for every cluster at once (the journal gathers its idle clusters'
+    notes: one UPDATE each was most of an idle cluster's cost)."""
+    if not etcd_revisions:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        JournalCursor.objects.filter(cluster_id__in=list(etcd_revisions)).update(updated_at=now)
+        for cluster_id in moved:
+            JournalCursor.objects.filter(cluster_id=cluster_id).update(
+                etcd_revision=Greatest("etcd_revision", Value(etcd_revisions[cluster_id]))
+            )
 
 
 def journal_gap_record(*, cluster_id: str, compact_revision: int) -> JournalGap | None:

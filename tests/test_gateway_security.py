@@ -1,5 +1,7 @@
-"""The gateway against etcd with auth enabled and against an mTLS-only member."""
+"""The gateway against etcd with auth enabled and against an mTLS-only member, the sync calls
+and the asyncio watch (the journal's) alike."""
 
+import asyncio
 import time
 
 import httpx
@@ -13,6 +15,7 @@ from etcdgateway import (
     EtcdUnavailable,
     cluster_gateway,
 )
+from etcdgateway.aiowatch import AsyncGateway
 from tests.etcdctl import etcdctl
 
 
@@ -145,3 +148,63 @@ def test_untrusted_server_certificate_is_refused_unless_verification_is_skipped(
         assert http.get(f"{cluster.client_urls[0]}/health").status_code == 200
     assert skipping.status().version.startswith("3.")
     assert "etcd_server_has_leader" in skipping.scraper().fetch(cluster.client_urls[0], "/metrics")
+
+
+def _watched(config: ClusterConfig, key: bytes, *, sleep: float = 0) -> list[bytes]:
+    """Put `key`, then read it back through the asyncio watch (the journal's) from its
+    revision: the values of the first batch with events. With `sleep`, a second watch is opened
+    on the same gateway that long after the first (past an auth token's TTL)."""
+    revision = cluster_gateway(config).put(key, b"watched", ttl=None)
+
+    async def follow() -> list[bytes]:
+        gateway = AsyncGateway(cluster_gateway(config))
+        try:
+            for delay in (0, sleep) if sleep else (0,):
+                await asyncio.sleep(delay)
+                watch = await gateway.watch(key, start_revision=revision)
+                try:
+                    batch = await watch.next()
+                    while not batch.events:  # the created reply
+                        batch = await watch.next()
+                finally:
+                    watch.close()
+            return [event.value for event in batch.events]
+        finally:
+            await gateway.close()
+
+    return asyncio.run(follow())
+
+
+def test_the_asyncio_watch_authenticates_and_renews_an_expired_token(auth_cluster):
+    config = ClusterConfig(
+        endpoints=tuple(auth_cluster.client_urls), username="root", password="rootpw"
+    )
+
+    assert _watched(config, b"/allowed/aio", sleep=2.5) == [b"watched"]
+
+    wrong = ClusterConfig(endpoints=config.endpoints, username="root", password="wrong")
+    with pytest.raises(EtcdAuthFailed):
+        asyncio.run(_revision(wrong))
+
+
+async def _revision(config: ClusterConfig) -> int:
+    gateway = AsyncGateway(cluster_gateway(config))
+    try:
+        return await gateway.revision()
+    finally:
+        await gateway.close()
+
+
+def test_the_asyncio_watch_speaks_mtls_and_can_skip_verification(tls_cluster):
+    cluster, files = tls_cluster
+    common = dict(
+        endpoints=tuple(cluster.client_urls),
+        client_cert=str(files.client_cert),
+        client_key=str(files.client_key),
+    )
+
+    assert _watched(ClusterConfig(**common, ca_cert=str(files.ca)), b"/aio-tls") == [b"watched"]
+    skipping = ClusterConfig(**common, insecure_skip_verify=True)
+    assert asyncio.run(_revision(skipping)) > 0
+    with pytest.raises(EtcdUnavailable):  # the system CAs do not know our test CA
+        asyncio.run(_revision(ClusterConfig(**common, connect_timeout=2.0)))

@@ -25,7 +25,7 @@ from django.utils import timezone
 from etcdgateway import EtcdError, WatchEvent, cluster_gateway
 from journal import services
 from journal.models import JournalCursor, JournalEvent, JournalGap
-from journal.selectors import journal_events, journal_gaps, journal_position
+from journal.selectors import journal_events, journal_gaps, journal_position, journal_stale
 from journal.services import JournalPolicy
 from journal.worker import ClusterJournal, current_revision
 from tests.etcdctl import etcdctl
@@ -349,6 +349,18 @@ def test_the_health_check_fails_until_the_journal_follows(cluster):
         call_command("journal", "--health", "60")
 
 
+def test_an_idle_journal_keeps_noting_that_it_follows(cluster):
+    """Nothing changes in etcd: the progress replies alone keep the cursor fresh, so the health
+    check passes."""
+    with worker_thread(progress_after=0.5):
+        _started()
+        JournalCursor.objects.update(updated_at=timezone.now() - timedelta(minutes=5))
+        _wait_for(
+            lambda: not journal_stale(cluster_ids=["default"], max_age=timedelta(seconds=60)),
+            what="a progress note",
+        )
+
+
 def test_a_hung_member_under_the_watch_is_left_for_another_without_loss(etcd_cluster_factory):
     cluster = etcd_cluster_factory(size=3)
     with worker_thread(progress_after=1.0) as worker:
@@ -415,3 +427,44 @@ def test_a_cluster_switched_to_monitored_is_journaled_under_its_own_id(
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_the_process_needs_no_thread_per_followed_cluster(etcd_cluster_factory, tmp_path):
+    """Every cluster is a coroutine on the process's one loop: following six clusters takes no
+    more threads than following one (the sync watch took three per cluster, each waking up
+    several times a second while etcd was quiet)."""
+    from clusters.models import Cluster
+
+    default = etcd_cluster_factory(size=1)
+    others = [etcd_cluster_factory(size=1, point_settings=False) for _ in range(5)]
+    now = timezone.now()
+    records = [
+        Cluster.objects.create(
+            id=f"thread-test-{i}",
+            name=f"thread test {i}",
+            endpoints=cluster.client_urls,
+            monitored=False,
+            created_at=now,
+            updated_at=now,
+        )
+        for i, cluster in enumerate(others)
+    ]
+    process = _journal_process(default, tmp_path, "journal-threads", "--rescan", "0.5")
+    try:
+        _started()
+        time.sleep(1)  # gRPC starts its own threads with the first channel
+        with_one = _threads(process.pid)
+        Cluster.objects.filter(pk__in=[r.id for r in records]).update(monitored=True)
+        for record in records:
+            _wait_for(lambda r=record: journal_position(cluster_id=r.id), what=f"{record.id}")
+        time.sleep(1)
+        with_six = _threads(process.pid)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=15) == 0
+
+    assert with_six - with_one < len(others), (with_one, with_six)

@@ -1,25 +1,26 @@
 """`manage.py journal [--cluster ID ...]`: watch each monitored cluster and store every change.
 
-One long-running process: a worker thread per cluster (default: every monitored cluster record,
-re-read every RESCAN_SECONDS), each resuming from its stored cursor. SIGTERM or SIGINT stops it
-cleanly; a kill at any moment loses nothing (the cursor moves in the same transaction as the
-events). Embedded mode runs it as a child of `runmonitor`; with a broker it is its own process
-(compose `journal`).
+One long-running process: a coroutine per cluster on one event loop, one thread for the database
+(`journal.worker`; an idle cluster costs no thread and no wake-up), following every monitored
+cluster record (re-read every RESCAN_SECONDS) unless --cluster names some, each resuming from its
+stored cursor. SIGTERM or SIGINT stops it cleanly; a kill at any moment loses nothing (the
+cursor moves in the same transaction as the events). Embedded mode runs it as a child of
+`runmonitor`; with a broker it is its own process (compose `journal`).
 """
 
+import asyncio
 import logging
 import os
 import signal
-import threading
 import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 from journal.selectors import journal_clusters, journal_stale
-from journal.worker import ClusterJournal
+from journal.worker import ClusterJournal, DatabaseThread
 
 logger = logging.getLogger(__name__)
 RESCAN_SECONDS = 30
@@ -69,45 +70,57 @@ class Command(BaseCommand):
                 raise CommandError(f"journal not following: {', '.join(stale)}")
             self.stdout.write("journal: following " + ", ".join(clusters))
             return
-        stop = threading.Event()
+        asyncio.run(
+            self._follow(
+                clusters,
+                follow_records=not options.get("clusters_given"),
+                rescan=rescan,
+                parent_pid=parent_pid,
+            )
+        )
+
+    async def _follow(
+        self, clusters: list[str], *, follow_records: bool, rescan: float, parent_pid: int
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        # Without --cluster the set follows the records: a cluster switched to monitored (or
-        # added) gets a worker within RESCAN_SECONDS, one no longer monitored loses its worker.
-        follow_records = not options.get("clusters_given")
-        running: dict[str, tuple[threading.Thread, threading.Event]] = {}
-        self._reconcile(running, clusters)
+            loop.add_signal_handler(signum, stop.set)
+        db = DatabaseThread()
+        running: dict[str, asyncio.Task] = {}
+        self._reconcile(running, clusters, db)
         self.stdout.write(f"journal: following {', '.join(clusters)}", ending="\n")
         self.stdout.flush()
+        # Without --cluster the set follows the records: a cluster switched to monitored (or
+        # added) gets a worker within `rescan` seconds, one no longer monitored loses its
+        # worker. The parent check is the only once-a-second wake-up, and only when embedded.
+        tick = min(1.0, rescan) if parent_pid else rescan
         last_scan = time.monotonic()
-        while not stop.wait(1.0):
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), tick)
+                break
+            except TimeoutError:
+                pass
             if parent_pid and os.getppid() != parent_pid:
                 logger.warning("journal: runmonitor (pid %d) is gone; stopping", parent_pid)
-                stop.set()
-            elif follow_records and time.monotonic() - last_scan >= rescan:
+                break
+            if follow_records and time.monotonic() - last_scan >= rescan:
                 last_scan = time.monotonic()
                 try:
-                    self._reconcile(running, journal_clusters())
+                    self._reconcile(running, await db.run(journal_clusters), db)
                 except DatabaseError as exc:
                     logger.warning("journal: cannot read the cluster records: %s", exc)
-                finally:
-                    connection.close()
-        for _thread, own_stop in running.values():
-            own_stop.set()
-        for thread, _ in running.values():
-            thread.join()
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+        db.close()
 
-    def _reconcile(self, running: dict, wanted: list[str]) -> None:
+    def _reconcile(self, running: dict, wanted: list[str], db: DatabaseThread) -> None:
         for cluster_id in [c for c in running if c not in wanted]:
-            _thread, own_stop = running.pop(cluster_id)
-            own_stop.set()
+            running.pop(cluster_id).cancel()
             logger.info("journal %s: no longer monitored; its worker stops", cluster_id)
         for cluster_id in [c for c in wanted if c not in running]:
-            own_stop = threading.Event()
-            thread = threading.Thread(
-                target=ClusterJournal(cluster_id=cluster_id, stop=own_stop).run,
-                name=f"journal-{cluster_id}",
-                daemon=True,
+            running[cluster_id] = asyncio.create_task(
+                ClusterJournal(cluster_id=cluster_id).follow(db), name=f"journal-{cluster_id}"
             )
-            thread.start()
-            running[cluster_id] = (thread, own_stop)

@@ -233,32 +233,42 @@ def members_sync(
         default_id = previous_default.member_id if previous_default else None
     if default_id is None and listed:
         default_id = listed[0].id_str
+    wanted = {}
+    for info in listed:
+        # A member added but not started yet has no client URL: nothing to scrape.
+        scrape_url = normalise_endpoint(info.client_urls[0]) if info.client_urls else ""
+        if scrape_url and cluster.name != DEFAULT_CLUSTER:
+            # Anyone's cluster may advertise any URL: it passes the egress rules first.
+            scrape_url = _allowed_url(scrape_url)
+        if info.id_str == default_id:
+            # The configured endpoint is reachable from here even when the advertised
+            # URL (a container hostname, say) is not.
+            scrape_url = cluster.endpoints[0]
+        wanted[info.id_str] = {
+            "name": info.name,
+            "client_urls": list(info.client_urls),
+            "peer_urls": list(info.peer_urls),
+            "scrape_url": scrape_url,
+            "is_learner": info.is_learner,
+            "is_default": info.id_str == default_id,
+            "in_cluster": True,
+        }
+    if _members_unchanged(current, wanted, now=now):
+        # The usual case every 60 s: nothing to write but the sync's date (one statement
+        # instead of a transaction of per-member upserts and a reload of every member).
+        MonitoredCluster.objects.filter(pk=cluster.pk).update(
+            last_member_sync=now, last_reached_at=now, last_error=""
+        )
+        cluster.last_member_sync = cluster.last_reached_at = now
+        cluster.last_error = ""
+        return current
     seen = []
     with transaction.atomic():
-        for info in listed:
-            # A member added but not started yet has no client URL: nothing to scrape.
-            scrape_url = normalise_endpoint(info.client_urls[0]) if info.client_urls else ""
-            if scrape_url and cluster.name != DEFAULT_CLUSTER:
-                # Anyone's cluster may advertise any URL: it passes the egress rules first.
-                scrape_url = _allowed_url(scrape_url)
-            if info.id_str == default_id:
-                # The configured endpoint is reachable from here even when the advertised
-                # URL (a container hostname, say) is not.
-                scrape_url = cluster.endpoints[0]
+        for member_id, defaults in wanted.items():
             member, _ = Member.objects.update_or_create(
-                cluster=cluster,
-                member_id=info.id_str,
-                defaults={
-                    "name": info.name,
-                    "client_urls": list(info.client_urls),
-                    "peer_urls": list(info.peer_urls),
-                    "scrape_url": scrape_url,
-                    "is_learner": info.is_learner,
-                    "is_default": info.id_str == default_id,
-                    "in_cluster": True,
-                },
+                cluster=cluster, member_id=member_id, defaults=defaults
             )
-            since = member.learner_since_at(is_learner=info.is_learner, now=now)
+            since = member.learner_since_at(is_learner=defaults["is_learner"], now=now)
             if since != member.learner_since:
                 member.learner_since = since
                 member.save(update_fields=["learner_since"])
@@ -269,6 +279,21 @@ def members_sync(
         cluster.last_error = ""
         cluster.save(update_fields=["last_member_sync", "last_reached_at", "last_error"])
     return list(cluster.members.filter(in_cluster=True))
+
+
+def _members_unchanged(current: list[Member], wanted: dict[str, dict], *, now) -> bool:
+    """Whether the stored members (`current`, those in the cluster) are exactly the listed
+    ones with the same fields, learner dates included."""
+    if {m.member_id for m in current} != set(wanted):
+        return False
+    for member in current:
+        fields = wanted[member.member_id]
+        if any(getattr(member, name) != value for name, value in fields.items()):
+            return False
+        since = member.learner_since_at(is_learner=fields["is_learner"], now=now)
+        if since != member.learner_since:
+            return False
+    return True
 
 
 def _allowed_url(url: str) -> str:

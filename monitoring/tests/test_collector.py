@@ -61,6 +61,32 @@ def test_collect_discovers_members_with_decimal_ids_and_one_default(
 
 
 @pytest.mark.django_db
+def test_a_member_list_that_did_not_change_writes_only_the_sync_date(etcd_cluster):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from monitoring import selectors
+
+    services.collect_cluster()
+    cluster = MonitoredCluster.objects.get(name="default")
+    current = selectors.members_to_scrape(cluster)
+    before = cluster.last_member_sync
+
+    with CaptureQueriesContext(connection) as captured:
+        members = services.members_sync(cluster=cluster, force=True, current=current)
+
+    assert members is current  # the stored members, not a reload
+    writes = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith("SELECT")]
+    assert len(writes) == 1 and "monitoring_monitoredcluster" in writes[0], writes
+    cluster.refresh_from_db()
+    assert cluster.last_member_sync > before
+    # A stored member that differs from the list is a change: the full sync rewrites it.
+    Member.objects.filter(pk=current[0].pk).update(name="renamed-meanwhile")
+    changed = services.members_sync(cluster=cluster, force=True)
+    assert {m.name for m in changed} == {m.name for m in current}
+
+
+@pytest.mark.django_db
 def test_every_stored_metric_is_present_after_two_cycles(etcd_cluster, kv_prefix):
     _wait_for_peer_rtt(etcd_cluster.client_urls)
     _, second = _two_cycles(kv_prefix)

@@ -21,15 +21,13 @@ from etcdgateway.client import channel_settings
 from etcdgateway.cluster import ClusterGateway
 from etcdgateway.errors import (
     INVALID_TOKEN_MARKERS,
-    EtcdError,
     EtcdPermissionDenied,
     EtcdUnavailable,
-    EtcdWatchCompacted,
     is_invalid_token,
     translate,
 )
 from etcdgateway.kv import WatchBatch
-from etcdgateway.watch import REQUIRE_LEADER, _events
+from etcdgateway.watch import REQUIRE_LEADER, batch_of
 
 _PROGRESS = etcdrpc.WatchRequest(progress_request=etcdrpc.WatchProgressRequest())
 
@@ -78,12 +76,7 @@ class AsyncWatch:
                 raise EtcdUnavailable(
                     f"{self.endpoint}: the watch stream ended", endpoint=self.endpoint
                 )
-        if response.compact_revision:
-            raise EtcdWatchCompacted(response.compact_revision, endpoint=self.endpoint)
-        if response.canceled:
-            reason = response.cancel_reason or "no reason given"
-            raise EtcdError(f"etcd cancelled the watch: {reason}", endpoint=self.endpoint)
-        return WatchBatch(events=_events(response), revision=response.header.revision)
+        return batch_of(response, endpoint=self.endpoint)
 
     def __aiter__(self) -> "AsyncWatch":
         return self

@@ -19,6 +19,17 @@ _DELETE = 1  # mvccpb.Event.EventType.DELETE (PUT is 0)
 REQUIRE_LEADER = ("hasleader", "true")
 
 
+def batch_of(response, *, endpoint: str) -> WatchBatch:
+    """A WatchResponse as a batch, or the domain error it carries (compacted, cancelled): the
+    one mapping of the sync and the asyncio watch."""
+    if response.compact_revision:
+        raise EtcdWatchCompacted(response.compact_revision, endpoint=endpoint)
+    if response.canceled:
+        reason = response.cancel_reason or "no reason given"
+        raise EtcdError(f"etcd cancelled the watch: {reason}", endpoint=endpoint)
+    return WatchBatch(events=_events(response), revision=response.header.revision)
+
+
 def _events(response) -> tuple[WatchEvent, ...]:
     """The response's events as tuples; a plain loop over the repeated field (the hot path of
     the journal, measured in bench/journal.py)."""
@@ -66,12 +77,7 @@ class Watch:
     def __iter__(self) -> Iterator[WatchBatch]:
         try:
             for response in self._call:
-                if response.compact_revision:
-                    raise EtcdWatchCompacted(response.compact_revision, endpoint=self.endpoint)
-                if response.canceled:
-                    reason = response.cancel_reason or "no reason given"
-                    raise EtcdError(f"etcd cancelled the watch: {reason}", endpoint=self.endpoint)
-                yield WatchBatch(events=_events(response), revision=response.header.revision)
+                yield batch_of(response, endpoint=self.endpoint)
         except grpc.RpcError as exc:
             if self._closed:
                 return

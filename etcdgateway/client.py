@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -31,7 +32,9 @@ from etcdgateway.errors import (
     EtcdPermissionDenied,
     EtcdPreconditionFailed,
     EtcdRevisionConflict,
+    EtcdTimeout,
     EtcdUnavailable,
+    cut_at_deadline,
     is_invalid_token,
     translate,
 )
@@ -293,8 +296,17 @@ class EtcdClient:
         self.raw.metadata = (("token", response.token),)
         logger.info("re-authenticated to etcd at %s", self.endpoint)
 
-    def call(self, operation: Callable[[pyetcd.MultiEndpointEtcd3Client], T]) -> T:
-        """Run `operation(raw_client)`, translating failures and renewing an expired token once."""
+    def call(
+        self,
+        operation: Callable[[pyetcd.MultiEndpointEtcd3Client], T],
+        *,
+        timeout: float | None = None,
+    ) -> T:
+        """Run `operation(raw_client)`, translating failures and renewing an expired token once.
+
+        `timeout` is the deadline the operation gives its call (this client's when None).
+        """
+        started = time.monotonic()
         try:
             try:
                 return operation(self.raw)
@@ -305,6 +317,10 @@ class EtcdClient:
                 return operation(self.raw)
         except Exception as exc:
             error = translate(exc, endpoint=self.endpoint)
+            if cut_at_deadline(
+                exc, elapsed=time.monotonic() - started, deadline=timeout or self.timeout
+            ):
+                error = EtcdTimeout(endpoint=self.endpoint)
             if isinstance(error, EtcdUnavailable):
                 # A channel in reconnect backoff keeps failing after the member is back; a
                 # fresh one connects at once (connection refused costs ~2 ms).
@@ -320,7 +336,7 @@ class EtcdClient:
             bound = getattr(getattr(raw, stub_name), method)
             return bound(request, timeout or self.timeout, metadata=raw.metadata)
 
-        return self.call(invoke)
+        return self.call(invoke, timeout=timeout)
 
     # --- the calls every app needs ------------------------------------------------------------
 
@@ -602,7 +618,7 @@ class EtcdClient:
             )
             return method(None, timeout=timeout or self.timeout, metadata=raw.metadata)
 
-        response = self.call(leases)
+        response = self.call(leases, timeout=timeout)
         return sum(1 for f in UnknownFieldSet(response) if f.field_number == 2)
 
     def close(self) -> None:

@@ -197,6 +197,21 @@ def is_invalid_token(exc: BaseException) -> bool:
     )
 
 
+def cut_at_deadline(exc: BaseException, *, elapsed: float, deadline: float) -> bool:
+    """True when etcd ended a unary call because its deadline (the one we sent) passed.
+
+    etcd's grpc-go closes an expired stream with RST_STREAM CANCEL; when that frame beats this
+    process's own timer, the call fails CANCELLED ("Stream removed") instead of DEADLINE_EXCEEDED.
+    We never cancel a unary call ourselves, so a CANCELLED at the deadline is a timeout.
+    """
+    return (
+        isinstance(exc, grpc.RpcError)
+        and hasattr(exc, "code")
+        and exc.code() == grpc.StatusCode.CANCELLED
+        and elapsed >= deadline * 0.9
+    )
+
+
 def translate(exc: BaseException, *, endpoint: str = "") -> EtcdError:
     """Map a gRPC, pyetcd or httpx failure to the matching project exception."""
     if isinstance(exc, EtcdError):
@@ -214,6 +229,8 @@ def translate(exc: BaseException, *, endpoint: str = "") -> EtcdError:
             error_class = EtcdRevisionCompacted
         elif "required revision is a future revision" in details:  # OUT_OF_RANGE
             error_class = EtcdFutureRevision
+        elif "etcdserver: request timed out" in details:  # UNKNOWN, e.g. a leader transfer
+            error_class = EtcdTimeout
         if error_class is EtcdUnavailable:
             return EtcdUnavailable(
                 f"{endpoint or 'etcd'}: {details or 'connection failed'}", endpoint=endpoint

@@ -11,7 +11,6 @@ from etcdgateway import (
     ClusterConfig,
     ClusterGateway,
     Deletion,
-    EtcdError,
     EtcdFutureRevision,
     EtcdInvalidRequest,
     EtcdPreconditionFailed,
@@ -369,13 +368,12 @@ def test_operations_on_a_stopped_member_are_refused(etcd_cluster_factory):
         next(stopped.snapshot())
     with pytest.raises(EtcdUnavailable):
         stopped.defragment()
-    # The leader cannot hand over to a member that is down: our deadline ends the call, or
-    # etcd's own "leader transfer took too long" (gRPC UNKNOWN) does first; the leader stays.
-    with pytest.raises(EtcdError) as raised:
-        gateway.client_for(leader_url, timeout=1.5).move_leader(victim_id)
-    assert isinstance(raised.value, EtcdTimeout) or (
-        "leader transfer took too long" in raised.value.message
-    )
+    # The leader cannot hand over to a member that is down: the call ends at the deadline, which
+    # reaches us three ways (our timer; etcd's "leader transfer took too long"; etcd 3.5 closing
+    # the expired stream, CANCELLED, about one try in ten). Each is a timeout, never a bare error.
+    for _ in range(8):
+        with pytest.raises(EtcdTimeout):
+            gateway.client_for(leader_url, timeout=1.0).move_leader(victim_id)
     assert gateway.client_for(leader_url).status().leader_id == statuses[leader_url].member_id
 
 

@@ -6,6 +6,7 @@ Real etcd clusters (the session's as `default`, private ones as records) and Pos
 
 import time
 from concurrent.futures import wait
+from datetime import UTC, datetime
 
 import pytest
 
@@ -275,10 +276,11 @@ def test_with_a_broker_the_clusters_are_queued_in_chunks_for_the_workers(
             from celery.signals import task_received
 
             def note(request, **_kwargs):
-                received.append((request.name, request.args))
+                received.append((request.name, request.args, request.eta))
 
             task_received.connect(note, weak=False)
             try:
+                queued_at = datetime.now(UTC)
                 summary = collect_metrics.apply_async(expires=85).get(timeout=90)
                 deadline = time.monotonic() + 60
                 while Member.objects.filter(collector_up=True).count() < 4:
@@ -292,8 +294,14 @@ def test_with_a_broker_the_clusters_are_queued_in_chunks_for_the_workers(
         services._collect_runner.close_connections()
 
     assert summary == {"queued": ["default", record]}
-    chunks = sorted(args[0] for name, args in received if name.endswith("collect_clusters"))
-    assert chunks == sorted([["default"], [record]])
+    queued = [(args[0], eta) for name, args, eta in received if name.endswith("collect_clusters")]
+    assert sorted(chunk for chunk, _ in queued) == sorted([["default"], [record]])
+    # Spread over the first half of the interval: the first chunk at once, the second (of two)
+    # a quarter of the interval later.
+    first, later = sorted((eta for _, eta in queued), key=lambda eta: eta is not None)
+    assert first is None
+    delay = later - queued_at
+    assert abs(delay.total_seconds() - settings.COLLECTOR_INTERVAL / 4) < 1
     assert MonitoredCluster.objects.get(name=record).last_cycle_ms > 0
     assert Sample.objects.filter(member__cluster__name=record).count() == 1
     assert Sample.objects.filter(member__cluster__name="default").count() == 3

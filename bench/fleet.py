@@ -80,20 +80,64 @@ def _stat(pid: int) -> list[str] | None:
 
 def tree_cpu_seconds(roots: list[int]) -> float:
     """CPU of `roots` and every live descendant, plus what their reaped children used."""
+    total = 0.0
+    for pid in _descendants(roots):
+        fields = _stat(pid)
+        if fields is not None:
+            # utime, stime, cutime, cstime (fields 14-17 of stat, counted after the command name)
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+    return total
+
+
+def _descendants(roots: list[int]) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (fields := _stat(int(entry.name))):
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, pending = 0.0, list(roots)
+    found, pending = [], list(roots)
     while pending:
         pid = pending.pop()
-        fields = _stat(pid)
-        if fields is None:
-            continue
-        # utime, stime, cutime, cstime (fields 14-17 of stat, counted after the command name)
-        total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+        found.append(pid)
         pending.extend(children.get(pid, []))
-    return total
+    return found
+
+
+def thread_cpu_seconds(roots: dict[str, int]) -> dict[tuple[str, str, int], float]:
+    """CPU of every live thread under each named root, keyed (root name, thread kind, tid).
+
+    The kind is the thread's name without its number ("collect_3" -> "collect"), so the report
+    shows where a process's CPU goes outside Python too (gRPC's and psycopg's own threads).
+    """
+    found = {}
+    for name, root in roots.items():
+        for pid in _descendants([root]):
+            try:
+                tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+                except OSError:
+                    continue
+                comm = text[text.index("(") + 1 : text.rindex(")")]
+                fields = text.rsplit(")", 1)[1].split()
+                kind = re.sub(r"[-_]?\d+$", "", comm) or comm
+                if tid == pid:
+                    kind = "main"
+                found[(name, kind, tid)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return found
+
+
+def thread_split(before: dict, after: dict, seconds: float, top: int = 15) -> dict[str, float]:
+    """CPU ms/s per (process, thread kind) between two `thread_cpu_seconds` readings."""
+    totals: dict[str, float] = {}
+    for key, used in after.items():
+        name, kind, _ = key
+        label = f"{name}/{kind}"
+        totals[label] = totals.get(label, 0.0) + used - before.get(key, 0.0)
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return {label: round(used * 1000 / max(seconds, 1), 1) for label, used in ranked}
 
 
 class Processes:
@@ -426,6 +470,8 @@ def run(args, work: Path) -> dict:
         since = int(time.time())
         cpu_before = tree_cpu_seconds(roots)
         split_before = [tree_cpu_seconds([pid]) for pid in roots]
+        named_roots = dict(zip(root_names, roots, strict=True))
+        threads_before = thread_cpu_seconds(named_roots)
         bytes_before = database_bytes(database_url)
         log_marks = line_counts(worker_logs)
         window = args.minutes * 60
@@ -437,6 +483,7 @@ def run(args, work: Path) -> dict:
             name: round((tree_cpu_seconds([pid]) - before) * 1000 / max(1, until - since), 1)
             for name, pid, before in zip(root_names, roots, split_before, strict=True)
         }
+        threads = thread_split(threads_before, thread_cpu_seconds(named_roots), until - since)
         bytes_after = database_bytes(database_url)
 
         found = cycles(database_url, since, until)
@@ -464,6 +511,7 @@ def run(args, work: Path) -> dict:
             "member_scrapes": scrapes,
             "cpu_ms_per_member_scrape": round(cpu_ms, 3),
             "cpu_ms_per_second_by_process": split,
+            "cpu_ms_per_second_by_thread": threads,
             "complete_intervals": complete,
             "intervals": intervals,
             "complete_share": round(complete / intervals, 4) if intervals else 0.0,

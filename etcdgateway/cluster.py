@@ -13,7 +13,13 @@ import pyetcd
 
 from etcdgateway.client import EtcdClient, MemberInfo, MemberStatus
 from etcdgateway.config import ClusterConfig, normalise_endpoint
-from etcdgateway.errors import EtcdAuthFailed, EtcdError, EtcdPermissionDenied, EtcdUnavailable
+from etcdgateway.errors import (
+    EtcdAuthFailed,
+    EtcdError,
+    EtcdPermissionDenied,
+    EtcdServerTimeout,
+    EtcdUnavailable,
+)
 from etcdgateway.kv import Deletion, KeyValue, RangePage
 from etcdgateway.scraper import MetricsScraper
 from etcdgateway.watch import Watch
@@ -140,7 +146,8 @@ class ClusterGateway:
                 failures.append(exc.message.removeprefix("etcd unavailable: "))
                 continue
             except EtcdError as exc:
-                if exc.status_code == 504:
+                # Our deadline passed without an answer; etcd's own timeout is an answer.
+                if exc.status_code == 504 and not isinstance(exc, EtcdServerTimeout):
                     self._mark(endpoint, False, exc.message)
                 raise
             if self._health[endpoint].healthy is not True:

@@ -43,6 +43,11 @@ class EtcdTimeout(EtcdError):
     default_message = "etcd request timed out"
 
 
+class EtcdServerTimeout(EtcdTimeout):
+    """etcd itself answered "request timed out" (no quorum in time, e.g. during an election, or
+    a leader transfer that did not finish): the member that said so is reachable."""
+
+
 class EtcdPermissionDenied(EtcdError):
     status_code = 403
     code = "etcd_permission_denied"
@@ -230,7 +235,7 @@ def translate(exc: BaseException, *, endpoint: str = "") -> EtcdError:
         elif "required revision is a future revision" in details:  # OUT_OF_RANGE
             error_class = EtcdFutureRevision
         elif "etcdserver: request timed out" in details:  # UNKNOWN, e.g. a leader transfer
-            error_class = EtcdTimeout
+            error_class = EtcdServerTimeout
         if error_class is EtcdUnavailable:
             return EtcdUnavailable(
                 f"{endpoint or 'etcd'}: {details or 'connection failed'}", endpoint=endpoint

@@ -380,6 +380,9 @@ def test_operations_on_a_stopped_member_are_refused(etcd_cluster_factory):
 def test_typed_operations_fail_over_past_a_stopped_member(etcd_cluster_factory):
     cluster = etcd_cluster_factory()
     cluster.kill_member(cluster.members[0])
+    # If it led, the others elect a leader first (until then etcd itself answers writes with
+    # "request timed out": an answer, not a reason to fail over).
+    cluster.wait_healthy(cluster.members[1:])
     gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
     try:
         gateway.put_all([(b"/f/a", b"1"), (b"/f/b", b"2")])

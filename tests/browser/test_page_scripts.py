@@ -26,8 +26,11 @@ def test_every_page_and_view_loads_its_modules_without_an_error(dashboard_server
             served[Path(response.url.split("?")[0]).name] = response.headers.get("content-type", "")
 
     def failed(request):
-        # page.goto() cancels the old page's API polls in flight: navigation, not a fault.
-        if request.failure == "net::ERR_ABORTED" and "/api/" in request.url:
+        # page.goto() cancels the old page's API polls and the browser's own favicon request
+        # in flight: navigation, not a fault.
+        if request.failure == "net::ERR_ABORTED" and (
+            "/api/" in request.url or request.url.endswith("/favicon.svg")
+        ):
             return
         problems.append(f"failed: {request.url} ({request.failure})")
 

@@ -125,7 +125,8 @@ class AsyncGateway:
             channel = grpc.aio.secure_channel(target, credentials, options=options)
         connected = _Endpoint(endpoint, channel)
         try:
-            await asyncio.wait_for(channel.channel_ready(), self.config.connect_timeout)
+            async with asyncio.timeout(self.config.connect_timeout):  # never drops a cancel
+                await channel.channel_ready()
             if self.config.has_auth:
                 await self._authenticate(connected)
         except BaseException as exc:
@@ -225,7 +226,8 @@ class AsyncGateway:
             call = etcdrpc.WatchStub(connected.channel).Watch(metadata=metadata)
             try:
                 await call.write(etcdrpc.WatchRequest(create_request=create))
-                first = await asyncio.wait_for(call.read(), self.config.connect_timeout)
+                async with asyncio.timeout(self.config.connect_timeout):
+                    first = await call.read()
             except TimeoutError:
                 call.cancel()
                 raise EtcdUnavailable(

@@ -73,6 +73,16 @@ def current_revision(gateway: ClusterGateway) -> int:
     return gateway.range_page(b"\x00", limit=1, keys_only=True).revision
 
 
+async def next_arrival(arrivals: asyncio.Queue, timeout: float):
+    """The next item of `arrivals`; TimeoutError after `timeout` seconds.
+
+    A cancellation always wins: on Python 3.11 `asyncio.wait_for` returned an item that arrived
+    as the task was cancelled and dropped the cancellation, so a stopped worker went on.
+    """
+    async with asyncio.timeout(timeout):
+        return await arrivals.get()
+
+
 class DatabaseThread:
     """The journal's one thread for the ORM: `await db.run(fn, ...)` from the loop runs `fn` there.
 
@@ -277,9 +287,7 @@ class ClusterJournal:
                     grid = self.progress_after / 2
                     deadline = math.ceil((heard[0] + self.progress_after) / grid) * grid
                 try:
-                    first = await asyncio.wait_for(
-                        arrivals.get(), max(deadline - time.monotonic(), 0)
-                    )
+                    first = await next_arrival(arrivals, max(deadline - time.monotonic(), 0))
                 except TimeoutError:
                     now = time.monotonic()
                     unanswered = asked_progress_at is not None and heard[0] < asked_progress_at

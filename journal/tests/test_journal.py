@@ -69,7 +69,8 @@ def _started() -> int:
 def worker_thread(policy: JournalPolicy = KEEP_ALL, **options):
     stop = threading.Event()
     worker = ClusterJournal(cluster_id="default", stop=stop, policy=policy, **options)
-    thread = threading.Thread(target=worker.run)
+    # A daemon: should it ever fail to stop, the assertion below says so and the suite still ends.
+    thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
         yield worker

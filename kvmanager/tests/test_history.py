@@ -47,7 +47,8 @@ def journal_running(policy: JournalPolicy = KEEP_ALL, cluster_id: str = "default
     """The journal worker of a cluster (the default one unless named), in a thread, started."""
     stop = threading.Event()
     worker = ClusterJournal(cluster_id=cluster_id, stop=stop, policy=policy)
-    thread = threading.Thread(target=worker.run)
+    # A daemon: should it ever fail to stop, the assertion below says so and the suite still ends.
+    thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
         _wait_for(lambda: journal_position(cluster_id=cluster_id), what="the journal's cursor")

@@ -98,7 +98,8 @@ class Command(BaseCommand):
         last_scan = time.monotonic()
         while True:
             try:
-                await asyncio.wait_for(stop.wait(), tick)
+                async with asyncio.timeout(tick):
+                    await stop.wait()
                 break
             except TimeoutError:
                 pass

@@ -3,7 +3,6 @@ and the asyncio watch (the journal's) alike."""
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from etcdgateway import (
 )
 from etcdgateway.aiowatch import AsyncGateway
 from tests.etcdctl import etcdctl
+from tests.loops import run_on_a_thread
 
 
 @pytest.fixture
@@ -173,14 +173,7 @@ def _watched(config: ClusterConfig, key: bytes, *, sleep: float = 0) -> list[byt
         finally:
             await gateway.close()
 
-    return _run(follow())
-
-
-def _run(coroutine):
-    """asyncio.run on a thread of its own: the session's browser tests leave Playwright's
-    event loop running on this thread, where asyncio.run refuses to start."""
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
+    return run_on_a_thread(follow())
 
 
 def test_the_asyncio_watch_authenticates_and_renews_an_expired_token(auth_cluster):
@@ -192,7 +185,7 @@ def test_the_asyncio_watch_authenticates_and_renews_an_expired_token(auth_cluste
 
     wrong = ClusterConfig(endpoints=config.endpoints, username="root", password="wrong")
     with pytest.raises(EtcdAuthFailed):
-        _run(_revision(wrong))
+        run_on_a_thread(_revision(wrong))
 
 
 async def _revision(config: ClusterConfig) -> int:
@@ -213,6 +206,6 @@ def test_the_asyncio_watch_speaks_mtls_and_can_skip_verification(tls_cluster):
 
     assert _watched(ClusterConfig(**common, ca_cert=str(files.ca)), b"/aio-tls") == [b"watched"]
     skipping = ClusterConfig(**common, insecure_skip_verify=True)
-    assert _run(_revision(skipping)) > 0
+    assert run_on_a_thread(_revision(skipping)) > 0
     with pytest.raises(EtcdUnavailable):  # the system CAs do not know our test CA
-        _run(_revision(ClusterConfig(**common, connect_timeout=2.0)))
+        run_on_a_thread(_revision(ClusterConfig(**common, connect_timeout=2.0)))

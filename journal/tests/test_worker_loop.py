@@ -3,20 +3,11 @@ what is tested is how the loop treats a cancellation)."""
 
 import asyncio
 import contextlib
-import threading
 
 import pytest
 
 from journal.worker import next_arrival
-
-
-def _run(coroutine):
-    """asyncio.run on a thread of its own (a browser test may leave a loop on this one)."""
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(value=asyncio.run(coroutine)))
-    thread.start()
-    thread.join(timeout=30)
-    return outcome["value"]
+from tests.loops import run_on_a_thread
 
 
 def test_a_cancel_as_an_item_arrives_is_not_lost():
@@ -36,7 +27,7 @@ def test_a_cancel_as_an_item_arrives_is_not_lost():
         task.cancel()
         return bool(done) and task.cancelled()
 
-    assert _run(scenario()) is True
+    assert run_on_a_thread(scenario()) is True
 
 
 def test_the_next_arrival_or_a_timeout():
@@ -48,4 +39,4 @@ def test_the_next_arrival_or_a_timeout():
             await next_arrival(arrivals, 0.05)
         return first
 
-    assert _run(scenario()) == "ready"
+    assert run_on_a_thread(scenario()) == "ready"

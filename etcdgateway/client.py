@@ -27,6 +27,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from pyetcd import etcdrpc
 
 from etcdgateway.config import ClusterConfig, split_endpoint
+from etcdgateway.curl import NotGrpc, UnaryCaller
 from etcdgateway.errors import (
     EtcdError,
     EtcdPermissionDenied,
@@ -255,6 +256,9 @@ class EtcdClient:
         self.timeout = timeout if timeout is not None else config.request_timeout
         self._raw: pyetcd.MultiEndpointEtcd3Client | None = None
         self._lock = threading.Lock()
+        self._caller: UnaryCaller | None = None
+        # Set when the endpoint did not answer gRPC over libcurl: its hot calls use grpcio.
+        self._caller_refused = False
 
     def _build(self) -> pyetcd.MultiEndpointEtcd3Client:
         host, port, credentials, options = channel_settings(self.endpoint, self.config)
@@ -329,6 +333,27 @@ class EtcdClient:
                 raise
             raise error from exc
 
+    def _hot_unary(self, method: str, request: bytes, fallback, *, timeout: float | None):
+        """The serialized reply of a unary call the collector makes every cycle (Status,
+        LeaseLeases), over libcurl (`etcdgateway.curl`: half grpcio's CPU per call); through
+        `fallback(raw, deadline)` on grpcio once the endpoint did not answer as gRPC there."""
+        deadline = timeout or self.timeout
+
+        def invoke(raw):
+            if not self._caller_refused:
+                with self._lock:
+                    if self._caller is None:
+                        self._caller = UnaryCaller(self.endpoint, self.config, timeout=self.timeout)
+                    caller = self._caller
+                try:
+                    return caller.call(method, request, timeout=deadline, metadata=raw.metadata)
+                except NotGrpc as exc:
+                    logger.info("%s: no gRPC over libcurl (%s): grpcio", self.endpoint, exc)
+                    self._caller_refused = True
+            return fallback(raw, deadline)
+
+        return self.call(invoke, timeout=timeout)
+
     def stub(self, stub_name: str, method: str, request, *, timeout: float | None = None):
         """A raw gRPC stub call (e.g. maintenancestub.MoveLeader) with our timeout and token."""
 
@@ -342,8 +367,15 @@ class EtcdClient:
 
     def status(self, *, timeout: float | None = None) -> MemberStatus:
         """Status of the member behind this endpoint (raw stub: no extra MemberList RPC)."""
-        response = self.stub("maintenancestub", "Status", etcdrpc.StatusRequest(), timeout=timeout)
-        return decode_status(response)
+        reply = self._hot_unary(
+            "/etcdserverpb.Maintenance/Status",
+            b"",
+            lambda raw, deadline: raw.maintenancestub.Status(
+                etcdrpc.StatusRequest(), deadline, metadata=raw.metadata
+            ).SerializeToString(),
+            timeout=timeout,
+        )
+        return decode_status(etcdrpc.StatusResponse.FromString(reply))
 
     def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
         """MemberList, with isLearner recovered from the wire."""
@@ -610,19 +642,21 @@ class EtcdClient:
         repeats once per lease.
         """
 
-        def leases(raw):
+        def leases(raw, deadline):
             method = raw.channel.unary_unary(
-                "/etcdserverpb.Lease/LeaseLeases",
-                request_serializer=lambda _: b"",
-                response_deserializer=etcdrpc.ResponseHeader.FromString,
+                "/etcdserverpb.Lease/LeaseLeases", request_serializer=lambda _: b""
             )
-            return method(None, timeout=timeout or self.timeout, metadata=raw.metadata)
+            return method(None, timeout=deadline, metadata=raw.metadata)
 
-        response = self.call(leases, timeout=timeout)
+        reply = self._hot_unary("/etcdserverpb.Lease/LeaseLeases", b"", leases, timeout=timeout)
+        response = etcdrpc.ResponseHeader.FromString(reply)
         return sum(1 for f in UnknownFieldSet(response) if f.field_number == 2)
 
     def close(self) -> None:
         with self._lock:
             raw, self._raw = self._raw, None
+            caller, self._caller = self._caller, None
         if raw is not None:
             raw.close()
+        if caller is not None:
+            caller.close()

@@ -107,7 +107,7 @@ def test_mtls_member_over_grpc_and_https(tls_cluster):
     with gateway.http_client() as http:
         response = http.get(f"{cluster.client_urls[0]}/metrics")
     assert response.status_code == 200 and "etcd_server_has_leader" in response.text
-    # the collector's own client (urllib3) with the same TLS material
+    # the collector's own client (libcurl) with the same TLS material
     assert "etcd_server_has_leader" in gateway.scraper().fetch(cluster.client_urls[0], "/metrics")
 
 

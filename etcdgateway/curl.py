@@ -1,0 +1,326 @@
+"""libcurl handles for the collector's hot paths: `/metrics` fetches and unary gRPC calls.
+
+Why libcurl (pycurl) on these paths and not httpx, urllib3 or grpcio: the collector makes a
+`/metrics` fetch and several Status calls per member every cycle, and libcurl does the I/O,
+HTTP/2 framing and gzip in C with the GIL released (measured per call in docs/PERFORMANCE.md:
+a 147 KB gzip scrape ~0.55 ms of CPU against ~1.4 with urllib3; Status ~0.2 ms against ~0.42
+with grpcio, whose event-engine threads add their own CPU).
+"""
+
+import errno
+import os
+import ssl
+import threading
+from urllib.parse import unquote
+
+import grpc
+import pycurl
+
+from etcdgateway.config import ClusterConfig, split_endpoint
+
+# Idle handles (each with its connection) kept per origin: a cycle makes one or two calls to a
+# member at a time.
+IDLE_PER_ORIGIN = 2
+_DEFAULT_CA = ssl.get_default_verify_paths()
+
+TIMEOUT = "timeout"
+REFUSED = "refused"
+CONNECT_FAILED = "connect"
+UNRESOLVED = "unresolved"
+TLS = "tls"
+OTHER = "other"
+
+_TLS_ERRORS = {
+    pycurl.E_SSL_CONNECT_ERROR,
+    pycurl.E_SSL_ENGINE_NOTFOUND,
+    pycurl.E_SSL_ENGINE_SETFAILED,
+    pycurl.E_SSL_CERTPROBLEM,
+    pycurl.E_SSL_CIPHER,
+    pycurl.E_PEER_FAILED_VERIFICATION,
+    pycurl.E_SSL_CACERT_BADFILE,
+    pycurl.E_SSL_ISSUER_ERROR,
+    pycurl.E_SSL_PINNEDPUBKEYNOTMATCH,
+    pycurl.E_SSL_INVALIDCERTSTATUS,
+    pycurl.E_SSL_CRL_BADFILE,
+    pycurl.E_SSL_SHUTDOWN_FAILED,
+}
+
+
+# libcurl codes pycurl has no names for (CURLE_WEIRD_SERVER_REPLY, CURLE_HTTP2_STREAM).
+E_WEIRD_SERVER_REPLY = 8
+E_HTTP2_STREAM = 92
+
+
+def classify(handle: pycurl.Curl, exc: pycurl.error) -> tuple[str, str]:
+    """(kind, human reason) of a failed transfer, the kind one of the constants above."""
+    code, message = exc.args[0], str(exc.args[1])
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        return TIMEOUT, "timed out"
+    if code == pycurl.E_COULDNT_CONNECT:
+        os_errno = handle.getinfo(pycurl.OS_ERRNO)
+        if os_errno == errno.ECONNREFUSED:
+            return REFUSED, "connection refused"
+        return CONNECT_FAILED, f"connection failed ({errno.errorcode.get(os_errno, os_errno)})"
+    if code == pycurl.E_COULDNT_RESOLVE_HOST:
+        return UNRESOLVED, "host name does not resolve"
+    if code in _TLS_ERRORS or (code == pycurl.E_RECV_ERROR and "SSL" in message):
+        # TLS 1.3 servers refuse a client certificate after the handshake: a read error.
+        return TLS, f"TLS failed: {message}"
+    return OTHER, message
+
+
+class Body:
+    """A response body, refused past `limit` bytes (libcurl aborts the transfer when a write
+    returns fewer bytes than it was given)."""
+
+    __slots__ = ("chunks", "limit", "size")
+
+    def __init__(self, limit: int):
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+
+    def write(self, chunk: bytes) -> int:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            return 0
+        self.chunks.append(chunk)
+        return len(chunk)
+
+    @property
+    def overflowed(self) -> bool:
+        return self.size > self.limit
+
+    def value(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+# A kept connection the member closed meanwhile (it restarted, or was killed) fails the next
+# transfer this way before any reply: one retry on a new connection tells the true cause.
+_STALE_CONNECTION = {pycurl.E_SEND_ERROR, pycurl.E_RECV_ERROR, pycurl.E_GOT_NOTHING, pycurl.E_HTTP2}
+
+
+class TransferFailed(Exception):
+    """A transfer that ended without a reply: libcurl's code, `classify`'s kind and reason,
+    and whether the body outgrew its limit."""
+
+    def __init__(self, code: int, kind: str, reason: str, *, overflowed: bool):
+        super().__init__(reason)
+        self.code, self.kind, self.reason, self.overflowed = code, kind, reason, overflowed
+
+
+class CurlPool:
+    """Configured libcurl handles for one cluster's TLS settings, kept idle per origin.
+
+    A handle serves one transfer at a time (`perform`): an idle one is taken with its
+    connection still open, or a new one made, and kept again afterwards unless the transfer
+    failed. Safe across threads; a forked child starts with none.
+    """
+
+    def __init__(self, config: ClusterConfig, *, timeout: float, http2: bool = False):
+        self._config = config
+        self._timeout = timeout
+        self._http2 = http2
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, list[pycurl.Curl]] = {}
+        self._closed = False
+        self._pid = os.getpid()
+
+    def take(self, key: tuple) -> pycurl.Curl:
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not share the parent's sockets (nor close them).
+                self._idle, self._pid = {}, os.getpid()
+            idle = self._idle.get(key)
+            if idle:
+                return idle.pop()
+        return self._new_handle()
+
+    def give_back(self, key: tuple, handle: pycurl.Curl) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if not self._closed and self._pid == os.getpid() and len(idle) < IDLE_PER_ORIGIN:
+                idle.append(handle)
+                return
+        handle.close()
+
+    def perform(self, key: tuple, setup) -> tuple[int, object]:
+        """(HTTP status, what `setup(handle)` returned to collect the reply) of one transfer
+        (read-only requests only: a stale kept connection is retried once); TransferFailed."""
+        for attempt in (1, 2):
+            handle = self.take(key)
+            collected = setup(handle)
+            try:
+                handle.perform()
+            except pycurl.error as exc:
+                reused = handle.getinfo(pycurl.NUM_CONNECTS) == 0
+                kind, reason = classify(handle, exc)
+                handle.close()  # a failed transfer's connection is never kept
+                if attempt == 1 and reused and exc.args[0] in _STALE_CONNECTION:
+                    continue
+                overflowed = isinstance(collected, Body) and collected.overflowed
+                raise TransferFailed(exc.args[0], kind, reason, overflowed=overflowed) from None
+            status = handle.getinfo(pycurl.RESPONSE_CODE)
+            self.give_back(key, handle)
+            return status, collected
+        raise AssertionError("unreachable")
+
+    def _new_handle(self) -> pycurl.Curl:
+        config = self._config
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: we run on threads
+        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        handle.setopt(pycurl.FOLLOWLOCATION, 0)
+        # A machine's http_proxy must not reroute member traffic (grpcio here is told the
+        # same; our httpx clients are built with trust_env=False).
+        handle.setopt(pycurl.PROXY, "")
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(config.connect_timeout * 1000))
+        handle.setopt(pycurl.TIMEOUT_MS, int(self._timeout * 1000))
+        if self._http2:
+            # Plain http: gRPC's h2c without an upgrade; https: h2 by ALPN.
+            handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+        if config.ca_cert:
+            handle.setopt(pycurl.CAINFO, config.ca_cert)
+        elif _DEFAULT_CA.cafile:
+            # The wheel's libcurl was built for another distribution's CA path.
+            handle.setopt(pycurl.CAINFO, _DEFAULT_CA.cafile)
+        if config.insecure_skip_verify:
+            handle.setopt(pycurl.SSL_VERIFYPEER, 0)
+            handle.setopt(pycurl.SSL_VERIFYHOST, 0)
+        if config.client_cert:
+            handle.setopt(pycurl.SSLCERT, config.client_cert)
+            handle.setopt(pycurl.SSLKEY, config.client_key)
+        return handle
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            handles = [handle for idle in self._idle.values() for handle in idle]
+            self._idle.clear()
+        for handle in handles:
+            handle.close()
+
+
+def target_url(endpoint: str, path: str, config: ClusterConfig) -> tuple[str, list[str]]:
+    """(URL, CONNECT_TO entries) for `endpoint` + `path`: with a TLS server name override the
+    URL names that host (SNI and verification use it) and libcurl connects to the endpoint."""
+    host, port, secure = split_endpoint(endpoint)
+    if secure and config.server_name:
+        connect_host = f"[{host}]" if ":" in host else host
+        return f"https://{config.server_name}:{port}{path}", [
+            f"{config.server_name}:{port}:{connect_host}:{port}"
+        ]
+    return f"{endpoint}{path}", []
+
+
+# --- unary gRPC calls over HTTP/2 -----------------------------------------------------------------
+
+# As grpcio is told (client.GRPC_OPTIONS): the largest reply we accept.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class CurlRpcError(grpc.RpcError):
+    """A gRPC status a libcurl unary call ended with (from the server's trailers, or ours for a
+    transport failure), shaped like grpcio's errors so `errors.translate` maps both alike."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self._code = code
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+class NotGrpc(Exception):
+    """The peer did not answer as a gRPC server over HTTP/2 (a proxy, an HTTP/1-only front):
+    the caller falls back to grpcio for this endpoint."""
+
+
+class UnaryCaller:
+    """Unary gRPC calls to one endpoint over libcurl: the request framed by hand (one
+    uncompressed message), the reply's message returned as bytes for the caller's protobuf
+    class, the call's status read from the trailers. Only for the collector's hot calls
+    (Status, LeaseLeases); everything else stays on grpcio."""
+
+    def __init__(self, endpoint: str, config: ClusterConfig, *, timeout: float):
+        self._endpoint = endpoint
+        self._config = config
+        self._handles = CurlPool(config, timeout=timeout, http2=True)
+
+    def call(self, method: str, request: bytes, *, timeout: float, metadata=()) -> bytes:
+        """The serialized reply of `method` ("/package.Service/Method"); CurlRpcError on a
+        non-OK status or a failed transfer, NotGrpc when the peer is no gRPC server."""
+        url, connect_to = target_url(self._endpoint, method, self._config)
+        headers = [
+            "content-type: application/grpc",
+            "te: trailers",
+            f"grpc-timeout: {max(1, int(timeout * 1000))}m",
+            "expect:",
+            *(f"{name}: {value}" for name, value in metadata or ()),
+        ]
+        framed = len(request).to_bytes(5, "big") + request
+
+        def setup(handle: pycurl.Curl) -> tuple[Body, list[bytes]]:
+            body = Body(MAX_RESPONSE_BYTES + 5)
+            received: list[bytes] = []
+            handle.setopt(pycurl.URL, url)
+            handle.setopt(pycurl.CONNECT_TO, connect_to)
+            handle.setopt(pycurl.HTTPHEADER, headers)
+            # pycurl keeps a reference to the bytes for the transfer (and sets their size).
+            handle.setopt(pycurl.POSTFIELDS, framed)
+            handle.setopt(pycurl.TIMEOUT_MS, max(1, int(timeout * 1000)))
+            handle.setopt(pycurl.WRITEFUNCTION, body.write)
+            handle.setopt(pycurl.HEADERFUNCTION, received.append)
+            return body, received
+
+        try:
+            _, (body, received) = self._handles.perform((), setup)
+        except TransferFailed as failed:
+            raise _transfer_error(failed) from None
+        return _reply(received, body.value())
+
+    def close(self) -> None:
+        self._handles.close()
+
+
+def _transfer_error(failed: TransferFailed) -> Exception:
+    if failed.kind == TIMEOUT:
+        return CurlRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    if failed.overflowed:
+        return CurlRpcError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"received message larger than max ({MAX_RESPONSE_BYTES})",
+        )
+    if failed.code == E_HTTP2_STREAM:
+        # The server reset the stream (grpc-go does so with CANCEL at an expired deadline).
+        return CurlRpcError(grpc.StatusCode.CANCELLED, "Stream removed")
+    if failed.code in (pycurl.E_HTTP2, pycurl.E_UNSUPPORTED_PROTOCOL, E_WEIRD_SERVER_REPLY):
+        return NotGrpc(failed.reason)
+    return CurlRpcError(grpc.StatusCode.UNAVAILABLE, failed.reason)
+
+
+def _reply(received: list[bytes], data: bytes) -> bytes:
+    """The message of a finished call, from its header and trailer lines and its body."""
+    status_line = received[0].decode("latin-1").split() if received else []
+    if len(status_line) < 2 or status_line[0] != "HTTP/2" or status_line[1] != "200":
+        raise NotGrpc(f"answered {' '.join(status_line[:2]) or 'nothing'}")
+    fields = {}
+    for line in received[1:]:
+        name, sep, value = line.decode("latin-1").partition(":")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    if not fields.get("content-type", "").startswith("application/grpc"):
+        raise NotGrpc(f"answered content-type {fields.get('content-type', 'none')!r}")
+    if "grpc-status" not in fields:
+        raise CurlRpcError(grpc.StatusCode.INTERNAL, "the stream ended without a status")
+    code = _CODES.get(int(fields["grpc-status"]), grpc.StatusCode.UNKNOWN)
+    if code is not grpc.StatusCode.OK:
+        raise CurlRpcError(code, unquote(fields.get("grpc-message", "")))
+    if len(data) < 5 or data[0] != 0 or int.from_bytes(data[1:5], "big") != len(data) - 5:
+        raise CurlRpcError(grpc.StatusCode.INTERNAL, "malformed reply message")
+    return data[5:]

@@ -1,0 +1,162 @@
+"""The collector's hot calls over libcurl (`etcdgateway.curl`): Status and LeaseLeases as gRPC
+over HTTP/2, `/metrics` over HTTP/1.1, against real members: the same answers as grpcio, and
+the true cause when a member is stopped, hung or no gRPC server at all."""
+
+import http.server
+import threading
+import time
+
+import pytest
+from pyetcd import etcdrpc
+
+from devtools.localcluster import make_test_certificates
+from etcdgateway import ClusterConfig, ClusterGateway, EtcdError, EtcdTimeout, EtcdUnavailable
+from etcdgateway import scraper as scraper_module
+from etcdgateway.client import decode_status
+from etcdgateway.curl import CurlRpcError, UnaryCaller
+
+
+def _grpcio_status(client):
+    return client.call(
+        lambda raw: decode_status(
+            raw.maintenancestub.Status(etcdrpc.StatusRequest(), 5, metadata=raw.metadata)
+        )
+    )
+
+
+def test_status_and_lease_count_over_libcurl_match_grpcio(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=3, point_settings=False)
+    gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
+    try:
+        # Enough leases that the reply spans several HTTP/2 DATA frames (16 KB each).
+        leases = [gateway.lease_grant(600) for _ in range(1500)]
+        for url in cluster.client_urls:
+            client = gateway.client_for(url, timeout=5)
+            over_curl = client.status()
+            assert client._caller is not None and not client._caller_refused
+            assert over_curl == _grpcio_status(client)
+            assert client.lease_count() == len(leases)
+        assert len({gateway.client_for(u).status().leader_id for u in cluster.client_urls}) == 1
+    finally:
+        gateway.close()
+
+
+def test_a_stopped_member_is_refused_and_a_hung_one_times_out(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=3, point_settings=False)
+    gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
+    stopped, hung = cluster.members[1], cluster.members[2]
+    try:
+        for member in (stopped, hung):  # connections open before the failure, as in a fleet
+            gateway.client_for(member.client_url, timeout=1).status()
+        cluster.kill_member(stopped)
+        cluster.pause_member(hung)
+
+        with pytest.raises(EtcdUnavailable, match="connection refused"):
+            gateway.client_for(stopped.client_url, timeout=1).status()
+        started = time.monotonic()
+        with pytest.raises(EtcdTimeout):
+            gateway.client_for(hung.client_url, timeout=1).lease_count()
+        assert 0.9 <= time.monotonic() - started < 3
+        with pytest.raises(EtcdTimeout):
+            gateway.scraper(timeout=1).fetch(hung.client_url, "/metrics")
+        assert gateway.client_for(cluster.client_urls[0], timeout=5).status().version
+    finally:
+        cluster.resume_member(hung)
+        gateway.close()
+
+
+class _PlainHttp(http.server.BaseHTTPRequestHandler):
+    """An HTTP/1 server that is no etcd (a proxy or a wrong port, as a user may configure)."""
+
+    def do_GET(self):
+        body = b"not metrics\n" * 64
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def plain_http_url():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PlainHttp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_endpoint_that_is_no_grpc_server_is_unavailable_not_misread(plain_http_url):
+    gateway = ClusterGateway(ClusterConfig(endpoints=(plain_http_url,)))
+    try:
+        client = gateway.client_for(plain_http_url, timeout=2)
+        with pytest.raises(EtcdUnavailable):
+            client.status()
+        # libcurl saw no gRPC server: later calls go to grpcio, which says the same.
+        assert client._caller_refused
+        with pytest.raises(EtcdUnavailable):
+            client.lease_count()
+        # /metrics from it is text, whatever it says; the collector parses nothing out of it.
+        assert gateway.scraper(timeout=2).fetch(plain_http_url, "/metrics").startswith("not")
+    finally:
+        gateway.close()
+
+
+def test_a_grpc_error_status_keeps_etcds_words(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=1, point_settings=False)
+    caller = UnaryCaller(
+        cluster.client_urls[0], ClusterConfig(endpoints=tuple(cluster.client_urls)), timeout=5
+    )
+    try:
+        # A method etcd does not have: its status and message, as grpcio would report them.
+        with pytest.raises(CurlRpcError) as raised:
+            caller.call("/etcdserverpb.Lease/NoSuchMethod", b"", timeout=5)
+        assert raised.value.code().name == "UNIMPLEMENTED"
+        assert "NoSuchMethod" in raised.value.details()
+    finally:
+        caller.close()
+
+
+def test_a_metrics_page_past_the_limit_is_refused_by_size(etcd_cluster, monkeypatch):
+    monkeypatch.setattr(scraper_module, "MAX_BODY_BYTES", 4096)
+    gateway = ClusterGateway(ClusterConfig(endpoints=tuple(etcd_cluster.client_urls)))
+    try:
+        with pytest.raises(EtcdError, match="larger than") as raised:
+            gateway.scraper(timeout=5).fetch(etcd_cluster.client_urls[0], "/metrics")
+        assert not isinstance(raised.value, EtcdUnavailable)
+    finally:
+        gateway.close()
+
+
+def test_hot_calls_over_libcurl_speak_mtls_and_check_the_server_name(
+    etcd_cluster_factory, tmp_path
+):
+    files = make_test_certificates(tmp_path / "pki")
+    cluster = etcd_cluster_factory(size=1, point_settings=False, tls=files)
+    url = cluster.client_urls[0]
+    common = dict(
+        endpoints=(url,),
+        ca_cert=str(files.ca),
+        client_cert=str(files.client_cert),
+        client_key=str(files.client_key),
+    )
+    named = ClusterGateway(ClusterConfig(**common, server_name="localhost"))
+    wrong = ClusterGateway(ClusterConfig(**common, server_name="wrong.example"))
+    try:
+        client = named.client_for(url, timeout=5)
+        assert client.status().version.startswith("3.")
+        assert client.lease_count() == 0
+        assert client._caller is not None and not client._caller_refused
+        assert "etcd_server_has_leader" in named.scraper(timeout=5).fetch(url, "/metrics")
+        with pytest.raises(EtcdUnavailable, match="TLS failed"):
+            wrong.client_for(url, timeout=5).status()
+        with pytest.raises(EtcdUnavailable, match="TLS failed"):
+            wrong.scraper(timeout=5).fetch(url, "/metrics")
+    finally:
+        named.close()
+        wrong.close()

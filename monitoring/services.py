@@ -26,6 +26,7 @@ from etcdgateway.egress import EndpointNotAllowed, pinned_endpoint
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.errors import DomainError, InvalidInput
+from etcdmonitor_site.threads import named_pool
 from monitoring import health, metrics, partitions, selectors, timeseries
 from monitoring.checks import quantile_window_seconds
 from monitoring.models import (
@@ -570,7 +571,7 @@ def _scrape_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=32, thread_name_prefix="collect"))
+            _pool = (os.getpid(), named_pool(32, "collect"))
         return _pool[1]
 
 
@@ -758,7 +759,7 @@ def _health_pool() -> ThreadPoolExecutor:
                 os.getpid(),
                 # A fleet round asks every member at once; a hung one holds a thread for
                 # PROBE_TIMEOUT, so the pool is wide enough for several hung clusters.
-                ThreadPoolExecutor(max_workers=32, thread_name_prefix="probe"),
+                named_pool(32, "probe"),
             )
         return _probe_pool[1]
 
@@ -1084,7 +1085,7 @@ def _cluster_executor() -> ThreadPoolExecutor:
     with _pool_lock:
         if _cluster_pool is None or _cluster_pool[0] != os.getpid():
             workers = max(1, settings.MONITOR_CLUSTER_WORKERS)
-            _cluster_pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="cluster"))
+            _cluster_pool = (os.getpid(), named_pool(workers, "cluster"))
         return _cluster_pool[1]
 
 

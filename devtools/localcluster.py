@@ -205,6 +205,21 @@ class LocalMember:
         return self.process is not None and self.process.poll() is None
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is in the stopped state (Linux /proc; elsewhere True)."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return True
+    for task in tasks.iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        if stat[stat.rindex(")") + 2] not in "Tt":
+            return False
+    return True
+
+
 class LocalEtcdCluster:
     """A throwaway etcd cluster on free (or given) loopback ports under `base_dir`."""
 
@@ -365,9 +380,20 @@ class LocalEtcdCluster:
             member.process.send_signal(signal.SIGKILL)
             member.process.wait()
 
-    def pause_member(self, member: LocalMember) -> None:
-        """SIGSTOP: the member keeps its sockets open but never answers (a hung node)."""
+    def pause_member(self, member: LocalMember, *, timeout: float = 5.0) -> None:
+        """SIGSTOP: the member keeps its sockets open but never answers (a hung node).
+
+        Returns once every thread of it is stopped: a thread finishing a slow syscall (an
+        fsync under load) only stops when it returns, and a test must not race that.
+        """
+        if member.process is None or member.process.poll() is not None:
+            raise RuntimeError(f"etcd {member.name} is not running; see {member.log_path}")
         member.process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        while not _all_threads_stopped(member.process.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd {member.name} did not stop within {timeout} s")
+            time.sleep(0.01)
 
     def resume_member(self, member: LocalMember) -> None:
         member.process.send_signal(signal.SIGCONT)

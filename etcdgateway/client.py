@@ -27,7 +27,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from pyetcd import etcdrpc
 
 from etcdgateway.config import ClusterConfig, split_endpoint
-from etcdgateway.curl import NotGrpc, UnaryCaller
+from etcdgateway.curl import NotGrpc, UnaryCaller, grpc_proxied
 from etcdgateway.errors import (
     EtcdError,
     EtcdPermissionDenied,
@@ -257,8 +257,9 @@ class EtcdClient:
         self._raw: pyetcd.MultiEndpointEtcd3Client | None = None
         self._lock = threading.Lock()
         self._caller: UnaryCaller | None = None
-        # Set when the endpoint did not answer gRPC over libcurl: its hot calls use grpcio.
-        self._caller_refused = False
+        # Set when the endpoint did not answer gRPC over libcurl (or is reached through a
+        # proxy): its hot calls use grpcio.
+        self._caller_refused = grpc_proxied(endpoint)
 
     def _build(self) -> pyetcd.MultiEndpointEtcd3Client:
         host, port, credentials, options = channel_settings(self.endpoint, self.config)

@@ -8,6 +8,7 @@ with grpcio, whose event-engine threads add their own CPU).
 """
 
 import errno
+import functools
 import os
 import ssl
 import threading
@@ -21,7 +22,19 @@ from etcdgateway.config import ClusterConfig, split_endpoint
 # Idle handles (each with its connection) kept per origin: a cycle makes one or two calls to a
 # member at a time.
 IDLE_PER_ORIGIN = 2
-_DEFAULT_CA = ssl.get_default_verify_paths()
+
+
+@functools.cache
+def _system_trust() -> list[tuple[int, str]]:
+    """libcurl options naming the system's CA bundle and directory, those that exist."""
+    paths = ssl.get_default_verify_paths()
+    found = []
+    if paths.cafile and os.path.isfile(paths.cafile):
+        found.append((pycurl.CAINFO, paths.cafile))
+    if paths.capath and os.path.isdir(paths.capath):
+        found.append((pycurl.CAPATH, paths.capath))
+    return found
+
 
 TIMEOUT = "timeout"
 REFUSED = "refused"
@@ -171,8 +184,8 @@ class CurlPool:
         handle.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: we run on threads
         handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         handle.setopt(pycurl.FOLLOWLOCATION, 0)
-        # A machine's http_proxy must not reroute member traffic (grpcio here is told the
-        # same; our httpx clients are built with trust_env=False).
+        # No proxy from the environment: /metrics went direct before (urllib3's PoolManager
+        # ignores it), and gRPC calls meant for a proxy never come here (`grpc_proxied`).
         handle.setopt(pycurl.PROXY, "")
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(config.connect_timeout * 1000))
         handle.setopt(pycurl.TIMEOUT_MS, int(self._timeout * 1000))
@@ -181,9 +194,11 @@ class CurlPool:
             handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
         if config.ca_cert:
             handle.setopt(pycurl.CAINFO, config.ca_cert)
-        elif _DEFAULT_CA.cafile:
-            # The wheel's libcurl was built for another distribution's CA path.
-            handle.setopt(pycurl.CAINFO, _DEFAULT_CA.cafile)
+        else:
+            # The wheel's libcurl was built for another distribution's CA paths: use the
+            # ones Python's ssl module (and so the other HTTP clients here) trusts.
+            for option, path in _system_trust():
+                handle.setopt(option, path)
         if config.insecure_skip_verify:
             handle.setopt(pycurl.SSL_VERIFYPEER, 0)
             handle.setopt(pycurl.SSL_VERIFYHOST, 0)
@@ -218,6 +233,23 @@ def target_url(endpoint: str, path: str, config: ClusterConfig) -> tuple[str, li
 # As grpcio is told (client.GRPC_OPTIONS): the largest reply we accept.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def grpc_proxied(endpoint: str) -> bool:
+    """Whether grpcio would reach `endpoint` through a proxy from the environment (grpc_proxy,
+    https_proxy or http_proxy, unless no_grpc_proxy / no_proxy names the host): such calls
+    stay on grpcio, which tunnels through it."""
+    environ = {name.lower(): value for name, value in os.environ.items() if value}
+    if not any(environ.get(name) for name in ("grpc_proxy", "https_proxy", "http_proxy")):
+        return False
+    host = split_endpoint(endpoint)[0].lower()
+    exempt = environ.get("no_grpc_proxy") or environ.get("no_proxy") or ""
+    for entry in (e.strip().lower() for e in exempt.split(",")):
+        if entry == "*" or (
+            entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))
+        ):
+            return False
+    return True
 
 
 class CurlRpcError(grpc.RpcError):

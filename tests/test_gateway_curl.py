@@ -5,6 +5,7 @@ the true cause when a member is stopped, hung or no gRPC server at all."""
 import http.server
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from pyetcd import etcdrpc
@@ -54,8 +55,13 @@ def test_a_stopped_member_is_refused_and_a_hung_one_times_out(etcd_cluster_facto
         with pytest.raises(EtcdUnavailable, match="connection refused"):
             gateway.client_for(stopped.client_url, timeout=1).status()
         started = time.monotonic()
-        with pytest.raises(EtcdTimeout):
-            gateway.client_for(hung.client_url, timeout=1).lease_count()
+        try:
+            answered = gateway.client_for(hung.client_url, timeout=1).lease_count()
+        except EtcdTimeout:
+            pass
+        else:  # say what answered (seen once in CI; not reproduced): which process, its state
+            state = Path(f"/proc/{hung.process.pid}/stat").read_text()
+            pytest.fail(f"a stopped member answered {answered} leases; its /proc stat: {state}")
         assert 0.9 <= time.monotonic() - started < 3
         with pytest.raises(EtcdTimeout):
             gateway.scraper(timeout=1).fetch(hung.client_url, "/metrics")
@@ -160,3 +166,29 @@ def test_hot_calls_over_libcurl_speak_mtls_and_check_the_server_name(
     finally:
         named.close()
         wrong.close()
+
+
+def test_calls_meant_for_a_proxy_stay_on_grpcio(etcd_cluster, monkeypatch):
+    url = etcd_cluster.client_urls[0]
+    for name in ("grpc_proxy", "https_proxy", "HTTPS_PROXY", "no_grpc_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    # grpcio honours http_proxy: a proxy nobody runs makes its calls fail, libcurl's would not.
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("no_proxy", "example.invalid")
+    proxied = ClusterGateway(ClusterConfig(endpoints=(url,)))
+    try:
+        client = proxied.client_for(url, timeout=2)
+        assert client._caller_refused
+        with pytest.raises(EtcdUnavailable):
+            client.status()
+    finally:
+        proxied.close()
+
+    monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
+    exempt = ClusterGateway(ClusterConfig(endpoints=(url,)))
+    try:
+        direct = exempt.client_for(url, timeout=2)
+        assert direct.status().version.startswith("3.")
+        assert direct._caller is not None and not direct._caller_refused
+    finally:
+        exempt.close()

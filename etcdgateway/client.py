@@ -244,6 +244,15 @@ def decode_status(response) -> MemberStatus:
     )
 
 
+class _Anonymous:
+    """Stands in for the pyetcd client in a libcurl call to a cluster without auth: the
+    client's token (`metadata`) is all such a call reads from it, and there is none."""
+
+    metadata = None
+
+
+_ANONYMOUS = _Anonymous()
+
 LEASE_RACE_ATTEMPTS = 5  # a put keeping the lease retries when the lease changes meanwhile
 
 
@@ -306,15 +315,17 @@ class EtcdClient:
         operation: Callable[[pyetcd.MultiEndpointEtcd3Client], T],
         *,
         timeout: float | None = None,
+        raw=None,
     ) -> T:
         """Run `operation(raw_client)`, translating failures and renewing an expired token once.
 
-        `timeout` is the deadline the operation gives its call (this client's when None).
+        `timeout` is the deadline the operation gives its call (this client's when None);
+        `raw` stands in for the pyetcd client (`_ANONYMOUS`) when the operation needs none.
         """
         started = time.monotonic()
         try:
             try:
-                return operation(self.raw)
+                return operation(self.raw if raw is None else raw)
             except grpc.RpcError as exc:
                 if not (self.config.has_auth and is_invalid_token(exc)):
                     raise
@@ -351,9 +362,12 @@ class EtcdClient:
                 except NotGrpc as exc:
                     logger.info("%s: no gRPC over libcurl (%s): grpcio", self.endpoint, exc)
                     self._caller_refused = True
-            return fallback(raw, deadline)
+            return fallback(self.raw if raw is _ANONYMOUS else raw, deadline)
 
-        return self.call(invoke, timeout=timeout)
+        # Without auth the pyetcd client would give the call nothing (no token): its gRPC
+        # channel is not built until something needs it.
+        anonymous = not self.config.has_auth and not self._caller_refused
+        return self.call(invoke, timeout=timeout, raw=_ANONYMOUS if anonymous else None)
 
     def stub(self, stub_name: str, method: str, request, *, timeout: float | None = None):
         """A raw gRPC stub call (e.g. maintenancestub.MoveLeader) with our timeout and token."""

@@ -5,8 +5,10 @@ the true cause when a member is stopped, hung or no gRPC server at all."""
 import http.server
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import pycurl
 import pytest
 from pyetcd import etcdrpc
 
@@ -14,7 +16,7 @@ from devtools.localcluster import make_test_certificates
 from etcdgateway import ClusterConfig, ClusterGateway, EtcdError, EtcdTimeout, EtcdUnavailable
 from etcdgateway import scraper as scraper_module
 from etcdgateway.client import decode_status
-from etcdgateway.curl import CurlRpcError, UnaryCaller
+from etcdgateway.curl import CurlRpcError, NotGrpc, TransferFailed, UnaryCaller, _transfer_error
 
 
 def _grpcio_status(client):
@@ -38,6 +40,30 @@ def test_status_and_lease_count_over_libcurl_match_grpcio(etcd_cluster_factory):
             assert over_curl == _grpcio_status(client)
             assert client.lease_count() == len(leases)
         assert len({gateway.client_for(u).status().leader_id for u in cluster.client_urls}) == 1
+    finally:
+        gateway.close()
+
+
+def test_hot_calls_to_a_cluster_without_auth_make_no_grpc_channel(etcd_cluster_factory):
+    """Without auth the pyetcd client has nothing a libcurl call needs (no token): Status and
+    LeaseLeases leave it unbuilt, so a fleet's members cost no gRPC channel each. Anything
+    else builds it as before, and the hot calls still give grpcio's answers."""
+    cluster = etcd_cluster_factory(size=1, point_settings=False)
+    gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
+    try:
+        # Its own timeout: the gateway's lease_grant below uses another client.
+        client = gateway.client_for(cluster.client_urls[0], timeout=3)
+        status = client.status()
+        assert status.member_id and status.is_leader
+        gateway.lease_grant(600)
+        assert client.lease_count() == 1
+        assert client._raw is None and client._caller is not None
+
+        assert [m.id_str for m in client.members()] == [str(status.member_id)]
+        assert client._raw is not None
+        # The backend's sizes move on their own (etcd commits in the background).
+        steady = {"db_size": 0, "db_size_in_use": 0}
+        assert replace(client.status(), **steady) == replace(_grpcio_status(client), **steady)
     finally:
         gateway.close()
 
@@ -111,6 +137,20 @@ def test_an_endpoint_that_is_no_grpc_server_is_unavailable_not_misread(plain_htt
         assert gateway.scraper(timeout=2).fetch(plain_http_url, "/metrics").startswith("not")
     finally:
         gateway.close()
+
+
+def test_no_http2_is_told_apart_whichever_way_libcurl_reports_it():
+    """The first bytes back were no HTTP/2: libcurl says so under CURLE_HTTP2, or under
+    CURLE_SEND_ERROR when its send was still going (1 in 100 against the server above).
+    Both mean "no gRPC server here", never a member that went away."""
+    words = "Remote peer returned unexpected data while we expected SETTINGS frame."
+    for code in (pycurl.E_HTTP2, pycurl.E_SEND_ERROR):
+        failed = TransferFailed(code, "other", words, overflowed=False)
+        assert isinstance(_transfer_error(failed), NotGrpc)
+    reset = TransferFailed(
+        pycurl.E_SEND_ERROR, "other", "Send failure: Broken pipe", overflowed=False
+    )
+    assert isinstance(_transfer_error(reset), CurlRpcError)
 
 
 def test_a_grpc_error_status_keeps_etcds_words(etcd_cluster_factory):

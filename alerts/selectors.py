@@ -20,7 +20,7 @@ from alerts.models import (
 )
 from alerts.rules import SPEC_BY_ID, SPECS, ClusterView, MemberView, Rule
 from clusters.models import DEFAULT_CLUSTER_ID, Cluster
-from clusters.selectors import monitored_clusters
+from clusters.selectors import monitored_cluster_ids
 from etcdmonitor_site import rawsql
 from monitoring import selectors as monitoring_selectors
 from monitoring import timeseries
@@ -36,7 +36,7 @@ def cluster_ids() -> list[str]:
     """Every cluster the engine evaluates: each monitored cluster record (the default first),
     then any other cluster that still has active alerts (no longer monitored, or deleted),
     whose evaluation resolves them."""
-    monitored = [record.pk for record in monitored_clusters()]
+    monitored = monitored_cluster_ids()
     leftover = (
         Alert.objects.filter(state__in=ACTIVE_STATES)
         .exclude(cluster_id__in=monitored)
@@ -179,7 +179,7 @@ def _instances(model, fields: list[str], cursor) -> list:
 @functools.cache
 def _fleet_sql(name: str) -> str:
     if name == "records":
-        # monitored_clusters' order: the default, then shared records, then users' own; by name.
+        # monitored_cluster_ids' order: the default, then shared records, then users' own; by name.
         # Rows as tuples: only the default's become an instance (its JSON decoded).
         owner = rawsql.column(Cluster, "owner")
         return (

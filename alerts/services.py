@@ -43,7 +43,7 @@ from audit.services import Actor, audited
 from clusters.connection import cluster_gateway as record_gateway
 from clusters.crypto import TabDecryptFailed, TabKeyMissing
 from clusters.models import Cluster
-from clusters.selectors import monitored_clusters
+from clusters.selectors import monitored_cluster_ids
 from clusters.services import default_cluster_current, default_cluster_sync
 from etcdgateway import EtcdError, cluster_gateway
 from etcdmonitor_site import policy, rawsql
@@ -765,7 +765,7 @@ def evaluate_all(*, now: datetime | None = None) -> list[EvaluationReport]:
     now = now or timezone.now()
     start = selectors.fleet_round(now=now)
     if not default_cluster_current(start.default):
-        default_cluster_sync()  # what monitored_clusters() does before listing
+        default_cluster_sync()  # what monitored_cluster_ids() does before listing
         start = selectors.fleet_round(now=now)
     if len(start.inputs.rules) < len(SPECS):
         start.inputs.rules = rules_ensure()
@@ -868,7 +868,7 @@ def consistency_check(*, cluster_id: str = DEFAULT_CLUSTER) -> ConsistencyCheck 
 def consistency_check_all() -> list[ConsistencyCheck]:
     """A HashKV round on every monitored cluster, a few clusters at a time (each round has its
     own timeouts, so a dead cluster holds only its own worker)."""
-    ids = [record.pk for record in monitored_clusters()]
+    ids = monitored_cluster_ids()
 
     def one(cluster_id: str):
         try:

@@ -87,6 +87,19 @@ def monitored_clusters() -> list[Cluster]:
     )
 
 
+def monitored_cluster_ids() -> list[str]:
+    """The ids of `monitored_clusters()`, in its order, without loading the records: the
+    periodic jobs list them every few seconds and read what they need per round."""
+    from clusters.services import default_cluster_sync  # services never read through here
+
+    default_cluster_sync()
+    return list(
+        Cluster.objects.filter(monitored=True)
+        .order_by(_rank(), "name", "created_at")
+        .values_list("pk", flat=True)
+    )
+
+
 # What connecting to a record needs (clusters.connection.stored_config); nothing else is read.
 _CONNECTION_FIELDS = [
     "id",

@@ -10,9 +10,9 @@ from journal.models import JournalCursor, JournalEvent, JournalGap
 
 def journal_clusters() -> list[str]:
     """The cluster ids the journal follows: every monitored cluster record, "default" first."""
-    from clusters.selectors import monitored_clusters
+    from clusters.selectors import monitored_cluster_ids
 
-    return [cluster.id for cluster in monitored_clusters()]
+    return monitored_cluster_ids()
 
 
 def journal_position(*, cluster_id: str) -> JournalCursor | None:

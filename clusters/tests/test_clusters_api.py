@@ -314,6 +314,7 @@ def test_monitored_clusters_are_the_monitored_records_with_the_default(api_clien
     records = selectors.monitored_clusters()
 
     assert [c.pk for c in records] == ["default", watched["id"]]
+    assert selectors.monitored_cluster_ids() == ["default", watched["id"]]
     default = records[0]
     assert default.endpoints == django_settings.ETCD_ENDPOINTS
     assert cluster_gateway(default) is settings_gateway()

@@ -7,6 +7,7 @@ connects to the address that was checked (`pinned_endpoint`), so a second DNS an
 move the connection elsewhere; TLS keeps verifying against the original name.
 """
 
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -72,10 +73,18 @@ def parse_allowlist(entries) -> Allowlist:
 
 def configured_allowlist() -> Allowlist:
     """The setting's allowlist; an invalid one allows nothing (the system check names it)."""
+    entries = getattr(settings, "CLUSTER_ENDPOINT_ALLOWLIST", ()) or ()
     try:
-        return parse_allowlist(getattr(settings, "CLUSTER_ENDPOINT_ALLOWLIST", ()))
+        return _parsed_allowlist(entries if isinstance(entries, str) else tuple(entries))
     except ValueError:
         raise EndpointNotAllowed("CLUSTER_ENDPOINT_ALLOWLIST is invalid") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_allowlist(entries: str | tuple[str, ...]) -> Allowlist:
+    # Every monitored cluster's gateway checks its endpoints each round: parse the setting
+    # once per value, not once per cluster per round.
+    return parse_allowlist(entries)
 
 
 def check_allowlist_setting(app_configs=None, **kwargs) -> list:

@@ -7,7 +7,6 @@ through each field's database converters (SQLite returns datetimes as text, for 
 the instances behave exactly like ORM-loaded ones; unselected fields load lazily if touched.
 """
 
-import contextlib
 import functools
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -73,49 +72,12 @@ def array_literal(values) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-@contextlib.contextmanager
-def bound_cursor():
-    """A cursor of the default connection that sends parameters apart from the SQL
-    (PostgreSQL's extended protocol) instead of quoting them into it; elsewhere Django's own.
-
-    Django's psycopg cursors bind client-side: every string, JSON document and array is
-    escaped into the statement text in Python, a fifth of a collection cycle's write and of a
-    health round's (bench/fleet.py profiles). The statements given to this cursor cast every
-    parameter whose type PostgreSQL cannot infer (`%s::real[]`, `unnest(%s::bigint[], …)`).
-    Errors, thread checks and query logging stay Django's (`_prepare_cursor`). Statements
-    are never prepared by name (psycopg would after five runs): a transaction-pooling
-    PgBouncer in front of PostgreSQL would not find them on the next server connection.
-    """
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = _unprepared_cursor_class()(connection.connection)
-    with connection._prepare_cursor(raw) as cursor:
-        yield cursor
-
-
-@functools.cache
-def _unprepared_cursor_class():
-    # Imported on first use: only a PostgreSQL deployment needs its backend loaded.
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    class UnpreparedCursor(ServerBindingCursor):
-        def execute(self, query, params=None, *, prepare=None, binary=None):
-            return super().execute(query, params, prepare=False, binary=binary)
-
-    return UnpreparedCursor
-
-
 def rows_in(sql: str, condition: str, values: list) -> list[tuple]:
     """Run `sql`, written for one value (`condition`, e.g. `c.id = %s`), for many at once: the
     condition becomes an IN list (a fleet round reads every cluster's rows in one query)."""
     if not values:
         return []
     many = condition.replace("= %s", f"IN ({', '.join(['%s'] * len(values))})")
-    with bound_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql.replace(condition, many, 1), list(values))
         return cursor.fetchall()

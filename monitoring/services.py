@@ -104,7 +104,7 @@ def cluster_lock_acquire(*, cluster: MonitoredCluster, seconds: int = LOCK_SECON
     now = datetime.now(UTC)
     token = uuid.uuid4().hex
     adapt = connection.ops.adapt_datetimefield_value
-    with rawsql.bound_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             _lock_sql(connection.vendor),
             [adapt(now + timedelta(seconds=seconds)), token, cluster.pk, adapt(now)],
@@ -123,7 +123,7 @@ def cluster_lock_release(*, cluster: MonitoredCluster, token: str, **changes) ->
     lock_until, lock_token = (
         rawsql.column(MonitoredCluster, n) for n in ("lock_until", "lock_token")
     )
-    with rawsql.bound_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {rawsql.table(MonitoredCluster)} SET {lock_until} = NULL, "  # noqa: S608
             f"{', '.join([f'{lock_token} = %s', *columns])} WHERE id = %s AND {lock_token} = %s",
@@ -152,7 +152,7 @@ def cluster_locks_claim(
         return {}
     now = datetime.now(UTC)
     tokens = {cluster.pk: uuid.uuid4().hex for cluster in clusters}
-    with rawsql.bound_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             _claim_sql(),
             [list(tokens), now, now + timedelta(seconds=seconds), list(tokens),
@@ -555,7 +555,7 @@ def _write_cycle_one_statement(member: Member, ts: int, array: list, fields: dic
         "UPDATE monitoring_member SET sample_count = sample_count + "
         f"(SELECT count(*) FROM inserted), {', '.join(columns)} WHERE id = %s"
     )
-    with rawsql.bound_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, [member.pk, ts, vals, *params, member.pk])
 
 
@@ -918,7 +918,7 @@ def _health_write_round(verdicts: list[_Verdict], started_at: datetime) -> None:
                 column.append(value)
     cluster_ids = [verdict.cluster.pk for verdict in verdicts]
     member_sql, cluster_sql = _health_round_sql()
-    with rawsql.bound_cursor() as cursor:
+    with connection.cursor() as cursor:
         if columns[0]:
             cursor.execute(member_sql, [columns[0], started_at, *columns, started_at])
         cursor.execute(

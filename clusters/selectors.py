@@ -73,31 +73,25 @@ def fleet_clusters(*, user) -> list[Cluster]:
     return list(clusters_visible(user=user))
 
 
-def monitored_clusters() -> list[Cluster]:
-    """Every record with `monitored` set, the default first when it is monitored, then by name;
-    the default record is brought up to date with the environment first (one read, a write only
-    when the environment changed). Owners loaded, so `to_dict()` needs no query."""
+def _monitored():
+    """Monitored records in their order (the default first, then by name), the default record
+    brought up to date with the environment first (one read, a write only when it changed)."""
     from clusters.services import default_cluster_sync  # services never read through here
 
     default_cluster_sync()
-    return list(
-        Cluster.objects.filter(monitored=True)
-        .select_related("owner")
-        .order_by(_rank(), "name", "created_at")
-    )
+    return Cluster.objects.filter(monitored=True).order_by(_rank(), "name", "created_at")
+
+
+def monitored_clusters() -> list[Cluster]:
+    """Every record with `monitored` set, the default first when it is monitored, then by name.
+    Owners loaded, so `to_dict()` needs no query."""
+    return list(_monitored().select_related("owner"))
 
 
 def monitored_cluster_ids() -> list[str]:
     """The ids of `monitored_clusters()`, in its order, without loading the records: the
     periodic jobs list them every few seconds and read what they need per round."""
-    from clusters.services import default_cluster_sync  # services never read through here
-
-    default_cluster_sync()
-    return list(
-        Cluster.objects.filter(monitored=True)
-        .order_by(_rank(), "name", "created_at")
-        .values_list("pk", flat=True)
-    )
+    return list(_monitored().values_list("pk", flat=True))
 
 
 # What connecting to a record needs (clusters.connection.stored_config); nothing else is read.

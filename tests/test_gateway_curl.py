@@ -141,7 +141,7 @@ def test_an_endpoint_that_is_no_grpc_server_is_unavailable_not_misread(plain_htt
 
 def test_no_http2_is_told_apart_whichever_way_libcurl_reports_it():
     """The first bytes back were no HTTP/2: libcurl says so under CURLE_HTTP2, or under
-    CURLE_SEND_ERROR when its send was still going (1 in 100 against the server above).
+    CURLE_SEND_ERROR when its send was still going (8 in 300 against the server above).
     Both mean "no gRPC server here", never a member that went away."""
     words = "Remote peer returned unexpected data while we expected SETTINGS frame."
     for code in (pycurl.E_HTTP2, pycurl.E_SEND_ERROR):

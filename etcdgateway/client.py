@@ -253,6 +253,13 @@ class _Anonymous:
 
 _ANONYMOUS = _Anonymous()
 
+# The read-only unary calls periodic jobs make, which go over libcurl: (service, reply class).
+_UNARY_REPLIES = {
+    ("clusterstub", "MemberList"): ("Cluster", etcdrpc.MemberListResponse),
+    ("maintenancestub", "Alarm"): ("Maintenance", etcdrpc.AlarmResponse),
+    ("maintenancestub", "HashKV"): ("Maintenance", etcdrpc.HashKVResponse),
+}
+
 LEASE_RACE_ATTEMPTS = 5  # a put keeping the lease retries when the lease changes meanwhile
 
 
@@ -345,10 +352,12 @@ class EtcdClient:
                 raise
             raise error from exc
 
-    def _hot_unary(self, method: str, request: bytes, fallback, *, timeout: float | None):
-        """The serialized reply of a unary call the collector makes every cycle (Status,
-        LeaseLeases), over libcurl (`etcdgateway.curl`: half grpcio's CPU per call); through
-        `fallback(raw, deadline)` on grpcio once the endpoint did not answer as gRPC there."""
+    def _unary(self, method: str, request: bytes, fallback, *, timeout: float | None):
+        """The serialized reply of a unary call the collector and prober make on their own
+        (Status, LeaseLeases, MemberList, HashKV, Alarm), over libcurl (`etcdgateway.curl`:
+        half grpcio's CPU per call, and no gRPC channel or its event-engine threads in a worker
+        of a fleet without auth); through `fallback(raw, deadline)` on grpcio once the endpoint
+        did not answer as gRPC there."""
         deadline = timeout or self.timeout
 
         def invoke(raw):
@@ -369,6 +378,19 @@ class EtcdClient:
         anonymous = not self.config.has_auth and not self._caller_refused
         return self.call(invoke, timeout=timeout, raw=_ANONYMOUS if anonymous else None)
 
+    def _message_call(self, stub_name: str, method: str, request, *, timeout: float | None = None):
+        """A unary call of message to message over libcurl (`_unary`), decoded as grpcio's
+        stub would; the stub is the fallback."""
+        service, reply_class = _UNARY_REPLIES[(stub_name, method)]
+
+        def fallback(raw, deadline):
+            bound = getattr(getattr(raw, stub_name), method)
+            return bound(request, deadline, metadata=raw.metadata).SerializeToString()
+
+        path = f"/etcdserverpb.{service}/{method}"
+        reply = self._unary(path, request.SerializeToString(), fallback, timeout=timeout)
+        return reply_class.FromString(reply)
+
     def stub(self, stub_name: str, method: str, request, *, timeout: float | None = None):
         """A raw gRPC stub call (e.g. maintenancestub.MoveLeader) with our timeout and token."""
 
@@ -382,7 +404,7 @@ class EtcdClient:
 
     def status(self, *, timeout: float | None = None) -> MemberStatus:
         """Status of the member behind this endpoint (raw stub: no extra MemberList RPC)."""
-        reply = self._hot_unary(
+        reply = self._unary(
             "/etcdserverpb.Maintenance/Status",
             b"",
             lambda raw, deadline: raw.maintenancestub.Status(
@@ -394,7 +416,7 @@ class EtcdClient:
 
     def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
         """MemberList, with isLearner recovered from the wire."""
-        response = self.stub(
+        response = self._message_call(
             "clusterstub", "MemberList", etcdrpc.MemberListRequest(), timeout=timeout
         )
         return [
@@ -411,7 +433,7 @@ class EtcdClient:
     def alarms(self, *, timeout: float | None = None) -> list[tuple[int, str]]:
         """The cluster's active alarms (Alarm GET) as (member id, alarm name) pairs."""
         request = etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0, alarm=0)
-        response = self.stub("maintenancestub", "Alarm", request, timeout=timeout)
+        response = self._message_call("maintenancestub", "Alarm", request, timeout=timeout)
         return [(a.memberID, ALARM_NAMES.get(a.alarm, str(a.alarm))) for a in response.alarms]
 
     def alarm_disarm(self, member_id: int, alarm: str, *, timeout: float | None = None) -> None:
@@ -517,7 +539,7 @@ class EtcdClient:
     def hashkv(self, revision: int) -> KeyspaceHash:
         """HashKV of this member's keyspace at `revision` (0: the newest)."""
         request = etcdrpc.HashKVRequest(revision=revision)
-        response = self.stub("maintenancestub", "HashKV", request)
+        response = self._message_call("maintenancestub", "HashKV", request)
         return KeyspaceHash(
             hash=response.hash,
             revision=response.header.revision,
@@ -663,7 +685,7 @@ class EtcdClient:
             )
             return method(None, timeout=deadline, metadata=raw.metadata)
 
-        reply = self._hot_unary("/etcdserverpb.Lease/LeaseLeases", b"", leases, timeout=timeout)
+        reply = self._unary("/etcdserverpb.Lease/LeaseLeases", b"", leases, timeout=timeout)
         response = etcdrpc.ResponseHeader.FromString(reply)
         return sum(1 for f in UnknownFieldSet(response) if f.field_number == 2)
 

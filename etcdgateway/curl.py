@@ -276,8 +276,8 @@ class NotGrpc(Exception):
 class UnaryCaller:
     """Unary gRPC calls to one endpoint over libcurl: the request framed by hand (one
     uncompressed message), the reply's message returned as bytes for the caller's protobuf
-    class, the call's status read from the trailers. Only for the collector's hot calls
-    (Status, LeaseLeases); everything else stays on grpcio."""
+    class, the call's status read from the trailers. Only for the read-only calls periodic jobs
+    make (`EtcdClient._unary`); writes, streams and everything else stay on grpcio."""
 
     def __init__(self, endpoint: str, config: ClusterConfig, *, timeout: float):
         self._endpoint = endpoint

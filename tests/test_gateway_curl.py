@@ -12,10 +12,11 @@ import pycurl
 import pytest
 from pyetcd import etcdrpc
 
+from alerts.tests.test_learner import _add_learner
 from devtools.localcluster import make_test_certificates
 from etcdgateway import ClusterConfig, ClusterGateway, EtcdError, EtcdTimeout, EtcdUnavailable
 from etcdgateway import scraper as scraper_module
-from etcdgateway.client import decode_status
+from etcdgateway.client import MemberInfo, decode_status
 from etcdgateway.curl import CurlRpcError, NotGrpc, TransferFailed, UnaryCaller, _transfer_error
 
 
@@ -44,10 +45,11 @@ def test_status_and_lease_count_over_libcurl_match_grpcio(etcd_cluster_factory):
         gateway.close()
 
 
-def test_hot_calls_to_a_cluster_without_auth_make_no_grpc_channel(etcd_cluster_factory):
-    """Without auth the pyetcd client has nothing a libcurl call needs (no token): Status and
-    LeaseLeases leave it unbuilt, so a fleet's members cost no gRPC channel each. Anything
-    else builds it as before, and the hot calls still give grpcio's answers."""
+def test_periodic_calls_to_a_cluster_without_auth_make_no_grpc_channel(etcd_cluster_factory):
+    """Without auth the pyetcd client has nothing a libcurl call needs (no token): Status,
+    LeaseLeases, MemberList, HashKV and Alarm leave it unbuilt, so a worker watching a fleet
+    holds no gRPC channel (nor gRPC's event-engine threads) for its members. Anything else
+    builds it as before, and each libcurl call gives grpcio's answer."""
     cluster = etcd_cluster_factory(size=1, point_settings=False)
     gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
     try:
@@ -57,13 +59,56 @@ def test_hot_calls_to_a_cluster_without_auth_make_no_grpc_channel(etcd_cluster_f
         assert status.member_id and status.is_leader
         gateway.lease_grant(600)
         assert client.lease_count() == 1
+        members = client.members()
+        assert [m.id_str for m in members] == [str(status.member_id)]
+        assert members[0].client_urls == tuple(cluster.client_urls)
+        assert client.alarms() == []
+        keyspace = client.hashkv(0)
         assert client._raw is None and client._caller is not None
 
-        assert [m.id_str for m in client.members()] == [str(status.member_id)]
+        assert client.get(b"nothing") is None  # a call off the libcurl path builds the channel
         assert client._raw is not None
         # The backend's sizes move on their own (etcd commits in the background).
         steady = {"db_size": 0, "db_size_in_use": 0}
         assert replace(client.status(), **steady) == replace(_grpcio_status(client), **steady)
+        assert client.members() == [
+            replace(m, is_learner=False) for m in _grpcio(client, "clusterstub", "MemberList")
+        ]
+        assert keyspace == client.hashkv(keyspace.revision)
+        assert keyspace.hash == _grpcio(client, "maintenancestub", "HashKV").hash
+    finally:
+        gateway.close()
+
+
+def _grpcio(client, stub_name, method):
+    """The same call through grpcio's stub (the fallback path), for comparison."""
+    if method == "MemberList":
+        reply = client.call(lambda raw: raw.clusterstub.MemberList(etcdrpc.MemberListRequest(), 5))
+        return [
+            MemberInfo(
+                id=m.ID,
+                name=m.name,
+                peer_urls=tuple(m.peerURLs),
+                client_urls=tuple(m.clientURLs),
+                is_learner=False,
+            )
+            for m in reply.members
+        ]
+    request = etcdrpc.HashKVRequest(revision=0)
+    return client.call(lambda raw: getattr(getattr(raw, stub_name), method)(request, 5))
+
+
+def test_member_list_over_libcurl_tells_a_learner(etcd_cluster_factory):
+    """isLearner is not in pyetcd's protos: it is read from the reply's unknown fields, which
+    the libcurl path keeps as grpcio's did."""
+    cluster = etcd_cluster_factory(size=1, point_settings=False)
+    gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
+    try:
+        _, learner_id = _add_learner(cluster, name="learner")
+        client = gateway.client_for(cluster.client_urls[0])
+        listed = {m.id_str: m.is_learner for m in client.members()}
+        assert client._raw is None  # it came over libcurl
+        assert listed == {learner_id: True, str(client.status().member_id): False}
     finally:
         gateway.close()
 

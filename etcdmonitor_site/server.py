@@ -13,15 +13,20 @@ from stock uvicorn:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
+import sys
 
 import h11
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "etcdmonitor_site.settings")
 
 from django.conf import settings
+from gunicorn.arbiter import Arbiter
+from uvicorn import Server
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn_worker import UvicornWorker
 
@@ -174,6 +179,35 @@ class LingeringTransport:
         return self._protocol._answered_error or self.wrapped.is_closing()
 
 
+class OncePerSecondServer(Server):
+    """uvicorn's server with its housekeeping loop woken once a second instead of ten times.
+
+    That loop only refreshes the Date header (once a second), notifies gunicorn and checks
+    for shutdown; each wake-up of an idle process costs ~0.2 ms of CPU on a VM (measured: a
+    bare asyncio loop at 0.1 s used 2.1 CPU ms/s, at 1 s 0.3), so two idle web workers spent
+    4 ms/s on it. A shutdown signal wakes the loop at once, so stopping is no slower.
+    """
+
+    TICK_SECONDS = 1.0
+
+    async def main_loop(self) -> None:
+        self._loop, self._woken = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            # on_tick does its once-a-second work when counter % 10 == 0: every tick here.
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self.TICK_SECONDS)
+            should_exit = await self.on_tick(counter)
+
+    def handle_exit(self, sig, frame) -> None:
+        super().handle_exit(sig, frame)
+        # A Python signal handler runs between bytecodes: wake the loop out of its wait.
+        if getattr(self, "_woken", None) is not None:
+            self._loop.call_soon_threadsafe(self._woken.set)
+
+
 class MonitorWorker(UvicornWorker):
     """gunicorn worker running uvicorn with the protocol above (no lifespan, no proxy headers:
     the app itself decides whom to believe about client addresses, see TRUSTED_PROXIES)."""
@@ -192,6 +226,15 @@ class MonitorWorker(UvicornWorker):
             "h11_max_incomplete_event_size": settings.HTTP_MAX_HEADER_BYTES,
         }
         super().__init__(*args, **kwargs)
+
+    async def _serve(self) -> None:
+        # uvicorn_worker's own, with the quieter server.
+        self.config.app = self.wsgi
+        server = OncePerSecondServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     async def callback_notify(self) -> None:
         # A worker whose arbiter was SIGKILLed is re-parented, and uvicorn's worker never looks:

@@ -4,20 +4,25 @@ Every test talks to a real `runmonitor` process over loopback sockets, never the
 the limits under test are enforced before Django sees the request.
 """
 
+import asyncio
 import contextlib
 import http.client
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import threading
 import time
 import urllib.parse
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
+from uvicorn import Config
 
+from etcdmonitor_site.server import OncePerSecondServer
 from tests.servers import runmonitors
 
 # What the reference product's own front end asks for besides our panels' series: its banner,
@@ -327,3 +332,43 @@ def test_two_hundred_slow_clients_do_not_starve_healthz(monitor_server, broker):
         f"p99 {p99 * 1000:.1f} ms"
     )
     assert p99 < 1.0
+
+
+def test_the_date_header_follows_the_clock_with_one_housekeeping_wake_a_second(monitor_server):
+    """The server's housekeeping loop wakes once a second (OncePerSecondServer), not ten times:
+    the Date header it refreshes still follows the clock."""
+    server = monitor_server()
+    _, first, _ = server.request("GET", "/healthz")
+    time.sleep(2.2)
+    _, second, _ = server.request("GET", "/healthz")
+    first_at, second_at = (
+        parsedate_to_datetime(first["date"]),
+        parsedate_to_datetime(second["date"]),
+    )
+    assert 1 <= (second_at - first_at).total_seconds() <= 4
+    assert abs(time.time() - second_at.timestamp()) <= 2
+
+
+def test_a_shutdown_signal_wakes_the_housekeeping_loop_at_once():
+    """handle_exit (uvicorn's SIGTERM/SIGINT handler) ends the loop without waiting for the next
+    tick: here a tick a minute long, which the loop must not sit out."""
+
+    async def app(scope, receive, send):  # never called: no connection is made
+        raise AssertionError(scope)
+
+    class SlowTicking(OncePerSecondServer):
+        TICK_SECONDS = 60.0
+
+    config = Config(app=app, lifespan="off", log_config=None)
+    config.load()
+    server = SlowTicking(config=config)
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.2, server.handle_exit, signal.SIGTERM, None)
+        started = loop.time()
+        await server.main_loop()
+        return loop.time() - started
+
+    assert asyncio.run(asyncio.wait_for(run(), 30)) < 30
+    assert server.should_exit

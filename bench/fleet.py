@@ -430,6 +430,8 @@ def run(args, work: Path) -> dict:
                     *celery,
                     "worker",
                     *WORKER_FLAGS,
+                    "-P",
+                    args.pool,
                     "-c",
                     str(args.concurrency),
                     "-n",
@@ -507,6 +509,7 @@ def run(args, work: Path) -> dict:
             "clusters": len(clusters),
             "members": members_total,
             "interval_s": args.interval,
+            "worker_pool": f"{args.pool} x {args.concurrency}",
             "window_s": until - since,
             "member_scrapes": scrapes,
             "cpu_ms_per_member_scrape": round(cpu_ms, 3),
@@ -544,6 +547,9 @@ def main() -> int:
     parser.add_argument("--baseline-seconds", type=int, default=60)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=2, help="pool size of each worker")
+    parser.add_argument(
+        "--pool", default="prefork", help="each worker's Celery pool (prefork, threads, solo)"
+    )
     parser.add_argument("--fleet-page", default="/fleet")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fleet.json")
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")

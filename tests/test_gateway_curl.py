@@ -16,7 +16,7 @@ from alerts.tests.test_learner import _add_learner
 from devtools.localcluster import make_test_certificates
 from etcdgateway import ClusterConfig, ClusterGateway, EtcdError, EtcdTimeout, EtcdUnavailable
 from etcdgateway import scraper as scraper_module
-from etcdgateway.client import MemberInfo, decode_status
+from etcdgateway.client import decode_status
 from etcdgateway.curl import CurlRpcError, NotGrpc, TransferFailed, UnaryCaller, _transfer_error
 
 
@@ -71,30 +71,19 @@ def test_periodic_calls_to_a_cluster_without_auth_make_no_grpc_channel(etcd_clus
         # The backend's sizes move on their own (etcd commits in the background).
         steady = {"db_size": 0, "db_size_in_use": 0}
         assert replace(client.status(), **steady) == replace(_grpcio_status(client), **steady)
-        assert client.members() == [
-            replace(m, is_learner=False) for m in _grpcio(client, "clusterstub", "MemberList")
+        listed = _grpcio(client, "clusterstub", "MemberList", etcdrpc.MemberListRequest())
+        assert [(m.id, m.name, m.peer_urls, m.client_urls) for m in client.members()] == [
+            (m.ID, m.name, tuple(m.peerURLs), tuple(m.clientURLs)) for m in listed.members
         ]
         assert keyspace == client.hashkv(keyspace.revision)
-        assert keyspace.hash == _grpcio(client, "maintenancestub", "HashKV").hash
+        hashed = _grpcio(client, "maintenancestub", "HashKV", etcdrpc.HashKVRequest(revision=0))
+        assert keyspace.hash == hashed.hash
     finally:
         gateway.close()
 
 
-def _grpcio(client, stub_name, method):
+def _grpcio(client, stub_name, method, request):
     """The same call through grpcio's stub (the fallback path), for comparison."""
-    if method == "MemberList":
-        reply = client.call(lambda raw: raw.clusterstub.MemberList(etcdrpc.MemberListRequest(), 5))
-        return [
-            MemberInfo(
-                id=m.ID,
-                name=m.name,
-                peer_urls=tuple(m.peerURLs),
-                client_urls=tuple(m.clientURLs),
-                is_learner=False,
-            )
-            for m in reply.members
-        ]
-    request = etcdrpc.HashKVRequest(revision=0)
     return client.call(lambda raw: getattr(getattr(raw, stub_name), method)(request, 5))
 
 

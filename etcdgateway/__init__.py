@@ -10,6 +10,7 @@ import threading
 from etcdgateway.client import EtcdClient, MemberInfo, MemberStatus
 from etcdgateway.cluster import ClusterGateway, EndpointHealth
 from etcdgateway.config import ClusterConfig, normalise_endpoint, split_endpoint
+from etcdgateway.curl import Transfers
 from etcdgateway.errors import (
     EtcdAuthFailed,
     EtcdError,
@@ -96,6 +97,7 @@ __all__ = [
     "MemberInfo",
     "MemberStatus",
     "RangePage",
+    "Transfers",
     "Watch",
     "WatchBatch",
     "WatchEvent",

@@ -27,7 +27,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from pyetcd import etcdrpc
 
 from etcdgateway.config import ClusterConfig, split_endpoint
-from etcdgateway.curl import NotGrpc, UnaryCaller, grpc_proxied
+from etcdgateway.curl import NotGrpc, Transfers, UnaryCaller, grpc_proxied
 from etcdgateway.errors import (
     EtcdError,
     EtcdPermissionDenied,
@@ -260,6 +260,10 @@ _UNARY_REPLIES = {
     ("maintenancestub", "HashKV"): ("Maintenance", etcdrpc.HashKVResponse),
 }
 
+_STATUS = "/etcdserverpb.Maintenance/Status"
+_LEASE_LEASES = "/etcdserverpb.Lease/LeaseLeases"
+_UNSET = object()  # EtcdClient._unary: no first attempt made elsewhere
+
 LEASE_RACE_ATTEMPTS = 5  # a put keeping the lease retries when the lease changes meanwhile
 
 
@@ -352,21 +356,31 @@ class EtcdClient:
                 raise
             raise error from exc
 
-    def _unary(self, method: str, request: bytes, fallback, *, timeout: float | None):
+    def _unary_caller(self) -> UnaryCaller:
+        with self._lock:
+            if self._caller is None:
+                self._caller = UnaryCaller(self.endpoint, self.config, timeout=self.timeout)
+            return self._caller
+
+    def _unary(self, method: str, request: bytes, fallback, *, timeout: float | None, first=_UNSET):
         """The serialized reply of a unary call the collector and prober make on their own
         (Status, LeaseLeases, MemberList, HashKV, Alarm), over libcurl (`etcdgateway.curl`:
         half grpcio's CPU per call, and no gRPC channel or its event-engine threads in a worker
         of a fleet without auth); through `fallback(raw, deadline)` on grpcio once the endpoint
-        did not answer as gRPC there."""
+        did not answer as gRPC there. `first` is the outcome of a first attempt made already
+        (`start_status`): only what follows it (a fallback, a renewed token) is called here."""
         deadline = timeout or self.timeout
+        given = [] if first is _UNSET else [first]
 
         def invoke(raw):
             if not self._caller_refused:
-                with self._lock:
-                    if self._caller is None:
-                        self._caller = UnaryCaller(self.endpoint, self.config, timeout=self.timeout)
-                    caller = self._caller
                 try:
+                    if given:
+                        outcome = given.pop()
+                        if isinstance(outcome, Exception):
+                            raise outcome
+                        return outcome
+                    caller = self._unary_caller()
                     return caller.call(method, request, timeout=deadline, metadata=raw.metadata)
                 except NotGrpc as exc:
                     logger.info("%s: no gRPC over libcurl (%s): grpcio", self.endpoint, exc)
@@ -404,15 +418,61 @@ class EtcdClient:
 
     def status(self, *, timeout: float | None = None) -> MemberStatus:
         """Status of the member behind this endpoint (raw stub: no extra MemberList RPC)."""
+        return self._status(timeout=timeout)
+
+    def _status(self, *, timeout: float | None, first=_UNSET) -> MemberStatus:
         reply = self._unary(
-            "/etcdserverpb.Maintenance/Status",
+            _STATUS,
             b"",
             lambda raw, deadline: raw.maintenancestub.Status(
                 etcdrpc.StatusRequest(), deadline, metadata=raw.metadata
             ).SerializeToString(),
             timeout=timeout,
+            first=first,
         )
         return decode_status(etcdrpc.StatusResponse.FromString(reply))
+
+    # --- Status of many members at once (`etcdgateway.curl.Transfers`) ----------------------------
+
+    def can_start(self) -> bool:
+        """Whether `start_status` can be used: the call goes over libcurl and needs no wait
+        here first (no token to fetch). Otherwise call `status`, which may wait."""
+        return not self._caller_refused and (not self.config.has_auth or self._raw is not None)
+
+    def start_status(
+        self, transfers: Transfers, *, done: Callable[[object], None], timeout: float | None = None
+    ) -> None:
+        """Start Status on `transfers` (only when `can_start`); `done(outcome)` is called from
+        the thread running them. Turn the outcome into the answer with `status_settled`."""
+        self._start(transfers, _STATUS, done=done, timeout=timeout)
+
+    def start_lease_count(
+        self, transfers: Transfers, *, done: Callable[[object], None], timeout: float | None = None
+    ) -> None:
+        """`start_status` for LeaseLeases: settle the outcome with `lease_count_settled`."""
+        self._start(transfers, _LEASE_LEASES, done=done, timeout=timeout)
+
+    def _start(self, transfers: Transfers, method: str, *, done, timeout: float | None) -> None:
+        metadata = self._raw.metadata if self.config.has_auth else ()
+        self._unary_caller().start(
+            transfers, method, b"", timeout=timeout or self.timeout, metadata=metadata, done=done
+        )
+
+    def settling_calls(self, outcome) -> bool:
+        """Whether `status_settled(outcome)` makes a call of its own, and so may wait: on grpcio
+        for a peer that is no gRPC server over libcurl, or after renewing an expired token."""
+        if isinstance(outcome, NotGrpc):
+            return True
+        expired = isinstance(outcome, grpc.RpcError) and is_invalid_token(outcome)
+        return self.config.has_auth and expired
+
+    def status_settled(self, outcome, *, timeout: float | None = None) -> MemberStatus:
+        """The Status a started call's `outcome` means, returned or raised as `status` would."""
+        return self._status(timeout=timeout, first=outcome)
+
+    def lease_count_settled(self, outcome, *, timeout: float | None = None) -> int:
+        """`status_settled` for `start_lease_count`."""
+        return self._lease_count(timeout=timeout, first=outcome)
 
     def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
         """MemberList, with isLearner recovered from the wire."""
@@ -678,14 +738,14 @@ class EtcdClient:
         The reply is decoded as a bare message, so every field is "unknown"; field 2 (leases)
         repeats once per lease.
         """
+        return self._lease_count(timeout=timeout)
 
+    def _lease_count(self, *, timeout: float | None, first=_UNSET) -> int:
         def leases(raw, deadline):
-            method = raw.channel.unary_unary(
-                "/etcdserverpb.Lease/LeaseLeases", request_serializer=lambda _: b""
-            )
+            method = raw.channel.unary_unary(_LEASE_LEASES, request_serializer=lambda _: b"")
             return method(None, timeout=deadline, metadata=raw.metadata)
 
-        reply = self._unary("/etcdserverpb.Lease/LeaseLeases", b"", leases, timeout=timeout)
+        reply = self._unary(_LEASE_LEASES, b"", leases, timeout=timeout, first=first)
         response = etcdrpc.ResponseHeader.FromString(reply)
         return sum(1 for f in UnknownFieldSet(response) if f.field_number == 2)
 

@@ -9,15 +9,21 @@ with grpcio, whose event-engine threads add their own CPU).
 
 import errno
 import functools
+import logging
 import os
+import selectors
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from urllib.parse import unquote
 
 import grpc
 import pycurl
 
 from etcdgateway.config import ClusterConfig, split_endpoint
+
+logger = logging.getLogger(__name__)
 
 # Idle handles (each with its connection) kept per origin: a cycle makes one or two calls to a
 # member at a time.
@@ -192,6 +198,11 @@ class CurlPool:
         if self._http2:
             # Plain http: gRPC's h2c without an upgrade; https: h2 by ALPN.
             handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+        else:
+            # Said, not left to the default: in one `Transfers` libcurl would otherwise send a
+            # GET over a gRPC call's HTTP/2 connection to the same port, which etcd's gRPC
+            # server resets (PROTOCOL_ERROR); etcd serves /metrics over HTTP/1 there.
+            handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
         if config.ca_cert:
             handle.setopt(pycurl.CAINFO, config.ca_cert)
         else:
@@ -214,6 +225,143 @@ class CurlPool:
             self._idle.clear()
         for handle in handles:
             handle.close()
+
+
+class _Running:
+    """A transfer in a `Transfers`: where its handle came from and who hears its end."""
+
+    __slots__ = ("attempt", "collected", "done", "key", "pool", "setup")
+
+    def __init__(self, pool: CurlPool, key: tuple, setup, done, attempt: int):
+        self.pool, self.key, self.setup, self.done = pool, key, setup, done
+        self.collected = None
+        self.attempt = attempt
+
+
+class Transfers:
+    """Many transfers at once, driven by the thread that calls `run` (libcurl's multi
+    interface, its sockets watched with epoll).
+
+    Why: a round of calls to many members on one thread wakes that thread as replies come,
+    instead of waking a pool thread per call and the waiting thread per reply (each wake-up
+    or hand-off costs 60-160 us of CPU on a VM: docs/PERFORMANCE.md). Not thread-safe: one
+    thread at a time. Its connection cache keeps the members' connections between rounds.
+    """
+
+    def __init__(self, *, max_connections: int = 1024):
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
+        self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self._selector = selectors.DefaultSelector()
+        self._watched: dict[int, int] = {}
+        self._timer_at: float | None = None
+        self._running: dict[pycurl.Curl, _Running] = {}
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def start(self, pool: CurlPool, key: tuple, setup, done: Callable, *, attempt: int = 1):
+        """Start a transfer on a handle of `pool` configured by `setup(handle)`; `run` calls
+        `done(status, collected)` when it ends with a reply, `done(None, TransferFailed)`
+        when it ends without one (a kept connection found closed is retried once first)."""
+        handle = pool.take(key)
+        running = _Running(pool, key, setup, done, attempt)
+        running.collected = setup(handle)
+        self._running[handle] = running
+        self._multi.add_handle(handle)  # libcurl asks for a timer at once: `run` starts it
+
+    def run(self, until: float, *, early: bool = True) -> int:
+        """Drive the transfers until the monotonic time `until`, or (`early`) until at least
+        one ended; returns how many ended. Returns at once when none is running."""
+        ended = 0
+        while self._running:
+            now = time.monotonic()
+            if self._timer_at is not None and self._timer_at <= now:
+                self._timer_at = None
+                self._multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+            else:
+                if now >= until:
+                    break
+                wait = until - now
+                if self._timer_at is not None:
+                    wait = min(wait, self._timer_at - now)
+                for key, mask in self._selector.select(max(0.0, wait)):
+                    flags = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
+                        pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0
+                    )
+                    self._multi.socket_action(key.fd, flags)
+            ended += self._harvest()
+            if ended and early:
+                break
+        return ended
+
+    def _harvest(self) -> int:
+        ended = 0
+        while True:
+            queued, succeeded, failed = self._multi.info_read()
+            for handle in succeeded:
+                ended += self._end(handle, None)
+            for handle, code, message in failed:
+                ended += self._end(handle, pycurl.error(code, message))
+            if not queued:
+                return ended
+
+    def _end(self, handle: pycurl.Curl, error: pycurl.error | None) -> int:
+        running = self._running.pop(handle)
+        self._multi.remove_handle(handle)
+        if error is None:
+            status = handle.getinfo(pycurl.RESPONSE_CODE)
+            running.pool.give_back(running.key, handle)
+            self._tell(running.done, status, running.collected)
+            return 1
+        reused = handle.getinfo(pycurl.NUM_CONNECTS) == 0
+        kind, reason = classify(handle, error)
+        handle.close()  # a failed transfer's connection is never kept
+        if running.attempt == 1 and reused and error.args[0] in _STALE_CONNECTION:
+            self.start(running.pool, running.key, running.setup, running.done, attempt=2)
+            return 0
+        overflowed = isinstance(running.collected, Body) and running.collected.overflowed
+        failed = TransferFailed(error.args[0], kind, reason, overflowed=overflowed)
+        self._tell(running.done, None, failed)
+        return 1
+
+    @staticmethod
+    def _tell(done: Callable, status, outcome) -> None:
+        try:
+            done(status, outcome)
+        except Exception:  # one caller's bug must not stop the others' transfers
+            logger.exception("a transfer's completion failed")
+
+    def _on_socket(self, what: int, fd: int, multi, socketp) -> None:
+        if what == pycurl.POLL_REMOVE:
+            if self._watched.pop(fd, None) is not None:
+                self._selector.unregister(fd)
+            return
+        events = {
+            pycurl.POLL_IN: selectors.EVENT_READ,
+            pycurl.POLL_OUT: selectors.EVENT_WRITE,
+            pycurl.POLL_INOUT: selectors.EVENT_READ | selectors.EVENT_WRITE,
+        }.get(what, 0)
+        if not events:
+            return
+        if fd in self._watched:
+            self._selector.modify(fd, events)
+        else:
+            self._selector.register(fd, events)
+        self._watched[fd] = events
+
+    def _on_timer(self, timeout_ms: int) -> None:
+        self._timer_at = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
+
+    def close(self) -> None:
+        """End every running transfer unheard and close the connections kept."""
+        for handle in list(self._running):
+            self._multi.remove_handle(handle)
+            handle.close()
+        self._running.clear()
+        self._multi.close()
+        self._selector.close()
 
 
 def target_url(endpoint: str, path: str, config: ClusterConfig) -> tuple[str, list[str]]:
@@ -284,9 +432,7 @@ class UnaryCaller:
         self._config = config
         self._handles = CurlPool(config, timeout=timeout, http2=True)
 
-    def call(self, method: str, request: bytes, *, timeout: float, metadata=()) -> bytes:
-        """The serialized reply of `method` ("/package.Service/Method"); CurlRpcError on a
-        non-OK status or a failed transfer, NotGrpc when the peer is no gRPC server."""
+    def _setup(self, method: str, request: bytes, timeout: float, metadata):
         url, connect_to = target_url(self._endpoint, method, self._config)
         headers = [
             "content-type: application/grpc",
@@ -310,11 +456,44 @@ class UnaryCaller:
             handle.setopt(pycurl.HEADERFUNCTION, received.append)
             return body, received
 
+        return setup
+
+    def call(self, method: str, request: bytes, *, timeout: float, metadata=()) -> bytes:
+        """The serialized reply of `method` ("/package.Service/Method"); CurlRpcError on a
+        non-OK status or a failed transfer, NotGrpc when the peer is no gRPC server."""
+        setup = self._setup(method, request, timeout, metadata)
         try:
             _, (body, received) = self._handles.perform((), setup)
         except TransferFailed as failed:
             raise _transfer_error(failed) from None
         return _reply(received, body.value())
+
+    def start(
+        self,
+        transfers: Transfers,
+        method: str,
+        request: bytes,
+        *,
+        timeout: float,
+        metadata=(),
+        done: Callable[[bytes | Exception], None],
+    ) -> None:
+        """`call`, started on `transfers`: `done` gets the reply, or the error `call` would
+        raise, from the thread that runs them."""
+
+        def ended(status, outcome) -> None:
+            if isinstance(outcome, TransferFailed):
+                done(_transfer_error(outcome))
+                return
+            body, received = outcome
+            try:
+                reply = _reply(received, body.value())
+            except (CurlRpcError, NotGrpc) as exc:
+                done(exc)
+                return
+            done(reply)
+
+        transfers.start(self._handles, (), self._setup(method, request, timeout, metadata), ended)
 
     def close(self) -> None:
         self._handles.close()

@@ -2,6 +2,7 @@
 says why: about a third of urllib3's CPU per scrape, the body inflated in C)."""
 
 import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pycurl
@@ -28,19 +29,58 @@ class MetricsScraper:
 
     def fetch(self, endpoint: str, path: str) -> str:
         """The text of `endpoint` + `path`; EtcdTimeout / EtcdUnavailable / EtcdError on failure."""
-        url, connect_to = curl.target_url(endpoint, path, self._config)
-        return self._get(url, endpoint, path, connect_to=connect_to, credentials=True)
+        return self._get(*self._request_to(endpoint, path))
 
     def fetch_url(self, url: str) -> str:
         """The text of a metrics listener of its own (ETCD_METRICS_URLS), without the etcd
         credentials: that port needs none, and it is usually plain HTTP."""
+        return self._get(*self._request_url(url))
+
+    def start_fetch(
+        self,
+        transfers: curl.Transfers,
+        *,
+        endpoint: str = "",
+        path: str = "",
+        url: str = "",
+        done: Callable[[str | EtcdError], None],
+    ) -> None:
+        """`fetch(endpoint, path)`, or `fetch_url(url)` when `url` is given, started on
+        `transfers`: `done` gets the text or the error from the thread that runs them."""
+        key, setup, finish = self._request_url(url) if url else self._request_to(endpoint, path)
+
+        def ended(status, outcome) -> None:
+            try:
+                text = finish(status, outcome)
+            except EtcdError as exc:
+                done(exc)
+                return
+            done(text)
+
+        transfers.start(self._handles, key, setup, ended)
+
+    def _request_to(self, endpoint: str, path: str):
+        url, connect_to = curl.target_url(endpoint, path, self._config)
+        return self._request(url, endpoint, path, connect_to=connect_to, credentials=True)
+
+    def _request_url(self, url: str):
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
-        return self._get(url, origin, parts.path or "/", connect_to=[], credentials=False)
+        return self._request(url, origin, parts.path or "/", connect_to=[], credentials=False)
 
-    def _get(
+    def _get(self, key: tuple, setup, finish) -> str:
+        try:
+            status, body = self._handles.perform(key, setup)
+        except curl.TransferFailed as failed:
+            return finish(None, failed)
+        return finish(status, body)
+
+    def _request(
         self, url: str, endpoint: str, path: str, *, connect_to: list[str], credentials: bool
-    ) -> str:
+    ):
+        """(handle key, setup, finish) of one GET: `finish(status, body or TransferFailed)`
+        returns the text or raises what the fetch methods raise."""
+
         def setup(handle: pycurl.Curl) -> curl.Body:
             body = curl.Body(MAX_BODY_BYTES)
             handle.setopt(pycurl.URL, url)
@@ -53,19 +93,20 @@ class MetricsScraper:
                 handle.setopt(pycurl.PASSWORD, self._config.password)
             return body
 
-        try:
-            status, body = self._handles.perform((endpoint, credentials), setup)
-        except curl.TransferFailed as failed:
-            if failed.kind == curl.TIMEOUT:
-                raise EtcdTimeout(endpoint=endpoint) from None
-            if failed.overflowed:
-                message = f"{path} is larger than {MAX_BODY_BYTES} bytes"
-                raise EtcdError(message, endpoint=endpoint) from None
-            raise EtcdUnavailable(f"{endpoint}: {failed.reason}", endpoint=endpoint) from None
-        logger.debug("GET %s: HTTP %s, %d bytes", url, status, body.size)
-        if status != 200:
-            raise EtcdError(f"{path} answered HTTP {status}", endpoint=endpoint)
-        return body.value().decode("utf-8", "replace")
+        def finish(status, outcome) -> str:
+            if isinstance(outcome, curl.TransferFailed):
+                if outcome.kind == curl.TIMEOUT:
+                    raise EtcdTimeout(endpoint=endpoint)
+                if outcome.overflowed:
+                    message = f"{path} is larger than {MAX_BODY_BYTES} bytes"
+                    raise EtcdError(message, endpoint=endpoint)
+                raise EtcdUnavailable(f"{endpoint}: {outcome.reason}", endpoint=endpoint)
+            logger.debug("GET %s: HTTP %s, %d bytes", url, status, outcome.size)
+            if status != 200:
+                raise EtcdError(f"{path} answered HTTP {status}", endpoint=endpoint)
+            return outcome.value().decode("utf-8", "replace")
+
+        return (endpoint, credentials), setup, finish
 
     def close(self) -> None:
         self._handles.close()

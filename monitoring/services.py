@@ -1,10 +1,12 @@
 """Writes and etcd calls of the monitoring app: member discovery, collection, rollups, retention,
 and each user's panel layout."""
 
+import contextlib
 import functools
 import json
 import logging
 import os
+import queue
 import threading
 import time
 import uuid
@@ -20,7 +22,14 @@ from django.db.models import F, Q
 from clusters.connection import cluster_gateway as record_gateway
 from clusters.crypto import TabDecryptFailed, TabKeyMissing
 from clusters.selectors import monitored_cluster_ids, monitored_record, monitored_records
-from etcdgateway import ClusterGateway, EtcdError, cluster_gateway, normalise_endpoint
+from etcdgateway import (
+    ClusterGateway,
+    EtcdClient,
+    EtcdError,
+    Transfers,
+    cluster_gateway,
+    normalise_endpoint,
+)
 from etcdgateway.config import metrics_url_for_host
 from etcdgateway.egress import EndpointNotAllowed, pinned_endpoint
 from etcdgateway.errors import translate
@@ -215,11 +224,7 @@ def members_sync(
     now = datetime.now(UTC)
     if current is None:
         current = selectors.members_to_scrape(cluster)
-    fresh = (
-        cluster.last_member_sync is not None
-        and (now - cluster.last_member_sync).total_seconds() < MEMBER_SYNC_INTERVAL
-    )
-    if current and fresh and not force:
+    if _members_fresh(cluster, current, now=now) and not force:
         return current
     try:
         listed = gateway.members(timeout=STATUS_TIMEOUT)
@@ -280,6 +285,14 @@ def members_sync(
         cluster.last_error = ""
         cluster.save(update_fields=["last_member_sync", "last_reached_at", "last_error"])
     return list(cluster.members.filter(in_cluster=True))
+
+
+def _members_fresh(cluster: MonitoredCluster, current: list[Member], *, now: datetime) -> bool:
+    """Whether the stored members are recent enough to scrape without asking MemberList."""
+    return bool(current) and (
+        cluster.last_member_sync is not None
+        and (now - cluster.last_member_sync).total_seconds() < MEMBER_SYNC_INTERVAL
+    )
 
 
 def _members_unchanged(current: list[Member], wanted: dict[str, dict], *, now) -> bool:
@@ -636,21 +649,34 @@ def collect_cluster(
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 result = future.result()
-                if result.error:
-                    report.members.append(_store_failure(result, ts=ts))
-                    continue
-                report.members.append(_store_success(result, ts=ts, lease_count=leases.get()))
-        rollups_refresh(cluster=cluster)
-        now = datetime.now(UTC)
-        finished["last_cycle_at"] = now
-        finished["last_cycle_ms"] = round((time.monotonic() - started) * 1000, 1)
-        if any(entry["up"] for entry in report.members):
-            finished["last_reached_at"] = now
+                lease_count = None if result.error else leases.get()
+                report.members.append(_store(result, ts=ts, lease_count=lease_count))
+        finished.update(_cycle_done(cluster, report, started))
     finally:
         cluster_lock_release(cluster=cluster, token=token, **finished)
         selectors.forget_latest_json()  # this process serves the new values at once
     report.duration_ms = (time.monotonic() - started) * 1000
     return report
+
+
+def _store(result: MemberResult, *, ts: int, lease_count: int | None) -> dict:
+    """Store one member's scrape, up or down; its entry in the cycle's report."""
+    if result.error:
+        return _store_failure(result, ts=ts)
+    return _store_success(result, ts=ts, lease_count=lease_count)
+
+
+def _cycle_done(cluster: MonitoredCluster, report: CycleReport, started: float) -> dict:
+    """Roll up what the cycle closed; the cluster fields its lease's release saves."""
+    rollups_refresh(cluster=cluster)
+    now = datetime.now(UTC)
+    finished = {
+        "last_cycle_at": now,
+        "last_cycle_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+    if any(entry["up"] for entry in report.members):
+        finished["last_reached_at"] = now
+    return finished
 
 
 # --- rollups and retention ------------------------------------------------------------------------
@@ -769,14 +795,166 @@ def _probe_member(member: Member, gateway: ClusterGateway | None, unreachable: s
         return health.Probe(member.member_id, member.is_learner, error=unreachable)
     if not member.scrape_url:
         return health.Probe(member.member_id, member.is_learner, error="member has not started")
+    return _probe_answer(
+        member, lambda: gateway.client_for(member.scrape_url, timeout=health.PROBE_TIMEOUT).status()
+    )
+
+
+def _probe_answer(member: Member, status_call) -> health.Probe:
     try:
-        client = gateway.client_for(member.scrape_url, timeout=health.PROBE_TIMEOUT)
-        status = client.status()
+        status = status_call()
     except EtcdError as exc:
         return health.Probe(member.member_id, member.is_learner, error=exc.message)
     # The member's own answer is newer than the stored list (synced every 60 s): a learner
     # promoted since then counts towards the quorum from this round on.
     return health.Probe(member.member_id, status.is_learner, status=status)
+
+
+_transfers_lock = threading.Lock()
+_round_transfers_kept: dict[tuple[int, str], tuple[threading.Lock, Transfers | None]] = {}
+
+
+@contextlib.contextmanager
+def _round_transfers(kind: str):
+    """This process's `Transfers` for rounds of `kind` (its connections kept between rounds),
+    or a fresh one while another round of that kind holds it."""
+    key = (os.getpid(), kind)  # a forked child starts with its own lock and connections
+    with _transfers_lock:
+        lock, kept = _round_transfers_kept.setdefault(key, (threading.Lock(), None))
+    if not lock.acquire(blocking=False):
+        spare = Transfers()
+        try:
+            yield spare
+        finally:
+            spare.close()
+        return
+    try:
+        if kept is None:
+            kept = Transfers()
+        yield kept
+    finally:
+        if kept is not None and len(kept):
+            # A round that ended early (an error) leaves calls nobody will hear: drop them.
+            kept.close()
+            kept = None
+        with _transfers_lock:
+            _round_transfers_kept[key] = (lock, kept)
+        lock.release()
+
+
+class _Round:
+    """The calls of one round in flight, all continued on the round's own thread: started on
+    its `Transfers` (whose callbacks run there), or, where a call may wait first (a token to
+    fetch, grpcio for a peer that is no gRPC server over libcurl), made on the probe pool with
+    the continuation handed back. So no state of the round is touched by two threads."""
+
+    def __init__(self, transfers: Transfers):
+        self.transfers = transfers
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._away = 0
+
+    def away(self, call, then) -> None:
+        """Run `call()` on the probe pool; `then(answer)` on the round's thread, `answer()`
+        returning what `call` returned or raising what it raised."""
+        self._away += 1
+
+        def run() -> None:
+            try:
+                value = call()
+            except Exception as exc:  # noqa: BLE001 - raised again on the round's thread
+                self._inbox.put((then, None, exc))
+            else:
+                self._inbox.put((then, value, None))
+
+        _health_pool().submit(run)
+
+    def settle(self, client: EtcdClient, outcome, settled, then) -> None:
+        """`then(answer)` with `answer()` giving `settled(outcome)` (a started call's answer, or
+        its EtcdError raised): here, or through `away` when settling makes a call of its own."""
+        if client.settling_calls(outcome):
+            self.away(functools.partial(settled, outcome), then)
+        else:
+            then(functools.partial(settled, outcome))
+
+    def drive(self, until: float, *, finished, early: bool = False) -> None:
+        """Run the round's calls until `finished()` or the monotonic time `until`; with
+        `early`, return as soon as any call ended."""
+        while not finished():
+            now = time.monotonic()
+            if now >= until:
+                return
+            ended = 0
+            if len(self.transfers):
+                # With calls on the pool too, look at the inbox every slice.
+                end = min(until, now + WAVE_GATHER_SECONDS) if self._away else until
+                ended = self.transfers.run(end, early=True)
+            elif self._away:
+                try:
+                    self._deliver(self._inbox.get(timeout=until - now))
+                    ended = 1
+                except queue.Empty:
+                    return
+            else:
+                return  # nothing in flight: `finished` will never change
+            while True:
+                try:
+                    self._deliver(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+                ended += 1
+            if ended and early:
+                return
+
+    def check_going(self) -> None:
+        """Raise when nothing is in flight: a call whose end nobody will hear (a bug), which
+        would otherwise leave the round waiting for ever."""
+        if not len(self.transfers) and not self._away:
+            raise RuntimeError("a round's call ended unheard")
+
+    def _deliver(self, item) -> None:
+        then, value, error = item
+        self._away -= 1
+
+        def answer():
+            if error is not None:
+                raise error
+            return value
+
+        then(answer)
+
+
+def _probe_start(
+    round_: _Round, member: Member, gateway: ClusterGateway | None, unreachable: str
+) -> Future:
+    """One member's probe in `round_`, its Probe the future's result."""
+    future = Future()
+
+    def then(answer) -> None:
+        try:
+            future.set_result(answer())
+        except Exception as exc:  # noqa: BLE001 - the round reports it
+            future.set_exception(exc)
+
+    client = None
+    if not unreachable and member.scrape_url:
+        try:
+            client = gateway.client_for(member.scrape_url, timeout=health.PROBE_TIMEOUT)
+        except EtcdError:
+            client = None  # _probe_member tells the error
+    if client is None or not client.can_start():
+        round_.away(functools.partial(_probe_member, member, gateway, unreachable), then)
+        return future
+
+    def ended(outcome) -> None:
+        def settled(outcome):
+            return _probe_answer(
+                member, lambda: client.status_settled(outcome, timeout=health.PROBE_TIMEOUT)
+            )
+
+        round_.settle(client, outcome, settled, then)
+
+    client.start_status(round_.transfers, done=ended, timeout=health.PROBE_TIMEOUT)
+    return future
 
 
 def _probe_alarms(probes: list[health.Probe], previous: list) -> list:
@@ -863,7 +1041,16 @@ def health_probe(
     if not members and not unreachable:
         members = [m for m in members_sync(cluster=cluster, gateway=gateway) if m.in_cluster]
         quotas = selectors.members_for_probe(cluster).quotas
-    probes = list(_health_pool().map(lambda m: _probe_member(m, gateway, unreachable), members))
+    with _round_transfers("probe") as transfers:
+        round_ = _Round(transfers)
+        futures = [_probe_start(round_, member, gateway, unreachable) for member in members]
+        while not all(future.done() for future in futures):
+            round_.check_going()
+            round_.drive(
+                time.monotonic() + ROUND_SLICE_SECONDS,
+                finished=lambda: all(future.done() for future in futures),
+            )
+    probes = [future.result() for future in futures]
     verdict = _verdict(
         cluster, members, quotas, probes, started_at=started_at, unreachable=unreachable
     )
@@ -1224,29 +1411,221 @@ _probe_runner = FleetRunner("probe-cluster")
 
 def collect_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
     """Start a collection cycle of every monitored cluster (or of `cluster_ids`) on this
-    process's pool (embedded mode); returns the runs started, without waiting for them."""
+    process's pool, as one round (`_collect_round`); returns each cluster's run (its
+    CycleReport, None: not monitored), without waiting. A cluster whose previous cycle in this
+    process is still going is left out."""
     ids = monitored_cluster_ids() if cluster_ids is None else cluster_ids
-    # Read ahead for the whole round (two queries instead of two per cluster). A row read a
-    # moment early is still good: the cycle's lease is taken by a conditional UPDATE, and an
-    # early member-sync or rollup date only repeats work that is idempotent.
+    return _collect_runner.start_round(_collect_round, ids)
+
+
+@dataclass
+class _RoundCycle:
+    """One cluster's collection cycle in a round: its lease, members and what they answered."""
+
+    target: ClusterTarget
+    token: str
+    ts: int
+    started: float
+    members: list[Member]
+    targets: dict[str, MetricsTarget]
+    results: list[MemberResult | None]
+    lease_claimed: bool = False
+    lease_going: bool = False
+    lease_count: int | None = None
+    failed: Exception | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.lease_going and all(result is not None for result in self.results)
+
+
+def _round_cycle_open(
+    target: ClusterTarget, claim: Claim | None
+) -> "_RoundCycle | CycleReport | None":
+    """The cycle of `target` ready for a round, its report when another run holds its lease,
+    or None when it takes the single-cluster path on a thread of its own: its member list is
+    due (MemberList may wait on a timeout), it is unreachable, or a call would wait first
+    (a token to fetch, a member that is no gRPC server over libcurl)."""
+    cluster, gateway = target.cluster, target.gateway
+    if target.unreachable or gateway.config.has_auth:
+        return None
+    members = claim.members if claim is not None else selectors.members_to_scrape(cluster)
+    if not _members_fresh(cluster, members, now=datetime.now(UTC)):
+        return None
+    urls = [member.scrape_url for member in members if member.scrape_url]
+    if not all(gateway.client_for(url, timeout=STATUS_TIMEOUT).can_start() for url in urls):
+        return None
+    ts, started = int(time.time()), time.monotonic()
+    token = claim.token if claim is not None else cluster_lock_acquire(cluster=cluster)
+    if token is None:
+        return CycleReport(ts=ts, skipped=True)
+    partitions.partitions_ready_for_collection()
+    targets = metrics_targets(members, gateway.config.metrics_urls)
+    return _RoundCycle(target, token, ts, started, members, targets, results=[None] * len(members))
+
+
+def _scrape_start(round_: "_Round", cycle: _RoundCycle, index: int) -> None:
+    """One member's scrape in a round, as `_scrape` makes it: /metrics, then Status, then
+    (the cluster's first voter to answer) LeaseLeases; its result lands in `cycle.results`."""
+    member, gateway = cycle.members[index], cycle.target.gateway
+    target = cycle.targets[member.member_id]
+    result = MemberResult(member=member)
+    if target.error or not member.scrape_url:
+        result.error = target.error or "member has no client URL"
+        cycle.results[index] = result
+        return
+    client = gateway.client_for(member.scrape_url, timeout=STATUS_TIMEOUT)
+
+    def fetched(outcome) -> None:
+        if isinstance(outcome, EtcdError):
+            result.error = outcome.message
+            cycle.results[index] = result
+            return
+        result.text = outcome
+        try:
+            client.start_status(round_.transfers, done=status_ended, timeout=STATUS_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the cycle fails with it, as a thread's would
+            cycle.failed = exc
+            cycle.results[index] = result
+
+    def status_ended(outcome) -> None:
+        settled = functools.partial(client.status_settled, timeout=STATUS_TIMEOUT)
+        round_.settle(client, outcome, settled, status_known)
+
+    def status_known(answer) -> None:
+        try:
+            result.status = answer()
+        except EtcdError as exc:
+            logger.info("status of %s failed: %s", member.scrape_url, exc.message)
+        except Exception as exc:  # noqa: BLE001 - the cycle fails with it, as a thread's would
+            cycle.failed = exc
+        else:
+            # A learner refuses LeaseLeases ("rpc not supported for learner"): a voter counts.
+            if not result.status.is_learner and not cycle.lease_claimed:
+                _lease_start(round_, cycle, client)
+        cycle.results[index] = result
+
+    scraper = gateway.scraper(timeout=SCRAPE_TIMEOUT)
+    if target.url:
+        scraper.start_fetch(round_.transfers, url=target.url, done=fetched)
+    else:
+        path = gateway.config.metrics_path
+        scraper.start_fetch(round_.transfers, endpoint=member.scrape_url, path=path, done=fetched)
+
+
+def _lease_start(round_: "_Round", cycle: _RoundCycle, client: EtcdClient) -> None:
+    """The cycle's one LeaseLeases, asked of a member that has just answered Status."""
+    cycle.lease_claimed = cycle.lease_going = True
+
+    def ended(outcome) -> None:
+        settled = functools.partial(client.lease_count_settled, timeout=LEASE_TIMEOUT)
+        round_.settle(client, outcome, settled, known)
+
+    def known(answer) -> None:
+        try:
+            cycle.lease_count = answer()
+        except EtcdError as exc:
+            logger.info("lease count failed: %s", exc.message)
+        except Exception as exc:  # noqa: BLE001 - the cycle fails with it, as a thread's would
+            cycle.failed = exc
+        finally:
+            cycle.lease_going = False
+
+    client.start_lease_count(round_.transfers, done=ended, timeout=LEASE_TIMEOUT)
+
+
+def _round_cycle_store(cycle: _RoundCycle) -> CycleReport:
+    """Store a round's finished cycle of one cluster and give its lease back."""
+    cluster = cycle.target.cluster
+    report = CycleReport(ts=cycle.ts)
+    finished = {}
+    try:
+        if cycle.failed is not None:
+            raise cycle.failed
+        for result in cycle.results:
+            report.members.append(_store(result, ts=cycle.ts, lease_count=cycle.lease_count))
+        finished = _cycle_done(cluster, report, cycle.started)
+    finally:
+        cluster_lock_release(cluster=cluster, token=cycle.token, **finished)
+        selectors.forget_latest_json()  # this process serves the new values at once
+    report.duration_ms = (time.monotonic() - cycle.started) * 1000
+    return report
+
+
+def _collect_round(*, runs: dict[str, Future], handed_off: set[str] | None = None) -> None:
+    """One collection cycle of many clusters on one thread: read ahead and leases taken in a
+    few queries, every member's /metrics, Status and each cluster's LeaseLeases on one
+    `Transfers`, each cluster stored as soon as its calls have all ended (a slow or dead
+    cluster never holds back the others). A cluster that needs its member list asked, or
+    whose calls would wait first, takes the single-cluster path (`collect_cluster`) on a pool
+    thread of its own (listed in `handed_off`: it settles its run itself).
+
+    Why one thread: per member-scrape, a thread hand-off and each wake-up cost about as much
+    CPU as the calls (docs/PERFORMANCE.md, "Wake-ups").
+    """
+    ids = list(runs)
+    # Read ahead for the whole round. A row read a moment early is still good: the lease is
+    # taken by a conditional UPDATE, and an early member-sync or rollup date only repeats work
+    # that is idempotent.
     rows = selectors.cluster_rows(ids)
     records = monitored_records([cid for cid in ids if cid != DEFAULT_CLUSTER])
-    idle = [rows[cid] for cid in _collect_runner.idle(ids) if cid in rows]
-    claims = cluster_locks_claim(clusters=idle)
+    claims = cluster_locks_claim(clusters=[rows[cid] for cid in ids if cid in rows])
+    with _round_transfers("collect") as transfers:
+        round_ = _Round(transfers)
+        cycles: dict[str, _RoundCycle] = {}
+        for cluster_id in ids:
+            row, claim = rows.get(cluster_id), claims.get(cluster_id)
+            try:
+                target = cluster_target(
+                    cluster_id=cluster_id, row=row, record=records.get(cluster_id)
+                )
+                cycle = None if target is None else _round_cycle_open(target, claim)
+            except Exception as exc:
+                logger.exception("collection of cluster %s failed", cluster_id)
+                if claim is not None:  # never keep a lease nobody will use
+                    cluster_lock_release(cluster=row, token=claim.token)
+                runs[cluster_id].set_exception(exc)
+                continue
+            if target is None:
+                if claim is not None:
+                    cluster_lock_release(cluster=row, token=claim.token)
+                runs[cluster_id].set_result(None)
+            elif cycle is None:
+                single = functools.partial(
+                    collect_cluster,
+                    cluster=target.cluster,
+                    gateway=target.gateway,
+                    unreachable=target.unreachable,
+                    claim=claim,
+                )
+                if handed_off is not None:
+                    handed_off.add(cluster_id)
+                _cluster_executor().submit(_settle_in_own_connection, runs[cluster_id], single)
+            elif isinstance(cycle, CycleReport):
+                runs[cluster_id].set_result(cycle)  # skipped: another run holds the lease
+            else:
+                cycles[cluster_id] = cycle
+                for index in range(len(cycle.members)):
+                    _scrape_start(round_, cycle, index)
 
-    def collect(*, cluster_id: str) -> CycleReport | None:
-        return collect_cluster_id(
-            cluster_id=cluster_id,
-            row=rows.get(cluster_id),
-            record=records.get(cluster_id),
-            claim=claims.get(cluster_id),
-        )
+        def one_complete() -> bool:
+            return any(cycle.complete for cycle in cycles.values())
 
-    started = _collect_runner.start(collect, ids)
-    for cluster_id, claim in claims.items():
-        if cluster_id not in started:  # still running here after all: give the lease back
-            cluster_lock_release(cluster=rows[cluster_id], token=claim.token)
-    return started
+        try:
+            while cycles:
+                round_.drive(time.monotonic() + ROUND_SLICE_SECONDS, finished=one_complete)
+                complete = [cid for cid, cycle in cycles.items() if cycle.complete]
+                for cluster_id in complete:
+                    try:
+                        runs[cluster_id].set_result(_round_cycle_store(cycles.pop(cluster_id)))
+                    except Exception as exc:
+                        logger.exception("collection of cluster %s failed", cluster_id)
+                        runs[cluster_id].set_exception(exc)
+                if cycles and not complete:
+                    round_.check_going()
+        finally:
+            for cycle in cycles.values():  # a bug ended the round: give their leases back
+                cluster_lock_release(cluster=cycle.target.cluster, token=cycle.token)
 
 
 def health_probe_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
@@ -1259,6 +1638,7 @@ def health_probe_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Fut
 
 FIRST_WAVE_SECONDS = 0.5
 WAVE_GATHER_SECONDS = 0.05
+ROUND_SLICE_SECONDS = 30.0  # a round looks again at least this often (calls time out sooner)
 
 
 def _probe_round(*, runs: dict[str, Future], handed_off: set[str] | None = None) -> None:
@@ -1277,48 +1657,60 @@ def _probe_round(*, runs: dict[str, Future], handed_off: set[str] | None = None)
     ids = list(runs)
     ahead = selectors.probe_round(ids)
     records = monitored_records([cid for cid in ids if cid != DEFAULT_CLUSTER])
-    calls: dict[str, tuple] = {}
-    for cluster_id in ids:
-        row, known = ahead.get(cluster_id, (None, None))
-        try:
-            target = cluster_target(cluster_id=cluster_id, row=row, record=records.get(cluster_id))
-        except Exception as exc:
-            logger.exception("health probe of cluster %s failed", cluster_id)
-            runs[cluster_id].set_exception(exc)
-            continue
-        if target is None:
-            runs[cluster_id].set_result(None)
-            continue
-        if target.cluster is not row or not known.members:
-            # Its member discovery may wait on a timeout: on a pool thread of its own.
-            first_sight = functools.partial(
-                health_probe,
-                cluster=target.cluster,
-                gateway=target.gateway,
-                unreachable=target.unreachable,
-            )
-            if handed_off is not None:
-                handed_off.add(cluster_id)
-            _cluster_executor().submit(_settle_in_own_connection, runs[cluster_id], first_sight)
-            continue
-        pool = _health_pool()
-        futures = [
-            pool.submit(_probe_member, member, target.gateway, target.unreachable)
-            for member in known.members
-        ]
-        calls[cluster_id] = (target, known, futures)
-    first_wave = True
-    while calls:
-        going = [f for *_, futures in calls.values() for f in futures if not f.done()]
-        if going and first_wave:
-            wait(going, timeout=FIRST_WAVE_SECONDS)
-        elif going:
-            wait(going, return_when=FIRST_COMPLETED)
-            time.sleep(WAVE_GATHER_SECONDS)  # let answers due together share the write
-        first_wave = False
-        wave = [cid for cid, (*_, futures) in calls.items() if all(f.done() for f in futures)]
-        if wave:
-            _probe_wave_store({cid: calls.pop(cid) for cid in wave}, runs, started_at, started)
+    with _round_transfers("probe") as transfers:
+        round_ = _Round(transfers)
+        calls: dict[str, tuple] = {}
+        for cluster_id in ids:
+            row, known = ahead.get(cluster_id, (None, None))
+            try:
+                target = cluster_target(
+                    cluster_id=cluster_id, row=row, record=records.get(cluster_id)
+                )
+            except Exception as exc:
+                logger.exception("health probe of cluster %s failed", cluster_id)
+                runs[cluster_id].set_exception(exc)
+                continue
+            if target is None:
+                runs[cluster_id].set_result(None)
+                continue
+            if target.cluster is not row or not known.members:
+                # Its member discovery may wait on a timeout: on a pool thread of its own.
+                first_sight = functools.partial(
+                    health_probe,
+                    cluster=target.cluster,
+                    gateway=target.gateway,
+                    unreachable=target.unreachable,
+                )
+                if handed_off is not None:
+                    handed_off.add(cluster_id)
+                _cluster_executor().submit(_settle_in_own_connection, runs[cluster_id], first_sight)
+                continue
+            futures = [
+                _probe_start(round_, member, target.gateway, target.unreachable)
+                for member in known.members
+            ]
+            calls[cluster_id] = (target, known, futures)
+
+        def all_answered() -> bool:
+            return all(f.done() for *_, futures in calls.values() for f in futures)
+
+        def one_cluster_answered() -> bool:
+            return any(all(f.done() for f in futures) for *_, futures in calls.values())
+
+        first_wave = True
+        while calls:
+            if first_wave:
+                round_.drive(time.monotonic() + FIRST_WAVE_SECONDS, finished=all_answered)
+            else:
+                round_.drive(time.monotonic() + ROUND_SLICE_SECONDS, finished=one_cluster_answered)
+                # Let answers due together share the write.
+                round_.drive(time.monotonic() + WAVE_GATHER_SECONDS, finished=all_answered)
+            first_wave = False
+            wave = [cid for cid, (*_, futures) in calls.items() if all(f.done() for f in futures)]
+            if wave:
+                _probe_wave_store({cid: calls.pop(cid) for cid in wave}, runs, started_at, started)
+            elif calls:
+                round_.check_going()
 
 
 def _probe_wave_store(

@@ -14,7 +14,14 @@ from pyetcd import etcdrpc
 
 from alerts.tests.test_learner import _add_learner
 from devtools.localcluster import make_test_certificates
-from etcdgateway import ClusterConfig, ClusterGateway, EtcdError, EtcdTimeout, EtcdUnavailable
+from etcdgateway import (
+    ClusterConfig,
+    ClusterGateway,
+    EtcdError,
+    EtcdTimeout,
+    EtcdUnavailable,
+    Transfers,
+)
 from etcdgateway import scraper as scraper_module
 from etcdgateway.client import decode_status
 from etcdgateway.curl import CurlRpcError, NotGrpc, TransferFailed, UnaryCaller, _transfer_error
@@ -38,7 +45,9 @@ def test_status_and_lease_count_over_libcurl_match_grpcio(etcd_cluster_factory):
             client = gateway.client_for(url, timeout=5)
             over_curl = client.status()
             assert client._caller is not None and not client._caller_refused
-            assert over_curl == _grpcio_status(client)
+            # The backend's sizes move on their own (etcd commits in the background).
+            steady = {"db_size": 0, "db_size_in_use": 0}
+            assert replace(over_curl, **steady) == replace(_grpcio_status(client), **steady)
             assert client.lease_count() == len(leases)
         assert len({gateway.client_for(u).status().leader_id for u in cluster.client_urls}) == 1
     finally:
@@ -114,6 +123,8 @@ def test_a_stopped_member_is_refused_and_a_hung_one_times_out(etcd_cluster_facto
 
         with pytest.raises(EtcdUnavailable, match="connection refused"):
             gateway.client_for(stopped.client_url, timeout=1).status()
+        with pytest.raises(EtcdUnavailable, match="connection refused"):
+            gateway.client_for(stopped.client_url, timeout=1).members()
         started = time.monotonic()
         try:
             answered = gateway.client_for(hung.client_url, timeout=1).lease_count()
@@ -266,3 +277,126 @@ def test_calls_meant_for_a_proxy_stay_on_grpcio(etcd_cluster, monkeypatch):
         assert direct._caller is not None and not direct._caller_refused
     finally:
         exempt.close()
+
+
+# --- many Status calls at once on one thread (`Transfers`) ----------------------------------------
+
+
+def _round(transfers, clients, *, timeout):
+    """Status of every client started at once on `transfers` and run to the end: per client its
+    outcome's answer (or EtcdError), how long it took, and the thread that heard it."""
+    started = time.monotonic()
+    heard = {}
+    for index, client in enumerate(clients):
+        assert client.can_start()
+
+        def done(outcome, index=index):
+            heard[index] = (outcome, time.monotonic() - started, threading.get_ident())
+
+        client.start_status(transfers, done=done, timeout=timeout)
+    while len(transfers):
+        transfers.run(time.monotonic() + 30, early=False)
+    answers = []
+    for index, client in enumerate(clients):
+        outcome, took, thread = heard[index]
+        assert thread == threading.get_ident()  # heard on the thread that ran them
+        assert not client.settling_calls(outcome)
+        try:
+            answers.append((client.status_settled(outcome, timeout=timeout), took))
+        except EtcdError as exc:
+            answers.append((exc, took))
+    return answers
+
+
+def test_a_round_of_status_calls_on_one_thread_tells_each_member_truly(etcd_cluster_factory):
+    """A stopped member is refused at once, a hung one times out, and neither holds back the
+    answers of the live ones, which are what each member says to a call of its own."""
+    cluster = etcd_cluster_factory(size=3, point_settings=False)
+    gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
+    transfers = Transfers()
+    stopped, hung = cluster.members[1:]
+    clients = [gateway.client_for(m.client_url, timeout=1) for m in cluster.members]
+    try:
+        first = _round(transfers, clients, timeout=1)
+        for (status, _), client in zip(first, clients, strict=True):
+            assert status.member_id == client.status().member_id
+            assert status.leader_id == first[0][0].leader_id
+        cluster.kill_member(stopped)
+        cluster.pause_member(hung)
+
+        answered, refused, timed_out = _round(transfers, clients, timeout=1)
+        assert answered[0].member_id == first[0][0].member_id and answered[0].version
+        assert isinstance(refused[0], EtcdUnavailable) and "connection refused" in str(refused[0])
+        assert isinstance(timed_out[0], EtcdTimeout)
+        assert timed_out[1] >= 0.9
+        assert answered[1] < 0.5 and refused[1] < 0.5  # not held back by the hung member
+        assert len(transfers) == 0
+    finally:
+        cluster.resume_member(hung)
+        transfers.close()
+        gateway.close()
+
+
+def test_a_kept_connection_to_a_restarted_member_is_retried_not_reported(etcd_cluster_factory):
+    """Transfers keeps connections between rounds; a member restarted meanwhile closed its end,
+    and the next round's call is made again on a new connection, not reported as a failure."""
+    cluster = etcd_cluster_factory(size=1, point_settings=False)
+    gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
+    transfers = Transfers()
+    client = gateway.client_for(cluster.client_urls[0], timeout=2)
+    try:
+        before = _round(transfers, [client], timeout=2)[0][0]
+        member = cluster.members[0]
+        cluster.kill_member(member)
+        cluster.start_member(member)
+        cluster.wait_healthy()
+        after = _round(transfers, [client], timeout=2)[0][0]
+        assert not isinstance(after, EtcdError), after
+        assert after.member_id == before.member_id
+    finally:
+        transfers.close()
+        gateway.close()
+
+
+def test_a_round_call_to_no_grpc_server_settles_on_grpcio(plain_http_url):
+    """The started call sees no gRPC server: settling it makes grpcio's call (so it may wait,
+    and says so), which tells the same unavailability as a call of its own."""
+    gateway = ClusterGateway(ClusterConfig(endpoints=(plain_http_url,)))
+    transfers = Transfers()
+    try:
+        client = gateway.client_for(plain_http_url, timeout=2)
+        heard = []
+        client.start_status(transfers, done=heard.append, timeout=2)
+        transfers.run(time.monotonic() + 10, early=False)
+        assert isinstance(heard[0], NotGrpc) and client.settling_calls(heard[0])
+        with pytest.raises(EtcdUnavailable):
+            client.status_settled(heard[0], timeout=2)
+        assert client._caller_refused and not client.can_start()
+    finally:
+        transfers.close()
+        gateway.close()
+
+
+def test_metrics_and_grpc_calls_to_one_port_in_one_round_each_keep_their_protocol(
+    etcd_cluster_factory,
+):
+    """etcd serves /metrics over HTTP/1 and gRPC over HTTP/2 on the same port; in one
+    `Transfers` libcurl could send the GET over the gRPC call's HTTP/2 connection, which etcd
+    resets (PROTOCOL_ERROR). Round after round, both answer, each on its own connection."""
+    cluster = etcd_cluster_factory(size=1, point_settings=False)
+    url = cluster.client_urls[0]
+    gateway = ClusterGateway(ClusterConfig(endpoints=(url,)))
+    transfers = Transfers()
+    client, scraper = gateway.client_for(url, timeout=2), gateway.scraper(timeout=5)
+    try:
+        for _ in range(10):
+            heard = []
+            client.start_status(transfers, done=heard.append, timeout=2)
+            scraper.start_fetch(transfers, endpoint=url, path="/metrics", done=heard.append)
+            transfers.run(time.monotonic() + 10, early=False)
+            status, text = heard if isinstance(heard[0], bytes) else reversed(heard)
+            assert isinstance(text, str) and "etcd_server_has_leader" in text, text
+            assert client.status_settled(status, timeout=2).member_id
+    finally:
+        transfers.close()
+        gateway.close()

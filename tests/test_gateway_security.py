@@ -7,12 +7,13 @@ import time
 import httpx
 import pytest
 
-from devtools.localcluster import make_test_certificates
+from devtools.localcluster import etcd_version, make_test_certificates
 from etcdgateway import (
     ClusterConfig,
     EtcdAuthFailed,
     EtcdPermissionDenied,
     EtcdUnavailable,
+    Transfers,
     cluster_gateway,
 )
 from etcdgateway.aiowatch import AsyncGateway
@@ -209,3 +210,31 @@ def test_the_asyncio_watch_speaks_mtls_and_can_skip_verification(tls_cluster):
     assert run_on_a_thread(_revision(skipping)) > 0
     with pytest.raises(EtcdUnavailable):  # the system CAs do not know our test CA
         run_on_a_thread(_revision(ClusterConfig(**common, connect_timeout=2.0)))
+
+
+def test_a_round_status_call_waits_for_no_token_and_renews_an_expired_one(auth_cluster):
+    """With auth, a call started on a `Transfers` needs the token fetched first (by a call of
+    its own, which may wait); an expired token is renewed when the outcome is settled."""
+    config = ClusterConfig(
+        endpoints=tuple(auth_cluster.client_urls), username="root", password="rootpw"
+    )
+    client = cluster_gateway(config).client_for(auth_cluster.client_urls[0], timeout=2)
+    assert not client.can_start()  # no token yet: the prober calls it on a thread of its own
+    expected = client.status()
+    assert client.can_start()
+    first_token = client.raw.metadata
+
+    time.sleep(2.5)  # --auth-token-ttl=1: the simple token has expired
+    transfers = Transfers()
+    try:
+        heard = []
+        client.start_status(transfers, done=heard.append, timeout=2)
+        transfers.run(time.monotonic() + 10, early=False)
+    finally:
+        transfers.close()
+    assert client.status_settled(heard[0], timeout=2).member_id == expected.member_id
+    if isinstance(heard[0], bytes):
+        assert etcd_version().startswith("3.4")  # 3.4 answers Status without checking a token
+    else:  # 3.5 refused the expired token: settling renewed it and called again
+        assert client.settling_calls(heard[0])
+        assert client.raw.metadata != first_token, "a new token was fetched"

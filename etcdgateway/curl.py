@@ -334,16 +334,14 @@ class Transfers:
             logger.exception("a transfer's completion failed")
 
     def _on_socket(self, what: int, fd: int, multi, socketp) -> None:
-        if what == pycurl.POLL_REMOVE:
-            if self._watched.pop(fd, None) is not None:
-                self._selector.unregister(fd)
-            return
         events = {
             pycurl.POLL_IN: selectors.EVENT_READ,
             pycurl.POLL_OUT: selectors.EVENT_WRITE,
             pycurl.POLL_INOUT: selectors.EVENT_READ | selectors.EVENT_WRITE,
         }.get(what, 0)
-        if not events:
+        if not events:  # POLL_REMOVE, or POLL_NONE: nothing to wait for on it now
+            if self._watched.pop(fd, None) is not None:
+                self._selector.unregister(fd)
             return
         if fd in self._watched:
             self._selector.modify(fd, events)

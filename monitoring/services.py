@@ -1476,6 +1476,22 @@ def _scrape_start(round_: "_Round", cycle: _RoundCycle, index: int) -> None:
         return
     client = gateway.client_for(member.scrape_url, timeout=STATUS_TIMEOUT)
 
+    def status_known(status) -> None:
+        result.status = status
+        # A learner refuses LeaseLeases ("rpc not supported for learner"): a voter counts.
+        if status is not None and not status.is_learner and not cycle.lease_claimed:
+            _lease_start(round_, cycle, client)
+        cycle.results[index] = result
+
+    status_ended = _round_done(
+        round_,
+        cycle,
+        client,
+        functools.partial(client.status_settled, timeout=STATUS_TIMEOUT),
+        what=f"status of {member.scrape_url}",
+        then=status_known,
+    )
+
     def fetched(outcome) -> None:
         if isinstance(outcome, EtcdError):
             result.error = outcome.message
@@ -1487,23 +1503,6 @@ def _scrape_start(round_: "_Round", cycle: _RoundCycle, index: int) -> None:
         except Exception as exc:  # noqa: BLE001 - the cycle fails with it, as a thread's would
             cycle.failed = exc
             cycle.results[index] = result
-
-    def status_ended(outcome) -> None:
-        settled = functools.partial(client.status_settled, timeout=STATUS_TIMEOUT)
-        round_.settle(client, outcome, settled, status_known)
-
-    def status_known(answer) -> None:
-        try:
-            result.status = answer()
-        except EtcdError as exc:
-            logger.info("status of %s failed: %s", member.scrape_url, exc.message)
-        except Exception as exc:  # noqa: BLE001 - the cycle fails with it, as a thread's would
-            cycle.failed = exc
-        else:
-            # A learner refuses LeaseLeases ("rpc not supported for learner"): a voter counts.
-            if not result.status.is_learner and not cycle.lease_claimed:
-                _lease_start(round_, cycle, client)
-        cycle.results[index] = result
 
     scraper = gateway.scraper(timeout=SCRAPE_TIMEOUT)
     if target.url:
@@ -1517,21 +1516,31 @@ def _lease_start(round_: "_Round", cycle: _RoundCycle, client: EtcdClient) -> No
     """The cycle's one LeaseLeases, asked of a member that has just answered Status."""
     cycle.lease_claimed = cycle.lease_going = True
 
-    def ended(outcome) -> None:
-        settled = functools.partial(client.lease_count_settled, timeout=LEASE_TIMEOUT)
-        round_.settle(client, outcome, settled, known)
+    def known(count) -> None:
+        cycle.lease_count = count
+        cycle.lease_going = False
+
+    settled = functools.partial(client.lease_count_settled, timeout=LEASE_TIMEOUT)
+    done = _round_done(round_, cycle, client, settled, what="lease count", then=known)
+    client.start_lease_count(round_.transfers, done=done, timeout=LEASE_TIMEOUT)
+
+
+def _round_done(round_: "_Round", cycle: _RoundCycle, client: EtcdClient, settled, *, what, then):
+    """The `done` of a call a round started for `cycle`: its outcome settled (`settled`), then
+    `then(answer)` with the answer, or None when the call failed (logged as `what` failing).
+    Anything but an EtcdError fails the cycle, as it would fail a thread's."""
 
     def known(answer) -> None:
+        value = None
         try:
-            cycle.lease_count = answer()
+            value = answer()
         except EtcdError as exc:
-            logger.info("lease count failed: %s", exc.message)
-        except Exception as exc:  # noqa: BLE001 - the cycle fails with it, as a thread's would
+            logger.info("%s failed: %s", what, exc.message)
+        except Exception as exc:  # noqa: BLE001 - raised again when the cycle is stored
             cycle.failed = exc
-        finally:
-            cycle.lease_going = False
+        then(value)
 
-    client.start_lease_count(round_.transfers, done=ended, timeout=LEASE_TIMEOUT)
+    return lambda outcome: round_.settle(client, outcome, settled, known)
 
 
 def _round_cycle_store(cycle: _RoundCycle) -> CycleReport:

@@ -315,21 +315,21 @@ def test_a_round_of_status_calls_on_one_thread_tells_each_member_truly(etcd_clus
     gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
     transfers = Transfers()
     stopped, hung = cluster.members[1:]
-    clients = [gateway.client_for(m.client_url, timeout=1) for m in cluster.members]
+    clients = [gateway.client_for(m.client_url, timeout=2) for m in cluster.members]
     try:
-        first = _round(transfers, clients, timeout=1)
+        first = _round(transfers, clients, timeout=2)
         for (status, _), client in zip(first, clients, strict=True):
             assert status.member_id == client.status().member_id
             assert status.leader_id == first[0][0].leader_id
         cluster.kill_member(stopped)
         cluster.pause_member(hung)
 
-        answered, refused, timed_out = _round(transfers, clients, timeout=1)
+        answered, refused, timed_out = _round(transfers, clients, timeout=2)
         assert answered[0].member_id == first[0][0].member_id and answered[0].version
         assert isinstance(refused[0], EtcdUnavailable) and "connection refused" in str(refused[0])
         assert isinstance(timed_out[0], EtcdTimeout)
-        assert timed_out[1] >= 0.9
-        assert answered[1] < 0.5 and refused[1] < 0.5  # not held back by the hung member
+        assert timed_out[1] >= 1.9
+        assert answered[1] < 1.0 and refused[1] < 1.0  # not held back by the hung member
         assert len(transfers) == 0
     finally:
         cluster.resume_member(hung)

@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 # Idle handles (each with its connection) kept per origin: a cycle makes one or two calls to a
 # member at a time.
 IDLE_PER_ORIGIN = 2
+# Connections a `Transfers` keeps between rounds: libcurl's default (4 per running transfer)
+# would drop most of a fleet's between two rounds.
+MAX_KEPT_CONNECTIONS = 1024
 
 
 @functools.cache
@@ -163,26 +166,38 @@ class CurlPool:
                 return
         handle.close()
 
-    def perform(self, key: tuple, setup) -> tuple[int, object]:
-        """(HTTP status, what `setup(handle)` returned to collect the reply) of one transfer
-        (read-only requests only: a stale kept connection is retried once); TransferFailed."""
+    def perform(self, key: tuple, setup, finish):
+        """What `finish(status, collected)` makes of one transfer's reply (`collected` is what
+        `setup(handle)` returned to collect it), or of `finish(None, TransferFailed)` when it
+        ended without one (read-only requests only: a stale kept connection is retried once)."""
         for attempt in (1, 2):
             handle = self.take(key)
             collected = setup(handle)
             try:
                 handle.perform()
             except pycurl.error as exc:
-                reused = handle.getinfo(pycurl.NUM_CONNECTS) == 0
-                kind, reason = classify(handle, exc)
-                handle.close()  # a failed transfer's connection is never kept
-                if attempt == 1 and reused and exc.args[0] in _STALE_CONNECTION:
-                    continue
-                overflowed = isinstance(collected, Body) and collected.overflowed
-                raise TransferFailed(exc.args[0], kind, reason, overflowed=overflowed) from None
-            status = handle.getinfo(pycurl.RESPONSE_CODE)
-            self.give_back(key, handle)
-            return status, collected
+                failed = self.failed(handle, exc, collected, attempt)
+            else:
+                status = handle.getinfo(pycurl.RESPONSE_CODE)
+                self.give_back(key, handle)
+                return finish(status, collected)
+            if failed is not None:
+                return finish(None, failed)
         raise AssertionError("unreachable")
+
+    def failed(
+        self, handle: pycurl.Curl, error: pycurl.error, collected, attempt: int
+    ) -> "TransferFailed | None":
+        """Close a failed transfer's handle (its connection is never kept) and say why it
+        failed; None when it is to be made again: the first attempt, on a kept connection
+        that the peer closed meanwhile (it restarted, or was killed)."""
+        reused = handle.getinfo(pycurl.NUM_CONNECTS) == 0
+        kind, reason = classify(handle, error)
+        handle.close()
+        if attempt == 1 and reused and error.args[0] in _STALE_CONNECTION:
+            return None
+        overflowed = isinstance(collected, Body) and collected.overflowed
+        return TransferFailed(error.args[0], kind, reason, overflowed=overflowed)
 
     def _new_handle(self) -> pycurl.Curl:
         config = self._config
@@ -230,10 +245,10 @@ class CurlPool:
 class _Running:
     """A transfer in a `Transfers`: where its handle came from and who hears its end."""
 
-    __slots__ = ("attempt", "collected", "done", "key", "pool", "setup")
+    __slots__ = ("attempt", "collected", "done", "finish", "key", "pool", "setup")
 
-    def __init__(self, pool: CurlPool, key: tuple, setup, done, attempt: int):
-        self.pool, self.key, self.setup, self.done = pool, key, setup, done
+    def __init__(self, pool: CurlPool, key: tuple, setup, finish, done, attempt: int):
+        self.pool, self.key, self.setup, self.finish, self.done = pool, key, setup, finish, done
         self.collected = None
         self.attempt = attempt
 
@@ -248,9 +263,9 @@ class Transfers:
     thread at a time. Its connection cache keeps the members' connections between rounds.
     """
 
-    def __init__(self, *, max_connections: int = 1024):
+    def __init__(self):
         self._multi = pycurl.CurlMulti()
-        self._multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
+        self._multi.setopt(pycurl.M_MAXCONNECTS, MAX_KEPT_CONNECTIONS)
         self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self._selector = selectors.DefaultSelector()
@@ -261,12 +276,13 @@ class Transfers:
     def __len__(self) -> int:
         return len(self._running)
 
-    def start(self, pool: CurlPool, key: tuple, setup, done: Callable, *, attempt: int = 1):
-        """Start a transfer on a handle of `pool` configured by `setup(handle)`; `run` calls
-        `done(status, collected)` when it ends with a reply, `done(None, TransferFailed)`
-        when it ends without one (a kept connection found closed is retried once first)."""
+    def start(
+        self, pool: CurlPool, key: tuple, setup, finish, done: Callable, *, attempt: int = 1
+    ) -> None:
+        """`pool.perform(key, setup, finish)`, started here: when the transfer has ended,
+        `run` calls `done(outcome)` with what `finish` returned, or the exception it raised."""
         handle = pool.take(key)
-        running = _Running(pool, key, setup, done, attempt)
+        running = _Running(pool, key, setup, finish, done, attempt)
         running.collected = setup(handle)
         self._running[handle] = running
         self._multi.add_handle(handle)  # libcurl asks for a timer at once: `run` starts it
@@ -313,23 +329,30 @@ class Transfers:
         if error is None:
             status = handle.getinfo(pycurl.RESPONSE_CODE)
             running.pool.give_back(running.key, handle)
-            self._tell(running.done, status, running.collected)
+            self._tell(running, status, running.collected)
             return 1
-        reused = handle.getinfo(pycurl.NUM_CONNECTS) == 0
-        kind, reason = classify(handle, error)
-        handle.close()  # a failed transfer's connection is never kept
-        if running.attempt == 1 and reused and error.args[0] in _STALE_CONNECTION:
-            self.start(running.pool, running.key, running.setup, running.done, attempt=2)
+        failed = running.pool.failed(handle, error, running.collected, running.attempt)
+        if failed is None:
+            pool, key, setup, finish, done = (
+                running.pool,
+                running.key,
+                running.setup,
+                running.finish,
+                running.done,
+            )
+            self.start(pool, key, setup, finish, done, attempt=2)
             return 0
-        overflowed = isinstance(running.collected, Body) and running.collected.overflowed
-        failed = TransferFailed(error.args[0], kind, reason, overflowed=overflowed)
-        self._tell(running.done, None, failed)
+        self._tell(running, None, failed)
         return 1
 
     @staticmethod
-    def _tell(done: Callable, status, outcome) -> None:
+    def _tell(running: _Running, status, collected) -> None:
         try:
-            done(status, outcome)
+            outcome = running.finish(status, collected)
+        except Exception as exc:  # noqa: BLE001 - the outcome the caller hears
+            outcome = exc
+        try:
+            running.done(outcome)
         except Exception:  # one caller's bug must not stop the others' transfers
             logger.exception("a transfer's completion failed")
 
@@ -460,11 +483,7 @@ class UnaryCaller:
         """The serialized reply of `method` ("/package.Service/Method"); CurlRpcError on a
         non-OK status or a failed transfer, NotGrpc when the peer is no gRPC server."""
         setup = self._setup(method, request, timeout, metadata)
-        try:
-            _, (body, received) = self._handles.perform((), setup)
-        except TransferFailed as failed:
-            raise _transfer_error(failed) from None
-        return _reply(received, body.value())
+        return self._handles.perform((), setup, _finish_call)
 
     def start(
         self,
@@ -478,26 +497,23 @@ class UnaryCaller:
     ) -> None:
         """`call`, started on `transfers`: `done` gets the reply, or the error `call` would
         raise, from the thread that runs them."""
-
-        def ended(status, outcome) -> None:
-            if isinstance(outcome, TransferFailed):
-                done(_transfer_error(outcome))
-                return
-            body, received = outcome
-            try:
-                reply = _reply(received, body.value())
-            except (CurlRpcError, NotGrpc) as exc:
-                done(exc)
-                return
-            done(reply)
-
-        transfers.start(self._handles, (), self._setup(method, request, timeout, metadata), ended)
+        setup = self._setup(method, request, timeout, metadata)
+        transfers.start(self._handles, (), setup, _finish_call, done)
 
     def close(self) -> None:
         self._handles.close()
 
 
 NOT_HTTP2 = "expected SETTINGS frame"
+
+
+def _finish_call(status, outcome) -> bytes:
+    """The reply's message of a finished call (`outcome` as `UnaryCaller._setup` collects it),
+    or the error its failed transfer means."""
+    if isinstance(outcome, TransferFailed):
+        raise _transfer_error(outcome)
+    body, received = outcome
+    return _reply(received, body.value())
 
 
 def _transfer_error(failed: TransferFailed) -> Exception:

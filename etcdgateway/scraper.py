@@ -29,12 +29,12 @@ class MetricsScraper:
 
     def fetch(self, endpoint: str, path: str) -> str:
         """The text of `endpoint` + `path`; EtcdTimeout / EtcdUnavailable / EtcdError on failure."""
-        return self._get(*self._request_to(endpoint, path))
+        return self._handles.perform(*self._request_to(endpoint, path))
 
     def fetch_url(self, url: str) -> str:
         """The text of a metrics listener of its own (ETCD_METRICS_URLS), without the etcd
         credentials: that port needs none, and it is usually plain HTTP."""
-        return self._get(*self._request_url(url))
+        return self._handles.perform(*self._request_url(url))
 
     def start_fetch(
         self,
@@ -43,21 +43,12 @@ class MetricsScraper:
         endpoint: str = "",
         path: str = "",
         url: str = "",
-        done: Callable[[str | EtcdError], None],
+        done: Callable[[str | Exception], None],
     ) -> None:
         """`fetch(endpoint, path)`, or `fetch_url(url)` when `url` is given, started on
         `transfers`: `done` gets the text or the error from the thread that runs them."""
         key, setup, finish = self._request_url(url) if url else self._request_to(endpoint, path)
-
-        def ended(status, outcome) -> None:
-            try:
-                text = finish(status, outcome)
-            except EtcdError as exc:
-                done(exc)
-                return
-            done(text)
-
-        transfers.start(self._handles, key, setup, ended)
+        transfers.start(self._handles, key, setup, finish, done)
 
     def _request_to(self, endpoint: str, path: str):
         url, connect_to = curl.target_url(endpoint, path, self._config)
@@ -67,13 +58,6 @@ class MetricsScraper:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         return self._request(url, origin, parts.path or "/", connect_to=[], credentials=False)
-
-    def _get(self, key: tuple, setup, finish) -> str:
-        try:
-            status, body = self._handles.perform(key, setup)
-        except curl.TransferFailed as failed:
-            return finish(None, failed)
-        return finish(status, body)
 
     def _request(
         self, url: str, endpoint: str, path: str, *, connect_to: list[str], credentials: bool

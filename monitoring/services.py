@@ -876,22 +876,19 @@ class _Round:
         else:
             then(functools.partial(settled, outcome))
 
-    def drive(self, until: float, *, finished, early: bool = False) -> None:
-        """Run the round's calls until `finished()` or the monotonic time `until`; with
-        `early`, return as soon as any call ended."""
+    def drive(self, until: float, *, finished) -> None:
+        """Run the round's calls until `finished()` or the monotonic time `until`."""
         while not finished():
             now = time.monotonic()
             if now >= until:
                 return
-            ended = 0
             if len(self.transfers):
                 # With calls on the pool too, look at the inbox every slice.
                 end = min(until, now + WAVE_GATHER_SECONDS) if self._away else until
-                ended = self.transfers.run(end, early=True)
+                self.transfers.run(end, early=True)
             elif self._away:
                 try:
                     self._deliver(self._inbox.get(timeout=until - now))
-                    ended = 1
                 except queue.Empty:
                     return
             else:
@@ -901,9 +898,6 @@ class _Round:
                     self._deliver(self._inbox.get_nowait())
                 except queue.Empty:
                     break
-                ended += 1
-            if ended and early:
-                return
 
     def check_going(self) -> None:
         """Raise when nothing is in flight: a call whose end nobody will hear (a bug), which
@@ -1493,8 +1487,8 @@ def _scrape_start(round_: "_Round", cycle: _RoundCycle, index: int) -> None:
     )
 
     def fetched(outcome) -> None:
-        if isinstance(outcome, EtcdError):
-            result.error = outcome.message
+        if isinstance(outcome, Exception):  # any failure of one member only marks it down
+            result.error = translate(outcome, endpoint=target.url or member.scrape_url).message
             cycle.results[index] = result
             return
         result.text = outcome

@@ -262,6 +262,7 @@ _UNARY_REPLIES = {
 
 _STATUS = "/etcdserverpb.Maintenance/Status"
 _LEASE_LEASES = "/etcdserverpb.Lease/LeaseLeases"
+_MEMBER_LIST = "/etcdserverpb.Cluster/MemberList"
 _UNSET = object()  # EtcdClient._unary: no first attempt made elsewhere
 
 LEASE_RACE_ATTEMPTS = 5  # a put keeping the lease retries when the lease changes meanwhile
@@ -392,7 +393,9 @@ class EtcdClient:
         anonymous = not self.config.has_auth and not self._caller_refused
         return self.call(invoke, timeout=timeout, raw=_ANONYMOUS if anonymous else None)
 
-    def _message_call(self, stub_name: str, method: str, request, *, timeout: float | None = None):
+    def _message_call(
+        self, stub_name: str, method: str, request, *, timeout: float | None = None, first=_UNSET
+    ):
         """A unary call of message to message over libcurl (`_unary`), decoded as grpcio's
         stub would; the stub is the fallback."""
         service, reply_class = _UNARY_REPLIES[(stub_name, method)]
@@ -402,7 +405,9 @@ class EtcdClient:
             return bound(request, deadline, metadata=raw.metadata).SerializeToString()
 
         path = f"/etcdserverpb.{service}/{method}"
-        reply = self._unary(path, request.SerializeToString(), fallback, timeout=timeout)
+        reply = self._unary(
+            path, request.SerializeToString(), fallback, timeout=timeout, first=first
+        )
         return reply_class.FromString(reply)
 
     def stub(self, stub_name: str, method: str, request, *, timeout: float | None = None):
@@ -452,10 +457,20 @@ class EtcdClient:
         """`start_status` for LeaseLeases: settle the outcome with `lease_count_settled`."""
         self._start(transfers, _LEASE_LEASES, done=done, timeout=timeout)
 
-    def _start(self, transfers: Transfers, method: str, *, done, timeout: float | None) -> None:
+    def start_members(
+        self, transfers: Transfers, *, done: Callable[[object], None], timeout: float | None = None
+    ) -> None:
+        """`start_status` for MemberList: settle the outcome with `members_settled`."""
+        request = etcdrpc.MemberListRequest().SerializeToString()
+        self._start(transfers, _MEMBER_LIST, done=done, timeout=timeout, request=request)
+
+    def _start(
+        self, transfers: Transfers, method: str, *, done, timeout: float | None, request=b""
+    ) -> None:
         metadata = self._raw.metadata if self.config.has_auth else ()
+        timeout = timeout or self.timeout
         self._unary_caller().start(
-            transfers, method, b"", timeout=timeout or self.timeout, metadata=metadata, done=done
+            transfers, method, request, timeout=timeout, metadata=metadata, done=done
         )
 
     def settling_calls(self, outcome) -> bool:
@@ -474,10 +489,18 @@ class EtcdClient:
         """`status_settled` for `start_lease_count`."""
         return self._lease_count(timeout=timeout, first=outcome)
 
+    def members_settled(self, outcome, *, timeout: float | None = None) -> list[MemberInfo]:
+        """`status_settled` for `start_members`."""
+        return self._members(timeout=timeout, first=outcome)
+
     def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
         """MemberList, with isLearner recovered from the wire."""
+        return self._members(timeout=timeout)
+
+    def _members(self, *, timeout: float | None, first=_UNSET) -> list[MemberInfo]:
+        request = etcdrpc.MemberListRequest()
         response = self._message_call(
-            "clusterstub", "MemberList", etcdrpc.MemberListRequest(), timeout=timeout
+            "clusterstub", "MemberList", request, timeout=timeout, first=first
         )
         return [
             MemberInfo(

@@ -130,6 +130,10 @@ class ClusterGateway:
         rank = {True: 0, None: 1, False: 2}
         return sorted(self.config.endpoints, key=lambda e: rank[self._health[e].healthy])
 
+    def preferred_endpoint(self) -> str:
+        """The endpoint `call` tries first (known-healthy before unknown before known-bad)."""
+        return self._endpoints_in_order()[0]
+
     def call(self, operation: Callable[[EtcdClient], T]) -> T:
         """Run `operation(client)` on the first endpoint that answers.
 
@@ -142,18 +146,27 @@ class ClusterGateway:
             try:
                 result = operation(client)
             except EtcdUnavailable as exc:
-                self._mark(endpoint, False, exc.message)
+                self.note_outcome(endpoint, exc)
                 failures.append(exc.message.removeprefix("etcd unavailable: "))
                 continue
             except EtcdError as exc:
-                # Our deadline passed without an answer; etcd's own timeout is an answer.
-                if exc.status_code == 504 and not isinstance(exc, EtcdServerTimeout):
-                    self._mark(endpoint, False, exc.message)
+                self.note_outcome(endpoint, exc)
                 raise
-            if self._health[endpoint].healthy is not True:
-                self._mark(endpoint, True)
+            self.note_outcome(endpoint)
             return result
         raise EtcdUnavailable("; ".join(failures) or "no endpoint configured")
+
+    def note_outcome(self, endpoint: str, error: EtcdError | None = None) -> None:
+        """What a call to `endpoint` told of its health (an answer, or `error`), as `call`
+        records it; for calls made outside `call` (a fleet round's)."""
+        if error is None:
+            if self._health[endpoint].healthy is not True:
+                self._mark(endpoint, True)
+        elif isinstance(error, EtcdUnavailable) or (
+            # Our deadline passed without an answer; etcd's own timeout is an answer.
+            error.status_code == 504 and not isinstance(error, EtcdServerTimeout)
+        ):
+            self._mark(endpoint, False, error.message)
 
     # --- calls used across apps ---------------------------------------------------------------
 

@@ -124,6 +124,11 @@ def _literal(host: str) -> Address | None:
         return None
 
 
+def needs_lookup(endpoint: str) -> bool:
+    """Whether checking `endpoint` (`pinned_endpoint`) resolves a name, and so may wait."""
+    return _literal(urlsplit(endpoint).hostname or "") is None
+
+
 def resolve_checked(host: str, port: int, *, allowlist: Allowlist | None = None) -> list[Address]:
     """The addresses of `host` (resolved once), all checked; IPv4 first.
 

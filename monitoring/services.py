@@ -26,12 +26,14 @@ from etcdgateway import (
     ClusterGateway,
     EtcdClient,
     EtcdError,
+    EtcdUnavailable,
+    MemberInfo,
     Transfers,
     cluster_gateway,
     normalise_endpoint,
 )
 from etcdgateway.config import metrics_url_for_host
-from etcdgateway.egress import EndpointNotAllowed, pinned_endpoint
+from etcdgateway.egress import EndpointNotAllowed, needs_lookup, pinned_endpoint
 from etcdgateway.errors import translate
 from etcdmonitor_site import rawsql
 from etcdmonitor_site.errors import DomainError, InvalidInput
@@ -196,14 +198,22 @@ def _default_member_id(members, endpoints: list[str], gateway: ClusterGateway) -
     Matched by advertised client URL; otherwise (e.g. 127.0.0.1 vs an advertised hostname) by
     asking that very endpoint who it is — never "whichever member answers first".
     """
+    by_url = _default_by_url(members, endpoints)
+    if by_url is not None:
+        return by_url
+    try:
+        return str(gateway.client_for(endpoints[0], timeout=STATUS_TIMEOUT).status().member_id)
+    except EtcdError:
+        return None
+
+
+def _default_by_url(members, endpoints: list[str]) -> str | None:
+    """The member advertising the first configured endpoint as a client URL, if one does."""
     first = endpoints[0]
     for member in members:
         if first in {normalise_endpoint(u) for u in member.client_urls}:
             return member.id_str
-    try:
-        return str(gateway.client_for(first, timeout=STATUS_TIMEOUT).status().member_id)
-    except EtcdError:
-        return None
+    return None
 
 
 def members_sync(
@@ -229,10 +239,30 @@ def members_sync(
     try:
         listed = gateway.members(timeout=STATUS_TIMEOUT)
     except EtcdError as exc:
-        logger.warning("member discovery failed for %s: %s", cluster.name, exc.message)
-        cluster.last_error = exc.message
-        cluster.save(update_fields=["last_error"])
-        return current
+        return _members_not_listed(cluster=cluster, current=current, error=exc)
+    wanted = _members_wanted(cluster=cluster, gateway=gateway, current=current, listed=listed)
+    return _members_store(cluster=cluster, current=current, wanted=wanted)
+
+
+def _members_not_listed(
+    *, cluster: MonitoredCluster, current: list[Member], error: EtcdError
+) -> list[Member]:
+    """A failed MemberList: the previous list stays, the cluster shows why."""
+    logger.warning("member discovery failed for %s: %s", cluster.name, error.message)
+    cluster.last_error = error.message
+    cluster.save(update_fields=["last_error"])
+    return current
+
+
+def _members_wanted(
+    *,
+    cluster: MonitoredCluster,
+    gateway: ClusterGateway,
+    current: list[Member],
+    listed: list[MemberInfo],
+) -> dict[str, dict]:
+    """member_id → the fields to store for what MemberList answered (`listed`). May wait
+    (`_members_wanted_may_wait`): no database, so it can run on any thread."""
     default_id = _default_member_id(listed, cluster.endpoints, gateway)
     if default_id is None:
         previous_default = next((m for m in current if m.is_default), None)
@@ -259,6 +289,24 @@ def members_sync(
             "is_default": info.id_str == default_id,
             "in_cluster": True,
         }
+    return wanted
+
+
+def _members_wanted_may_wait(cluster: MonitoredCluster, listed: list[MemberInfo]) -> bool:
+    """Whether `_members_wanted` may wait on the network: a Status call to learn which member
+    the first endpoint is, or a name lookup for a record cluster's advertised URL."""
+    if _default_by_url(listed, cluster.endpoints) is None:
+        return True
+    if cluster.name == DEFAULT_CLUSTER:
+        return False
+    return any(needs_lookup(info.client_urls[0]) for info in listed if info.client_urls)
+
+
+def _members_store(
+    *, cluster: MonitoredCluster, current: list[Member], wanted: dict[str, dict]
+) -> list[Member]:
+    """Store the listed members (`wanted`, from `_members_wanted`); the members to scrape."""
+    now = datetime.now(UTC)
     if _members_unchanged(current, wanted, now=now):
         # The usual case every 60 s: nothing to write but the sync's date (one statement
         # instead of a transaction of per-member upserts and a reload of every member).
@@ -428,7 +476,7 @@ def _scrape(
     gateway: ClusterGateway,
     metrics_path: str,
     target: MetricsTarget,
-    leases: _LeaseCount,
+    leases: _LeaseCount | None,
 ) -> MemberResult:
     result = MemberResult(member=member)
     if target.error or not member.scrape_url:
@@ -450,7 +498,7 @@ def _scrape(
         logger.info("status of %s failed: %s", member.scrape_url, exc.message)
     else:
         # A learner refuses LeaseLeases ("rpc not supported for learner"): a voter counts.
-        if not result.status.is_learner:
+        if leases is not None and not result.status.is_learner:
             leases.claim_and_count(member.scrape_url, gateway)
     return result
 
@@ -1421,8 +1469,9 @@ class _RoundCycle:
     ts: int
     started: float
     members: list[Member]
-    targets: dict[str, MetricsTarget]
-    results: list[MemberResult | None]
+    targets: dict[str, MetricsTarget] = field(default_factory=dict)
+    results: list[MemberResult | None] = field(default_factory=list)
+    discovering: bool = False
     lease_claimed: bool = False
     lease_going: bool = False
     lease_count: int | None = None
@@ -1430,37 +1479,116 @@ class _RoundCycle:
 
     @property
     def complete(self) -> bool:
-        return not self.lease_going and all(result is not None for result in self.results)
+        return (
+            not self.discovering
+            and not self.lease_going
+            and all(result is not None for result in self.results)
+        )
 
 
 def _round_cycle_open(
     target: ClusterTarget, claim: Claim | None
 ) -> "_RoundCycle | CycleReport | None":
     """The cycle of `target` ready for a round, its report when another run holds its lease,
-    or None when it takes the single-cluster path on a thread of its own: its member list is
-    due (MemberList may wait on a timeout), it is unreachable, or a call would wait first
-    (a token to fetch, a member that is no gRPC server over libcurl)."""
+    or None when it takes the single-cluster path on a thread of its own: it is unreachable,
+    or its calls need a token (renewed mid-cycle, a wait the round does not take)."""
     cluster, gateway = target.cluster, target.gateway
     if target.unreachable or gateway.config.has_auth:
         return None
     members = claim.members if claim is not None else selectors.members_to_scrape(cluster)
-    if not _members_fresh(cluster, members, now=datetime.now(UTC)):
-        return None
-    urls = [member.scrape_url for member in members if member.scrape_url]
-    if not all(gateway.client_for(url, timeout=STATUS_TIMEOUT).can_start() for url in urls):
-        return None
     ts, started = int(time.time()), time.monotonic()
     token = claim.token if claim is not None else cluster_lock_acquire(cluster=cluster)
     if token is None:
         return CycleReport(ts=ts, skipped=True)
     partitions.partitions_ready_for_collection()
-    targets = metrics_targets(members, gateway.config.metrics_urls)
-    return _RoundCycle(target, token, ts, started, members, targets, results=[None] * len(members))
+    return _RoundCycle(target, token, ts, started, members)
+
+
+def _cycle_start(round_: "_Round", cycle: _RoundCycle) -> None:
+    """Start a round's cycle: its member list first when due (`members_sync`), then every
+    member's scrape."""
+    if _members_fresh(cycle.target.cluster, cycle.members, now=datetime.now(UTC)):
+        _scrapes_start(round_, cycle, cycle.members)
+    else:
+        _discovery_start(round_, cycle)
+
+
+def _scrapes_start(round_: "_Round", cycle: _RoundCycle, members: list[Member]) -> None:
+    cycle.members = members
+    cycle.targets = metrics_targets(members, cycle.target.gateway.config.metrics_urls)
+    cycle.results = [None] * len(members)
+    for index in range(len(members)):
+        _scrape_start(round_, cycle, index)
+
+
+def _discovery_start(round_: "_Round", cycle: _RoundCycle) -> None:
+    """`members_sync` in a round: MemberList asked of the endpoint the gateway would ask
+    first, on the round's `Transfers`; what may wait (failing over to the other endpoints,
+    asking which member an endpoint is, looking up a name) runs away from the round, and the
+    database is written on the round's thread. Then the members' scrapes start."""
+    cluster, gateway = cycle.target.cluster, cycle.target.gateway
+    current = cycle.members
+    endpoint = gateway.preferred_endpoint()
+    client = gateway.client_for(endpoint, timeout=STATUS_TIMEOUT)
+    cycle.discovering = True
+
+    def scrape(members: list[Member]) -> None:
+        cycle.discovering = False
+        _scrapes_start(round_, cycle, members)
+
+    def wanted_known(answer) -> None:
+        try:
+            wanted = answer()
+            members = _members_store(cluster=cluster, current=current, wanted=wanted)
+        except Exception as exc:  # noqa: BLE001 - the cycle fails with it, as a thread's would
+            cycle.failed, members = exc, []
+        scrape(members)
+
+    everywhere = functools.partial(gateway.members, timeout=STATUS_TIMEOUT)
+
+    def listed_known(answer, asked: str | None = None) -> None:
+        # `asked`: the one endpoint the round asked itself (else `everywhere` answered).
+        try:
+            listed = answer()
+        except EtcdError as exc:
+            if asked is not None:
+                gateway.note_outcome(asked, exc)
+                if isinstance(exc, EtcdUnavailable):
+                    # As `gateway.call` does: nothing reached the server, the others are asked.
+                    round_.away(everywhere, listed_known)
+                    return
+            scrape(_members_not_listed(cluster=cluster, current=current, error=exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - as in wanted_known
+            cycle.failed = exc
+            scrape([])
+            return
+        if asked is not None:
+            gateway.note_outcome(asked)
+        wanted = functools.partial(
+            _members_wanted, cluster=cluster, gateway=gateway, current=current, listed=listed
+        )
+        if _members_wanted_may_wait(cluster, listed):
+            round_.away(wanted, wanted_known)
+        else:
+            wanted_known(wanted)
+
+    if not client.can_start():
+        round_.away(everywhere, listed_known)
+        return
+    settled = functools.partial(client.members_settled, timeout=STATUS_TIMEOUT)
+    known = functools.partial(listed_known, asked=endpoint)
+    client.start_members(
+        round_.transfers,
+        done=lambda outcome: round_.settle(client, outcome, settled, known),
+        timeout=STATUS_TIMEOUT,
+    )
 
 
 def _scrape_start(round_: "_Round", cycle: _RoundCycle, index: int) -> None:
     """One member's scrape in a round, as `_scrape` makes it: /metrics, then Status, then
-    (the cluster's first voter to answer) LeaseLeases; its result lands in `cycle.results`."""
+    (the cluster's first voter to answer) LeaseLeases; its result lands in `cycle.results`.
+    A member whose calls would wait first (no gRPC over libcurl: grpcio) is scraped away."""
     member, gateway = cycle.members[index], cycle.target.gateway
     target = cycle.targets[member.member_id]
     result = MemberResult(member=member)
@@ -1476,6 +1604,22 @@ def _scrape_start(round_: "_Round", cycle: _RoundCycle, index: int) -> None:
         if status is not None and not status.is_learner and not cycle.lease_claimed:
             _lease_start(round_, cycle, client)
         cycle.results[index] = result
+
+    path = gateway.config.metrics_path
+    if not client.can_start():
+
+        def scraped(answer) -> None:
+            nonlocal result
+            try:
+                result = answer()
+            except Exception as exc:  # noqa: BLE001 - the cycle fails with it
+                cycle.failed = exc
+                cycle.results[index] = result
+                return
+            status_known(result.status)
+
+        round_.away(functools.partial(_scrape, member, gateway, path, target, None), scraped)
+        return
 
     status_ended = _round_done(
         round_,
@@ -1502,7 +1646,6 @@ def _scrape_start(round_: "_Round", cycle: _RoundCycle, index: int) -> None:
     if target.url:
         scraper.start_fetch(round_.transfers, url=target.url, done=fetched)
     else:
-        path = gateway.config.metrics_path
         scraper.start_fetch(round_.transfers, endpoint=member.scrape_url, path=path, done=fetched)
 
 
@@ -1514,6 +1657,10 @@ def _lease_start(round_: "_Round", cycle: _RoundCycle, client: EtcdClient) -> No
         cycle.lease_count = count
         cycle.lease_going = False
 
+    if not client.can_start():
+        call = functools.partial(client.lease_count, timeout=LEASE_TIMEOUT)
+        round_.away(call, _round_answer(cycle, what="lease count", then=known))
+        return
     settled = functools.partial(client.lease_count_settled, timeout=LEASE_TIMEOUT)
     done = _round_done(round_, cycle, client, settled, what="lease count", then=known)
     client.start_lease_count(round_.transfers, done=done, timeout=LEASE_TIMEOUT)
@@ -1521,8 +1668,15 @@ def _lease_start(round_: "_Round", cycle: _RoundCycle, client: EtcdClient) -> No
 
 def _round_done(round_: "_Round", cycle: _RoundCycle, client: EtcdClient, settled, *, what, then):
     """The `done` of a call a round started for `cycle`: its outcome settled (`settled`), then
-    `then(answer)` with the answer, or None when the call failed (logged as `what` failing).
-    Anything but an EtcdError fails the cycle, as it would fail a thread's."""
+    `_round_answer`'s `then`."""
+    known = _round_answer(cycle, what=what, then=then)
+    return lambda outcome: round_.settle(client, outcome, settled, known)
+
+
+def _round_answer(cycle: _RoundCycle, *, what, then):
+    """What takes a round call's answer for `cycle`: `then(value)`, or `then(None)` when the
+    call failed (logged as `what` failing). Anything but an EtcdError fails the cycle, as it
+    would fail a thread's."""
 
     def known(answer) -> None:
         value = None
@@ -1534,7 +1688,7 @@ def _round_done(round_: "_Round", cycle: _RoundCycle, client: EtcdClient, settle
             cycle.failed = exc
         then(value)
 
-    return lambda outcome: round_.settle(client, outcome, settled, known)
+    return known
 
 
 def _round_cycle_store(cycle: _RoundCycle) -> CycleReport:
@@ -1559,9 +1713,10 @@ def _collect_round(*, runs: dict[str, Future], handed_off: set[str] | None = Non
     """One collection cycle of many clusters on one thread: read ahead and leases taken in a
     few queries, every member's /metrics, Status and each cluster's LeaseLeases on one
     `Transfers`, each cluster stored as soon as its calls have all ended (a slow or dead
-    cluster never holds back the others). A cluster that needs its member list asked, or
-    whose calls would wait first, takes the single-cluster path (`collect_cluster`) on a pool
-    thread of its own (listed in `handed_off`: it settles its run itself).
+    cluster never holds back the others); a member list that is due is asked first
+    (`_discovery_start`). An unreachable cluster, or one with etcd auth, takes the
+    single-cluster path (`collect_cluster`) on a pool thread of its own (listed in
+    `handed_off`: it settles its run itself).
 
     Why one thread: per member-scrape, a thread hand-off and each wake-up cost about as much
     CPU as the calls (docs/PERFORMANCE.md, "Wake-ups").
@@ -1608,8 +1763,7 @@ def _collect_round(*, runs: dict[str, Future], handed_off: set[str] | None = Non
                 runs[cluster_id].set_result(cycle)  # skipped: another run holds the lease
             else:
                 cycles[cluster_id] = cycle
-                for index in range(len(cycle.members)):
-                    _scrape_start(round_, cycle, index)
+                _cycle_start(round_, cycle)
 
         def one_complete() -> bool:
             return any(cycle.complete for cycle in cycles.values())

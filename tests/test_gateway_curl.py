@@ -111,6 +111,32 @@ def test_member_list_over_libcurl_tells_a_learner(etcd_cluster_factory):
         gateway.close()
 
 
+def test_member_list_started_in_a_round_is_the_calls_own_answer(etcd_cluster_factory):
+    """MemberList started on `Transfers` (a collection round's member discovery) settles to
+    what a call of its own answers, a learner included; to a stopped member it is refused."""
+    cluster = etcd_cluster_factory(size=1, point_settings=False)
+    gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))
+    transfers = Transfers()
+    try:
+        _, learner_id = _add_learner(cluster, name="learner")
+        client = gateway.client_for(cluster.client_urls[0], timeout=2)
+        heard = []
+        client.start_members(transfers, done=heard.append, timeout=2)
+        transfers.run(time.monotonic() + 10, early=False)
+        assert not client.settling_calls(heard[0])
+        listed = client.members_settled(heard[0], timeout=2)
+        assert listed == client.members() and len(listed) == 2
+        assert {m.id_str for m in listed if m.is_learner} == {learner_id}
+        cluster.kill_member(cluster.members[0])
+        client.start_members(transfers, done=heard.append, timeout=2)
+        transfers.run(time.monotonic() + 10, early=False)
+        with pytest.raises(EtcdUnavailable, match="connection refused"):
+            client.members_settled(heard[1], timeout=2)
+    finally:
+        transfers.close()
+        gateway.close()
+
+
 def test_a_stopped_member_is_refused_and_a_hung_one_times_out(etcd_cluster_factory):
     cluster = etcd_cluster_factory(size=3, point_settings=False)
     gateway = ClusterGateway(ClusterConfig(endpoints=tuple(cluster.client_urls)))

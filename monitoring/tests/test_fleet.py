@@ -12,6 +12,8 @@ import pytest
 
 from alerts import selectors as alert_selectors
 from alerts import services as alert_services
+from clusters.connection import cluster_gateway
+from clusters.models import Cluster
 from clusters.tests.conftest import add_tab
 from etcdgateway import ClusterConfig
 from etcdgateway import cluster_gateway as settings_gateway
@@ -541,4 +543,122 @@ def test_a_collection_round_scrapes_on_one_thread_and_tells_each_member_truly(
     (member,) = Member.objects.filter(cluster__name=solo_id)
     assert member.collector_up is True and member.sample_count == 2
     assert member.latest["etcd_lease_count"] == 0  # the round's LeaseLeases answered
+    assert not MonitoredCluster.objects.exclude(lock_token="").exists()
+
+
+def _round(cluster_ids: list[str]) -> tuple[set[str], dict[str, float]]:
+    """One collection round on this thread: the clusters it handed off, and when each ended."""
+    runs = {cluster_id: Future() for cluster_id in cluster_ids}
+    started, ended = time.monotonic(), {}
+    for cluster_id, run in runs.items():
+        run.add_done_callback(
+            lambda _, cluster_id=cluster_id: ended.setdefault(
+                cluster_id, time.monotonic() - started
+            )
+        )
+    handed_off: set[str] = set()
+    services._collect_round(runs=runs, handed_off=handed_off)
+    finish(runs)
+    return handed_off, ended
+
+
+def _members_due(cluster_id: str) -> None:
+    MonitoredCluster.objects.filter(name=cluster_id).update(
+        last_member_sync=datetime(2000, 1, 1, tzinfo=UTC)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_collection_round_lists_members_itself_and_tells_the_truth_when_it_cannot(
+    etcd_cluster_factory, api_client, monkeypatch
+):
+    """Member discovery happens inside the round (nothing handed to the single-cluster path):
+    a new cluster's members are listed and scraped in its first round; with the endpoint
+    asked first stopped, MemberList fails over to the next endpoint and the stopped member is
+    stored refused; with the next one hung, the listed members are kept, the cluster says
+    why, the other members are still scraped, and the other cluster is not held back."""
+    monkeypatch.setattr(services, "STATUS_TIMEOUT", 2.0)
+    monkeypatch.setattr(services, "SCRAPE_TIMEOUT", 2.0)
+    trio = etcd_cluster_factory(size=3, point_settings=False)
+    solo = etcd_cluster_factory(size=1, point_settings=False)
+    trio_id = add_cluster(api_client, ",".join(trio.client_urls), name="trio")
+    solo_id = add_cluster(api_client, solo.client_urls[0], name="solo")
+    first, second_, third = trio.members
+
+    handed_off, _ = _round([trio_id, solo_id])
+    assert handed_off == set()
+    by_url = {m.scrape_url: m for m in Member.objects.filter(cluster__name=trio_id)}
+    assert set(by_url) == set(trio.client_urls)
+    assert all(m.collector_up and m.in_cluster for m in by_url.values())
+    assert sum(m.is_default for m in by_url.values()) == 1
+    assert by_url[first.client_url].is_default  # the first configured endpoint
+    assert Member.objects.get(cluster__name=solo_id).collector_up is True
+
+    time.sleep(1.05)
+    trio.kill_member(first)
+    _members_due(trio_id)
+    _members_due(solo_id)
+    handed_off, _ = _round([trio_id, solo_id])
+    assert handed_off == set()
+    cluster = MonitoredCluster.objects.get(name=trio_id)
+    assert cluster.last_error == "" and cluster.last_member_sync.year > 2000  # listed
+    by_url = {m.scrape_url: m for m in Member.objects.filter(cluster__name=trio_id)}
+    assert all(m.in_cluster for m in by_url.values())
+    stopped = by_url[first.client_url]
+    assert stopped.collector_up is False and "connection refused" in stopped.last_scrape_error
+    assert by_url[second_.client_url].collector_up and by_url[third.client_url].collector_up
+    gateway = cluster_gateway(Cluster.objects.get(pk=trio_id))
+    assert gateway.preferred_endpoint() != first.client_url  # the failure was noted
+
+    time.sleep(1.05)
+    asked = gateway.preferred_endpoint()
+    hung = next(m for m in trio.members if m.client_url == asked)
+    trio.pause_member(hung)
+    _members_due(trio_id)
+    _members_due(solo_id)
+    try:
+        handed_off, ended = _round([trio_id, solo_id])
+    finally:
+        trio.resume_member(hung)
+    assert handed_off == set()
+    assert ended[solo_id] < 1.0 < 2.0 <= ended[trio_id], ended
+    cluster = MonitoredCluster.objects.get(name=trio_id)
+    assert "timed out" in cluster.last_error or "deadline" in cluster.last_error.lower()
+    assert cluster.last_member_sync.year == 2000  # not listed: nothing pretends it was
+    by_url = {m.scrape_url: m for m in Member.objects.filter(cluster__name=trio_id)}
+    assert len(by_url) == 3 and all(m.in_cluster for m in by_url.values())  # kept
+    assert by_url[hung.client_url].collector_up is False
+    assert "timed out" in by_url[hung.client_url].last_scrape_error
+    (alive,) = [m for m in trio.members if m not in (first, hung)]
+    assert by_url[alive.client_url].collector_up is True
+    assert by_url[first.client_url].collector_up is False
+    assert Sample.objects.filter(member__cluster__name=trio_id).count() == 9
+    assert not MonitoredCluster.objects.exclude(lock_token="").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_member_without_grpc_over_libcurl_is_asked_on_grpcio_and_told_truly(
+    etcd_cluster_factory, api_client
+):
+    """A member whose endpoint did not answer gRPC over libcurl (a proxy that speaks only TLS
+    ALPN h2, say) is asked on grpcio away from the round's thread: its member list, scrape
+    and lease count are what the member says, and the cluster stays in the round."""
+    trio = etcd_cluster_factory(size=3, point_settings=False)
+    trio_id = add_cluster(api_client, ",".join(trio.client_urls), name="trio")
+    gateway = cluster_gateway(Cluster.objects.get(pk=trio_id))
+    for _ in range(3):
+        gateway.lease_grant(600)
+    clients = [gateway.client_for(url, timeout=services.STATUS_TIMEOUT) for url in trio.client_urls]
+    for client in clients:
+        client._caller_refused = True  # as a NotGrpc answer leaves it
+
+    handed_off, _ = _round([trio_id])
+    assert handed_off == set()
+    assert all(client._raw is not None for client in clients)  # asked on grpcio
+    members = list(Member.objects.filter(cluster__name=trio_id))
+    assert {m.scrape_url for m in members} == set(trio.client_urls)
+    assert all(m.collector_up for m in members)
+    leader_id = gateway.status().leader_id
+    assert {m.member_id for m in members if m.is_leader} == {str(leader_id)}
+    assert {m.latest["etcd_lease_count"] for m in members} == {3}
     assert not MonitoredCluster.objects.exclude(lock_token="").exists()

@@ -350,14 +350,31 @@ def cycles(database_url: str, since: int, until: int) -> dict[str, dict]:
     return out
 
 
+def interval_offset(phases: list[int], step: int) -> int:
+    """The phase (0 <= phase < step) farthest from every cycle's: the middle of the widest gap
+    between the phases taken round a circle of one step. (Half a step from their median was
+    wrong when the phases wrap: dispatch spread over 7 s starting at phase 10 put an edge
+    next to the last batch.)"""
+    points = sorted(set(phases))
+    if not points:
+        return 0
+    gaps = [
+        ((points[(i + 1) % len(points)] - point) % step or step, point)
+        for i, point in enumerate(points)
+    ]
+    width, start = max(gaps)
+    return (start + width // 2) % step
+
+
 def completeness(found: dict[str, dict], expected: list[str], since: int, until: int, step: int):
     """Share of intervals in which every cluster stored a full cycle (all its members).
 
-    Interval edges sit half a step away from the median phase of the cycles' start times, so
+    Interval edges sit in the middle of the widest gap between the cycles' start phases, so
     the few hundred ms a queued task waits cannot move a cycle into its neighbour's interval.
     """
-    phases = [ts % step for entry in found.values() for ts in entry["stamps"]]
-    offset = (int(statistics.median(phases)) + step // 2) % step if phases else 0
+    offset = interval_offset(
+        [ts % step for entry in found.values() for ts in entry["stamps"]], step
+    )
     first = since - since % step + offset
     edges = [t for t in range(first, until - step + 1, step) if t >= since]
     complete, missed = 0, {}

@@ -59,6 +59,16 @@ class ClusterView:
     series: Callable[[str, str, int, int | None], list[tuple[int, float]]] = (
         lambda member_id, name, seconds, bucket: []
     )
+    # (member_id, name, seconds) → `counter_increase` of that raw series, where the reads can
+    # sum it without handing over every point (a round's, in PostgreSQL)
+    increase_of: Callable[[str, str, int], float] | None = None
+
+    def increase(self, member_id: str, name: str, seconds: int) -> float:
+        """How much the counter `name` of the member grew over the last `seconds`
+        (`counter_increase` of its raw series)."""
+        if self.increase_of is not None:
+            return self.increase_of(member_id, name, seconds)
+        return counter_increase(self.series(member_id, name, seconds, None))
 
     def member_label(self, member_id: str) -> str:
         for member in self.members:
@@ -396,10 +406,9 @@ def check_leader_changes(view: ClusterView, rule: Rule) -> list[Finding] | None:
     for member in view.members:
         if not _has_fresh_sample(view, member.member_id):
             continue
-        points = view.series(
-            member.member_id, "etcd_server_leader_changes_seen_total", window, None
+        seen[member.member_id] = view.increase(
+            member.member_id, "etcd_server_leader_changes_seen_total", window
         )
-        seen[member.member_id] = counter_increase(points)
     if not seen:
         return None
     # Every member sees the same elections: the largest count is the cluster's.
@@ -426,8 +435,7 @@ def check_proposals_failed(view: ClusterView, rule: Rule) -> list[Finding]:
         if not _has_fresh_sample(view, member.member_id):
             findings.append(Finding(member.member_id, None))
             continue
-        points = view.series(member.member_id, "etcd_server_proposals_failed_total", window, None)
-        failed = counter_increase(points)
+        failed = view.increase(member.member_id, "etcd_server_proposals_failed_total", window)
         label = member.name or member.member_id
         findings.append(
             Finding(
@@ -454,12 +462,8 @@ def check_grpc_failed_ratio(view: ClusterView, rule: Rule) -> list[Finding]:
         if not _has_fresh_sample(view, member.member_id):
             findings.append(Finding(member.member_id, None))
             continue
-        total = counter_increase(
-            view.series(member.member_id, "grpc_server_handled_unary_total", window, None)
-        )
-        failed = counter_increase(
-            view.series(member.member_id, "grpc_server_handled_unary_failed_total", window, None)
-        )
+        total = view.increase(member.member_id, "grpc_server_handled_unary_total", window)
+        failed = view.increase(member.member_id, "grpc_server_handled_unary_failed_total", window)
         if total < rule.thresholds["min_requests"]:
             findings.append(Finding(member.member_id, False))
             continue

@@ -18,7 +18,7 @@ from alerts.models import (
     ConsistencyCheck,
     Silence,
 )
-from alerts.rules import SPEC_BY_ID, SPECS, ClusterView, MemberView, Rule
+from alerts.rules import SPEC_BY_ID, SPECS, ClusterView, MemberView, Rule, counter_increase
 from clusters.models import DEFAULT_CLUSTER_ID, Cluster
 from clusters.selectors import monitored_cluster_ids
 from etcdmonitor_site import rawsql
@@ -261,9 +261,12 @@ def _known_prefix(names: dict[int, str]) -> int:
     return k
 
 
-def _view(cluster_id, now, inputs, cluster, rows, check, member_series) -> ClusterView:
+def _view(
+    cluster_id, now, inputs, cluster, rows, check, member_series, member_increase=None
+) -> ClusterView:
     """The view of one cluster from its rows, however they were read; `member_series(row,
-    name, seconds, bucket)` answers the rules' series."""
+    name, seconds, bucket)` answers the rules' series, `member_increase(row, name, seconds)`
+    their counters' increase (else summed from the series)."""
     max_age = monitoring_selectors.health_max_age()
     health_fresh = (
         cluster.health_at is not None and (now - cluster.health_at).total_seconds() <= max_age
@@ -334,6 +337,13 @@ def _view(cluster_id, now, inputs, cluster, rows, check, member_series) -> Clust
             return []
         return member_series(row, name, seconds, bucket)
 
+    increase = None
+    if member_increase is not None:
+
+        def increase(member_id: str, name: str, seconds: int) -> float:
+            row = by_id.get(member_id)
+            return 0.0 if row is None else member_increase(row, name, seconds)
+
     return ClusterView(
         cluster_id=cluster_id,
         now=now,
@@ -353,6 +363,7 @@ def _view(cluster_id, now, inputs, cluster, rows, check, member_series) -> Clust
         ),
         sample=sample,
         series=series,
+        increase_of=increase,
     )
 
 
@@ -458,6 +469,7 @@ class RoundReads:
             self.members[cluster_id],
             self.checks.get(cluster_id),
             self.series,
+            self.increase,
         )
 
     def series(self, row: Member, name: str, seconds: int, bucket: int | None):
@@ -473,6 +485,36 @@ class RoundReads:
         if found is None:
             found = self._series[key] = self._read_series(name, end - seconds, end, bucket)
         return found.get(row.pk, [])
+
+    def increase(self, row: Member, name: str, seconds: int) -> float:
+        """`counter_increase` of the member's raw series of `name` over the last `seconds`,
+        summed by PostgreSQL for every member read ahead (one row each, not every point)."""
+        if row.pk not in self._ahead:
+            return counter_increase(self.series(row, name, seconds, None))
+        key = ("increase", name, seconds)
+        found = self._series.get(key)
+        if found is None:
+            end = int(self.now.timestamp())
+            found = self._series[key] = self._read_increase(name, end - seconds, end)
+        return found.get(row.pk, 0.0)
+
+    def _read_increase(self, name: str, start: int, end: int) -> dict[int, float]:
+        slot = timeseries.slots_for([name]).get(name)
+        if slot is None or end < start or not self._ahead:
+            return {}
+        value = f"({timeseries.slot_expr(slot, 's.vals')})::float8"
+        # As counter_increase: each rise over the sample before it; a drop (a restart) adds
+        # nothing. Points without the value are skipped, as the series leaves them out.
+        sql = (
+            "SELECT member_id, coalesce(sum(rise) FILTER (WHERE rise >= 0), 0) FROM ("  # noqa: S608
+            f"SELECT s.member_id, {value} - lag({value}) OVER (PARTITION BY s.member_id "
+            "ORDER BY s.ts) AS rise FROM monitoring_sample s "
+            "WHERE s.member_id = ANY(%s::integer[]) AND s.ts >= %s AND s.ts <= %s "
+            f"AND {value} IS NOT NULL) AS rises GROUP BY member_id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [rawsql.array_literal(self._ahead), start, end])
+            return {member_id: float(total) for member_id, total in cursor.fetchall()}
 
     def _read_series(self, name: str, start: int, end: int, bucket: int | None) -> dict:
         """{member pk: [(ts, value)]} of every member read ahead, as metric_series reads each:

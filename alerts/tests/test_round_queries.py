@@ -12,8 +12,11 @@ from django.utils import timezone
 
 from alerts import selectors, services
 from alerts.models import Alert, AlertRule, AlertState, ClusterEvaluation, alert_fingerprint
+from alerts.rules import counter_increase
 from clusters.models import Cluster
 from monitoring import services as monitoring_services
+from monitoring import timeseries
+from monitoring.models import Sample
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the batched round is PostgreSQL's"
@@ -192,3 +195,29 @@ def test_the_batched_round_decides_what_each_cluster_alone_decides(etcd_cluster)
         assert {"db_quota_high", "proposals_failed"} <= rules, decisions
     assert not any(d[0] == "leader_changes" for d in batched[ids[1]])
     assert any(d[0] == "leader_changes" for d in batched[ids[0]])
+
+
+@pytest.mark.django_db
+def test_a_rounds_counter_increase_is_what_its_series_points_sum_to(etcd_cluster):
+    """A round has PostgreSQL sum a counter's rises (one row per member, not every point):
+    the number `counter_increase` makes of the series, across gaps, a drop (a restart) and
+    fractions, for every member read ahead."""
+    ids = _records(etcd_cluster, 1)
+    name = "etcd_server_leader_changes_seen_total"
+    slot = timeseries.slots_for([name])[name]
+    now = timezone.now()
+    end = int(now.timestamp())
+    reads = selectors.RoundReads(cluster_ids=ids, inputs=services._round_inputs(now))
+    rows = [row for cluster_id in ids for row in reads.members[cluster_id]]
+    assert len(rows) >= 2
+    member = rows[0]
+    for index, value in enumerate([3.0, None, 4.5, 7.0, 2.0, 2.0, None, 5.25]):
+        vals = [None] * slot
+        vals[slot - 1] = value
+        Sample.objects.create(member_id=member.pk, ts=end - 800 + 10 * index, vals=vals)
+
+    for row in rows:
+        points = reads.series(row, name, 900, None)
+        assert reads.increase(row, name, 900) == counter_increase(points)
+    assert reads.increase(member, name, 900) >= 1.5 + 2.5 + 3.25
+    assert reads.increase(member, name, 5) == counter_increase(reads.series(member, name, 5, None))

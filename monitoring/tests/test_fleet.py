@@ -498,6 +498,22 @@ def test_a_collection_round_reads_ahead_in_queries_that_do_not_grow(
     assert not MonitoredCluster.objects.exclude(lock_token="").exists()
 
 
+def _round(cluster_ids: list[str]) -> tuple[set[str], dict[str, float]]:
+    """One collection round on this thread: the clusters it handed off, and when each ended."""
+    runs = {cluster_id: Future() for cluster_id in cluster_ids}
+    started, ended = time.monotonic(), {}
+    for cluster_id, run in runs.items():
+        run.add_done_callback(
+            lambda _, cluster_id=cluster_id: ended.setdefault(
+                cluster_id, time.monotonic() - started
+            )
+        )
+    handed_off: set[str] = set()
+    services._collect_round(runs=runs, handed_off=handed_off)
+    finish(runs)
+    return handed_off, ended
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_collection_round_scrapes_on_one_thread_and_tells_each_member_truly(
     etcd_cluster_factory, api_client, monkeypatch
@@ -517,19 +533,9 @@ def test_a_collection_round_scrapes_on_one_thread_and_tells_each_member_truly(
     trio.kill_member(stopped)
     trio.pause_member(hung)
     try:
-        runs = {trio_id: Future(), solo_id: Future()}
-        started, ended = time.monotonic(), {}
-        for cluster_id, run in runs.items():
-            run.add_done_callback(
-                lambda _, cluster_id=cluster_id: ended.setdefault(
-                    cluster_id, time.monotonic() - started
-                )
-            )
-        handed_off: set[str] = set()
-        services._collect_round(runs=runs, handed_off=handed_off)
+        handed_off, ended = _round([trio_id, solo_id])
     finally:
         trio.resume_member(hung)
-    finish(runs)
 
     assert handed_off == set()
     assert ended[solo_id] < 1.0 <= 2.0 <= ended[trio_id], ended
@@ -544,22 +550,6 @@ def test_a_collection_round_scrapes_on_one_thread_and_tells_each_member_truly(
     assert member.collector_up is True and member.sample_count == 2
     assert member.latest["etcd_lease_count"] == 0  # the round's LeaseLeases answered
     assert not MonitoredCluster.objects.exclude(lock_token="").exists()
-
-
-def _round(cluster_ids: list[str]) -> tuple[set[str], dict[str, float]]:
-    """One collection round on this thread: the clusters it handed off, and when each ended."""
-    runs = {cluster_id: Future() for cluster_id in cluster_ids}
-    started, ended = time.monotonic(), {}
-    for cluster_id, run in runs.items():
-        run.add_done_callback(
-            lambda _, cluster_id=cluster_id: ended.setdefault(
-                cluster_id, time.monotonic() - started
-            )
-        )
-    handed_off: set[str] = set()
-    services._collect_round(runs=runs, handed_off=handed_off)
-    finish(runs)
-    return handed_off, ended
 
 
 def _members_due(cluster_id: str) -> None:

@@ -260,9 +260,14 @@ _UNARY_REPLIES = {
     ("maintenancestub", "HashKV"): ("Maintenance", etcdrpc.HashKVResponse),
 }
 
+
+def _unary_path(stub_name: str, method: str) -> str:
+    """The gRPC path of one of `_UNARY_REPLIES`' calls."""
+    return f"/etcdserverpb.{_UNARY_REPLIES[(stub_name, method)][0]}/{method}"
+
+
 _STATUS = "/etcdserverpb.Maintenance/Status"
 _LEASE_LEASES = "/etcdserverpb.Lease/LeaseLeases"
-_MEMBER_LIST = "/etcdserverpb.Cluster/MemberList"
 _UNSET = object()  # EtcdClient._unary: no first attempt made elsewhere
 
 LEASE_RACE_ATTEMPTS = 5  # a put keeping the lease retries when the lease changes meanwhile
@@ -398,13 +403,13 @@ class EtcdClient:
     ):
         """A unary call of message to message over libcurl (`_unary`), decoded as grpcio's
         stub would; the stub is the fallback."""
-        service, reply_class = _UNARY_REPLIES[(stub_name, method)]
+        reply_class = _UNARY_REPLIES[(stub_name, method)][1]
 
         def fallback(raw, deadline):
             bound = getattr(getattr(raw, stub_name), method)
             return bound(request, deadline, metadata=raw.metadata).SerializeToString()
 
-        path = f"/etcdserverpb.{service}/{method}"
+        path = _unary_path(stub_name, method)
         reply = self._unary(
             path, request.SerializeToString(), fallback, timeout=timeout, first=first
         )
@@ -462,7 +467,8 @@ class EtcdClient:
     ) -> None:
         """`start_status` for MemberList: settle the outcome with `members_settled`."""
         request = etcdrpc.MemberListRequest().SerializeToString()
-        self._start(transfers, _MEMBER_LIST, done=done, timeout=timeout, request=request)
+        path = _unary_path("clusterstub", "MemberList")
+        self._start(transfers, path, done=done, timeout=timeout, request=request)
 
     def _start(
         self, transfers: Transfers, method: str, *, done, timeout: float | None, request=b""

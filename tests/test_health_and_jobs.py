@@ -1,5 +1,8 @@
 """/healthz, the Celery round trip through Redis, and the in-process scheduler."""
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -132,3 +135,23 @@ def test_every_periodic_job_is_a_registered_celery_task_with_an_expiry(settings)
         assert task.name in celery_app.tasks
         entry = settings.CELERY_BEAT_SCHEDULE[name]
         assert entry["options"]["expires"] < entry["schedule"]
+
+
+def test_a_worker_process_freezes_what_exists_at_start_and_collects_young_objects_less_often():
+    # In a child process, as a prefork worker child: the hook changes process-wide state.
+    script = (
+        "import gc, django; django.setup()\n"
+        "from celery.signals import worker_process_init\n"
+        "from etcdmonitor_site.celery import WORKER_GC_THRESHOLD\n"
+        "before = gc.get_freeze_count()\n"
+        "worker_process_init.send(sender=None)\n"
+        "print(before, gc.get_freeze_count(), gc.get_threshold()[0], WORKER_GC_THRESHOLD)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "etcdmonitor_site.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    before, frozen, threshold, wanted = map(int, out)
+    assert before == 0
+    assert frozen > 10_000  # Django and the apps, out of every later collection
+    assert threshold == wanted > 700

@@ -180,7 +180,7 @@ def _claim_sql() -> str:
     c = functools.partial(rawsql.column, MonitoredCluster)
     clusters = rawsql.table(MonitoredCluster)
     return (
-        f"WITH free AS (SELECT id FROM {clusters} WHERE id = ANY(%s) "  # noqa: S608
+        f"WITH free AS (SELECT id FROM {clusters} WHERE id = ANY(%s::bigint[]) "  # noqa: S608
         f"AND ({c('lock_until')} IS NULL OR {c('lock_until')} < %s) FOR UPDATE SKIP LOCKED) "
         f"UPDATE {clusters} AS t SET {c('lock_until')} = %s, {c('lock_token')} = v.token "
         "FROM unnest(%s::bigint[], %s::text[]) AS v(id, token), free "
@@ -616,7 +616,7 @@ def _write_cycle_one_statement(member: Member, ts: int, array: list, fields: dic
         "UPDATE monitoring_member SET sample_count = sample_count + "
         f"(SELECT count(*) FROM inserted), {', '.join(columns)} WHERE id = %s"
     )
-    with connection.cursor() as cursor:
+    with rawsql.bound_cursor() as cursor:
         cursor.execute(sql, [member.pk, ts, vals, *params, member.pk])
 
 
@@ -747,16 +747,8 @@ def rollups_refresh(*, cluster: MonitoredCluster, now: float | None = None) -> d
     slots = timeseries.max_slot() if due else 0
     if not slots:
         return written
-    averages = [f"avg({timeseries.slot_expr(slot, 's.vals')})" for slot in range(1, slots + 1)]
+    sql = _rollup_sql(connection.vendor, slots)
     for tier, (start, end) in due.items():
-        # Only slot numbers from our registry are interpolated; values are parameters.
-        sql = (
-            "INSERT INTO monitoring_samplerollup (member_id, tier, bucket, vals) "  # noqa: S608
-            f"SELECT s.member_id, %s, (s.ts / %s) * %s, {timeseries.array_of(averages)} "
-            "FROM monitoring_sample s JOIN monitoring_member m ON m.id = s.member_id "
-            "WHERE m.cluster_id = %s AND s.ts >= %s AND s.ts < %s "
-            "GROUP BY s.member_id, (s.ts / %s) ON CONFLICT DO NOTHING"
-        )
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [tier, tier, tier, cluster.pk, start, end, tier])
             written[str(tier)] = cursor.rowcount
@@ -764,6 +756,23 @@ def rollups_refresh(*, cluster: MonitoredCluster, now: float | None = None) -> d
             MonitoredCluster.objects.filter(pk=cluster.pk).update(rollup_state=state)
     cluster.rollup_state = state
     return written
+
+
+@functools.lru_cache(maxsize=8)
+def _rollup_sql(vendor: str, slots: int) -> str:
+    """The rollup INSERT…SELECT averaging `slots` slots, built once per slot count: at a tier
+    boundary every cluster of a fleet refreshes at once, and building the ~100 averages
+    each time was a visible share of a collection round. (`vendor` keys the cache: the
+    expressions differ between PostgreSQL and SQLite.)"""
+    averages = [f"avg({timeseries.slot_expr(slot, 's.vals')})" for slot in range(1, slots + 1)]
+    # Only slot numbers from our registry are interpolated; values are parameters.
+    return (
+        "INSERT INTO monitoring_samplerollup (member_id, tier, bucket, vals) "  # noqa: S608
+        f"SELECT s.member_id, %s, (s.ts / %s) * %s, {timeseries.array_of(averages)} "
+        "FROM monitoring_sample s JOIN monitoring_member m ON m.id = s.member_id "
+        "WHERE m.cluster_id = %s AND s.ts >= %s AND s.ts < %s "
+        "GROUP BY s.member_id, (s.ts / %s) ON CONFLICT DO NOTHING"
+    )
 
 
 def metrics_purge(*, days: int | None = None, now: float | None = None) -> int:
@@ -1145,19 +1154,21 @@ def _health_write_round(verdicts: list[_Verdict], started_at: datetime) -> None:
             )
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
-    cluster_ids = [verdict.cluster.pk for verdict in verdicts]
+    # Arrays as text literals: psycopg dumps a list element by element in Python.
+    arrays = [rawsql.array_literal(column) for column in columns]
+    cluster_ids = rawsql.array_literal([verdict.cluster.pk for verdict in verdicts])
     member_sql, cluster_sql = _health_round_sql()
-    with connection.cursor() as cursor:
+    with rawsql.bound_cursor() as cursor:
         if columns[0]:
-            cursor.execute(member_sql, [columns[0], started_at, *columns, started_at])
+            cursor.execute(member_sql, [arrays[0], started_at, *arrays, started_at])
         cursor.execute(
             cluster_sql,
             [
                 cluster_ids,
                 started_at,
                 cluster_ids,
-                [str(verdict.summary["health"]) for verdict in verdicts],
-                [json.dumps(verdict.summary) for verdict in verdicts],
+                rawsql.array_literal([str(verdict.summary["health"]) for verdict in verdicts]),
+                rawsql.array_literal([json.dumps(verdict.summary) for verdict in verdicts]),
                 started_at,
             ],
         )
@@ -1178,7 +1189,7 @@ def _health_round_sql() -> tuple[str, str]:
         )
     )
     member = (
-        f"WITH free AS (SELECT id FROM {members} WHERE id = ANY(%s) "  # noqa: S608
+        f"WITH free AS (SELECT id FROM {members} WHERE id = ANY(%s::bigint[]) "  # noqa: S608
         "FOR UPDATE SKIP LOCKED) "
         f"UPDATE {members} AS t SET {m('health')} = v.health, {m('probe_error')} = v.error, "
         f"{m('is_leader')} = v.leader, {m('probed_at')} = %s, {answered} "
@@ -1189,7 +1200,7 @@ def _health_round_sql() -> tuple[str, str]:
         f"AND (t.{m('probed_at')} IS NULL OR t.{m('probed_at')} < %s)"
     )
     cluster = (
-        f"WITH free AS (SELECT id FROM {clusters} WHERE id = ANY(%s) "  # noqa: S608
+        f"WITH free AS (SELECT id FROM {clusters} WHERE id = ANY(%s::bigint[]) "  # noqa: S608
         "FOR UPDATE SKIP LOCKED) "
         f"UPDATE {clusters} AS t SET {c('health')} = v.health, {c('health_at')} = %s, "
         f"{c('health_summary')} = v.summary::jsonb "

@@ -87,6 +87,28 @@ def test_a_member_list_that_did_not_change_writes_only_the_sync_date(etcd_cluste
 
 
 @pytest.mark.django_db
+def test_a_members_cycle_is_written_with_its_values_apart_from_the_statement(etcd_cluster):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    services.collect_cluster()
+    with CaptureQueriesContext(connection) as captured:
+        report = services.collect_cluster()
+
+    assert all(entry["up"] for entry in report.members)
+    writes = [
+        q["sql"] for q in captured.captured_queries if "INSERT INTO monitoring_sample " in q["sql"]
+    ]
+    assert len(writes) == len(report.members)
+    # Bound by the server: psycopg did not quote the member's JSON state into the text.
+    assert all("$1" in sql and "etcd_server_has_leader" not in sql for sql in writes)
+    stored = Member.objects.filter(collector_up=True).values_list("latest", flat=True)
+    assert len(stored) == len(report.members) and all(
+        latest["collector_up"] == 1 for latest in stored
+    )
+
+
+@pytest.mark.django_db
 def test_every_stored_metric_is_present_after_two_cycles(etcd_cluster, kv_prefix):
     _wait_for_peer_rtt(etcd_cluster.client_urls)
     _, second = _two_cycles(kv_prefix)

@@ -65,8 +65,10 @@ def array_literal(values) -> str:
     for value in values:
         if value is None:
             parts.append("NULL")
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            parts.append(repr(value))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            parts.append(int.__repr__(value))  # also psycopg's Int8 and the like
+        elif isinstance(value, float):
+            parts.append(float.__repr__(value))
         else:
             text = str(value).replace("\\", "\\\\").replace('"', '\\"')
             parts.append(f'"{text}"')

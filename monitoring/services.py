@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import close_old_connections, connection, connections, transaction
-from django.db.models import F, Q
+from django.db.models import F, JSONField, Q
 
 from clusters.connection import cluster_gateway as record_gateway
 from clusters.crypto import TabDecryptFailed, TabKeyMissing
@@ -142,6 +142,55 @@ def cluster_lock_release(*, cluster: MonitoredCluster, token: str, **changes) ->
         )
     for name, value in changes.items():
         setattr(cluster, name, value)
+
+
+def cluster_locks_release_finished(*, finished: list[tuple[MonitoredCluster, str, dict]]) -> None:
+    """Give back many leases (PostgreSQL) in one statement, each saving the cycle's
+    `_cycle_done` fields, where `cluster_lock_release` takes one statement per cluster; if it
+    fails, each lease is given back on its own."""
+    if not finished:
+        return
+    columns: list[list] = [[], [], [], [], []]
+    for cluster, token, changes in finished:
+        for column, value in zip(
+            columns,
+            (
+                cluster.pk,
+                token,
+                changes["last_cycle_at"],
+                changes["last_cycle_ms"],
+                changes.get("last_reached_at"),
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    try:
+        with _own_scope(), rawsql.bound_cursor() as cursor:
+            cursor.execute(_release_sql(), [rawsql.array_literal(c) for c in columns])
+    except Exception:
+        logger.exception("giving back %d leases at once failed; one by one", len(finished))
+        for cluster, token, changes in finished:
+            try:
+                cluster_lock_release(cluster=cluster, token=token, **changes)
+            except Exception:  # the lease lapses after LOCK_SECONDS
+                logger.exception("giving back the lease of cluster %s failed", cluster.name)
+        return
+    for cluster, _, changes in finished:
+        for name, value in changes.items():
+            setattr(cluster, name, value)
+
+
+@functools.cache
+def _release_sql() -> str:
+    c = functools.partial(rawsql.column, MonitoredCluster)
+    return (
+        f"UPDATE {rawsql.table(MonitoredCluster)} AS t SET {c('lock_until')} = NULL, "  # noqa: S608
+        f"{c('lock_token')} = '', {c('last_cycle_at')} = v.at, {c('last_cycle_ms')} = v.ms, "
+        f"{c('last_reached_at')} = coalesce(v.reached, t.{c('last_reached_at')}) "
+        "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::double precision[], "
+        "%s::timestamptz[]) AS v(id, token, at, ms, reached) "
+        f"WHERE t.id = v.id AND t.{c('lock_token')} = v.token"
+    )
 
 
 @dataclass(frozen=True)
@@ -516,7 +565,9 @@ def _integral(value: float):
     return int(value) if value.is_integer() and abs(value) < 2**63 else value
 
 
-def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) -> dict:
+def _store_success(
+    result: MemberResult, *, ts: int, lease_count: int | None, writes: list | None = None
+) -> dict:
     member = result.member
     extra = {}
     status = result.status
@@ -559,11 +610,11 @@ def _store_success(result: MemberResult, *, ts: int, lease_count: int | None) ->
         fields["learner_since"] = member.learner_since_at(is_learner=status.is_learner, now=now)
         fields["etcd_version"] = status.version
         fields["storage_version"] = status.storage_version
-    _write_cycle(member, ts, timeseries.to_array(snapshot.values), fields)
+    _write_or_defer(member, ts, timeseries.to_array(snapshot.values), fields, writes)
     return {"member_id": member.member_id, "name": member.name, "up": True, "keys": len(fields)}
 
 
-def _store_failure(result: MemberResult, *, ts: int) -> dict:
+def _store_failure(result: MemberResult, *, ts: int, writes: list | None = None) -> dict:
     member = result.member
     latest = dict(member.latest or {})
     latest["collector_up"] = 0
@@ -578,8 +629,109 @@ def _store_failure(result: MemberResult, *, ts: int) -> dict:
         # would draw a line across it.
         "scrape_state": {},
     }
-    _write_cycle(member, ts, timeseries.to_array({"collector_up": 0.0}), fields)
+    _write_or_defer(member, ts, timeseries.to_array({"collector_up": 0.0}), fields, writes)
     return {"member_id": member.member_id, "name": member.name, "up": False, "error": result.error}
+
+
+@dataclass(frozen=True)
+class _CycleWrite:
+    """One member's cycle, ready to be written with others (`_write_cycles`)."""
+
+    member: Member
+    ts: int
+    array: list
+    fields: dict
+
+
+def _write_or_defer(member: Member, ts: int, array: list, fields: dict, writes) -> None:
+    if writes is None:
+        _write_cycle(member, ts, array, fields)
+    else:
+        writes.append(_CycleWrite(member, ts, array, fields))
+
+
+def _write_cycles(writes: list[_CycleWrite]) -> dict[int, Exception]:
+    """Write many members' cycles (PostgreSQL): one statement per kind of cycle (the same
+    fields), each inserting every sample row and updating every member row, instead of one
+    statement per member. If a statement fails, its members are written one by one, so one
+    bad row costs only its own cluster's cycle. Returns {member pk: error} of those that
+    could not be written."""
+    groups: dict[tuple[str, ...], list[_CycleWrite]] = {}
+    for write in writes:
+        groups.setdefault(tuple(write.fields), []).append(write)
+    failed = {}
+    for names, group in groups.items():
+        try:
+            with _own_scope():
+                _write_cycles_group(names, group)
+        except Exception:
+            logger.exception("writing %d members' cycles at once failed; one by one", len(group))
+            for write in group:
+                try:
+                    with _own_scope():
+                        _write_cycle(write.member, write.ts, write.array, write.fields)
+                except Exception as exc:
+                    logger.exception("storing member %s failed", write.member.pk)
+                    failed[write.member.pk] = exc
+            continue
+        for write in group:
+            for name, value in write.fields.items():
+                setattr(write.member, name, value)
+    return failed
+
+
+def _own_scope():
+    """A savepoint when a transaction is open (a failed statement would abort the rest of it),
+    else nothing: outside transactions each statement commits by itself, and a BEGIN/COMMIT
+    pair would cost two more round trips."""
+    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+
+
+def _write_cycles_group(names: tuple[str, ...], group: list[_CycleWrite]) -> None:
+    sql, json_fields = _cycle_writes_sql(names)
+    columns: list[list] = [[], [], []] + [[] for _ in names]
+    for write in group:
+        columns[0].append(write.member.pk)
+        columns[1].append(write.ts)
+        columns[2].append(ValuesArrayField.postgres_literal(write.array))
+        for index, (name, as_json) in enumerate(zip(names, json_fields, strict=True), start=3):
+            value = write.fields[name]
+            if as_json:
+                value = None if value is None else json.dumps(value)
+            else:
+                value = Member._meta.get_field(name).get_db_prep_save(value, connection)
+            columns[index].append(value)
+    # Arrays as text literals: psycopg dumps a list element by element in Python.
+    with rawsql.bound_cursor() as cursor:
+        cursor.execute(sql, [rawsql.array_literal(column) for column in columns])
+
+
+@functools.lru_cache(maxsize=16)
+def _cycle_writes_sql(names: tuple[str, ...]) -> tuple[str, tuple[bool, ...]]:
+    """The statement writing many members' cycles with `names` (PostgreSQL), and which of
+    those fields are JSON (sent as their JSON text)."""
+    model_fields = [Member._meta.get_field(name) for name in names]
+    aliases = [f"f{index}" for index in range(len(names))]
+    types = ", ".join(
+        ["%s::bigint[]", "%s::bigint[]", "%s::text[]"]
+        + [f"%s::{model_field.db_type(connection)}[]" for model_field in model_fields]
+    )
+    sets = ", ".join(
+        f"{connection.ops.quote_name(model_field.column)} = v.{alias}"
+        for model_field, alias in zip(model_fields, aliases, strict=True)
+    )
+    member, sample = rawsql.table(Member), rawsql.table(Sample)
+    # Column names and types come from our model, never from input; values are parameters.
+    sql = (
+        f"WITH v AS (SELECT * FROM unnest({types}) "  # noqa: S608
+        f"AS v(id, ts, vals, {', '.join(aliases)})), "
+        f"inserted AS (INSERT INTO {sample} (member_id, ts, vals) "
+        "SELECT v.id, v.ts, v.vals::real[] FROM v ON CONFLICT DO NOTHING RETURNING member_id) "
+        f"UPDATE {member} AS t SET sample_count = t.sample_count + "
+        f"(SELECT count(*) FROM inserted WHERE inserted.member_id = t.id), {sets} "
+        "FROM v WHERE t.id = v.id"
+    )
+    return sql, tuple(isinstance(model_field, JSONField) for model_field in model_fields)
 
 
 def _write_cycle(member: Member, ts: int, array: list, fields: dict) -> None:
@@ -707,11 +859,14 @@ def collect_cluster(
     return report
 
 
-def _store(result: MemberResult, *, ts: int, lease_count: int | None) -> dict:
-    """Store one member's scrape, up or down; its entry in the cycle's report."""
+def _store(
+    result: MemberResult, *, ts: int, lease_count: int | None, writes: list | None = None
+) -> dict:
+    """Store one member's scrape, up or down; its entry in the cycle's report. With `writes`,
+    the member's write is added there for the caller to make with others (`_write_cycles`)."""
     if result.error:
-        return _store_failure(result, ts=ts)
-    return _store_success(result, ts=ts, lease_count=lease_count)
+        return _store_failure(result, ts=ts, writes=writes)
+    return _store_success(result, ts=ts, lease_count=lease_count, writes=writes)
 
 
 def _cycle_done(cluster: MonitoredCluster, report: CycleReport, started: float) -> dict:
@@ -1720,6 +1875,62 @@ def _round_cycle_store(cycle: _RoundCycle) -> CycleReport:
     return report
 
 
+def _round_wave_store(wave: dict[str, _RoundCycle], runs: dict[str, Future]) -> None:
+    """Store the round's finished cycles of several clusters (PostgreSQL) with one member
+    write per kind of cycle and one lease release for them all (`_round_cycle_store` does
+    each cluster with a statement per member and one for its lease); settle their runs.
+
+    A cluster whose storing fails (its parse, its members' write, its rollups) gets the error
+    and its lease back on its own; the others are stored."""
+    writes: list[_CycleWrite] = []
+    prepared = []
+    for cluster_id, cycle in wave.items():
+        report, mark = CycleReport(ts=cycle.ts), len(writes)
+        try:
+            if cycle.failed is not None:
+                raise cycle.failed
+            for result in cycle.results:
+                report.members.append(
+                    _store(result, ts=cycle.ts, lease_count=cycle.lease_count, writes=writes)
+                )
+        except Exception as exc:
+            logger.exception("collection of cluster %s failed", cluster_id)
+            del writes[mark:]
+            _round_cycle_failed(cluster_id, cycle, runs, exc)
+            continue
+        prepared.append((cluster_id, cycle, report, {w.member.pk for w in writes[mark:]}))
+    failed = _write_cycles(writes)
+    finished = []
+    for cluster_id, cycle, report, member_pks in prepared:
+        try:
+            error = next((failed[pk] for pk in member_pks if pk in failed), None)
+            if error is not None:
+                raise error
+            done = _cycle_done(cycle.target.cluster, report, cycle.started)
+        except Exception as exc:
+            logger.exception("collection of cluster %s failed", cluster_id)
+            _round_cycle_failed(cluster_id, cycle, runs, exc)
+            continue
+        finished.append((cluster_id, cycle, report, done))
+    cluster_locks_release_finished(
+        finished=[(cycle.target.cluster, cycle.token, done) for _, cycle, _, done in finished]
+    )
+    selectors.forget_latest_json()  # this process serves the new values at once
+    for cluster_id, cycle, report, _ in finished:
+        report.duration_ms = (time.monotonic() - cycle.started) * 1000
+        runs[cluster_id].set_result(report)
+
+
+def _round_cycle_failed(
+    cluster_id: str, cycle: _RoundCycle, runs: dict[str, Future], error: Exception
+) -> None:
+    try:
+        cluster_lock_release(cluster=cycle.target.cluster, token=cycle.token)
+    except Exception:  # the lease lapses after LOCK_SECONDS
+        logger.exception("giving back the lease of cluster %s failed", cluster_id)
+    _resolve(runs[cluster_id], error=error)
+
+
 def _collect_round(*, runs: dict[str, Future], handed_off: set[str] | None = None) -> None:
     """One collection cycle of many clusters on one thread: read ahead and leases taken in a
     few queries, every member's /metrics, Status and each cluster's LeaseLeases on one
@@ -1779,10 +1990,27 @@ def _collect_round(*, runs: dict[str, Future], handed_off: set[str] | None = Non
         def one_complete() -> bool:
             return any(cycle.complete for cycle in cycles.values())
 
+        def all_complete() -> bool:
+            return all(cycle.complete for cycle in cycles.values())
+
+        in_waves = connection.vendor == "postgresql"
         try:
             while cycles:
                 round_.drive(time.monotonic() + ROUND_SLICE_SECONDS, finished=one_complete)
+                if in_waves:
+                    # Let cycles ending together share the writes.
+                    round_.drive(time.monotonic() + WAVE_GATHER_SECONDS, finished=all_complete)
                 complete = [cid for cid, cycle in cycles.items() if cycle.complete]
+                if in_waves and complete:
+                    wave = {cid: cycles.pop(cid) for cid in complete}
+                    try:
+                        _round_wave_store(wave, runs)
+                    except Exception as exc:  # a bug: never leave a lease or a run behind
+                        logger.exception("storing a wave of %d clusters failed", len(wave))
+                        for cluster_id, cycle in wave.items():
+                            if not runs[cluster_id].done():
+                                _round_cycle_failed(cluster_id, cycle, runs, exc)
+                    complete = []
                 for cluster_id in complete:
                     try:
                         runs[cluster_id].set_result(_round_cycle_store(cycles.pop(cluster_id)))

@@ -4,6 +4,7 @@ collected and probed on its own, through its own gateway, with its own members a
 
 Real etcd clusters (the session's as `default`, private ones as records) and PostgreSQL."""
 
+import re
 import time
 from concurrent.futures import Future, wait
 from datetime import UTC, datetime
@@ -21,6 +22,9 @@ from monitoring import services
 from monitoring.models import Member, MonitoredCluster, Sample
 
 MONITOR_ROUTES = ["/api/members", "/api/current", "/api/range", "/api/status", "/api/debug"]
+
+
+SAMPLE_INSERT = re.compile(r'INSERT INTO "?monitoring_sample"? ')
 
 
 def add_cluster(client, url: str, **fields) -> str:
@@ -493,9 +497,48 @@ def test_a_collection_round_reads_ahead_in_queries_that_do_not_grow(
             if q["sql"].lstrip().startswith("SELECT") and "monitoring_metricname" not in q["sql"]
         ]
         counts.append(len(reads))
+        # Members are written in a statement per wave of clusters, not one each; every
+        # member still has exactly this round's sample, counted once.
+        members = Member.objects.filter(in_cluster=True, collector_up=True)
+        writes = [q for q in captured.captured_queries if SAMPLE_INSERT.search(q["sql"])]
+        assert 1 <= len(writes) < len(runs) < members.count(), (len(writes), len(runs))
+        for member in members.select_related("cluster"):
+            ts = runs[member.cluster.name].result().ts
+            assert Sample.objects.filter(member=member, ts=ts).count() == 1
+            assert member.latest_ts == ts
+            assert member.sample_count == Sample.objects.filter(member=member).count()
 
     assert counts[0] == counts[1], counts  # 3 then 5 clusters
     assert not MonitoredCluster.objects.exclude(lock_token="").exists()
+    assert not MonitoredCluster.objects.filter(last_cycle_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_a_member_whose_cycle_postgresql_refuses_costs_only_its_own_write(etcd_cluster):
+    services.collect_cluster()
+    members = list(Member.objects.order_by("pk"))
+    now, ts = datetime.now(UTC), int(time.time()) + 5
+    writes = [
+        services._CycleWrite(
+            member,
+            ts,
+            [1.0],
+            {"collector_up": True, "last_scrape_at": now, "latest": {"collector_up": 1}},
+        )
+        for member in members
+    ]
+    # jsonb has no NaN: PostgreSQL refuses this member's state, and so the shared statement.
+    writes[1].fields["latest"] = {"collector_up": float("nan")}
+
+    failed = services._write_cycles(writes)
+
+    assert set(failed) == {members[1].pk}
+    for member in members:
+        stored = Member.objects.get(pk=member.pk)
+        written = member.pk != members[1].pk
+        assert Sample.objects.filter(member=member, ts=ts).exists() is written
+        assert (stored.last_scrape_at == now) is written
+        assert stored.sample_count == Sample.objects.filter(member=member).count()
 
 
 def _round(cluster_ids: list[str]) -> tuple[set[str], dict[str, float]]:

@@ -5,6 +5,8 @@ several times the query itself: on the routes every dashboard poll and REST clie
 was most of the request (bench/perf_notes.md). These helpers keep the SQL explicit and still go
 through each field's database converters (SQLite returns datetimes as text, for instance), so
 the instances behave exactly like ORM-loaded ones; unselected fields load lazily if touched.
+For the hot writes: arrays as one text literal (`array_literal`) and a cursor that sends the
+parameters apart from the statement (`bound_cursor`).
 """
 
 import contextlib

@@ -94,8 +94,9 @@ def bound_cursor():
     protocol, psycopg's `Cursor`) for the hot writes of a fleet round; elsewhere the usual one.
 
     Django's PostgreSQL cursors bind on the client: psycopg quotes every parameter into the
-    SQL text in Python, which for a member's ~10 KB of JSON state was several per cent of a
-    worker's time. Still wrapped by Django (query logging, execute wrappers, its errors).
+    SQL text in Python, a visible share of a collection round for a member's ~12 KB of JSON
+    state (docs/PERFORMANCE.md). Still wrapped by Django (query logging, execute wrappers,
+    its errors).
     """
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:

@@ -557,6 +557,16 @@ def _round(cluster_ids: list[str]) -> tuple[set[str], dict[str, float]]:
     return handed_off, ended
 
 
+def _assert_not_held_back(ended: dict[str, float], *, quick: str, slow: str, timeout: float):
+    """`slow` waited out its hung member's `timeout`; `quick` ended most of that timeout sooner.
+
+    Relative, not absolute: a machine that stalls the test process (CI's did, ~4 s once)
+    shifts both ends, while a round that held `quick` back would end the two together.
+    """
+    assert ended[slow] >= timeout, ended
+    assert ended[slow] - ended[quick] >= 0.75 * timeout, ended
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_collection_round_scrapes_on_one_thread_and_tells_each_member_truly(
     etcd_cluster_factory, api_client, monkeypatch
@@ -581,7 +591,7 @@ def test_a_collection_round_scrapes_on_one_thread_and_tells_each_member_truly(
         trio.resume_member(hung)
 
     assert handed_off == set()
-    assert ended[solo_id] < 1.0 <= 2.0 <= ended[trio_id], ended
+    _assert_not_held_back(ended, quick=solo_id, slow=trio_id, timeout=2.0)
     by_url = {m.scrape_url: m for m in Member.objects.filter(cluster__name=trio_id)}
     assert by_url[live.client_url].collector_up is True
     assert by_url[live.client_url].latest["etcd_server_has_leader"] in (0, 1)
@@ -654,7 +664,7 @@ def test_a_collection_round_lists_members_itself_and_tells_the_truth_when_it_can
     finally:
         trio.resume_member(hung)
     assert handed_off == set()
-    assert ended[solo_id] < 1.0 < 2.0 <= ended[trio_id], ended
+    _assert_not_held_back(ended, quick=solo_id, slow=trio_id, timeout=2.0)
     cluster = MonitoredCluster.objects.get(name=trio_id)
     assert "timed out" in cluster.last_error or "deadline" in cluster.last_error.lower()
     assert cluster.last_member_sync.year == 2000  # not listed: nothing pretends it was

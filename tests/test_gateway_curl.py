@@ -355,7 +355,9 @@ def test_a_round_of_status_calls_on_one_thread_tells_each_member_truly(etcd_clus
         assert isinstance(refused[0], EtcdUnavailable) and "connection refused" in str(refused[0])
         assert isinstance(timed_out[0], EtcdTimeout)
         assert timed_out[1] >= 1.9
-        assert answered[1] < 1.0 and refused[1] < 1.0  # not held back by the hung member
+        # Not held back by the hung member: each ended most of its timeout sooner (a gap, not
+        # a wall time, so a stalled test process cannot fail it).
+        assert timed_out[1] - max(answered[1], refused[1]) >= 1.5
         assert len(transfers) == 0
     finally:
         cluster.resume_member(hung)

@@ -2,13 +2,18 @@
 # Built by `docker compose up -d`; validated without a Docker engine by tests/deploy/test_compose.py.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# --- builder: the pinned requirements in a virtualenv (every dependency ships a wheel) ----------
+# --- builder: the pinned requirements (each ships a wheel) and our C parser in a virtualenv -----
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+# The C parser of monitoring.metrics (native/promtext): built here, where a compiler may be.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY native/promtext /tmp/promtext
+RUN /opt/venv/bin/pip install --no-deps /tmp/promtext
 
 # --- final: venv + app, owned by root, run as an unprivileged user -------------------------------
 FROM ${PYTHON_IMAGE} AS final

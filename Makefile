@@ -9,15 +9,21 @@ ETCD35_DIR ?= $(CURDIR)/.etcd35
 
 .PHONY: run test test-etcd35 etcd35 test-system lint bench venv venv-run system-deps services clean
 
+# The C parser (monitoring.metrics uses it; gcc and the Python headers build it).
+NATIVE := native/promtext
+NATIVE_SOURCES := $(NATIVE)/promtext.c $(NATIVE)/setup.py $(NATIVE)/pyproject.toml
+
 # Two stamps: `make run` needs only the runtime requirements, tests and lint need the dev ones.
-$(VENV)/.installed-run: requirements.txt
+$(VENV)/.installed-run: requirements.txt $(NATIVE_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --force-reinstall --no-deps ./$(NATIVE)
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(NATIVE_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --force-reinstall --no-deps ./$(NATIVE)
 	touch $(VENV)/.installed-run $@
 
 venv-run: $(VENV)/.installed-run

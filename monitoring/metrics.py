@@ -18,6 +18,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+try:  # the C hot path (native/promtext); without it the same samples, ~4x the CPU
+    import etcdmonitor_promtext as promtext
+except ImportError:  # pragma: no cover - `make venv` builds it
+    promtext = None
+
 Labels = dict[str, str]
 Samples = dict[str, list[tuple[Labels, float]]]
 
@@ -69,7 +74,28 @@ def parse_metrics(
     other names are skipped (the collector passes `SOURCE_NAMES`). Zero-valued samples of the
     labelled `sparse` names are dropped before the text is split (the collector passes
     `SPARSE_NAMES`: counters that only feed sums and rankings, mostly zeros).
+
+    With `etcdmonitor_promtext` installed (native/promtext, built by `make venv`) the lines
+    etcd sends are parsed in C, the rest by `parse_metrics_reference`: the same samples.
     """
+    if promtext is None:
+        return parse_metrics_reference(text, only=only, sparse=sparse)
+    return promtext.parse(
+        text,
+        only,
+        sparse,
+        _LABEL_CACHE,
+        _parse_labels,
+        _NO_LABELS,
+        _parse_line,
+        functools.partial(parse_metrics_reference, only=only, sparse=sparse),
+    )
+
+
+def parse_metrics_reference(
+    text: str, *, only: frozenset[str] | None = None, sparse: frozenset[str] = frozenset()
+) -> Samples:
+    """`parse_metrics` in Python: what the C path must equal, and the path without it."""
     samples: Samples = {}
     if sparse:
         text = _zero_lines(sparse).sub("", text)

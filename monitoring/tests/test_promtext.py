@@ -1,0 +1,181 @@
+"""The C parser (native/promtext) gives the samples the Python reference gives, for every
+shape of text: real etcd scrapes, each odd line shape, and many generated texts."""
+
+import math
+import random
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from monitoring import metrics
+from monitoring.metrics import SOURCE_NAMES, SPARSE_NAMES, parse_metrics, parse_metrics_reference
+
+SCRAPE = (Path(__file__).parent / "data" / "etcd-3.4.23-metrics.txt").read_text()
+WANTED = frozenset({"a", "b_total", "grpc_server_handled_total", "etcd_x", "é"})
+SPARSE = frozenset({"grpc_server_handled_total"})
+
+
+def comparable(samples):
+    """Samples with NaN made equal to itself and the value's sign and type kept."""
+    return {
+        name: [(sorted(labels.items()), repr(value), type(value)) for labels, value in series]
+        for name, series in samples.items()
+    }
+
+
+def assert_same(text, **options):
+    native = parse_metrics(text, **options)
+    reference = parse_metrics_reference(text, **options)
+    assert comparable(native) == comparable(reference), repr(text)
+    assert list(native) == list(reference), "names in the order first seen"
+    return native
+
+
+def test_the_c_parser_is_installed_and_used():
+    """`make venv` builds it; without it the suite would only test the reference twice."""
+    import etcdmonitor_promtext
+
+    assert metrics.promtext is etcdmonitor_promtext
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"only": SOURCE_NAMES, "sparse": SPARSE_NAMES},  # what the collector asks
+        {},
+        {"sparse": SPARSE_NAMES},
+        {"only": frozenset()},
+    ],
+)
+def test_a_real_etcd_34_scrape_parses_the_same(options):
+    samples = assert_same(SCRAPE, **options)
+    if options.get("only") == SOURCE_NAMES:
+        assert sum(len(series) for series in samples.values()) == 415
+        assert samples["etcd_server_has_leader"] == [({}, 1.0)]
+
+
+def test_a_live_members_scrape_parses_the_same(etcd_cluster):
+    """The running etcd's own page (3.4, or 3.5 under `make test-etcd35`)."""
+    url = etcd_cluster.members[0].client_url + "/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples = assert_same(text, only=SOURCE_NAMES, sparse=SPARSE_NAMES)
+    assert samples["etcd_server_has_leader"] == [({}, 1.0)]
+    assert assert_same(text) and assert_same(text, sparse=SPARSE_NAMES)
+
+
+ODD_TEXTS = [
+    "",
+    "\n",
+    "#",
+    "# HELP a x\n# TYPE a counter\na 1\n",
+    "a 1",  # no final newline
+    "a 1\nb_total 2",
+    "a 1 1700000000000\n",  # a timestamp
+    'a{x="1"} 2 1700000000000\n',
+    "a  1\n",  # two spaces
+    "a\t1\n",  # a tab: the whole text goes to the reference
+    " a 1\n",  # a leading space
+    "a 1\r\nb_total 2\r\n",  # \r\n line ends
+    "a 1\rb_total 2\n",  # a lone \r splits lines in the reference
+    "x 1\x0bb_total 2\n",  # so do \v, \f, \x1c-\x1e
+    "x 1\x1cb_total 2\x1db_total 3\x1e",
+    "x 1\x1fb_total 2\n",  # \x1f is whitespace, not a line end
+    "x 1\x85b_total 2\n",  # NEL splits lines
+    "x 1\u2028b_total 2\u2029a 3\n",
+    "a\x7f 1\n",
+    'a{x="é"} 1\n',  # non-ASCII label value
+    "é 1\n",
+    "a\n",  # no value
+    "a \n",
+    "a{} 1\n",
+    'a{x="1"}\n',
+    'a{x="1"} \n',
+    'a{x="1"}1\n',  # no space before the value
+    'a {x="1"} 1\n',  # a space before the labels
+    '{x="1"} 1\n',  # no name
+    'a}{x="1" 1\n',  # a brace closed before it opens
+    'a{x="}"} 1\n',  # "}" inside a label value
+    'a{x="a} 1"} 2\n',
+    'a{x="1",y="2",} 3\n',  # a trailing comma
+    'a{x="q\\"uote",y="back\\\\slash",z="new\\nline"} 4\n',  # escapes
+    'a{x = "1" , y="2"} 5\n',
+    "a NaN\nb_total +Inf\netcd_x -Inf\n",
+    "a nan\na inf\na -infinity\na +1e500\na -1\na 0x10\na 1_000\na 1__0\na _1\na .5\na 5.\n",
+    "a 1e\na e1\na --1\na 1.2.3\na \x00\n",
+    "a " + "9" * 80 + "\n",  # longer than the fast path's buffer
+    "a 0\n",
+    # The sparse rule: only between two newlines, with labels, the value text exactly "0".
+    'grpc_server_handled_total{m="A"} 0\n',  # first line: kept
+    'x 1\ngrpc_server_handled_total{m="A"} 0\n',  # dropped
+    'x 1\ngrpc_server_handled_total{m="A"} 0',  # last line without a newline: kept
+    'x 1\ngrpc_server_handled_total{m="A"} 0.0\ngrpc_server_handled_total{m="B"} 00\n',
+    'x 1\ngrpc_server_handled_total{m="A"} 0 1700000000000\n',
+    "x 1\ngrpc_server_handled_total 0\n",  # no labels: kept
+    "x 1\ngrpc_server_handled_total{} 0\n",
+    'x 1\ngrpc_server_handled_total{m="} 0"} 1\n',
+    'x 1\ngrpc_server_handled_total{m="} 0"} 0\n',
+    'x 1\ngrpc_server_handled_total_x{m="A"} 0\n',  # a longer name
+    'x 1\ngrpc_server_handled_tota{m="A"} 0\n',  # a shorter one
+    'x 1\ngrpc_server_handled_total {m="A"} 0\n',
+    'x 1\ngrpc_server_handled_total{m="A"} 0\r\n',
+    'x 1\n\ngrpc_server_handled_total{m="A"} 0\n\ngrpc_server_handled_total{m="B"} 0\n',
+]
+
+
+@pytest.mark.parametrize("text", ODD_TEXTS)
+def test_every_odd_line_shape_parses_the_same(text):
+    for options in ({}, {"only": WANTED}, {"only": WANTED, "sparse": SPARSE}, {"sparse": SPARSE}):
+        assert_same(text, **options)
+
+
+PIECES = [
+    "a", "b_total", "etcd_x", "grpc_server_handled_total", "other", "é", "",
+    "{", "}", '{x="1"}', '{m="A",c="200"}', '{x="a b"}', '{x="\\""}', '{x="}"}', "{}",
+    " ", "  ", "\t", "0", "1", "-2.5", "NaN", "+Inf", "1_0", "0x1", "1e9", "1700000000000",
+    "\n", "\n", "\n", "\r", "\r\n", "\x0c", "\x1c", "\x1f", "\x85", "\u2028", "#", "# HELP a x",
+]  # fmt: skip
+
+
+def generated_text(rng: random.Random) -> str:
+    lines = []
+    for _ in range(rng.randrange(1, 12)):
+        if rng.random() < 0.6:  # mostly well-formed lines, with a twist now and then
+            name = rng.choice(["a", "b_total", "etcd_x", "grpc_server_handled_total", "zz"])
+            labels = rng.choice(["", '{x="1"}', '{m="A",c="OK"}', "{}"])
+            value = rng.choice(["0", "1", "2.5", "NaN", "-Inf", "1e3"])
+            stamp = rng.choice(["", "", "", " 1700000000000"])
+            lines.append(f"{name}{labels} {value}{stamp}")
+        else:
+            lines.append("".join(rng.choice(PIECES) for _ in range(rng.randrange(1, 7))))
+    ending = rng.choice(["\n", "\n", "", "\r\n"])
+    return ending.join(lines) + rng.choice(["", ending])
+
+
+def test_thousands_of_generated_texts_parse_the_same():
+    rng = random.Random(19)  # noqa: S311 - test data, seeded to repeat
+    for _ in range(4000):
+        text = generated_text(rng)
+        for options in ({"only": WANTED, "sparse": SPARSE}, {}):
+            assert_same(text, **options)
+
+
+def test_the_collectors_call_on_a_scrape_with_odd_lines_keeps_the_order_and_nan():
+    text = SCRAPE.replace(
+        "etcd_server_has_leader 1", "etcd_server_has_leader 1\netcd_server_is_leader NaN"
+    ).replace("etcd_server_leader_changes_seen_total", "etcd_server_leader_changes_seen_total ", 1)
+    samples = assert_same(text, only=SOURCE_NAMES, sparse=SPARSE_NAMES)
+    (value,) = [value for _, value in samples["etcd_server_is_leader"] if math.isnan(value)]
+    assert math.isnan(value)
+
+
+def test_a_deployment_without_the_c_parser_is_warned_and_still_parses(monkeypatch):
+    from monitoring.checks import check_native_parser
+
+    assert check_native_parser() == []
+    monkeypatch.setattr(metrics, "promtext", None)
+    assert [warning.id for warning in check_native_parser()] == ["monitoring.W002"]
+    assert comparable(parse_metrics(SCRAPE, only=SOURCE_NAMES, sparse=SPARSE_NAMES)) == (
+        comparable(parse_metrics_reference(SCRAPE, only=SOURCE_NAMES, sparse=SPARSE_NAMES))
+    )

@@ -213,6 +213,8 @@ PERIODIC_JOBS = {
     "purge-alerts": {"task": "alerts.tasks.purge_alerts", "interval": 3600},
     "purge-journal": {"task": "journal.tasks.purge_journal", "interval": 3600},
 }
+# Celery's persistent scheduler without its busy wait before each due job.
+CELERY_BEAT_SCHEDULER = "etcdmonitor_site.celery:SteadyScheduler"
 CELERY_BEAT_SCHEDULE = {
     name: {
         "task": job["task"],

@@ -155,3 +155,51 @@ def test_a_worker_process_freezes_what_exists_at_start_and_collects_young_object
     assert before == 0
     assert frozen > 10_000  # Django and the apps, out of every later collection
     assert threshold == wanted > 700
+
+
+def test_beat_sleeps_until_each_job_is_due_instead_of_spinning(redis_url, tmp_path):
+    """The configured beat scheduler, in a real beat service against Redis: a job every second
+    is sent each second, never early, with a few ticks per send (Celery's own scheduler ticks
+    ~150 times in the last 10 ms before each due time, docs/PERFORMANCE.md)."""
+    script = (
+        "import sys, threading, time, django; django.setup()\n"
+        "from celery.beat import Service\n"
+        "from celery.utils.imports import symbol_by_name\n"
+        "from etcdmonitor_site.celery import app\n"
+        "app.conf.beat_schedule = {'every-second': {\n"
+        "    'task': 'monitoring.tasks.probe_etcd_endpoints', 'schedule': 1.0,\n"
+        "    'options': {'expires': 0.9}}}\n"
+        "configured = symbol_by_name(app.conf.beat_scheduler)\n"
+        "ticks, sent = [], []\n"
+        "class Counting(configured):\n"
+        "    def tick(self, *args, **kwargs):\n"
+        "        ticks.append(time.monotonic())\n"
+        "        return super().tick(*args, **kwargs)\n"
+        "    def apply_entry(self, entry, producer=None):\n"
+        "        sent.append(time.monotonic())\n"
+        "        return super().apply_entry(entry, producer=producer)\n"
+        "service = Service(app=app, scheduler_cls=Counting, schedule_filename=sys.argv[1])\n"
+        "threading.Timer(5.5, service.stop).start()\n"
+        "service.start()\n"
+        "gaps = [b - a for a, b in zip(sent, sent[1:])]\n"
+        "print(configured.__name__, len(ticks), len(sent), min(gaps))\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "etcdmonitor_site.settings",
+        "CELERY_BROKER_URL": redis_url,
+        "DJANGO_SECRET_KEY": "beat-test-" + "x" * 40,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "beat-schedule")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    scheduler, ticks, sent, shortest_gap = out.stdout.split()
+    assert scheduler == "SteadyScheduler"
+    assert int(sent) >= 4
+    assert int(ticks) <= 3 * int(sent) + 5, (ticks, sent)
+    assert float(shortest_gap) >= 0.95  # never sent before it is due

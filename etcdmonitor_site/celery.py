@@ -40,7 +40,7 @@ class SteadyScheduler(PersistentScheduler):
     Celery's `adjust` wakes beat 10 ms early; the tick that then finds the job due in under
     10 ms returns a negative delay, and beat ticks again without sleeping until it is: ~150
     ticks and ~10 ms of CPU at every due time, 2.6 of beat's 3.3 ms/s (docs/PERFORMANCE.md,
-    "beat's busy wait"). Here a delay shorter than the drift is slept whole.
+    "beat without its busy wait"). Here a delay shorter than the drift is slept whole.
     """
 
     def adjust(self, n, drift=-0.010):

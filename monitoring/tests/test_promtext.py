@@ -179,3 +179,27 @@ def test_a_deployment_without_the_c_parser_is_warned_and_still_parses(monkeypatc
     assert comparable(parse_metrics(SCRAPE, only=SOURCE_NAMES, sparse=SPARSE_NAMES)) == (
         comparable(parse_metrics_reference(SCRAPE, only=SOURCE_NAMES, sparse=SPARSE_NAMES))
     )
+
+
+def test_a_wrong_call_raises_instead_of_crashing_the_worker():
+    import etcdmonitor_promtext
+
+    def call(only=None, sparse=frozenset(), parse_line=metrics._parse_line):
+        return etcdmonitor_promtext.parse(
+            "a 1\nb  2\n",
+            only,
+            sparse,
+            {},
+            metrics._parse_labels,
+            {},
+            parse_line,
+            parse_metrics_reference,
+        )
+
+    assert call() == {"a": [({}, 1.0)], "b": [({}, 2.0)]}
+    with pytest.raises(TypeError):
+        call(only=iter(["a"]))  # names must stay alive for the call: a set
+    with pytest.raises(TypeError):
+        call(sparse=["a"])
+    with pytest.raises(TypeError):
+        call(parse_line=lambda line: ["b", {}, "2", False])

@@ -67,6 +67,10 @@ static int has_other_controls(const unsigned char *p, Py_ssize_t n) {
  * text). Returns -1 with an exception set. */
 static int table_fill(NameTable *table, PyObject *names) {
     memset(table, 0, sizeof(*table));
+    if (!PyAnySet_Check(names)) { /* a set holds its names for the call; an iterator would not */
+        PyErr_SetString(PyExc_TypeError, "names must be a set or frozenset");
+        return -1;
+    }
     PyObject *iter = PyObject_GetIter(names);
     if (iter == NULL) return -1;
     PyObject *item;
@@ -174,7 +178,10 @@ static int slow_line(PyObject *samples, PyObject *parse_line, const NameTable *o
     Py_DECREF(line);
     if (parsed == NULL) return -1;
     int failed = 0;
-    if (parsed != Py_None) {
+    if (parsed != Py_None && !(PyTuple_Check(parsed) && PyTuple_GET_SIZE(parsed) >= 3)) {
+        PyErr_SetString(PyExc_TypeError, "parse_line must return a tuple or None");
+        failed = -1;
+    } else if (parsed != Py_None) {
         PyObject *name = PyTuple_GET_ITEM(parsed, 0);
         PyObject *labels = PyTuple_GET_ITEM(parsed, 1);
         PyObject *value_text = PyTuple_GET_ITEM(parsed, 2);

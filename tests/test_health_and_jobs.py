@@ -159,7 +159,7 @@ def test_a_worker_process_freezes_what_exists_at_start_and_collects_young_object
 
 def test_beat_sleeps_until_each_job_is_due_instead_of_spinning(redis_url, tmp_path):
     """The configured beat scheduler, in a real beat service against Redis: a job every second
-    is sent each second, never early, with a few ticks per send (Celery's own scheduler ticks
+    is sent about each second, never early, with a few ticks per send (Celery's own scheduler ticks
     ~150 times in the last 10 ms before each due time, docs/PERFORMANCE.md)."""
     script = (
         "import sys, threading, time, django; django.setup()\n"
@@ -179,7 +179,7 @@ def test_beat_sleeps_until_each_job_is_due_instead_of_spinning(redis_url, tmp_pa
         "        sent.append(time.monotonic())\n"
         "        return super().apply_entry(entry, producer=producer)\n"
         "service = Service(app=app, scheduler_cls=Counting, schedule_filename=sys.argv[1])\n"
-        "threading.Timer(5.5, service.stop).start()\n"
+        "threading.Timer(8.5, service.stop).start()\n"
         "service.start()\n"
         "gaps = [b - a for a, b in zip(sent, sent[1:])]\n"
         "print(configured.__name__, len(ticks), len(sent), min(gaps))\n"
@@ -200,6 +200,6 @@ def test_beat_sleeps_until_each_job_is_due_instead_of_spinning(redis_url, tmp_pa
     assert out.returncode == 0, out.stderr[-2000:]
     scheduler, ticks, sent, shortest_gap = out.stdout.split()
     assert scheduler == "SteadyScheduler"
-    assert int(sent) >= 4
+    assert int(sent) >= 4  # of 8 due times: a stalled machine (CI's, once for ~4 s) may lose some
     assert int(ticks) <= 3 * int(sent) + 5, (ticks, sent)
     assert float(shortest_gap) >= 0.95  # never sent before it is due

@@ -164,10 +164,23 @@ def test_thousands_of_generated_texts_parse_the_same():
 def test_the_collectors_call_on_a_scrape_with_odd_lines_keeps_the_order_and_nan():
     text = SCRAPE.replace(
         "etcd_server_has_leader 1", "etcd_server_has_leader 1\netcd_server_is_leader NaN"
-    ).replace("etcd_server_leader_changes_seen_total", "etcd_server_leader_changes_seen_total ", 1)
+    ).replace(  # two spaces: a line the C path hands to the reference
+        "etcd_server_leader_changes_seen_total 5", "etcd_server_leader_changes_seen_total  5"
+    )
+    assert "etcd_server_leader_changes_seen_total  5\n" in text
     samples = assert_same(text, only=SOURCE_NAMES, sparse=SPARSE_NAMES)
-    (value,) = [value for _, value in samples["etcd_server_is_leader"] if math.isnan(value)]
-    assert math.isnan(value)
+    (added, real) = samples["etcd_server_is_leader"]  # in the page's order
+    assert math.isnan(added[1]) and real == ({}, 1.0)
+    assert samples["etcd_server_leader_changes_seen_total"] == [({}, 5.0)]
+
+
+def test_more_names_than_the_c_table_takes_are_parsed_by_the_reference():
+    many = SOURCE_NAMES | frozenset(f"unused_name_{index}" for index in range(600))
+    samples = assert_same(SCRAPE, only=many, sparse=SPARSE_NAMES)
+    assert comparable(samples) == comparable(
+        parse_metrics_reference(SCRAPE, only=SOURCE_NAMES, sparse=SPARSE_NAMES)
+    )
+    assert_same(SCRAPE, sparse=many)
 
 
 def test_a_deployment_without_the_c_parser_is_warned_and_still_parses(monkeypatch):

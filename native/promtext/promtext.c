@@ -64,7 +64,8 @@ static int has_other_controls(const unsigned char *p, Py_ssize_t n) {
 }
 
 /* Fill `table` with the str members of `names` (ASCII ones: others can never match an ASCII
- * text). Returns -1 with an exception set. */
+ * text). Returns 0, 1 when there are more names than the table takes (the caller hands the
+ * text to the reference), or -1 with an exception set. */
 static int table_fill(NameTable *table, PyObject *names) {
     memset(table, 0, sizeof(*table));
     if (!PyAnySet_Check(names)) { /* a set holds its names for the call; an iterator would not */
@@ -83,8 +84,7 @@ static int table_fill(NameTable *table, PyObject *names) {
         if (++count > TABLE_SIZE / 2) {
             Py_DECREF(item);
             Py_DECREF(iter);
-            PyErr_SetString(PyExc_ValueError, "too many names");
-            return -1;
+            return 1;
         }
         Py_ssize_t len = PyUnicode_GET_LENGTH(item);
         const char *bytes = (const char *)PyUnicode_DATA(item);
@@ -233,13 +233,20 @@ static PyObject *parse(PyObject *module, PyObject *args, PyObject *kwargs) {
         PyErr_NoMemory();
         goto error;
     }
-    if (table_fill(sparse, sparse_names) < 0) goto error;
-    if (all) {
+    int filled = table_fill(sparse, sparse_names);
+    if (filled == 0 && all) {
         memset(only, 0, sizeof(*only));
         names = PyDict_New();
         if (names == NULL) goto error;
-    } else if (table_fill(only, only_names) < 0) {
-        goto error;
+    } else if (filled == 0) {
+        filled = table_fill(only, only_names);
+    }
+    if (filled < 0) goto error;
+    if (filled > 0) { /* more names than the table takes: the reference parses it all */
+        PyMem_Free(only);
+        PyMem_Free(sparse);
+        Py_DECREF(samples);
+        return PyObject_CallOneArg(fallback_all, text);
     }
 
     const char *end = data + size;

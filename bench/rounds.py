@@ -152,12 +152,23 @@ def side(urls: list[list[str]], rounds: int) -> dict:
             calls[mode]()
             time.sleep(1.1)
     spent: dict[str, list[float]] = {mode: [] for mode in MODES}
+    profiled, _, profile_path = os.environ.get("ROUNDS_PROFILE", "").partition(":")
+    profile = None
+    if profiled:
+        import cProfile
+
+        profile = cProfile.Profile(time.process_time)  # CPU, not the wall (etcd answers meanwhile)
     for _ in range(rounds):
         for mode in MODES:
             time.sleep(1.1)  # a new second: a collection round's samples need their own ts
             started = time.process_time()
-            calls[mode]()
+            if mode == profiled:
+                profile.runcall(calls[mode])
+            else:
+                calls[mode]()
             spent[mode].append((time.process_time() - started) * 1000 / members)
+    if profile is not None:
+        profile.dump_stats(profile_path)
     shutil.rmtree(work, ignore_errors=True)
     return {mode: statistics.median(values) for mode, values in spent.items()}
 
@@ -190,6 +201,9 @@ def compare(args) -> dict:
         for number in range(args.passes):
             for name, tree in (("base", base_tree), ("this", ROOT)):
                 log(f"pass {number + 1}: {name}")
+                side_env = dict(os.environ)
+                if args.profile:
+                    side_env["ROUNDS_PROFILE"] = f"{args.profile}:{args.profile_out}.{name}"
                 out = subprocess.run(
                     [
                         sys.executable,
@@ -200,6 +214,7 @@ def compare(args) -> dict:
                         str(args.rounds),
                     ],
                     cwd=tree,
+                    env=side_env,
                     check=True,
                     capture_output=True,
                     text=True,
@@ -234,6 +249,14 @@ def main() -> int:
     parser.add_argument("--triples", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=12, help="measured rounds of each kind")
     parser.add_argument("--passes", type=int, default=2, help="alternations of the two sides")
+    parser.add_argument(
+        "--profile", choices=MODES, help="cProfile this kind of round (its time is inflated)"
+    )
+    parser.add_argument(
+        "--profile-out",
+        default=str(Path(tempfile.gettempdir()) / "rounds"),
+        help="pstats files: this path + .base / .this",
+    )
     parser.add_argument("--side", type=Path, help=argparse.SUPPRESS)  # one side, internal
     args = parser.parse_args()
     if args.side is not None:

@@ -13,7 +13,9 @@ import contextlib
 import functools
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Model
+from django.db.models import JSONField, Model
+
+from etcdmonitor_site import jsontext
 
 
 def select_list(model: type[Model], alias: str, fields: list[str]) -> str:
@@ -41,8 +43,32 @@ def _loader(model: type[Model], fields: tuple[str, ...], vendor: str):
         field = meta.get_field(fields[i])
         expression = field.get_col(meta.db_table)
         converters = connection.ops.get_db_converters(expression)
-        steps.append((i, expression, converters + field.get_db_converters(connection)))
+        steps.append((i, expression, converters + _field_converters(field)))
     return attnames, steps
+
+
+# JSON the collector and the health probe write (every number in it came from a float, the
+# condition of `jsontext.loads`), read by every round: {model label: field names}.
+FAST_JSON_FIELDS = {
+    "monitoring.Member": frozenset(
+        ["client_urls", "peer_urls", "unexported_metrics", "latest", "grpc_methods",
+         "quantile_basis", "scrape_state"]
+    ),
+    "monitoring.MonitoredCluster": frozenset(["endpoints", "health_summary"]),
+}  # fmt: skip
+
+
+def _field_converters(field) -> list:
+    """The field's own converters; the JSON of FAST_JSON_FIELDS parsed by `jsontext`."""
+    converters = field.get_db_converters(connection)
+    model = getattr(field, "model", None)
+    fast = FAST_JSON_FIELDS.get(model._meta.label, ()) if model is not None else ()
+    if not isinstance(field, JSONField) or field.decoder is not None or field.name not in fast:
+        return converters
+    return [
+        jsontext.from_db_value if converter == field.from_db_value else converter
+        for converter in converters
+    ]
 
 
 def instance(model: type[Model], fields: list[str], values) -> Model:

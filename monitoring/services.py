@@ -3,7 +3,6 @@ and each user's panel layout."""
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import queue
@@ -35,7 +34,7 @@ from etcdgateway import (
 from etcdgateway.config import metrics_url_for_host
 from etcdgateway.egress import EndpointNotAllowed, needs_lookup, pinned_endpoint
 from etcdgateway.errors import translate
-from etcdmonitor_site import rawsql
+from etcdmonitor_site import jsontext, rawsql
 from etcdmonitor_site.errors import DomainError, InvalidInput
 from etcdmonitor_site.threads import named_pool
 from monitoring import health, metrics, partitions, selectors, timeseries
@@ -697,7 +696,7 @@ def _write_cycles_group(names: tuple[str, ...], group: list[_CycleWrite]) -> Non
         for index, (name, as_json) in enumerate(zip(names, json_fields, strict=True), start=3):
             value = write.fields[name]
             if as_json:
-                value = None if value is None else json.dumps(value)
+                value = None if value is None else jsontext.dumps(value)
             else:
                 value = Member._meta.get_field(name).get_db_prep_save(value, connection)
             columns[index].append(value)
@@ -1323,7 +1322,7 @@ def _health_write_round(verdicts: list[_Verdict], started_at: datetime) -> None:
                 started_at,
                 cluster_ids,
                 rawsql.array_literal([str(verdict.summary["health"]) for verdict in verdicts]),
-                rawsql.array_literal([json.dumps(verdict.summary) for verdict in verdicts]),
+                rawsql.array_literal([jsontext.dumps(verdict.summary) for verdict in verdicts]),
                 started_at,
             ],
         )

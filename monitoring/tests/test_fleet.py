@@ -527,8 +527,9 @@ def test_a_member_whose_cycle_postgresql_refuses_costs_only_its_own_write(etcd_c
         )
         for member in members
     ]
-    # jsonb has no NaN: PostgreSQL refuses this member's state, and so the shared statement.
-    writes[1].fields["latest"] = {"collector_up": float("nan")}
+    # jsonb has no NUL character: PostgreSQL refuses this member's state, and so the shared
+    # statement.
+    writes[1].fields["latest"] = {"collector_up": 1, "name": "nul\x00"}
 
     failed = services._write_cycles(writes)
 

@@ -196,9 +196,22 @@ def histogram_buckets(
     samples: Samples, family: str, keep: Callable[[dict], bool] | None = None
 ) -> list[tuple[float, float]]:
     """Cumulative `(le, count)` pairs of a histogram, summed per `le` across label sets (those
-    `keep` accepts, when given)."""
+    `keep` accepts, when given). Without `keep`, in C when `etcdmonitor_promtext` is installed
+    (it declines, None, what it leaves to this reference: a NaN bound, odd samples)."""
+    series = samples.get(f"{family}_bucket", ())
+    if keep is None and promtext is not None:
+        found = promtext.histogram_buckets(series, _LE_CACHE, _LABEL_CACHE_MAX)
+        if found is not None:
+            return found
+    return histogram_buckets_reference(series, keep)
+
+
+def histogram_buckets_reference(
+    series, keep: Callable[[dict], bool] | None = None
+) -> list[tuple[float, float]]:
+    """`histogram_buckets` of a family's `_bucket` samples in Python."""
     totals: dict[float, float] = {}
-    for labels, value in samples.get(f"{family}_bucket", ()):
+    for labels, value in series:
         if keep is not None and not keep(labels):
             continue
         le_text = labels.get("le")

@@ -216,3 +216,97 @@ def test_a_wrong_call_raises_instead_of_crashing_the_worker():
         call(sparse=["a"])
     with pytest.raises(TypeError):
         call(parse_line=lambda line: ["b", {}, "2", False])
+
+
+# --- histogram_buckets in C -----------------------------------------------------------------------
+
+LE_TEXTS = ["0.001", "0.5", "1", "1e-3", "+Inf", "inf", "-0", "0", "0.0", " 2 ", "1_0", "abc", "",
+            "NaN", "nan", "-Inf", "10", "1e308", "5e-324", "0x1p3"]  # fmt: skip
+VALUES = [0.0, -0.0, 1.0, 3.0, 0.1, 1e300, -2.5, math.nan, math.inf, -math.inf, 7e-310]
+
+
+def _bucket_series(rng: random.Random) -> list[tuple[dict, float]]:
+    series = []
+    for _ in range(rng.randrange(0, 40)):
+        labels = {"le": rng.choice(LE_TEXTS)} if rng.random() > 0.1 else {}
+        if rng.random() > 0.5:
+            labels["grpc_method"] = rng.choice(["Range", "Put"])
+        series.append((labels, rng.choice(VALUES)))
+    return series
+
+
+def _same_buckets(series) -> list:
+    """The C sums of `series` against the reference's, with fresh le caches of their own."""
+    c_cache, reference_cache = {}, {}
+    with_c = metrics.promtext.histogram_buckets(series, c_cache, 1000)
+    saved = dict(metrics._LE_CACHE)
+    metrics._LE_CACHE.clear()
+    try:
+        reference = metrics.histogram_buckets_reference(series)
+        reference_cache.update(metrics._LE_CACHE)
+    finally:
+        metrics._LE_CACHE.clear()
+        metrics._LE_CACHE.update(saved)
+    if with_c is None:  # declined: a NaN bound is the reference's to order
+        assert any(math.isnan(le) for le in reference_cache.values()), series
+        return reference
+    assert [(repr(le), repr(total)) for le, total in with_c] == [
+        (repr(le), repr(total)) for le, total in reference
+    ]
+    assert {text: repr(le) for text, le in c_cache.items()} == {
+        text: repr(le) for text, le in reference_cache.items()
+    }
+    return with_c
+
+
+def test_histogram_bucket_sums_of_a_real_scrape_are_the_references():
+    samples = parse_metrics(SCRAPE, only=SOURCE_NAMES, sparse=SPARSE_NAMES)
+    families = [family for family, _ in metrics.HISTOGRAMS.values()]
+    summed = [_same_buckets(samples.get(f"{family}_bucket", ())) for family in families]
+
+    assert sum(1 for buckets in summed if buckets) >= 10
+    wal = metrics.histogram_buckets(samples, "etcd_disk_wal_fsync_duration_seconds")
+    assert wal[-1][0] == math.inf and wal == sorted(wal)
+
+
+def test_thousands_of_generated_bucket_series_sum_the_same():
+    rng = random.Random(19)  # noqa: S311 - test data, seeded to repeat
+    declined = 0
+    for _ in range(5000):
+        series = _bucket_series(rng)
+        declined += metrics.promtext.histogram_buckets(series, {}, 1000) is None
+        _same_buckets(series)
+    assert 0 < declined < 5000  # both paths were taken
+
+
+def test_minus_zero_and_zero_are_one_bound_named_by_the_first_seen():
+    for first, second in (("-0", "0"), ("0", "-0.0")):
+        (bound,) = _same_buckets([({"le": first}, 1.0), ({"le": second}, 2.0)])
+        assert repr(bound[0]) == repr(float(first)) and bound[1] == 3.0
+
+
+def test_the_bucket_sums_fill_the_le_cache_up_to_its_bound_only():
+    cache = {"1": 1.0}
+    series = [({"le": str(index)}, 1.0) for index in range(10)]
+    found = metrics.promtext.histogram_buckets(series, cache, 4)
+
+    assert [le for le, _ in found] == [float(index) for index in range(10)]
+    assert sorted(cache) == ["0", "1", "2", "3"]
+
+
+def test_bucket_sums_the_c_path_declines_go_to_the_reference():
+    odd = [
+        [({"le": "1"}, 1)],  # an int value
+        [[{"le": "1"}, 1.0]],  # a list, not a tuple
+        [({"le": str(index)}, 1.0) for index in range(65)],  # more bounds than the C table
+        [({"le": "nan"}, 1.0)],
+    ]
+    for series in odd:
+        assert metrics.promtext.histogram_buckets(series, {}, 1000) is None
+        assert metrics.histogram_buckets({"h_bucket": series}, "h") == (
+            metrics.histogram_buckets_reference(series)
+        )
+    with pytest.raises(TypeError):
+        metrics.promtext.histogram_buckets(5, {}, 10)
+    with pytest.raises(TypeError):
+        metrics.promtext.histogram_buckets([], [], 10)

@@ -9,10 +9,15 @@
  * else back to the Python reference: a text with any other byte goes wholly to `fallback_all`,
  * a line of any other shape to `parse_line` (the reference's own line parser). So the result is
  * the reference's, which the tests check line shape by line shape.
+ *
+ * It also sums a histogram's buckets per bound (`histogram_buckets`, below), the hottest step
+ * of monitoring.metrics.derive_snapshot, with the same rule: what it does not take, the Python
+ * reference does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #define TABLE_SIZE 1024 /* a power of two, well above the ~60 names asked for */
@@ -351,10 +356,144 @@ error:
     return NULL;
 }
 
+
+/*
+ * histogram_buckets(series, le_cache, cache_max): monitoring.metrics.histogram_buckets without
+ * a label filter: the cumulative (le, count) pairs of a histogram's `_bucket` samples, summed
+ * per bound across label sets, sorted by bound; None where the Python reference must decide
+ * (anything but (dict, float) samples, a NaN bound, more bounds than MAX_BOUNDS).
+ *
+ * Same arithmetic in the same order as the reference (0.0, then each finite value added in the
+ * samples' order), bounds merged by float equality (so -0 and 0 are one bound, the first one
+ * seen named), and `le_cache` used and filled as the reference does.
+ */
+#define MAX_BOUNDS 64
+
+static PyObject *histogram_buckets(PyObject *module, PyObject *args) {
+    PyObject *series, *cache;
+    Py_ssize_t cache_max;
+    if (!PyArg_ParseTuple(args, "OO!n", &series, &PyDict_Type, &cache, &cache_max)) {
+        return NULL;
+    }
+    PyObject *items = PySequence_Fast(series, "series must be a sequence");
+    if (items == NULL) {
+        return NULL;
+    }
+    PyObject *bounds[MAX_BOUNDS]; /* strong references */
+    double les[MAX_BOUNDS], totals[MAX_BOUNDS];
+    int count = 0, decline = 0;
+    PyObject *result = NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    PyObject **samples = PySequence_Fast_ITEMS(items);
+    for (Py_ssize_t i = 0; i < n && !decline; i++) {
+        PyObject *sample = samples[i];
+        if (!PyTuple_CheckExact(sample) || PyTuple_GET_SIZE(sample) != 2 ||
+            !PyDict_CheckExact(PyTuple_GET_ITEM(sample, 0)) ||
+            !PyFloat_CheckExact(PyTuple_GET_ITEM(sample, 1))) {
+            decline = 1;
+            break;
+        }
+        PyObject *le_text = PyDict_GetItemString(PyTuple_GET_ITEM(sample, 0), "le");
+        double value = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(sample, 1));
+        if (le_text == NULL || !isfinite(value)) {
+            continue;
+        }
+        PyObject *le = PyDict_GetItemWithError(cache, le_text); /* borrowed */
+        if (le != NULL) {
+            Py_INCREF(le);
+        } else {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            if (!PyUnicode_CheckExact(le_text)) {
+                decline = 1;
+                break;
+            }
+            le = PyFloat_FromString(le_text);
+            if (le == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+                    goto done;
+                }
+                PyErr_Clear(); /* not a number: the reference skips the sample */
+                continue;
+            }
+            if (PyDict_GET_SIZE(cache) < cache_max && PyDict_SetItem(cache, le_text, le) < 0) {
+                Py_DECREF(le);
+                goto done;
+            }
+        }
+        /* `le` is a strong reference from here on. */
+        if (!PyFloat_CheckExact(le) || isnan(PyFloat_AS_DOUBLE(le))) {
+            Py_DECREF(le);
+            decline = 1;
+            break;
+        }
+        double bound = PyFloat_AS_DOUBLE(le);
+        int at = 0;
+        while (at < count && les[at] != bound) {
+            at++;
+        }
+        if (at == count) {
+            if (count == MAX_BOUNDS) {
+                Py_DECREF(le);
+                decline = 1;
+                break;
+            }
+            bounds[count] = le; /* the bound keeps this reference */
+            les[count] = bound;
+            totals[count] = 0.0;
+            count++;
+        } else {
+            Py_DECREF(le);
+        }
+        totals[at] = totals[at] + value;
+    }
+    if (decline) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* Insertion sort by bound: a few dozen bounds, no NaN among them. */
+    for (int i = 1; i < count; i++) {
+        PyObject *bound_obj = bounds[i];
+        double le = les[i], total = totals[i];
+        int j = i - 1;
+        while (j >= 0 && les[j] > le) {
+            bounds[j + 1] = bounds[j];
+            les[j + 1] = les[j];
+            totals[j + 1] = totals[j];
+            j--;
+        }
+        bounds[j + 1] = bound_obj;
+        les[j + 1] = le;
+        totals[j + 1] = total;
+    }
+    result = PyList_New(count);
+    if (result == NULL) {
+        goto done;
+    }
+    for (int i = 0; i < count; i++) {
+        PyObject *pair = Py_BuildValue("(Od)", bounds[i], totals[i]);
+        if (pair == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, pair);
+    }
+done:
+    for (int i = 0; i < count; i++) {
+        Py_DECREF(bounds[i]);
+    }
+    Py_DECREF(items);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))parse, METH_VARARGS | METH_KEYWORDS,
      "parse(text, only, sparse, label_cache, parse_labels, no_labels, parse_line, fallback_all)"
      "\n--\n\nmonitoring.metrics.parse_metrics's samples of `text` (see the module's comment)."},
+    {"histogram_buckets", histogram_buckets, METH_VARARGS,
+     "histogram_buckets(series, le_cache, cache_max)\n--\n\n"
+     "monitoring.metrics.histogram_buckets without a filter, or None (see its comment)."},
     {NULL, NULL, 0, NULL},
 };
 

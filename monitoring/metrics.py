@@ -460,6 +460,7 @@ HISTOGRAM_FILTERS: dict[str, Callable[[dict], bool]] = {
     "grpc_server_unary_handling_seconds": _slow_request_candidate,
 }
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+_QUANTILE_LEVELS = tuple(q for _, q in QUANTILES)
 
 SUMMARIES = ("go_gc_duration_seconds",)
 
@@ -645,27 +646,23 @@ def derive_snapshot(
         if not buckets:
             continue
         values[f"{prefix}_count"] = buckets[-1][1]
-        layout = tuple(le for le, _ in buckets)
-        les = _le_texts(layout)
+        les = _le_texts(tuple(le for le, _ in buckets))
         before = previous_histograms.get(prefix)
         history = before["window"] if before and before.get("le") == les else None
-        # Bucket counts are whole numbers: ints keep the stored JSON short.
-        counts = [int(count) for _, count in buckets]
-        history = window_advance(history, counts, timestamp=timestamp, window=window)
+        history, in_window, quantiles = histogram_window(
+            buckets, history, timestamp=timestamp, window=window
+        )
         histograms_state[prefix] = {"le": les, "window": history}
-        delta = window_delta(history, layout, timestamp=timestamp, window=window)
-        in_window = delta is not None and delta[-1][1] > 0
-        for suffix, q in QUANTILES:
+        for (suffix, _), quantile in zip(QUANTILES, quantiles, strict=True):
             name = f"{prefix}_{suffix}"
             if in_window:
-                values[name] = histogram_quantile(q, delta) * scale
+                values[name] = quantile * scale
                 basis[name] = "window"
                 continue
             # Nothing observed in the window (a quiet cluster): /api/current falls back to
             # the quantile since the member started; charts get no point.
-            cumulative = histogram_quantile(q, buckets)
-            if cumulative is not None and math.isfinite(cumulative):
-                fallback[name] = cumulative * scale
+            if quantile is not None and math.isfinite(quantile):
+                fallback[name] = quantile * scale
                 basis[name] = "cumulative"
 
     committed = values.get("etcd_server_proposals_committed_total")
@@ -702,6 +699,37 @@ def derive_snapshot(
         fallback=fallback,
         basis={name: kind for name, kind in basis.items() if name in clean or name in fallback},
     )
+
+
+def histogram_window(
+    buckets: list[tuple[float, float]], history: list | None, *, timestamp: float, window: float
+) -> tuple[list, bool, list[float | None]]:
+    """One histogram's step of `derive_snapshot`: its window history after this scrape, whether
+    the window saw observations, and the QUANTILES of those (else of the cumulative buckets,
+    None where there is none). In C when `etcdmonitor_promtext` is installed; it declines
+    (None) what it leaves to `histogram_window_reference`: numbers it would not hold exactly
+    (ints beyond 2**53, non-finite counts), a stored history of another shape."""
+    if promtext is not None and type(timestamp) is float:
+        found = promtext.histogram_window(
+            buckets, history, timestamp, window, WINDOW_STEPS, _QUANTILE_LEVELS
+        )
+        if found is not None:
+            return found
+    return histogram_window_reference(buckets, history, timestamp=timestamp, window=window)
+
+
+def histogram_window_reference(
+    buckets: list[tuple[float, float]], history: list | None, *, timestamp: float, window: float
+) -> tuple[list, bool, list[float | None]]:
+    """`histogram_window` in Python."""
+    # Bucket counts are whole numbers: ints keep the stored JSON short.
+    counts = [int(count) for _, count in buckets]
+    history = window_advance(history, counts, timestamp=timestamp, window=window)
+    layout = [le for le, _ in buckets]
+    delta = window_delta(history, layout, timestamp=timestamp, window=window)
+    in_window = delta is not None and delta[-1][1] > 0
+    source = delta if in_window else buckets
+    return history, in_window, [histogram_quantile(q, source) for _, q in QUANTILES]
 
 
 def _previous_histograms(previous: dict) -> dict[str, dict]:

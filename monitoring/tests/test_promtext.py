@@ -310,3 +310,130 @@ def test_bucket_sums_the_c_path_declines_go_to_the_reference():
         metrics.promtext.histogram_buckets(5, {}, 10)
     with pytest.raises(TypeError):
         metrics.promtext.histogram_buckets([], [], 10)
+
+
+# --- histogram_window in C ------------------------------------------------------------------------
+
+
+def _same_window(buckets, history, timestamp, window):
+    """The C step of one histogram against the reference's, types included (repr: 1 is not
+    1.0, -0.0 is not 0.0); the result, or None when the C path declined."""
+    kept = repr(history)
+    with_c = metrics.promtext.histogram_window(
+        buckets, history, timestamp, window, metrics.WINDOW_STEPS, metrics._QUANTILE_LEVELS
+    )
+    assert repr(history) == kept  # the stored history is never changed in place
+    reference = metrics.histogram_window_reference(
+        buckets, history, timestamp=timestamp, window=window
+    )
+    if with_c is None:
+        return None
+    assert repr(with_c) == repr(reference), (buckets, history, timestamp, window)
+    return with_c
+
+
+def test_the_window_steps_of_real_scrapes_are_the_references():
+    samples = parse_metrics(SCRAPE, only=SOURCE_NAMES, sparse=SPARSE_NAMES)
+    later = samples
+    taken = 0
+    for family, _ in metrics.HISTOGRAMS.values():
+        buckets = metrics.histogram_buckets(samples, family)
+        if not buckets:
+            continue
+        first = _same_window(buckets, None, 1000.0, 300)
+        grown = [(le, count * 2 + 1) for le, count in metrics.histogram_buckets(later, family)]
+        second = _same_window(grown, first[0], 1015.0, 300)
+        assert second is not None and second[1] is True  # observations in the window
+        assert _same_window(buckets, second[0], 1030.0, 300)[0][0][1] == [0] * len(buckets)
+        taken += 1
+    assert taken >= 10
+
+
+def _generated_window(rng: random.Random):
+    size = rng.randrange(1, 8)
+    les = sorted(rng.sample([0.001, 0.005, 0.01, 0.1, 0.5, 1.0, 2.5, 10.0, -0.0, 1e-300], size))
+    les.append(math.inf)
+    totals, running = [], 0.0
+    for _ in les:
+        running += rng.choice([0.0, 0.0, 1.0, 3.0, 0.5, 1e6])
+        odd = rng.choice([-running, 2.0**53, 2.0**53 + 2, math.inf])
+        totals.append(odd if rng.random() < 0.03 else running)
+    buckets = [(le, total) for le, total in zip(les, totals, strict=True)]
+    history = rng.choice([None, [], "entries"])
+    if history == "entries":
+        history = []
+        ts = rng.choice([700, 700.0, 990.5, 1000])
+        for _ in range(rng.randrange(1, 14)):
+            width = len(buckets) if rng.random() > 0.1 else len(buckets) + 1
+            counts = [
+                rng.choice([2**53, 2**60, -1, math.nan])
+                if rng.random() < 0.01
+                else rng.choice([0, 1, 2, 5, 1e6, 3.0, 0.0])
+                for _ in range(width)
+            ]
+            history.append([ts, sorted(counts, key=abs) if rng.random() > 0.3 else counts])
+            ts = ts + rng.choice([1, 15, 15.0, 30, 45.5, 120])
+        if rng.random() < 0.05:
+            history[-1] = (history[-1][0], history[-1][1])  # a tuple: not what JSON gives
+    timestamp = rng.choice([1000.0, 1015.0, 1100.5, 1300.0, 2000.0, 650.0])
+    window = rng.choice([300, 300.0, 30, 60.5])
+    return buckets, history, timestamp, window
+
+
+def test_thousands_of_generated_window_steps_are_the_references():
+    rng = random.Random(19)  # noqa: S311 - test data, seeded to repeat
+    declined = in_window = 0
+    for _ in range(6000):
+        buckets, history, timestamp, window = _generated_window(rng)
+        try:
+            found = _same_window(buckets, history, timestamp, window)
+        except (ValueError, OverflowError):  # the reference refuses it: C must have declined
+            assert (
+                metrics.promtext.histogram_window(
+                    buckets, history, timestamp, window, 10, metrics._QUANTILE_LEVELS
+                )
+                is None
+            )
+            continue
+        declined += found is None
+        in_window += bool(found and found[1])
+    assert 0 < declined < 2000 and in_window > 300  # every path was taken
+
+
+def test_derived_snapshots_are_the_same_with_and_without_the_c_steps(monkeypatch):
+    samples = parse_metrics(SCRAPE, only=SOURCE_NAMES, sparse=SPARSE_NAMES)
+
+    def three_scrapes():
+        first = metrics.derive_snapshot(samples, timestamp=1000.0, window=300)
+        second = metrics.derive_snapshot(samples, timestamp=1015.0, previous=first.state)
+        return (
+            first,
+            second,
+            metrics.derive_snapshot(samples, timestamp=1400.0, previous=second.state),
+        )
+
+    with_c = three_scrapes()
+    monkeypatch.setattr(metrics, "promtext", None)
+    reference = three_scrapes()
+
+    assert repr(with_c) == repr(reference)
+
+
+def test_window_steps_the_c_path_declines_go_to_the_reference():
+    buckets = [(1.0, 2.0), (math.inf, 3.0)]
+    odd = [
+        (buckets, [[900, [1, 2**54]]], 1000.0, 300),  # beyond 2**53
+        ([(1.0, 2.0), (math.inf, math.inf)], None, 1000.0, 300),  # int(inf) is refused
+        (buckets, [(900, [1, 2])], 1000.0, 300),  # a tuple entry
+        (buckets, [[900, [1, 2]], [950, [1, 2, 3]], [960, [1, 2]]], 1000.0, 300),
+        (buckets, {"ts": 1}, 1000.0, 300),
+        (buckets, [[math.nan, [1, 2]]], 1000.0, 300),
+        ([(1.0, 2)], None, 1000.0, 300),  # an int total
+    ]
+    for case in odd:
+        assert metrics.promtext.histogram_window(*case, 10, metrics._QUANTILE_LEVELS) is None
+    # An int timestamp never reaches the C path (its argument is a float).
+    step = metrics.histogram_window(buckets, [[900, [1, 2]]], timestamp=1000, window=300)
+    assert step == metrics.histogram_window_reference(
+        buckets, [[900, [1, 2]]], timestamp=1000, window=300
+    )

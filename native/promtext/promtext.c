@@ -10,9 +10,9 @@
  * a line of any other shape to `parse_line` (the reference's own line parser). So the result is
  * the reference's, which the tests check line shape by line shape.
  *
- * It also sums a histogram's buckets per bound (`histogram_buckets`, below), the hottest step
- * of monitoring.metrics.derive_snapshot, with the same rule: what it does not take, the Python
- * reference does.
+ * It also takes the two hottest steps of monitoring.metrics.derive_snapshot (below): summing a
+ * histogram's buckets per bound (`histogram_buckets`) and its window step (`histogram_window`),
+ * with the same rule: what it does not take, the Python reference does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -487,6 +487,302 @@ done:
     return result;
 }
 
+/*
+ * histogram_window(buckets, history, timestamp, window, steps, quantiles): one histogram's step
+ * of monitoring.metrics.derive_snapshot, `histogram_window_reference` in Python: the bucket
+ * counts joined to the window history (`window_advance`), then the quantiles `quantiles` of the
+ * window's observations (`window_delta`) when it saw any, else of the cumulative buckets.
+ * Returns (history, in_window, [quantile or None, ...]), or None where the Python reference
+ * must decide: any number it would not hold exactly as a double (an int beyond 2**53, a
+ * non-finite count or time), a history entry of another shape or length, odd buckets.
+ *
+ * Every number is held as a double, exactly (ints are at most 2**53): so comparisons between
+ * ints and floats are Python's exact ones, and each subtraction, product and quotient is the
+ * reference's own IEEE operation in the same order (the build turns contraction into FMA off).
+ */
+#define EXACT_INT 9007199254740992.0 /* 2**53 */
+
+typedef struct {
+    double value;
+    int is_int;
+} Num;
+
+/* A JSON-loaded number: an int or float Python object, held exactly. 0: decline. */
+static int num_of(PyObject *obj, Num *out, int finite_only) {
+    if (PyFloat_CheckExact(obj)) {
+        out->value = PyFloat_AS_DOUBLE(obj);
+        out->is_int = 0;
+        return !finite_only || isfinite(out->value);
+    }
+    if (PyLong_CheckExact(obj)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (v > (long long)EXACT_INT || v < -(long long)EXACT_INT) {
+            return 0;
+        }
+        out->value = (double)v;
+        out->is_int = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* `now - before` as Python computes it, then float(): exact for two ints, IEEE otherwise. */
+static double num_diff(Num now, Num before) {
+    if (now.is_int && before.is_int) {
+        return (double)((long long)now.value - (long long)before.value);
+    }
+    return now.value - before.value;
+}
+
+/* monitoring.metrics.histogram_quantile over (les[i], counts[i]); NAN stands for None. */
+static double quantile_of(double q, const double *les, const double *counts, Py_ssize_t n,
+                          int *none) {
+    *none = 0;
+    if (n == 0 || counts[n - 1] <= 0) {
+        *none = 1;
+        return 0.0;
+    }
+    double rank = q * counts[n - 1];
+    double lower_bound = 0.0, lower_count = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (counts[i] >= rank) {
+            if (isinf(les[i])) {
+                return lower_bound;
+            }
+            if (counts[i] == lower_count) {
+                return les[i];
+            }
+            return lower_bound + (les[i] - lower_bound) * (rank - lower_count) / (counts[i] - lower_count);
+        }
+        lower_bound = les[i];
+        lower_count = counts[i];
+    }
+    return lower_bound;
+}
+
+#define MAX_ENTRIES 4096
+
+static PyObject *histogram_window(PyObject *module, PyObject *args) {
+    PyObject *buckets, *history, *timestamp_obj, *quantiles;
+    double window, steps;
+    if (!PyArg_ParseTuple(args, "O!OO!ddO!", &PyList_Type, &buckets, &history, &PyFloat_Type,
+                          &timestamp_obj, &window, &steps, &PyTuple_Type, &quantiles)) {
+        return NULL;
+    }
+    double timestamp = PyFloat_AS_DOUBLE(timestamp_obj);
+    Py_ssize_t n = PyList_GET_SIZE(buckets);
+    Py_ssize_t nq = PyTuple_GET_SIZE(quantiles);
+    if (n == 0 || n > MAX_BOUNDS || !isfinite(timestamp) || !isfinite(window)) {
+        Py_RETURN_NONE;
+    }
+    double les[MAX_BOUNDS], totals[MAX_BOUNDS], delta[MAX_BOUNDS];
+    Num counts[MAX_BOUNDS], current[MAX_BOUNDS], baseline[MAX_BOUNDS];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(buckets, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyFloat_CheckExact(PyTuple_GET_ITEM(pair, 0)) ||
+            !PyFloat_CheckExact(PyTuple_GET_ITEM(pair, 1))) {
+            Py_RETURN_NONE;
+        }
+        les[i] = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(pair, 0));
+        totals[i] = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(pair, 1));
+        if (isnan(les[i]) || !isfinite(totals[i]) || fabs(totals[i]) > EXACT_INT) {
+            Py_RETURN_NONE; /* int(count) of these is the reference's to make (or refuse) */
+        }
+        counts[i].value = trunc(totals[i]); /* int(count) */
+        counts[i].is_int = 1;
+    }
+    for (Py_ssize_t k = 0; k < nq; k++) {
+        if (!PyFloat_CheckExact(PyTuple_GET_ITEM(quantiles, k))) {
+            Py_RETURN_NONE;
+        }
+    }
+    /* The stored history: [[ts, [count, ...]], ...], every entry checked before any is used. */
+    Py_ssize_t entries = 0;
+    int usable = 0; /* a history whose last entry has this layout's length */
+    if (history != Py_None) {
+        if (!PyList_CheckExact(history) || PyList_GET_SIZE(history) > MAX_ENTRIES) {
+            Py_RETURN_NONE;
+        }
+        entries = PyList_GET_SIZE(history);
+        for (Py_ssize_t e = 0; e < entries; e++) {
+            PyObject *entry = PyList_GET_ITEM(history, e);
+            Num ts = {0.0, 0};
+            if (!PyList_CheckExact(entry) || PyList_GET_SIZE(entry) != 2 ||
+                !num_of(PyList_GET_ITEM(entry, 0), &ts, 1) || fabs(ts.value) > EXACT_INT / 2 ||
+                !PyList_CheckExact(PyList_GET_ITEM(entry, 1))) {
+                Py_RETURN_NONE;
+            }
+            PyObject *values = PyList_GET_ITEM(entry, 1);
+            if (e == entries - 1) {
+                usable = PyList_GET_SIZE(values) == n;
+            }
+            Py_ssize_t m = PyList_GET_SIZE(values);
+            for (Py_ssize_t i = 0; i < m; i++) {
+                Num v = {0.0, 0};
+                if (!num_of(PyList_GET_ITEM(values, i), &v, 1)) {
+                    Py_RETURN_NONE;
+                }
+            }
+        }
+        if (entries > 0 && usable) {
+            for (Py_ssize_t e = 0; e < entries; e++) {
+                if (PyList_GET_SIZE(PyList_GET_ITEM(PyList_GET_ITEM(history, e), 1)) != n) {
+                    Py_RETURN_NONE; /* zip(strict=True) in window_delta: the reference raises */
+                }
+            }
+        }
+    }
+
+    PyObject *result = NULL, *counts_list = NULL, *advanced = NULL, *qs = NULL;
+    counts_list = PyList_New(n);
+    if (counts_list == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *count = PyLong_FromDouble(counts[i].value);
+        if (count == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(counts_list, i, count);
+    }
+
+    /* window_advance */
+    if (entries == 0 || !usable) {
+        advanced = Py_BuildValue("[[OO]]", timestamp_obj, counts_list);
+        if (advanced == NULL) {
+            goto error;
+        }
+    } else {
+        PyObject *last = PyList_GET_ITEM(history, entries - 1);
+        PyObject *last_counts = PyList_GET_ITEM(last, 1);
+        int went_down = 0;
+        for (Py_ssize_t i = 0; i < n && !went_down; i++) {
+            Num before = {0.0, 0};
+            num_of(PyList_GET_ITEM(last_counts, i), &before, 1);
+            went_down = counts[i].value < before.value;
+        }
+        if (went_down) {
+            PyObject *zeros = PyList_New(n);
+            if (zeros == NULL) {
+                goto error;
+            }
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyList_SET_ITEM(zeros, i, PyLong_FromLong(0));
+            }
+            advanced = Py_BuildValue("[[ON]]", PyList_GET_ITEM(last, 0), zeros);
+        } else {
+            advanced = PyList_GetSlice(history, 0, entries);
+        }
+        if (advanced == NULL) {
+            goto error;
+        }
+        Py_ssize_t length = PyList_GET_SIZE(advanced);
+        PyObject *tail = PyList_GET_ITEM(advanced, length - 1);
+        PyObject *tail_counts = PyList_GET_ITEM(tail, 1);
+        int changed = 0;
+        for (Py_ssize_t i = 0; i < n && !changed; i++) {
+            Num before = {0.0, 0};
+            num_of(PyList_GET_ITEM(tail_counts, i), &before, 1);
+            changed = counts[i].value != before.value;
+        }
+        if (changed) {
+            PyObject *entry = Py_BuildValue("[OO]", timestamp_obj, counts_list);
+            if (entry == NULL) {
+                goto error;
+            }
+            int replace = 0;
+            if (length > 1) {
+                Num newest = {0.0, 0}, older = {0.0, 0};
+                num_of(PyList_GET_ITEM(tail, 0), &newest, 1);
+                num_of(PyList_GET_ITEM(PyList_GET_ITEM(advanced, length - 2), 0), &older, 1);
+                replace = num_diff(newest, older) < window / steps;
+            }
+            int failed = replace ? PyList_SetItem(advanced, length - 1, entry)
+                                 : PyList_Append(advanced, entry);
+            if (!replace) {
+                Py_DECREF(entry);
+            }
+            if (failed < 0) {
+                goto error;
+            }
+        }
+        double cutoff = timestamp - window;
+        Py_ssize_t first = 0;
+        length = PyList_GET_SIZE(advanced);
+        for (Py_ssize_t e = 0; e < length; e++) {
+            Num ts = {0.0, 0};
+            num_of(PyList_GET_ITEM(PyList_GET_ITEM(advanced, e), 0), &ts, 1);
+            if (ts.value <= cutoff) {
+                first = e;
+            }
+        }
+        if (first > 0) {
+            PyObject *kept = PyList_GetSlice(advanced, first, length);
+            Py_SETREF(advanced, kept);
+            if (advanced == NULL) {
+                goto error;
+            }
+        }
+    }
+
+    /* window_delta, then the quantiles */
+    Py_ssize_t length = PyList_GET_SIZE(advanced);
+    Num first_ts = {0.0, 0};
+    num_of(PyList_GET_ITEM(PyList_GET_ITEM(advanced, 0), 0), &first_ts, 1);
+    int in_window = 0;
+    if (first_ts.value < timestamp) {
+        double cutoff = timestamp - window;
+        PyObject *base = PyList_GET_ITEM(PyList_GET_ITEM(advanced, 0), 1);
+        for (Py_ssize_t e = 0; e < length; e++) {
+            PyObject *entry = PyList_GET_ITEM(advanced, e);
+            Num ts = {0.0, 0};
+            num_of(PyList_GET_ITEM(entry, 0), &ts, 1);
+            if (ts.value > cutoff) {
+                break;
+            }
+            base = PyList_GET_ITEM(entry, 1);
+        }
+        PyObject *now = PyList_GET_ITEM(PyList_GET_ITEM(advanced, length - 1), 1);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            num_of(PyList_GET_ITEM(now, i), &current[i], 1);
+            num_of(PyList_GET_ITEM(base, i), &baseline[i], 1);
+            delta[i] = num_diff(current[i], baseline[i]);
+        }
+        in_window = delta[n - 1] > 0;
+    }
+    qs = PyList_New(nq);
+    if (qs == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t k = 0; k < nq; k++) {
+        double q = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(quantiles, k));
+        int none;
+        double value = in_window ? quantile_of(q, les, delta, n, &none)
+                                 : quantile_of(q, les, totals, n, &none);
+        PyObject *item = none ? Py_NewRef(Py_None) : PyFloat_FromDouble(value);
+        if (item == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(qs, k, item);
+    }
+    result = Py_BuildValue("(NON)", advanced, in_window ? Py_True : Py_False, qs);
+    advanced = qs = NULL;
+    Py_DECREF(counts_list);
+    return result;
+
+error:
+    Py_XDECREF(counts_list);
+    Py_XDECREF(advanced);
+    Py_XDECREF(qs);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))parse, METH_VARARGS | METH_KEYWORDS,
      "parse(text, only, sparse, label_cache, parse_labels, no_labels, parse_line, fallback_all)"
@@ -494,6 +790,9 @@ static PyMethodDef methods[] = {
     {"histogram_buckets", histogram_buckets, METH_VARARGS,
      "histogram_buckets(series, le_cache, cache_max)\n--\n\n"
      "monitoring.metrics.histogram_buckets without a filter, or None (see its comment)."},
+    {"histogram_window", histogram_window, METH_VARARGS,
+     "histogram_window(buckets, history, timestamp, window, steps, quantiles)\n--\n\n"
+     "monitoring.metrics.histogram_window_reference, or None (see its comment)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -565,6 +565,18 @@ static double quantile_of(double q, const double *les, const double *counts, Py_
     return lower_bound;
 }
 
+/* Whether a count is below (`below`), or else differs from, its number in the checked `values`. */
+static int counts_differ(const Num *counts, PyObject *values, Py_ssize_t n, int below) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Num stored = {0.0, 0};
+        num_of(PyList_GET_ITEM(values, i), &stored, 1);
+        if (below ? counts[i].value < stored.value : counts[i].value != stored.value) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 #define MAX_ENTRIES 4096
 
 static PyObject *histogram_window(PyObject *module, PyObject *args) {
@@ -661,13 +673,7 @@ static PyObject *histogram_window(PyObject *module, PyObject *args) {
     } else {
         PyObject *last = PyList_GET_ITEM(history, entries - 1);
         PyObject *last_counts = PyList_GET_ITEM(last, 1);
-        int went_down = 0;
-        for (Py_ssize_t i = 0; i < n && !went_down; i++) {
-            Num before = {0.0, 0};
-            num_of(PyList_GET_ITEM(last_counts, i), &before, 1);
-            went_down = counts[i].value < before.value;
-        }
-        if (went_down) {
+        if (counts_differ(counts, last_counts, n, 1)) { /* the member restarted */
             PyObject *zeros = PyList_New(n);
             if (zeros == NULL) {
                 goto error;
@@ -685,13 +691,7 @@ static PyObject *histogram_window(PyObject *module, PyObject *args) {
         Py_ssize_t length = PyList_GET_SIZE(advanced);
         PyObject *tail = PyList_GET_ITEM(advanced, length - 1);
         PyObject *tail_counts = PyList_GET_ITEM(tail, 1);
-        int changed = 0;
-        for (Py_ssize_t i = 0; i < n && !changed; i++) {
-            Num before = {0.0, 0};
-            num_of(PyList_GET_ITEM(tail_counts, i), &before, 1);
-            changed = counts[i].value != before.value;
-        }
-        if (changed) {
+        if (counts_differ(counts, tail_counts, n, 0)) {
             PyObject *entry = Py_BuildValue("[OO]", timestamp_obj, counts_list);
             if (entry == NULL) {
                 goto error;

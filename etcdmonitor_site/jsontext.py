@@ -1,7 +1,7 @@
 """JSON text for the hottest database paths (a collection round writes and reads every
 member's ~5-12 KB state every interval): orjson, three to seven times the standard library's
-speed here, and the standard library for what orjson refuses (integers beyond 64 bits, keys
-that are not strings, text it cannot parse).
+speed here, and the standard library for what orjson refuses (writing integers beyond 64
+bits, keys that are not strings; reading numbers beyond a double's range, NaN).
 
 Two differences from the standard library, both about numbers no etcd sends:
 - writing, a non-finite float becomes `null` where the standard library writes `NaN`, which
@@ -28,7 +28,7 @@ def loads(text: str | bytes):
     """`json.loads(text)`; raises json.JSONDecodeError as it does."""
     try:
         return orjson.loads(text)
-    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: the standard library reads it
+    except orjson.JSONDecodeError:  # e.g. 1e400 or NaN, which the standard library reads
         return json.loads(text)
 
 

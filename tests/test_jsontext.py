@@ -102,6 +102,11 @@ def test_a_non_finite_float_is_written_as_null_which_postgresql_accepts():
     )
 
 
+def test_what_orjson_refuses_to_read_the_standard_library_reads():
+    assert jsontext.loads("1e400") == math.inf == json.loads("1e400")
+    assert math.isnan(jsontext.loads("[NaN]")[0])
+
+
 def test_text_that_is_not_json_raises_as_the_standard_librarys_does():
     with pytest.raises(json.JSONDecodeError):
         jsontext.loads("{not json")

@@ -42,6 +42,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fix-up closes the database connections only every this many tasks (twice
+# this many signals) instead of around each one; etcdmonitor_site.celery checks them around
+# each task the way Django does around a request.
+CELERY_DB_REUSE_MAX = 1000
 
 
 def _secret_key() -> str:

@@ -203,3 +203,91 @@ def test_beat_sleeps_until_each_job_is_due_instead_of_spinning(redis_url, tmp_pa
     assert int(sent) >= 4  # of 8 due times: a stalled machine (CI's, once for ~4 s) may lose some
     assert int(ticks) <= 3 * int(sent) + 5, (ticks, sent)
     assert float(shortest_gap) >= 0.95  # never sent before it is due
+
+
+def _worker_backends() -> list[tuple[int, object]]:
+    """(pid, backend_start) of the other sessions on the test database."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid"
+        )
+        return cursor.fetchall()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_session_between_tasks_and_replaces_a_broken_one(
+    redis_url, tmp_path
+):
+    """A real prefork worker: one PostgreSQL session serves task after task (Celery's Django
+    fix-up would close it around each one), and a session the server ended is replaced before
+    the next task's first query, which succeeds."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "etcdmonitor_site.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": redis_url,
+        "DJANGO_SECRET_KEY": "worker-test-" + "x" * 40,
+        "DATA_DIR": str(tmp_path),
+    }
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "etcdmonitor_site", "worker", "-P", "prefork",
+         "-c", "1", "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-n", f"dbreuse-{os.getpid()}@%h"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    try:
+
+        def purge() -> int:
+            return celery_app.send_task("alerts.tasks.purge_alerts").get(timeout=60)
+
+        assert purge() == 0
+        first = _worker_backends()
+        for _ in range(4):
+            assert purge() == 0
+        assert len(first) == 1, "the worker's session stays open between tasks"
+        assert _worker_backends() == first, "and the same session served every task"
+
+        time.sleep(1.5)  # past pgbackend's grace: the next task checks its session first
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [first[0][0]])
+        assert purge() == 0, "the task after the server ended the session still succeeds"
+        replaced = _worker_backends()
+        assert len(replaced) == 1 and replaced[0][0] != first[0][0]
+    finally:
+        celery_app.conf.update(task_always_eager=True)
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_connection_the_server_ended_while_idle_is_replaced_at_the_next_request():
+    """What Django does around each request (close_old_connections before and after), with
+    the server ending the idle session in between: the next request's first query checks the
+    connection (it idled past the grace), finds it dead and connects again."""
+    import psycopg
+    from django.db import close_old_connections
+
+    from etcdmonitor_site.pgbackend.base import HEALTH_CHECK_GRACE
+
+    def backend_pid() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    close_old_connections()  # a request starts
+    first = backend_pid()
+    close_old_connections()  # and ends: the connection is kept
+    time.sleep(HEALTH_CHECK_GRACE + 0.5)
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [first])
+
+    close_old_connections()  # the next request starts
+    assert backend_pid() != first

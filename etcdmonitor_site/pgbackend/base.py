@@ -4,7 +4,8 @@ CONN_HEALTH_CHECKS makes Django send `SELECT 1` before the first query of *every
 a few hundred requests per second that was a third of the web workers' time (bench notes in
 docs/PERFORMANCE.md). A connection that finished a request without errors less than
 HEALTH_CHECK_GRACE seconds ago is taken as alive; an idle one is still checked, so a restarted
-PostgreSQL never leaves a dead connection to fail a request after a pause.
+PostgreSQL (or one that ended an idle session) never leaves a dead connection to fail a
+request after a pause.
 """
 
 import time
@@ -28,8 +29,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().close_if_health_check_failed()
 
     def close_if_unusable_or_obsolete(self):
-        # Called at the end of each request: no error since the last commit means the
-        # connection just answered.
-        healthy = self.connection is not None and not self.errors_occurred
+        # Called before and after each request (and Celery task): a connection that served
+        # queries since the last call without an error has just proven itself alive. One that
+        # was not used keeps its proof's age: the call that starts a request after an idle
+        # spell must not vouch for a connection the server may have ended meanwhile.
+        served = self.connection is not None and self.health_check_done
+        served = served and not self.errors_occurred
         super().close_if_unusable_or_obsolete()
-        self.proven_alive_at = time.monotonic() if healthy and self.connection is not None else 0.0
+        if self.connection is None:
+            self.proven_alive_at = 0.0
+        elif served:
+            self.proven_alive_at = time.monotonic()

@@ -1,5 +1,6 @@
 """How to reach one etcd cluster: endpoints, credentials, TLS and timeouts."""
 
+import functools
 import ssl
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -8,6 +9,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 
+# Both cached: every round builds each monitored cluster's config again (every 5 s for the
+# health probes), and parsing its URLs showed in a health round's profile.
+@functools.lru_cache(maxsize=4096)
 def normalise_endpoint(url: str) -> str:
     """`HTTP://Host:2379/` → `http://host:2379`; a bare `host:port` is taken as http."""
     url = url.strip().rstrip("/")
@@ -17,6 +21,7 @@ def normalise_endpoint(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
+@functools.lru_cache(maxsize=4096)
 def split_endpoint(url: str) -> tuple[str, int, bool]:
     """(host, port, secure) of a client URL; the port defaults to 2379."""
     parts = urlsplit(normalise_endpoint(url))

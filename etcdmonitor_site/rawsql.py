@@ -11,6 +11,7 @@ parameters apart from the statement (`bound_cursor`).
 
 import contextlib
 import functools
+import inspect
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import JSONField, Model
@@ -60,8 +61,7 @@ def _plain(model: type[Model], attnames: list[str]) -> bool:
     if model._meta.abstract:
         return False
     for attname in attnames:
-        owner = next((c for c in model.__mro__ if attname in c.__dict__), None)
-        descriptor = owner.__dict__[attname] if owner is not None else None
+        descriptor = inspect.getattr_static(model, attname, None)
         if not isinstance(descriptor, DeferredAttribute):
             return False
         setter = getattr(type(descriptor), "__set__", None)

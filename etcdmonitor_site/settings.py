@@ -102,8 +102,8 @@ QUANTILE_WINDOW_SECONDS = env.int("QUANTILE_WINDOW_SECONDS", default=300)
 # Seconds between health probes (a Status per member): how fast a failure shows.
 HEALTH_PROBE_INTERVAL = env.int("HEALTH_PROBE_INTERVAL", default=5)
 # Threads per process collecting and probing clusters (each keeps a database connection), and
-# the size of a queued collection chunk; a dead cluster holds one for its timeouts, never
-# another cluster's round.
+# the clusters in one collection round with workers; a dead cluster holds one for its
+# timeouts, never another cluster's round.
 MONITOR_CLUSTER_WORKERS = env.int("MONITOR_CLUSTER_WORKERS", default=8)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)

@@ -36,7 +36,7 @@ from etcdgateway.egress import EndpointNotAllowed, needs_lookup, pinned_endpoint
 from etcdgateway.errors import translate
 from etcdmonitor_site import jsontext, rawsql
 from etcdmonitor_site.errors import DomainError, InvalidInput
-from etcdmonitor_site.threads import named_pool
+from etcdmonitor_site.threads import LaterCalls, named_pool
 from monitoring import health, metrics, partitions, selectors, timeseries
 from monitoring.checks import quantile_window_seconds
 from monitoring.models import (
@@ -1614,6 +1614,7 @@ def _settle_in_own_connection(run: Future, work) -> None:
 
 _collect_runner = FleetRunner("collect-cluster")
 _probe_runner = FleetRunner("probe-cluster")
+_later_rounds = LaterCalls("later-rounds")
 
 
 def collect_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
@@ -1623,6 +1624,31 @@ def collect_fleet(*, cluster_ids: list[str] | None = None) -> dict[str, Future]:
     process is still going is left out."""
     ids = monitored_cluster_ids() if cluster_ids is None else cluster_ids
     return _collect_runner.start_round(_collect_round, ids)
+
+
+def collect_fleet_spread(
+    *, cluster_ids: list[str], chunk_size: int, over_seconds: float, expires_seconds: float
+) -> list[list[str]]:
+    """Collect `cluster_ids` in rounds of `chunk_size` clusters, started in this process one
+    after another over `over_seconds` (the first at once); a round that could only start after
+    `expires_seconds` is dropped. Returns the chunks, without waiting.
+
+    Spread, not all at once: a whole fleet's cycles starting together took both cores for
+    about a second every interval, and API requests landing then waited (bench/fleet.py's
+    /api/fleet p99). In this process, not a Celery task per chunk: a task costs a worker about
+    as much CPU as collecting a small chunk's members (docs/PERFORMANCE.md, session 19).
+    """
+    size = max(1, chunk_size)
+    chunks = [cluster_ids[start : start + size] for start in range(0, len(cluster_ids), size)]
+    now = time.monotonic()
+    step = over_seconds / max(1, len(chunks))
+    for position, chunk in enumerate(chunks):
+        start = functools.partial(collect_fleet, cluster_ids=chunk)
+        if position == 0:
+            start()
+        else:
+            _later_rounds.call_at(now + position * step, start, expires=now + expires_seconds)
+    return chunks
 
 
 @dataclass

@@ -16,29 +16,22 @@ def probe_etcd_endpoints() -> dict[str, bool]:
 def collect_metrics() -> dict | None:
     """Periodic (COLLECTOR_INTERVAL): one collection cycle of every monitored cluster, each
     with its own lease. One cluster: this very run. More: in embedded mode all started on this
-    process's bounded pool; with workers, queued in chunks of MONITOR_CLUSTER_WORKERS
-    (`collect_clusters`), spread over the first half of the interval and each expiring before
-    the next round is due.
-
-    Chunks, not a task per cluster: at 80 clusters every 15 s the message, acknowledgement
-    and bookkeeping of each task cost about as much CPU as the cycle itself (bench/fleet.py).
-    Spread, not all at once: 80 cycles started together took both cores for a second every
-    interval, and API requests landing then waited (the bench's /api/fleet p99).
+    process's bounded pool; with workers, in rounds of MONITOR_CLUSTER_WORKERS clusters started
+    by this worker process over the first half of the interval (`collect_fleet_spread`), each
+    dropped if it could not start before the next run is due.
     """
     ids = services.monitored_cluster_ids()
     if len(ids) == 1:
         return collect_cluster_metrics(ids[0])
     if settings.EMBEDDED_MODE:
         return {"started": sorted(services.collect_fleet(cluster_ids=ids))}
-    size = max(1, settings.MONITOR_CLUSTER_WORKERS)
-    chunks = [ids[start : start + size] for start in range(0, len(ids), size)]
-    expires = max(1.0, settings.COLLECTOR_INTERVAL * 0.9)
-    step = settings.COLLECTOR_INTERVAL * 0.5 / len(chunks)
-    for position, chunk in enumerate(chunks):
-        collect_clusters.apply_async(
-            args=[chunk], countdown=round(position * step, 3), expires=expires
-        )
-    return {"queued": ids}
+    services.collect_fleet_spread(
+        cluster_ids=ids,
+        chunk_size=settings.MONITOR_CLUSTER_WORKERS,
+        over_seconds=settings.COLLECTOR_INTERVAL * 0.5,
+        expires_seconds=max(1.0, settings.COLLECTOR_INTERVAL * 0.9),
+    )
+    return {"spread": ids}
 
 
 # Results off: nothing reads a chunk's result, and each would be a Redis write.
@@ -46,7 +39,8 @@ def collect_metrics() -> dict | None:
 def collect_clusters(cluster_ids: list[str]) -> list[str]:
     """One collection cycle of each of `cluster_ids`, started on this worker's bounded pool
     (a slow or dead cluster holds only its own thread); returns the ids started (one still
-    being collected in this process is not started again)."""
+    being collected in this process is not started again). Nothing here queues it any more:
+    it stays so that chunks queued by workers of an earlier version still run after an upgrade."""
     return sorted(services.collect_fleet(cluster_ids=cluster_ids))
 
 

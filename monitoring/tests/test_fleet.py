@@ -264,7 +264,7 @@ def test_alerts_evaluate_name_and_check_every_monitored_cluster(second, api_clie
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_a_broker_the_clusters_are_queued_in_chunks_for_the_workers(
+def test_with_a_broker_one_task_spreads_the_clusters_rounds_over_half_the_interval(
     second, api_client, redis_url, settings
 ):
     from celery.contrib.testing.worker import start_worker
@@ -274,7 +274,7 @@ def test_with_a_broker_the_clusters_are_queued_in_chunks_for_the_workers(
 
     record = add_cluster(api_client, second.client_urls[0])
     settings.EMBEDDED_MODE = False
-    settings.MONITOR_CLUSTER_WORKERS = 1  # chunks of one: two tasks for two clusters
+    settings.MONITOR_CLUSTER_WORKERS = 1  # rounds of one: two rounds for two clusters
     received = []
     celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     try:
@@ -282,15 +282,14 @@ def test_with_a_broker_the_clusters_are_queued_in_chunks_for_the_workers(
             from celery.signals import task_received
 
             def note(request, **_kwargs):
-                received.append((request.name, request.args, request.eta))
+                received.append(request.name)
 
             task_received.connect(note, weak=False)
             try:
-                queued_at = datetime.now(UTC)
                 summary = collect_metrics.apply_async(expires=85).get(timeout=90)
                 deadline = time.monotonic() + 60
                 while Member.objects.filter(collector_up=True).count() < 4:
-                    assert time.monotonic() < deadline, "the queued cycles did not run"
+                    assert time.monotonic() < deadline, "the spread rounds did not run"
                     time.sleep(0.2)
             finally:
                 task_received.disconnect(note)
@@ -299,18 +298,18 @@ def test_with_a_broker_the_clusters_are_queued_in_chunks_for_the_workers(
         finish(services._collect_runner._running)
         services._collect_runner.close_connections()
 
-    assert summary == {"queued": ["default", record]}
-    queued = [(args[0], eta) for name, args, eta in received if name.endswith("collect_clusters")]
-    assert sorted(chunk for chunk, _ in queued) == sorted([["default"], [record]])
-    # Spread over the first half of the interval: the first chunk at once, the second (of two)
-    # a quarter of the interval later.
-    first, later = sorted((eta for _, eta in queued), key=lambda eta: eta is not None)
-    assert first is None
-    delay = later - queued_at
-    assert abs(delay.total_seconds() - settings.COLLECTOR_INTERVAL / 4) < 1
+    assert summary == {"spread": ["default", record]}
+    assert received == ["monitoring.tasks.collect_metrics"]  # no task per round
+    # The first round at once, the second (of two) a quarter of the interval later: a cycle's
+    # samples carry its start (whole seconds).
+    first = Sample.objects.get(member__cluster__name=record).ts
+    default_ts = set(
+        Sample.objects.filter(member__cluster__name="default").values_list("ts", flat=True)
+    )
+    assert len(default_ts) == 1
+    assert abs(first - default_ts.pop() - settings.COLLECTOR_INTERVAL / 4) <= 1
     assert MonitoredCluster.objects.get(name=record).last_cycle_ms > 0
-    assert Sample.objects.filter(member__cluster__name=record).count() == 1
-    assert Sample.objects.filter(member__cluster__name="default").count() == 3
+    assert Member.objects.filter(cluster__name="default").count() == 3
 
 
 @pytest.mark.django_db(transaction=True)

@@ -35,6 +35,7 @@ DB_NAME = "etcdmonitor_rounds_bench"
 REDIS = "redis://127.0.0.1:6379/9"  # makes the settings a worker's (not embedded); never used
 SLOW_RAFT = ["--heartbeat-interval=100", "--election-timeout=1000"]
 MODES = ("collect", "probe", "eval")
+CHUNKED = "collect-chunked"  # with --chunk: the collection in rounds of that many clusters
 
 
 def log(message: str) -> None:
@@ -44,7 +45,7 @@ def log(message: str) -> None:
 # --- one side, in a process of its own tree -------------------------------------------------------
 
 
-def side(urls: list[list[str]], rounds: int) -> dict:
+def side(urls: list[list[str]], rounds: int, chunk: int = 0) -> dict:
     """Set up this tree against the fleet `urls` and measure its rounds."""
     import base64
 
@@ -142,17 +143,28 @@ def side(urls: list[list[str]], rounds: int) -> dict:
         if pending or any(run.exception() for run in done):
             raise RuntimeError("a round left a cluster unfinished or failed")
 
+    def chunked_round() -> None:
+        # As a worker runs the collection: one round per `chunk` clusters, one after another.
+        for start in range(0, len(ids), chunk):
+            runs = {cluster_id: Future() for cluster_id in ids[start : start + chunk]}
+            services._collect_round(runs=runs)
+            done, pending = wait(runs.values(), timeout=60)
+            if pending or any(run.exception() for run in done):
+                raise RuntimeError("a round left a cluster unfinished or failed")
+
     calls = {
         "collect": lambda: fleet_round(services._collect_round),
         "probe": lambda: fleet_round(services._probe_round),
         "eval": alert_services.evaluate_all,
+        CHUNKED: chunked_round,
     }
+    modes = (*MODES, CHUNKED) if chunk else MODES
     for _ in range(3):  # member discovery, first sights, the series the rules read
         for mode in ("collect", "probe"):
             calls[mode]()
             time.sleep(1.1)
     calls["eval"]()  # its first round makes each cluster's evaluation row: not measured
-    spent: dict[str, list[float]] = {mode: [] for mode in MODES}
+    spent: dict[str, list[float]] = {mode: [] for mode in modes}
     profiled, _, profile_path = os.environ.get("ROUNDS_PROFILE", "").partition(":")
     profile = None
     if profiled:
@@ -160,7 +172,7 @@ def side(urls: list[list[str]], rounds: int) -> dict:
 
         profile = cProfile.Profile(time.process_time)  # CPU, not the wall (etcd answers meanwhile)
     for _ in range(rounds):
-        for mode in MODES:
+        for mode in modes:
             time.sleep(1.1)  # a new second: a collection round's samples need their own ts
             started = time.process_time()
             if mode == profiled:
@@ -213,6 +225,8 @@ def compare(args) -> dict:
                         str(work / "urls.json"),
                         "--rounds",
                         str(args.rounds),
+                        "--chunk",
+                        str(args.chunk),
                     ],
                     cwd=tree,
                     env=side_env,
@@ -231,7 +245,7 @@ def compare(args) -> dict:
             capture_output=True,
         )
     report = {"base": args.base, "members": sum(len(u) for u in urls), "clusters": len(urls)}
-    for mode in MODES:
+    for mode in (*MODES, CHUNKED) if args.chunk else MODES:
         base = statistics.median(r[mode] for r in results["base"])
         this = statistics.median(r[mode] for r in results["this"])
         report[mode] = {
@@ -251,24 +265,32 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=12, help="measured rounds of each kind")
     parser.add_argument("--passes", type=int, default=2, help="alternations of the two sides")
     parser.add_argument(
-        "--profile", choices=MODES, help="cProfile this kind of round (its time is inflated)"
+        "--profile",
+        choices=(*MODES, CHUNKED),
+        help="cProfile this kind of round (its time is inflated)",
     )
     parser.add_argument(
         "--profile-out",
         default=str(Path(tempfile.gettempdir()) / "rounds"),
         help="pstats files: this path + .base / .this",
     )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help=f"also measure the collection in rounds of this many clusters ({CHUNKED!r})",
+    )
     parser.add_argument("--side", type=Path, help=argparse.SUPPRESS)  # one side, internal
     args = parser.parse_args()
     if args.side is not None:
-        print(json.dumps(side(json.loads(args.side.read_text()), args.rounds)))
+        print(json.dumps(side(json.loads(args.side.read_text()), args.rounds, args.chunk)))
         return 0
     report = compare(args)
     print(json.dumps(report, indent=2))
-    for mode in MODES:
+    for mode in (*MODES, CHUNKED) if args.chunk else MODES:
         figures = report[mode]
         print(
-            f"{mode:8} CPU per member per round: {figures['this_ms_per_member']:.3f} ms, "
+            f"{mode:15} CPU per member per round: {figures['this_ms_per_member']:.3f} ms, "
             f"base {figures['base_ms_per_member']:.3f} ms, ratio {figures['ratio']}"
         )
     return 0

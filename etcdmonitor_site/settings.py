@@ -224,7 +224,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": job["task"],
         "schedule": float(job["interval"]),
         # A backlog never runs stale twice: a queued run expires before the next one is due.
-        "options": {"expires": max(1.0, job["interval"] * 0.9)},
+        # Nobody reads a periodic run's result: unasked, the worker stores and publishes each
+        # one in Redis, and beat subscribes to each one's channel as it sends the task.
+        "options": {"expires": max(1.0, job["interval"] * 0.9), "ignore_result": True},
     }
     for name, job in PERIODIC_JOBS.items()
 }

@@ -103,6 +103,37 @@ def test_celery_task_round_trips_through_redis(redis_url, etcd_cluster):
     assert result == {url: True for url in etcd_cluster.client_urls}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_job_beat_sends_stores_no_result_where_a_call_asking_for_one_does(redis_url, settings):
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+
+    entry = settings.CELERY_BEAT_SCHEDULE["purge-alerts"]
+    ran = set()
+
+    def note(task_id, **_kwargs):
+        ran.add(task_id)
+
+    celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    task_postrun.connect(note, weak=False)
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=60):
+            periodic = celery_app.send_task(entry["task"], **entry["options"])  # as beat does
+            asked = celery_app.send_task(entry["task"])
+            assert asked.get(timeout=60) == 0
+            deadline = time.monotonic() + 60
+            while periodic.id not in ran and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        task_postrun.disconnect(note)
+        celery_app.conf.update(task_always_eager=True)
+
+    backend = celery_app.backend
+    assert periodic.id in ran, "the periodic run ran"
+    assert backend.get(backend.get_key_for_task(periodic.id)) is None
+    assert backend.get(backend.get_key_for_task(asked.id)) is not None
+
+
 def test_in_process_scheduler_runs_the_same_task_without_a_broker(etcd_cluster):
     health = cluster_gateway()._health
     seen = set()

@@ -18,6 +18,7 @@ This measures the rounds' own code; Celery, beat and the journal are left out.
 """
 
 import argparse
+import functools
 import json
 import os
 import secrets
@@ -35,7 +36,11 @@ DB_NAME = "etcdmonitor_rounds_bench"
 REDIS = "redis://127.0.0.1:6379/9"  # makes the settings a worker's (not embedded); never used
 SLOW_RAFT = ["--heartbeat-interval=100", "--election-timeout=1000"]
 MODES = ("collect", "probe", "eval")
-CHUNKED = "collect-chunked"  # with --chunk: the collection in rounds of that many clusters
+
+
+def chunked_modes(chunks: list[int]) -> tuple[str, ...]:
+    """With --chunk: the collection in rounds of each of those many clusters."""
+    return tuple(f"collect/{size}" for size in chunks)
 
 
 def log(message: str) -> None:
@@ -45,7 +50,11 @@ def log(message: str) -> None:
 # --- one side, in a process of its own tree -------------------------------------------------------
 
 
-def side(urls: list[list[str]], rounds: int, chunk: int = 0) -> dict:
+def chunk_sizes(text: str) -> list[int]:
+    return [int(size) for size in text.split(",") if size.strip()]
+
+
+def side(urls: list[list[str]], rounds: int, chunks: list[int]) -> dict:
     """Set up this tree against the fleet `urls` and measure its rounds."""
     import base64
 
@@ -143,7 +152,7 @@ def side(urls: list[list[str]], rounds: int, chunk: int = 0) -> dict:
         if pending or any(run.exception() for run in done):
             raise RuntimeError("a round left a cluster unfinished or failed")
 
-    def chunked_round() -> None:
+    def chunked_round(chunk: int) -> None:
         # As a worker runs the collection: one round per `chunk` clusters, one after another.
         for start in range(0, len(ids), chunk):
             runs = {cluster_id: Future() for cluster_id in ids[start : start + chunk]}
@@ -156,9 +165,10 @@ def side(urls: list[list[str]], rounds: int, chunk: int = 0) -> dict:
         "collect": lambda: fleet_round(services._collect_round),
         "probe": lambda: fleet_round(services._probe_round),
         "eval": alert_services.evaluate_all,
-        CHUNKED: chunked_round,
     }
-    modes = (*MODES, CHUNKED) if chunk else MODES
+    for size, mode in zip(chunks, chunked_modes(chunks), strict=True):
+        calls[mode] = functools.partial(chunked_round, size)
+    modes = (*MODES, *chunked_modes(chunks))
     for _ in range(3):  # member discovery, first sights, the series the rules read
         for mode in ("collect", "probe"):
             calls[mode]()
@@ -226,7 +236,7 @@ def compare(args) -> dict:
                         "--rounds",
                         str(args.rounds),
                         "--chunk",
-                        str(args.chunk),
+                        args.chunk,
                     ],
                     cwd=tree,
                     env=side_env,
@@ -245,7 +255,7 @@ def compare(args) -> dict:
             capture_output=True,
         )
     report = {"base": args.base, "members": sum(len(u) for u in urls), "clusters": len(urls)}
-    for mode in (*MODES, CHUNKED) if args.chunk else MODES:
+    for mode in (*MODES, *chunked_modes(chunk_sizes(args.chunk))):
         base = statistics.median(r[mode] for r in results["base"])
         this = statistics.median(r[mode] for r in results["this"])
         report[mode] = {
@@ -266,8 +276,8 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=2, help="alternations of the two sides")
     parser.add_argument(
         "--profile",
-        choices=(*MODES, CHUNKED),
-        help="cProfile this kind of round (its time is inflated)",
+        help=f"cProfile this kind of round, one of {', '.join(MODES)} or collect/N with --chunk "
+        "(its time is inflated)",
     )
     parser.add_argument(
         "--profile-out",
@@ -276,18 +286,18 @@ def main() -> int:
     )
     parser.add_argument(
         "--chunk",
-        type=int,
-        default=0,
-        help=f"also measure the collection in rounds of this many clusters ({CHUNKED!r})",
+        default="",
+        help="also measure the collection in rounds of these many clusters (comma-separated)",
     )
     parser.add_argument("--side", type=Path, help=argparse.SUPPRESS)  # one side, internal
     args = parser.parse_args()
     if args.side is not None:
-        print(json.dumps(side(json.loads(args.side.read_text()), args.rounds, args.chunk)))
+        urls = json.loads(args.side.read_text())
+        print(json.dumps(side(urls, args.rounds, chunk_sizes(args.chunk))))
         return 0
     report = compare(args)
     print(json.dumps(report, indent=2))
-    for mode in (*MODES, CHUNKED) if args.chunk else MODES:
+    for mode in (*MODES, *chunked_modes(chunk_sizes(args.chunk))):
         figures = report[mode]
         print(
             f"{mode:15} CPU per member per round: {figures['this_ms_per_member']:.3f} ms, "

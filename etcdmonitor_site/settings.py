@@ -101,10 +101,13 @@ COLLECTOR_INTERVAL = env.int("COLLECTOR_INTERVAL", default=30)
 QUANTILE_WINDOW_SECONDS = env.int("QUANTILE_WINDOW_SECONDS", default=300)
 # Seconds between health probes (a Status per member): how fast a failure shows.
 HEALTH_PROBE_INTERVAL = env.int("HEALTH_PROBE_INTERVAL", default=5)
-# Threads per process collecting and probing clusters (each keeps a database connection), and
-# the clusters in one collection round with workers; a dead cluster holds one for its
-# timeouts, never another cluster's round.
+# Threads per process collecting and probing clusters (each keeps a database connection); a
+# dead cluster holds one for its timeouts, never another cluster's round.
 MONITOR_CLUSTER_WORKERS = env.int("MONITOR_CLUSTER_WORKERS", default=8)
+# With workers, the most clusters in one collection round; a fleet's rounds are spread over
+# the first half of the interval. Larger rounds cost less CPU per member (shared queries,
+# writes and wake-ups: bench/rounds.py --chunk), smaller ones spread the load more evenly.
+MONITOR_ROUND_CLUSTERS = env.int("MONITOR_ROUND_CLUSTERS", default=40)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
 # The change journal (journal app): a watcher per monitored cluster storing every KV change.

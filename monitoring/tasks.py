@@ -16,7 +16,7 @@ def probe_etcd_endpoints() -> dict[str, bool]:
 def collect_metrics() -> dict | None:
     """Periodic (COLLECTOR_INTERVAL): one collection cycle of every monitored cluster, each
     with its own lease. One cluster: this very run. More: in embedded mode all started on this
-    process's bounded pool; with workers, in rounds of MONITOR_CLUSTER_WORKERS clusters started
+    process's bounded pool; with workers, in rounds of MONITOR_ROUND_CLUSTERS clusters started
     by this worker process over the first half of the interval (`collect_fleet_spread`), each
     dropped if it could not start before the next run is due.
     """
@@ -27,7 +27,7 @@ def collect_metrics() -> dict | None:
         return {"started": sorted(services.collect_fleet(cluster_ids=ids))}
     services.collect_fleet_spread(
         cluster_ids=ids,
-        chunk_size=settings.MONITOR_CLUSTER_WORKERS,
+        chunk_size=settings.MONITOR_ROUND_CLUSTERS,
         over_seconds=settings.COLLECTOR_INTERVAL * 0.5,
         expires_seconds=max(1.0, settings.COLLECTOR_INTERVAL * 0.9),
     )

@@ -274,7 +274,7 @@ def test_with_a_broker_one_task_spreads_the_clusters_rounds_over_half_the_interv
 
     record = add_cluster(api_client, second.client_urls[0])
     settings.EMBEDDED_MODE = False
-    settings.MONITOR_CLUSTER_WORKERS = 1  # rounds of one: two rounds for two clusters
+    settings.MONITOR_ROUND_CLUSTERS = 1  # rounds of one: two rounds for two clusters
     received = []
     celery_app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     try:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/rounds.py                   # the working tree against HEAD
     .venv/bin/python bench/rounds.py --base 2f32b52    # against any revision
+    .venv/bin/python bench/rounds.py --chunk 8,40      # also the collection in rounds of N
 
 One fleet of real etcd clusters (30 one-member and 5 three-member by default) serves both
 sides. Each side, in turn, runs in a fresh process of its own tree against a fresh database:

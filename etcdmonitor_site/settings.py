@@ -107,7 +107,7 @@ MONITOR_CLUSTER_WORKERS = env.int("MONITOR_CLUSTER_WORKERS", default=8)
 # With workers, the most clusters in one collection round; a fleet's rounds are spread over
 # the first half of the interval. Larger rounds cost less CPU per member (shared queries,
 # writes and wake-ups: bench/rounds.py --chunk), smaller ones spread the load more evenly.
-MONITOR_ROUND_CLUSTERS = env.int("MONITOR_ROUND_CLUSTERS", default=40)
+MONITOR_ROUND_CLUSTERS = env.int("MONITOR_ROUND_CLUSTERS", default=100)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=7)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7)
 # The change journal (journal app): a watcher per monitored cluster storing every KV change.

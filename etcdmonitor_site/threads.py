@@ -41,8 +41,9 @@ class LaterCalls:
     of its own (started when first needed, again after a fork).
 
     For work a Celery task spreads over the coming seconds: each later start as a task of its
-    own costs the broker's message, its acknowledgement and the worker's bookkeeping (~2.6 ms of
-    CPU, bench/celery_tasks.py), more than starting it here. A call should only hand work off
+    own costs the broker's message, its acknowledgement and the worker's bookkeeping (2.6 ms of
+    CPU in a quiet worker, bench/celery_tasks.py; ~7 ms in the fleet scale run), more than
+    starting it here. A call should only hand work off
     (a pool submit): the next one waits for it.
     """
 

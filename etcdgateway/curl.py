@@ -1,10 +1,11 @@
 """libcurl handles for the collector's hot paths: `/metrics` fetches and unary gRPC calls.
 
 Why libcurl (pycurl) on these paths and not httpx, urllib3 or grpcio: the collector makes a
-`/metrics` fetch and several Status calls per member every cycle, and libcurl does the I/O,
-HTTP/2 framing and gzip in C with the GIL released (measured per call in docs/PERFORMANCE.md:
+`/metrics` fetch and several Status calls per member every cycle, and libcurl does the I/O
+and HTTP/2 framing in C with the GIL released (measured per call in docs/PERFORMANCE.md:
 a 147 KB gzip scrape ~0.55 ms of CPU against ~1.4 with urllib3; Status ~0.2 ms against ~0.42
-with grpcio, whose event-engine threads add their own CPU).
+with grpcio, whose event-engine threads add their own CPU). The scraper inflates gzip itself
+(`etcdgateway.scraper.inflated`), faster than libcurl's zlib.
 """
 
 import errno

@@ -15,7 +15,13 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import F, JSONField, Q
 
 from clusters.connection import cluster_gateway as record_gateway
@@ -688,17 +694,24 @@ def _own_scope():
 
 def _write_cycles_group(names: tuple[str, ...], group: list[_CycleWrite]) -> None:
     sql, json_fields = _cycle_writes_sql(names)
+    # Resolved once: `connection` is a proxy whose every attribute costs a thread-local lookup,
+    # and a field's preparation reads it several times per value.
+    db = connections[DEFAULT_DB_ALIAS]
+    fields = [
+        (index, name, None if as_json else Member._meta.get_field(name).get_db_prep_save)
+        for index, (name, as_json) in enumerate(zip(names, json_fields, strict=True), start=3)
+    ]
     columns: list[list] = [[], [], []] + [[] for _ in names]
     for write in group:
         columns[0].append(write.member.pk)
         columns[1].append(write.ts)
         columns[2].append(ValuesArrayField.postgres_literal(write.array))
-        for index, (name, as_json) in enumerate(zip(names, json_fields, strict=True), start=3):
+        for index, name, prepare in fields:
             value = write.fields[name]
-            if as_json:
+            if prepare is None:
                 value = None if value is None else jsontext.dumps(value)
             else:
-                value = Member._meta.get_field(name).get_db_prep_save(value, connection)
+                value = prepare(value, db)
             columns[index].append(value)
     # Arrays as text literals: psycopg dumps a list element by element in Python.
     with rawsql.bound_cursor() as cursor:

@@ -131,6 +131,7 @@ def _fetch_in_a_round(gateway, url: str, path: str):
             transfers.run(deadline, early=True)
     finally:
         transfers.close()
+    assert outcome, f"{path}: the round's fetch never ended"
     return outcome[0]
 
 
